@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from .assistant import Assistant
+from .chunks import Chunk
 from .files import File, VectorStore, VectorStoreFile, VectorStoreFileBatch
 from .keys import ApiKey
 from .run import Run, RunStep
@@ -9,6 +10,7 @@ from .thread import Message, Thread
 __all__ = [
     "ApiKey",
     "Assistant",
+    "Chunk",
     "File",
     "Message",
     "Run",

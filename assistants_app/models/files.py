@@ -68,10 +68,19 @@ class VectorStoreFile(models.Model):
     batch = models.ForeignKey(
         "VectorStoreFileBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="vs_files"
     )
+    # Ingestion lease (tools/file_search/ingest.py): a worker owns the row while claimed_by is its
+    # id and claim_expires_at is in the future; a killed worker's claim simply expires.
+    claimed_by = models.CharField(max_length=100, blank=True, default="")
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.IntegerField(default=0)
 
     class Meta:
         ordering = ["-id"]
         constraints = [models.UniqueConstraint(fields=["vector_store", "file"], name="unique_vs_file")]
+        indexes = [models.Index(fields=["status", "claim_expires_at"], name="vsfile_pending_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.file_id} in {self.vector_store_id}"
 
 
 class VectorStoreFileBatch(models.Model):
@@ -82,3 +91,6 @@ class VectorStoreFileBatch(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.id
