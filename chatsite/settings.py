@@ -126,8 +126,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
     }
-    DATABASES["default"].setdefault("TEST", {})
-    DATABASES["default"]["TEST"]["NAME"] = env_str("TEST_SQLITE_NAME", "") or None
+    # Tests use a file (not the shared-cache in-memory database, whose table locks ignore
+    # busy_timeout), one per test process so that parallel runs never collide.
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {
+        "NAME": env_str("TEST_SQLITE_NAME", "") or str(Path(tempfile.gettempdir()) / f"assistants-test-{os.getpid()}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,42 @@
+"""Errors raised by services; the API renders them as OpenAI error objects, the web UI as text."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status = 400
+    type = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+
+
+class InvalidRequest(ServiceError):
+    pass
+
+
+class NotFound(ServiceError):
+    status = 404
+
+    def __init__(self, kind: str, object_id: str, *, param: str | None = None) -> None:
+        super().__init__(f"No {kind} found with id '{object_id}'.", param=param, code=None)
+
+
+class ThreadBusy(ServiceError):
+    """A thread with an active run accepts no new message or run. Retrying at once cannot help."""
+
+    retryable = False
+
+    def __init__(self, thread_id: str, run_id: str | None) -> None:
+        detail = f" while run {run_id} is active" if run_id else " while a run is active"
+        super().__init__(
+            f"Can't add messages or start a run on thread {thread_id}{detail}.",
+            code="thread_busy",
+        )
+        self.run_id = run_id

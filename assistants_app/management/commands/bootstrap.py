@@ -1,0 +1,38 @@
+"""Make a fresh installation usable: a default assistant for the chat page, optionally an admin user."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from assistants_app.models import Assistant
+
+
+class Command(BaseCommand):
+    help = "Create the default chat assistant (and ADMIN_USERNAME/ADMIN_PASSWORD superuser) if missing."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not Assistant.objects.filter(is_default=True).exists():
+            a = Assistant.objects.create(
+                name="Assistant",
+                model=settings.DEFAULT_MODEL,
+                instructions="You are a helpful assistant.",
+                is_default=True,
+            )
+            self.stdout.write(f"Created default assistant {a.id} (model {a.model})")
+        username, password = os.environ.get("ADMIN_USERNAME"), os.environ.get("ADMIN_PASSWORD")
+        if username and password:
+            User = get_user_model()
+            if not User.objects.filter(username=username).exists():
+                User.objects.create_superuser(username=username, password=password, email="")
+                self.stdout.write(f"Created superuser {username}")
+        if not (settings.OPENAI_BASE_URL or settings.OPENAI_API_KEY) and settings.MODEL_BACKEND == "openai":
+            self.stdout.write(
+                self.style.WARNING(
+                    "No model configured: runs will fail until OPENAI_BASE_URL (and OPENAI_API_KEY) are set."
+                )
+            )

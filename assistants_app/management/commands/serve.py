@@ -1,0 +1,37 @@
+"""Start the product in one process: daphne (HTTP + websockets) and, in embedded mode, the run executor."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+log = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Serve the web chat, admin and /v1 API with daphne; executes runs in-process unless RUN_EXECUTOR=external."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from daphne.cli import CommandLineInterface
+
+        executor = None
+        if settings.RUN_EXECUTOR == "embedded":
+            from assistants_app.runs.executor import ThreadedExecutor
+
+            executor = ThreadedExecutor().start()
+        self.stdout.write(f"Serving on http://{options['host']}:{options['port']}/ (Ctrl-C to stop)")
+        try:
+            # Daphne installs SIGINT/SIGTERM handlers and returns when its reactor stops.
+            CommandLineInterface().run(
+                ["-b", options["host"], "-p", str(options["port"]), "--proxy-headers", "chatsite.asgi:application"]
+            )
+        finally:
+            if executor is not None:
+                executor.stop()

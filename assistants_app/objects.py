@@ -1,0 +1,148 @@
+"""Model rows → the Assistants API's JSON objects.
+
+Shared by the REST API, the run event stream (whose payloads are these objects) and the chat page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .models import Assistant, File, Message, Run, RunStep, Thread
+
+
+def ts(value: datetime | None) -> int | None:
+    return int(value.timestamp()) if value is not None else None
+
+
+def assistant_obj(a: Assistant) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "object": "assistant",
+        "created_at": ts(a.created_at),
+        "name": a.name,
+        "description": a.description,
+        "model": a.model,
+        "instructions": a.instructions,
+        "tools": a.tools,
+        "tool_resources": a.tool_resources or {},
+        "metadata": a.metadata,
+        "temperature": a.temperature,
+        "top_p": a.top_p,
+        "response_format": a.response_format if a.response_format is not None else "auto",
+    }
+
+
+def thread_obj(t: Thread) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "object": "thread",
+        "created_at": ts(t.created_at),
+        "metadata": t.metadata,
+        "tool_resources": t.tool_resources or {},
+    }
+
+
+def message_obj(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "object": "thread.message",
+        "created_at": ts(m.created_at),
+        "thread_id": m.thread_id,
+        "role": m.role,
+        "content": m.content,
+        "attachments": m.attachments,
+        "status": m.status,
+        "incomplete_details": m.incomplete_details,
+        "completed_at": ts(m.completed_at),
+        "incomplete_at": ts(m.incomplete_at),
+        "assistant_id": m.assistant_id,
+        "run_id": m.run_id,
+        "metadata": m.metadata,
+    }
+
+
+def run_obj(r: Run) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "object": "thread.run",
+        "created_at": ts(r.created_at),
+        "thread_id": r.thread_id,
+        "assistant_id": r.assistant_ref,
+        "status": r.status,
+        "required_action": r.required_action,
+        "last_error": r.last_error,
+        "expires_at": ts(r.expires_at) if r.status in ("queued", "in_progress", "requires_action") else None,
+        "started_at": ts(r.started_at),
+        "cancelled_at": ts(r.cancelled_at),
+        "failed_at": ts(r.failed_at),
+        "completed_at": ts(r.completed_at),
+        "incomplete_details": r.incomplete_details,
+        "model": r.model,
+        "instructions": r.instructions,
+        "tools": r.tools,
+        "metadata": r.metadata,
+        "usage": r.usage,
+        "temperature": r.temperature,
+        "top_p": r.top_p,
+        "max_prompt_tokens": r.max_prompt_tokens,
+        "max_completion_tokens": r.max_completion_tokens,
+        "truncation_strategy": r.truncation_strategy or {"type": "auto", "last_messages": None},
+        "response_format": r.response_format if r.response_format is not None else "auto",
+        "tool_choice": r.tool_choice if r.tool_choice is not None else "auto",
+        "parallel_tool_calls": r.parallel_tool_calls,
+    }
+
+
+def step_obj(s: RunStep, *, include_file_search_content: bool = True) -> dict[str, Any]:
+    details = s.step_details
+    if details.get("type") == "tool_calls":
+        details = {
+            **details,
+            "tool_calls": [{k: v for k, v in c.items() if not k.startswith("_")} for c in details.get("tool_calls", [])],
+        }
+    if not include_file_search_content and details.get("type") == "tool_calls":
+        details = _strip_file_search_content(details)
+    return {
+        "id": s.id,
+        "object": "thread.run.step",
+        "created_at": ts(s.created_at),
+        "run_id": s.run_id,
+        "assistant_id": s.assistant_ref,
+        "thread_id": s.thread_id_ref,
+        "type": s.type,
+        "status": s.status,
+        "step_details": details,
+        "last_error": s.last_error,
+        "expired_at": ts(s.expired_at),
+        "cancelled_at": ts(s.cancelled_at),
+        "failed_at": ts(s.failed_at),
+        "completed_at": ts(s.completed_at),
+        "metadata": s.metadata,
+        "usage": s.usage,
+    }
+
+
+def _strip_file_search_content(details: dict[str, Any]) -> dict[str, Any]:
+    calls = []
+    for call in details.get("tool_calls", []):
+        if call.get("type") == "file_search":
+            fs = dict(call.get("file_search") or {})
+            fs["results"] = [{k: v for k, v in r.items() if k != "content"} for r in fs.get("results", [])]
+            call = {**call, "file_search": fs}
+        calls.append(call)
+    return {**details, "tool_calls": calls}
+
+
+def file_obj(f: File) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "object": "file",
+        "bytes": f.bytes,
+        "created_at": ts(f.created_at),
+        "expires_at": ts(f.expires_at),
+        "filename": f.filename,
+        "purpose": f.purpose,
+        "status": "processed",
+        "status_details": None,
+    }

@@ -1,0 +1,184 @@
+"""How runs get a worker.
+
+The run row is the task: a queued run is claimed by a conditional UPDATE (state.claim), so any
+number of executors — a thread inside the web process (embedded mode) or `manage.py run_worker`
+processes on other machines (external mode, PostgreSQL + Redis) — share the queue and exactly one
+executes each run. A claimed run carries a lease that its executor renews; when a worker dies the
+lease runs out and any executor's reaper ends or requeues the run (see recovery.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import timedelta
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from assistants_app.models import Run
+
+from . import recovery, signals, state
+from .engine import Execution
+
+log = logging.getLogger(__name__)
+
+
+def make_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Executor:
+    def __init__(self, worker_id: str | None = None, concurrency: int | None = None) -> None:
+        self.worker_id = worker_id or make_worker_id()
+        self.concurrency = concurrency or settings.RUN_CONCURRENCY
+        self.running: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stop: asyncio.Event | None = None
+
+    # Thread-safe entry points (called from request threads, signal handlers, pub/sub listeners).
+    def wake(self) -> None:
+        if self._loop and self._wake:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def request_cancel(self, run_id: str) -> None:
+        if self._loop:
+            self._loop.call_soon_threadsafe(self._cancel_local, run_id)
+
+    def stop(self) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def _cancel_local(self, run_id: str) -> None:
+        entry = self.running.get(run_id)
+        if entry:
+            entry[1].set()
+
+    # ---------------------------------------------------------------------------------------------
+    async def run_forever(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        signals.register(self)
+        listener = asyncio.ensure_future(signals.listen(self))
+        heartbeat = asyncio.ensure_future(self._heartbeat())
+        log.info("run executor %s started (concurrency %d)", self.worker_id, self.concurrency)
+        try:
+            await sync_to_async(recovery.recover, thread_sensitive=False)()
+            while not self._stop.is_set():
+                await self._claim_some()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), settings.RUN_POLL_SECONDS)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+        finally:
+            signals.unregister(self)
+            listener.cancel()
+            heartbeat.cancel()
+            await self._shutdown()
+
+    async def _claim_some(self) -> None:
+        free = self.concurrency - len(self.running)
+        if free <= 0:
+            return
+        candidates = await sync_to_async(_queued_ids, thread_sensitive=False)(free * 2)
+        for run_id in candidates:
+            if len(self.running) >= self.concurrency:
+                break
+            run = await sync_to_async(state.claim, thread_sensitive=False)(run_id, self.worker_id)
+            if run is None:
+                continue  # another executor won it
+            cancel = asyncio.Event()
+            task = asyncio.ensure_future(self._execute(run, cancel))
+            self.running[run.id] = (task, cancel)
+
+    async def _execute(self, run: Run, cancel: asyncio.Event) -> None:
+        try:
+            await Execution(run, cancel=cancel).execute()
+        finally:
+            self.running.pop(run.id, None)
+            if self._wake:
+                self._wake.set()
+            await sync_to_async(close_old_connections, thread_sensitive=False)()
+
+    async def _heartbeat(self) -> None:
+        interval = max(0.2, min(settings.RUN_LEASE_SECONDS / 3, settings.RUN_POLL_SECONDS))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._beat()
+            except Exception:
+                log.exception("executor heartbeat failed")
+
+    async def _beat(self) -> None:
+        ids = list(self.running)
+        held = await sync_to_async(state.renew_leases, thread_sensitive=False)(self.worker_id, ids)
+        cancelling = await sync_to_async(_cancelling_ids, thread_sensitive=False)(ids)
+        for run_id in ids:
+            # Lost the lease (reaped) or asked to cancel: stop streaming now.
+            if run_id not in held or run_id in cancelling:
+                self._cancel_local(run_id)
+        await sync_to_async(recovery.recover, thread_sensitive=False)()
+
+    async def _shutdown(self) -> None:
+        """Stop in-flight runs; release their leases so that a restart recovers them at once."""
+        ids = list(self.running)
+        for task, _ in self.running.values():
+            task.cancel()
+        if ids:
+            await asyncio.gather(*(t for t, _ in self.running.values()), return_exceptions=True)
+            await sync_to_async(_release, thread_sensitive=False)(self.worker_id, ids)
+
+
+def _queued_ids(limit: int) -> list[str]:
+    return list(Run.objects.filter(status=state.QUEUED).order_by("id").values_list("id", flat=True)[:limit])
+
+
+def _cancelling_ids(ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    return set(Run.objects.filter(id__in=ids, status=state.CANCELLING).values_list("id", flat=True))
+
+
+def _release(worker_id: str, ids: list[str]) -> None:
+    Run.objects.filter(id__in=ids, lease_owner=worker_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+
+class ThreadedExecutor:
+    """The embedded executor: an Executor on its own event loop in a daemon thread."""
+
+    def __init__(self, concurrency: int | None = None) -> None:
+        self.executor = Executor(concurrency=concurrency)
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+
+    def start(self) -> ThreadedExecutor:
+        self._thread = threading.Thread(target=self._main, name="run-executor", daemon=True)
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def _main(self) -> None:
+        async def main() -> None:
+            task = asyncio.ensure_future(self.executor.run_forever())
+            await asyncio.sleep(0)
+            self._started.set()
+            await task
+
+        try:
+            asyncio.run(main())
+        finally:
+            self._started.set()
+
+    def stop(self, timeout: float = 10) -> None:
+        self.executor.stop()
+        if self._thread:
+            self._thread.join(timeout)

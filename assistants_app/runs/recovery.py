@@ -1,0 +1,78 @@
+"""Ending runs that nobody will finish: expired runs and runs whose worker's lease ran out.
+
+Every executor calls `recover()` at start-up and on each heartbeat, so a run whose worker was
+killed (SIGKILL, power loss) is resolved within one lease period by whichever executor is alive.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from assistants_app.models import Run
+
+from . import state
+from .engine import close_open_outputs
+from .events import get_event_log
+
+log = logging.getLogger(__name__)
+
+WORKER_LOST = (
+    "The worker executing this run stopped before it finished (its lease expired); "
+    "any partial output was kept."
+)
+
+
+def _publish(run_id: str, events: list[tuple[str, dict]]) -> None:
+    event_log = get_event_log()
+    for name, payload in events:
+        event_log.publish(run_id, name, payload)
+
+
+def expire_overdue() -> int:
+    now = timezone.now()
+    count = 0
+    overdue = Run.objects.filter(expires_at__lt=now).filter(
+        Q(status__in=[state.QUEUED, state.REQUIRES_ACTION])
+        | Q(status__in=[state.IN_PROGRESS, state.CANCELLING], lease_expires_at__lt=now)
+    )
+    for run in overdue.only("id", "status"):
+        outputs = close_open_outputs(run.id, "run_expired")
+        if state.transition(run.id, state.EXPIRED, expected=[run.status]) is not None:
+            _publish(run.id, outputs)
+            count += 1
+    return count
+
+
+def reap_lost() -> int:
+    now = timezone.now()
+    count = 0
+    lost = Run.objects.filter(status__in=[state.IN_PROGRESS, state.CANCELLING], lease_expires_at__lt=now)
+    for run in lost.only("id", "status", "streamed", "attempts"):
+        if run.status == state.CANCELLING:
+            outputs = close_open_outputs(run.id, "run_cancelled")
+            done = state.transition(run.id, state.CANCELLED, expected=[state.CANCELLING])
+        elif not run.streamed and run.attempts < settings.RUN_MAX_ATTEMPTS:
+            # Nothing reached any reader yet: running it again is invisible to clients.
+            outputs = []
+            done = state.transition(run.id, state.QUEUED, expected=[state.IN_PROGRESS])
+        else:
+            outputs = close_open_outputs(run.id, "run_failed", {"code": "server_error", "message": WORKER_LOST})
+            done = state.transition(
+                run.id,
+                state.FAILED,
+                expected=[state.IN_PROGRESS],
+                fields={"last_error": {"code": "server_error", "message": WORKER_LOST}},
+            )
+        if done is not None:
+            log.warning("recovered run %s (was %s) -> %s", run.id, run.status, done.status)
+            _publish(run.id, outputs)
+            count += 1
+    return count
+
+
+def recover() -> int:
+    return expire_overdue() + reap_lost()

@@ -1,0 +1,93 @@
+"""Nudging executors: "a run is queued" and "cancel this run".
+
+These are latency optimisations only. Executors also poll the database (RUN_POLL_SECONDS), so a
+lost nudge delays a run by at most one poll interval and never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from .executor import Executor
+
+log = logging.getLogger(__name__)
+CHANNEL = "assistants:runs:control"
+
+_local: list[Executor] = []
+_lock = threading.Lock()
+
+
+def register(executor: Executor) -> None:
+    with _lock:
+        _local.append(executor)
+
+
+def unregister(executor: Executor) -> None:
+    with _lock:
+        if executor in _local:
+            _local.remove(executor)
+
+
+def _redis_publish(message: dict[str, str]) -> None:
+    if not settings.REDIS_URL:
+        return
+    try:
+        from assistants_app.runs.events import get_event_log
+
+        client = getattr(get_event_log(), "_sync", None)
+        if client is not None:
+            client.publish(CHANNEL, json.dumps(message))
+    except Exception:
+        log.warning("could not publish %s to Redis", message, exc_info=True)
+
+
+def notify_queued() -> None:
+    with _lock:
+        executors = list(_local)
+    for ex in executors:
+        ex.wake()
+    _redis_publish({"type": "queued"})
+
+
+def notify_cancel(run_id: str) -> None:
+    with _lock:
+        executors = list(_local)
+    for ex in executors:
+        ex.request_cancel(run_id)
+    _redis_publish({"type": "cancel", "run_id": run_id})
+
+
+async def listen(executor: Executor) -> None:
+    """Relay Redis nudges to this executor (external mode); returns at once without Redis."""
+    if not settings.REDIS_URL:
+        return
+    import redis.asyncio as aredis
+
+    while True:
+        client = aredis.Redis.from_url(settings.REDIS_URL)
+        try:
+            pubsub = client.pubsub()
+            await pubsub.subscribe(CHANNEL)
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                data = json.loads(message["data"])
+                if data.get("type") == "queued":
+                    executor.wake()
+                elif data.get("type") == "cancel":
+                    executor.request_cancel(data["run_id"])
+        except asyncio.CancelledError:
+            await client.aclose()
+            raise
+        except Exception:
+            log.warning("Redis control listener failed; retrying", exc_info=True)
+            await asyncio.sleep(1)
+        finally:
+            await client.aclose()

@@ -1,0 +1,144 @@
+"""The run status machine: the only writer of `Run.status`.
+
+Every change is a conditional UPDATE (`WHERE id = ? AND status IN (...)`) whose row count says
+whether this caller won; a caller that lost learns it and backs off. The matching `thread.run.*`
+event is published after commit, so the event stream and the database never disagree about the
+order of statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from assistants_app.models import Run
+from assistants_app.models.run import ACTIVE_STATUSES, TERMINAL_STATUSES
+from assistants_app.objects import run_obj
+
+from .events import get_event_log
+
+QUEUED = "queued"
+IN_PROGRESS = "in_progress"
+REQUIRES_ACTION = "requires_action"
+CANCELLING = "cancelling"
+CANCELLED = "cancelled"
+FAILED = "failed"
+COMPLETED = "completed"
+INCOMPLETE = "incomplete"
+EXPIRED = "expired"
+
+ALLOWED: dict[str, frozenset[str]] = {
+    QUEUED: frozenset({IN_PROGRESS, CANCELLED, FAILED, EXPIRED}),
+    # in_progress -> queued is recovery: a worker died before the run produced any output.
+    IN_PROGRESS: frozenset({REQUIRES_ACTION, CANCELLING, COMPLETED, FAILED, INCOMPLETE, EXPIRED, QUEUED}),
+    REQUIRES_ACTION: frozenset({QUEUED, CANCELLED, FAILED, EXPIRED}),
+    CANCELLING: frozenset({CANCELLED, FAILED, EXPIRED}),
+    **{s: frozenset() for s in TERMINAL_STATUSES},
+}
+assert set(ALLOWED) == set(ACTIVE_STATUSES) | set(TERMINAL_STATUSES)
+
+_TIMESTAMP_FIELD = {CANCELLED: "cancelled_at", FAILED: "failed_at", COMPLETED: "completed_at"}
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def is_allowed(source: str, target: str) -> bool:
+    return target in ALLOWED.get(source, frozenset())
+
+
+def sources_for(target: str) -> list[str]:
+    return [s for s, targets in ALLOWED.items() if target in targets]
+
+
+def publish_run_event(run: Run, event: str | None = None) -> None:
+    payload = run_obj(run)
+    name = event or f"thread.run.{run.status}"
+    transaction.on_commit(lambda: get_event_log().publish(run.id, name, payload))
+
+
+def create_run(**fields: Any) -> Run:
+    """Insert a queued run and announce it (`thread.run.created`, `thread.run.queued`)."""
+    fields.setdefault("expires_at", timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS))
+    run = Run.objects.create(status=QUEUED, **fields)
+    publish_run_event(run, "thread.run.created")
+    publish_run_event(run, "thread.run.queued")
+    return run
+
+
+def transition(
+    run_id: str,
+    target: str,
+    *,
+    expected: Iterable[str] | None = None,
+    fields: dict[str, Any] | None = None,
+    publish: bool = True,
+) -> Run | None:
+    """Move a run to `target` if it is currently in one of `expected`.
+
+    Returns the updated run, or None when the row was not in an expected status (someone else won,
+    or the run moved on). Raises IllegalTransition for a transition the machine never allows.
+    """
+    sources = list(expected) if expected is not None else sources_for(target)
+    bad = [s for s in sources if not is_allowed(s, target)]
+    if bad or not sources:
+        raise IllegalTransition(f"run status cannot go from {bad or sources} to {target!r}")
+    now = timezone.now()
+    values: dict[str, Any] = dict(fields or {})
+    values["status"] = target
+    if target in _TIMESTAMP_FIELD:
+        values.setdefault(_TIMESTAMP_FIELD[target], now)
+    if target != IN_PROGRESS and target != CANCELLING:
+        # Nobody executes a run that waits, is queued or is finished: drop the lease.
+        values.setdefault("lease_owner", "")
+        values.setdefault("lease_expires_at", None)
+    if target != REQUIRES_ACTION:
+        values.setdefault("required_action", None)
+    with transaction.atomic():
+        updated = Run.objects.filter(id=run_id, status__in=sources).update(**values)
+        if updated != 1:
+            return None
+        run = Run.objects.select_related(None).get(id=run_id)
+        if publish:
+            publish_run_event(run)
+    return run
+
+
+def claim(run_id: str, worker_id: str) -> Run | None:
+    """queued -> in_progress for one worker; exactly one of several racing workers wins."""
+    now = timezone.now()
+    return transition(
+        run_id,
+        IN_PROGRESS,
+        expected=[QUEUED],
+        fields={
+            "lease_owner": worker_id,
+            "lease_expires_at": now + timedelta(seconds=settings.RUN_LEASE_SECONDS),
+            "started_at": Coalesce(F("started_at"), Value(now)),
+            "attempts": F("attempts") + 1,
+        },
+    )
+
+
+def renew_leases(worker_id: str, run_ids: Iterable[str]) -> set[str]:
+    """Extend this worker's leases; returns the ids it still holds (others were taken or ended)."""
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    until = timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS)
+    Run.objects.filter(id__in=ids, lease_owner=worker_id, status__in=[IN_PROGRESS, CANCELLING]).update(
+        lease_expires_at=until
+    )
+    return set(
+        Run.objects.filter(id__in=ids, lease_owner=worker_id, status__in=[IN_PROGRESS, CANCELLING]).values_list(
+            "id", flat=True
+        )
+    )

@@ -1,0 +1,52 @@
+"""Following one run's events: the one reader used by the SSE API and the chat page's websocket."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+
+from asgiref.sync import sync_to_async
+
+from assistants_app.models import Run
+from assistants_app.models.run import TERMINAL_STATUSES
+from assistants_app.objects import run_obj
+
+from .events import STREAM_END_EVENTS, RunEvent, get_event_log
+
+
+async def follow(
+    run_id: str,
+    after: str = "",
+    *,
+    stop_on: Collection[str] = STREAM_END_EVENTS,
+    check_every: float = 2.0,
+) -> AsyncIterator[RunEvent]:
+    """Yield the run's events after cursor `after`, up to and including the first in `stop_on`.
+
+    The event log is the source; the database is the fallback when the log has nothing more to say
+    (retention elapsed, a publisher crashed): a run that the database shows as finished ends the
+    stream with its terminal event built from the row.
+    """
+    log = get_event_log()
+    cursor = after
+    while True:
+        async for ev in log.read(run_id, cursor, idle_timeout=check_every):
+            cursor = ev.cursor
+            yield ev
+            if ev.event in stop_on:
+                return
+        run = await sync_to_async(Run.objects.filter(id=run_id).first, thread_sensitive=False)()
+        if run is None:
+            return
+        ended = run.status in TERMINAL_STATUSES or (
+            run.status == "requires_action" and "thread.run.requires_action" in stop_on
+        )
+        if not ended:
+            continue
+        # Drain anything published between the idle timeout and the database read.
+        async for ev in log.read(run_id, cursor, idle_timeout=0.1):
+            cursor = ev.cursor
+            yield ev
+            if ev.event in stop_on:
+                return
+        yield RunEvent(cursor, f"thread.run.{run.status}", run_obj(run))
+        return
