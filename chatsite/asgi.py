@@ -13,11 +13,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-websocket_urlpatterns: list = []
-try:
-    from assistants_app.web.routing import websocket_urlpatterns  # noqa: F811
-except ImportError:  # the web chat module is optional while it is being built
-    pass
+from assistants_app.web.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -5,4 +5,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("v1/", include("assistants_app.api.urls")),
+    path("", include("assistants_app.web.urls")),
 ]
