@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
@@ -27,16 +26,11 @@ from assistants_app.tools import hosted
 
 from . import state
 from .context import PromptTooLarge, build_prompt, count_tokens
+from .dbpool import db
 from .emitter import Emitter
 from .events import get_event_log
 
 log = logging.getLogger(__name__)
-
-
-def db(fn):  # type: ignore[no-untyped-def]
-    # Engine DB work runs on a thread pool, one connection per thread, so runs don't queue behind
-    # one another on a single database thread.
-    return sync_to_async(fn, thread_sensitive=False)
 
 
 class RunCancelled(Exception):

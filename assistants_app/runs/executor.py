@@ -17,14 +17,14 @@ import threading
 import uuid
 from datetime import timedelta
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
 from assistants_app.models import Run
 
-from . import recovery, signals, state
+from . import dbpool, recovery, signals, state
+from .dbpool import db
 from .engine import Execution
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Executor:
         heartbeat = asyncio.ensure_future(self._heartbeat())
         log.info("run executor %s started (concurrency %d)", self.worker_id, self.concurrency)
         try:
-            await sync_to_async(recovery.recover, thread_sensitive=False)()
+            await db(recovery.recover)()
             while not self._stop.is_set():
                 await self._claim_some()
                 try:
@@ -89,11 +89,11 @@ class Executor:
         free = self.concurrency - len(self.running)
         if free <= 0:
             return
-        candidates = await sync_to_async(_queued_ids, thread_sensitive=False)(free * 2)
+        candidates = await db(_queued_ids)(free * 2)
         for run_id in candidates:
             if len(self.running) >= self.concurrency:
                 break
-            run = await sync_to_async(state.claim, thread_sensitive=False)(run_id, self.worker_id)
+            run = await db(state.claim)(run_id, self.worker_id)
             if run is None:
                 continue  # another executor won it
             cancel = asyncio.Event()
@@ -107,7 +107,7 @@ class Executor:
             self.running.pop(run.id, None)
             if self._wake:
                 self._wake.set()
-            await sync_to_async(close_old_connections, thread_sensitive=False)()
+            await db(close_old_connections)()
 
     async def _heartbeat(self) -> None:
         interval = max(0.2, min(settings.RUN_LEASE_SECONDS / 3, settings.RUN_POLL_SECONDS))
@@ -120,13 +120,13 @@ class Executor:
 
     async def _beat(self) -> None:
         ids = list(self.running)
-        held = await sync_to_async(state.renew_leases, thread_sensitive=False)(self.worker_id, ids)
-        cancelling = await sync_to_async(_cancelling_ids, thread_sensitive=False)(ids)
+        held = await db(state.renew_leases)(self.worker_id, ids)
+        cancelling = await db(_cancelling_ids)(ids)
         for run_id in ids:
             # Lost the lease (reaped) or asked to cancel: stop streaming now.
             if run_id not in held or run_id in cancelling:
                 self._cancel_local(run_id)
-        await sync_to_async(recovery.recover, thread_sensitive=False)()
+        await db(recovery.recover)()
 
     async def _shutdown(self) -> None:
         """Stop in-flight runs; release their leases so that a restart recovers them at once."""
@@ -135,7 +135,7 @@ class Executor:
             task.cancel()
         if ids:
             await asyncio.gather(*(t for t, _ in self.running.values()), return_exceptions=True)
-            await sync_to_async(_release, thread_sensitive=False)(self.worker_id, ids)
+            await db(_release)(self.worker_id, ids)
 
 
 def _queued_ids(limit: int) -> list[str]:
@@ -177,6 +177,7 @@ class ThreadedExecutor:
             asyncio.run(main())
         finally:
             self._started.set()
+            dbpool.shutdown()
 
     def stop(self, timeout: float = 10) -> None:
         self.executor.stop()

@@ -34,7 +34,7 @@ async def follow(
             yield ev
             if ev.event in stop_on:
                 return
-        run = await sync_to_async(Run.objects.filter(id=run_id).first, thread_sensitive=False)()
+        run = await sync_to_async(Run.objects.filter(id=run_id).first)()
         if run is None:
             return
         ended = run.status in TERMINAL_STATUSES or (

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from assistants_app.runs import dbpool
 from assistants_app.runs.executor import Executor
 
 
@@ -28,5 +29,8 @@ class Command(BaseCommand):
 
         self.stdout.write(f"worker {executor.worker_id} started", ending="\n")
         self.stdout.flush()
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        finally:
+            dbpool.shutdown()
         self.stdout.write("worker stopped")
