@@ -1,0 +1,485 @@
+"""The backend for any OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM, llama.cpp, ...).
+
+This is the only module that builds an `openai.AsyncOpenAI` client. Retrying is done here, not by the
+SDK, because only this code knows whether text has already reached the caller: a retry after that
+would show the user the start of the answer twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+import weakref
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+import httpx2
+import openai
+
+from .base import (
+    BackendError,
+    ChatRequest,
+    Finish,
+    FinishReason,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Local servers (Ollama, llama.cpp) ignore the key, but the SDK refuses an empty one.
+PLACEHOLDER_API_KEY = "not-needed"
+# An upstream asking us to wait longer than this is treated as if it asked for this long: a run that
+# sleeps for minutes looks hung to the user, and the caller can retry the whole run later.
+DEFAULT_MAX_RETRY_DELAY = 20.0
+LIST_MODELS_TIMEOUT = 5.0
+
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+    "function_call": "tool_calls",  # the pre-tools name some servers still send
+}
+# Statuses worth another attempt. 408/409 are transient too (the SDK retries them for the same reason).
+_RETRY_STATUSES = frozenset({408, 409, 429})
+_INVALID_PROMPT_STATUSES = frozenset({400, 404, 413, 422})
+
+
+# --------------------------------------------------------------------------------------------------
+# Clients
+
+
+# httpx connection pools belong to the event loop that opened them, so clients are cached per loop
+# (weakly, so a finished loop's clients go away with it) and then per (base_url, api_key).
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], openai.AsyncOpenAI]] = (
+    weakref.WeakKeyDictionary()
+)
+_loopless_clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
+
+
+def build_client(
+    base_url: str, api_key: str, *, connect_timeout: float = 10.0, stall_timeout: float = 60.0
+) -> openai.AsyncOpenAI:
+    """Return the shared `AsyncOpenAI` client for (base_url, api_key) on the running event loop.
+
+    The timeouts given here are only the client's defaults, used by whoever builds it first; the
+    backend passes its own timeouts with every request. The SDK's retries are off: see the module doc.
+    """
+    key = (base_url.rstrip("/"), api_key or PLACEHOLDER_API_KEY)
+    try:
+        cache = _clients.setdefault(asyncio.get_running_loop(), {})
+    except RuntimeError:
+        cache = _loopless_clients
+    client = cache.get(key)
+    if client is None or client.is_closed():
+        client = openai.AsyncOpenAI(
+            base_url=key[0],
+            api_key=key[1],
+            max_retries=0,
+            timeout=_timeout(connect_timeout, stall_timeout),
+        )
+        cache[key] = client
+    return client
+
+
+async def close_clients() -> None:
+    """Close the clients cached for the running event loop (for shutdown and test teardown)."""
+    cache = _clients.pop(asyncio.get_running_loop(), {})
+    for client in cache.values():
+        await client.close()
+
+
+def _timeout(connect_timeout: float, stall_timeout: float) -> httpx2.Timeout:
+    # `read` bounds the silence between two reads, which is exactly "the stream stalled".
+    return httpx2.Timeout(
+        connect=connect_timeout, read=stall_timeout, write=stall_timeout, pool=connect_timeout
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The backend
+
+
+class _Retry(Exception):
+    """Internal: this attempt failed in a way that another attempt may fix."""
+
+    def __init__(self, error: BackendError, delay: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.delay = delay  # what the upstream asked for (retry-after), if anything
+
+
+class OpenAICompatBackend:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        connect_timeout: float = 10.0,
+        stall_timeout: float = 60.0,
+        max_retries: int = 3,
+        retry_base: float = 0.5,
+        max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key or PLACEHOLDER_API_KEY
+        self.connect_timeout = connect_timeout
+        self.stall_timeout = stall_timeout
+        self.max_retries = max(0, max_retries)
+        self.retry_base = retry_base
+        self.max_retry_delay = max_retry_delay
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatBackend({self.base_url!r})"  # never the key
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        """Yield the completion's events: text and tool-call deltas as they arrive, then at most one
+        Usage, then exactly one Finish (always last). Raises BackendError."""
+        client = build_client(
+            self.base_url,
+            self.api_key,
+            connect_timeout=self.connect_timeout,
+            stall_timeout=self.stall_timeout,
+        )
+        params = _params(request)
+        attempt = 0
+        while True:
+            # Only a failure before anything was yielded reaches here as _Retry; see _attempt.
+            try:
+                # aclosing: when our caller closes us, the attempt (and its HTTP response) closes now,
+                # not whenever the garbage collector gets to it.
+                async with aclosing(self._attempt(client, params)) as events:
+                    async for event in events:
+                        yield event
+                return
+            except _Retry as failure:
+                if attempt >= self.max_retries:
+                    raise failure.error from failure.__cause__
+                delay = self._backoff(attempt, failure.delay)
+                attempt += 1
+                logger.warning(
+                    "upstream %s failed (%s); retry %d/%d in %.2fs",
+                    self.base_url,
+                    failure.error.message,
+                    attempt,
+                    self.max_retries,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    def _backoff(self, attempt: int, requested: float | None) -> float:
+        if requested is not None:
+            return min(max(requested, 0.0), self.max_retry_delay)
+        exponential = min(self.retry_base * (2**attempt), self.max_retry_delay)
+        # Jitter keeps many runs that failed together from retrying in lockstep.
+        return exponential * random.uniform(0.5, 1.0)
+
+    async def _attempt(
+        self, client: openai.AsyncOpenAI, params: dict[str, Any]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        try:
+            upstream = await client.chat.completions.create(
+                **params, timeout=_timeout(self.connect_timeout, self.stall_timeout)
+            )
+        except openai.APIStatusError as err:
+            raise self._status_error(err) from err
+        except openai.APITimeoutError as err:
+            raise _Retry(self._timeout_error(err, streaming=False)) from err
+        except openai.APIConnectionError as err:
+            raise _Retry(self._connection_error()) from err
+
+        mapper = _ChunkMapper()
+        yielded = False
+        try:
+            try:
+                async for chunk in upstream:
+                    for event in mapper.feed(chunk):
+                        yielded = True
+                        yield event
+            except openai.APITimeoutError as err:
+                if mapper.finish is None:
+                    error = self._timeout_error(err, streaming=True)
+                    raise (error if yielded else _Retry(error)) from err
+                # The answer was complete; only the tail ([DONE]) never came. Keep the answer.
+            except openai.APIConnectionError as err:
+                if mapper.finish is None:
+                    error = BackendError(
+                        "server_error",
+                        "The upstream model server dropped the connection mid-answer.",
+                        retryable=True,
+                    )
+                    raise (error if yielded else _Retry(error)) from err
+            except json.JSONDecodeError as err:
+                raise BackendError(
+                    "server_error",
+                    f"The upstream model server sent a malformed stream (invalid JSON: {err}).",
+                ) from err
+            except openai.APIError as err:
+                # An {"error": {...}} object sent inside an already started stream.
+                raise BackendError(
+                    "server_error", f"The upstream model server reported an error mid-stream: {err.message}"
+                ) from err
+        finally:
+            # Runs on normal end, on errors and on aclose(): a cancelled run must stop paying for tokens.
+            await upstream.close()
+
+        if mapper.finish is None:
+            # Without a finish_reason the answer may be cut off; don't let it pass as complete.
+            error = BackendError(
+                "server_error",
+                "The upstream model server ended the stream without a finish_reason.",
+                retryable=True,
+            )
+            raise error if yielded else _Retry(error)
+        for event in mapper.tail(mapper.finish):
+            yield event
+
+    def _status_error(self, err: openai.APIStatusError) -> BackendError | _Retry:
+        status = err.status_code
+        detail = _upstream_message(err)
+        if status == 429:
+            error = BackendError(
+                "rate_limit_exceeded",
+                f"The upstream model server is rate limiting requests: {detail}",
+                retryable=True,
+            )
+            if _error_code(err) == "insufficient_quota":
+                return BackendError("rate_limit_exceeded", f"The upstream account is out of quota: {detail}")
+            return _Retry(error, _retry_after(err.response))
+        if status >= 500 or status in _RETRY_STATUSES:
+            error = BackendError(
+                "server_error", f"The upstream model server failed (HTTP {status}): {detail}", retryable=True
+            )
+            return _Retry(error, _retry_after(err.response))
+        if status in (401, 403):
+            return BackendError(
+                "server_error",
+                f"The upstream model server rejected the API key (HTTP {status}). "
+                "The operator should check OPENAI_API_KEY (and OPENAI_BASE_URL).",
+            )
+        if status in _INVALID_PROMPT_STATUSES:
+            return BackendError("invalid_prompt", f"The upstream model server refused the request: {detail}")
+        return BackendError("server_error", f"The upstream model server answered HTTP {status}: {detail}")
+
+    def _timeout_error(self, err: openai.APITimeoutError, *, streaming: bool) -> BackendError:
+        if isinstance(err.__cause__, httpx2.ConnectTimeout):
+            message = f"Could not connect to the upstream model server at {self.base_url} within {self.connect_timeout:g}s."
+        else:
+            where = "mid-stream" if streaming else "before answering"
+            message = f"The upstream stalled {where}: no data for {self.stall_timeout:g}s."
+        return BackendError("server_error", message, retryable=True)
+
+    def _connection_error(self) -> BackendError:
+        return BackendError(
+            "server_error",
+            f"Could not connect to the upstream model server at {self.base_url}.",
+            retryable=True,
+        )
+
+
+def _params(request: ChatRequest) -> dict[str, Any]:
+    """The create() arguments: only what the request sets, so servers that reject unknown or
+    unsupported fields (many local ones) are not sent them."""
+    params: dict[str, Any] = {
+        "model": request.model,
+        "messages": request.messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if request.tools:
+        params["tools"] = request.tools
+        if request.tool_choice is not None:
+            params["tool_choice"] = request.tool_choice
+        if request.parallel_tool_calls is not None:
+            params["parallel_tool_calls"] = request.parallel_tool_calls
+    for name in ("temperature", "top_p", "max_tokens", "response_format"):
+        value = getattr(request, name)
+        if value is not None:
+            params[name] = value
+    return params
+
+
+# --------------------------------------------------------------------------------------------------
+# Chunk mapping
+
+
+def _field(obj: Any, name: str) -> Any:
+    # With validation off the SDK leaves parts it could not parse as plain dicts.
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _malformed(what: str) -> BackendError:
+    return BackendError("server_error", f"The upstream model server sent a malformed stream ({what}).")
+
+
+class _ChunkMapper:
+    """Turns ChatCompletionChunk objects into StreamEvents, checking their shape on the way.
+
+    Usage and Finish are held back and emitted by `tail()`, so callers always see Finish last and
+    exactly once, whatever order (or repetition) the server used.
+    """
+
+    def __init__(self) -> None:
+        self.finish: FinishReason | None = None
+        self.usage: Usage | None = None
+        self.saw_tool_calls = False
+        self._index_by_id: dict[str, int] = {}
+        self._last_index = 0
+
+    def feed(self, chunk: Any) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        choices = _field(chunk, "choices")
+        if not isinstance(choices, list):
+            raise _malformed("a chunk without a choices list")
+        usage = _field(chunk, "usage")
+        if usage is not None:
+            prompt, completion = _field(usage, "prompt_tokens"), _field(usage, "completion_tokens")
+            if not isinstance(prompt, int) or not isinstance(completion, int):
+                raise _malformed("usage without integer token counts")
+            self.usage = Usage(prompt, completion)
+        for choice in choices[:1]:  # we never ask for n > 1
+            delta = _field(choice, "delta")
+            if delta is not None:
+                events.extend(self._delta(delta))
+            reason = _field(choice, "finish_reason")
+            if reason is not None:
+                if not isinstance(reason, str):
+                    raise _malformed("a non-string finish_reason")
+                # Unknown reasons (e.g. "eos" from some local servers) mean the model stopped.
+                self.finish = _FINISH_REASONS.get(reason, "stop")
+        return events
+
+    def _delta(self, delta: Any) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        content = _field(delta, "content")
+        if content is not None and not isinstance(content, str):
+            raise _malformed("non-string content")
+        if content:
+            events.append(TextDelta(content))
+        calls = _field(delta, "tool_calls")
+        if calls is None:
+            return events
+        if not isinstance(calls, list):
+            raise _malformed("tool_calls that is not a list")
+        for call in calls:
+            call_id = _field(call, "id")
+            fn = _field(call, "function")
+            name, arguments = _field(fn, "name"), _field(fn, "arguments")
+            for value in (call_id, name, arguments):
+                if value is not None and not isinstance(value, str):
+                    raise _malformed("a tool call with non-string fields")
+            events.append(
+                ToolCallDelta(self._index(_field(call, "index"), call_id), call_id or None, name, arguments)
+            )
+            self.saw_tool_calls = True
+        return events
+
+    def _index(self, index: Any, call_id: str | None) -> int:
+        if isinstance(index, int) and not isinstance(index, bool):
+            self._last_index = index
+        elif index is not None:
+            raise _malformed("a tool call with a non-integer index")
+        # Some servers omit the index: a new id starts a new call, no id continues the last one.
+        elif call_id and call_id not in self._index_by_id:
+            self._last_index = len(self._index_by_id)
+        elif call_id:
+            self._last_index = self._index_by_id[call_id]
+        if call_id:
+            self._index_by_id.setdefault(call_id, self._last_index)
+        return self._last_index
+
+    def tail(self, reason: FinishReason) -> list[StreamEvent]:
+        # Some local servers say "stop" even when the answer is tool calls; the engine keys on this.
+        if reason == "stop" and self.saw_tool_calls:
+            reason = "tool_calls"
+        return [*([self.usage] if self.usage else []), Finish(reason)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Error details
+
+
+def _upstream_message(err: openai.APIStatusError) -> str:
+    body = err.body
+    if isinstance(body, dict):
+        message = body.get("message")
+        if isinstance(message, str) and message:
+            return message
+    if isinstance(body, str) and body:
+        return body[:500]
+    return err.message
+
+
+def _error_code(err: openai.APIStatusError) -> str | None:
+    return err.body.get("code") if isinstance(err.body, dict) else None
+
+
+def _retry_after(response: httpx2.Response) -> float | None:
+    """Seconds the upstream asked us to wait, from retry-after-ms or retry-after (seconds or HTTP date)."""
+    headers = response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return float(headers["retry-after-ms"]) / 1000
+    except ValueError:
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration and discovery
+
+
+def backend_from_settings(base_url: str | None = None, api_key: str | None = None) -> OpenAICompatBackend:
+    """A backend for the given upstream, defaults taken from Django settings."""
+    from django.conf import settings
+
+    base_url = (base_url or getattr(settings, "OPENAI_BASE_URL", "") or "").strip()
+    api_key = (api_key or getattr(settings, "OPENAI_API_KEY", "") or "").strip()
+    if not base_url and not api_key:
+        raise BackendError(
+            "server_error",
+            "No model backend is configured: set OPENAI_BASE_URL (for example http://127.0.0.1:11434/v1 "
+            "for Ollama, or https://api.openai.com/v1) and OPENAI_API_KEY (any value for local servers "
+            "that ignore it) in the server's environment, then restart it.",
+        )
+    return OpenAICompatBackend(
+        base_url or OPENAI_DEFAULT_BASE_URL,
+        api_key or PLACEHOLDER_API_KEY,
+        connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT,
+        stall_timeout=settings.UPSTREAM_STALL_TIMEOUT,
+        max_retries=settings.UPSTREAM_MAX_RETRIES,
+        retry_base=settings.UPSTREAM_RETRY_BASE_SECONDS,
+    )
+
+
+async def list_models(base_url: str, api_key: str) -> list[str]:
+    """Model ids the upstream offers, sorted; [] if it cannot say (down, no /models, bad key...)."""
+    try:
+        client = build_client(base_url, api_key)
+        page = await client.models.list(timeout=LIST_MODELS_TIMEOUT)
+        return sorted({m.id for m in page.data if isinstance(getattr(m, "id", None), str)})
+    except Exception as err:  # the admin form must render even when the upstream is broken
+        logger.info("could not list models at %s: %s", base_url, err)
+        return []
