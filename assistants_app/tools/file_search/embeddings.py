@@ -1,0 +1,63 @@
+"""Optional dense embeddings through any OpenAI-compatible /embeddings endpoint.
+
+Configured by EMBEDDINGS_BASE_URL (+ EMBEDDINGS_API_KEY, EMBEDDINGS_MODEL). When it is not set,
+file search is lexical only: nothing here is called and no model is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+
+BATCH_SIZE = 64
+
+
+def _setting(name: str, default: str = "") -> str:
+    # Settings first; the environment until the settings module declares the variable.
+    return str(getattr(settings, name, None) or os.environ.get(name, default))
+
+
+def embeddings_configured() -> bool:
+    return bool(_setting("EMBEDDINGS_BASE_URL"))
+
+
+def embeddings_model() -> str:
+    return _setting("EMBEDDINGS_MODEL", "text-embedding-3-small")
+
+
+@lru_cache(maxsize=4)
+def _client(base_url: str, api_key: str) -> Any:
+    from openai import OpenAI
+
+    timeout = float(getattr(settings, "EMBEDDINGS_TIMEOUT", 30.0))
+    return OpenAI(base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=2)
+
+
+def embed_texts(texts: list[str]) -> np.ndarray:
+    """L2-normalized float32 matrix, one row per text (cosine similarity is then a dot product)."""
+    client = _client(_setting("EMBEDDINGS_BASE_URL"), _setting("EMBEDDINGS_API_KEY"))
+    rows: list[list[float]] = []
+    for i in range(0, len(texts), BATCH_SIZE):
+        batch = texts[i : i + BATCH_SIZE]
+        response = client.embeddings.create(model=embeddings_model(), input=batch)
+        ordered = sorted(response.data, key=lambda d: d.index)
+        if len(ordered) != len(batch):
+            raise RuntimeError(f"embeddings endpoint returned {len(ordered)} vectors for {len(batch)} inputs")
+        rows.extend(d.embedding for d in ordered)
+    matrix = np.asarray(rows, dtype=np.float32)
+    if matrix.size == 0:
+        return matrix.reshape(0, 0)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def from_bytes(blob: bytes | memoryview) -> np.ndarray:
+    return np.frombuffer(bytes(blob), dtype="<f4")
