@@ -1,0 +1,199 @@
+"""The chat page and its HTMX partials, plus sign-up (the other account pages are Django's).
+
+Views parse, call chat/services, and render. They never call the model: sending starts a run that
+the executor picks up, and the page's websocket streams it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import PurePath
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.html import format_html
+from django.views.decorators.http import require_GET, require_POST
+
+from assistants_app import services
+from assistants_app.models import File
+
+from . import chat
+from .fragments import bubble, follow, render_message, run_controls, run_notice, upsert
+
+# Images that a browser may show inline from our origin; anything else (SVG included: it can carry
+# script) is served as a download.
+INLINE_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
+
+
+def _tab(request: HttpRequest) -> str:
+    """The id of the browser tab that made the request (see consumers.chat_run_started)."""
+    return (request.headers.get("X-Chat-Tab") or request.POST.get("tab", ""))[:64]
+
+
+def _assistant_name() -> tuple[str, str]:
+    try:
+        return chat.default_assistant().name or "Assistant", ""
+    except chat.ChatError as exc:
+        return "Assistant", exc.message
+
+
+def _feedback(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    if not request.htmx:
+        messages.error(request, message)
+        return redirect("chat")
+    return HttpResponse(format_html('<p class="form-error" role="alert">{}</p>', message), status=status)
+
+
+# --- the page --------------------------------------------------------------------------------------
+@login_required
+@require_GET
+def chat_page(request: HttpRequest) -> HttpResponse:
+    thread = chat.live_thread(request.user)
+    assert thread is not None
+    active = services.active_run(thread)
+    page = chat.history(thread, exclude_run=active.id if active else None)
+    name, setup_error = _assistant_name()
+    notice, retry = setup_error, False
+    if active is None and not notice:
+        last = chat.last_run(thread)
+        if last is not None and last.status in ("failed", "expired"):
+            notice = (last.last_error or {}).get("message") or "The last reply failed."
+            retry = True
+    tab = secrets.token_urlsafe(9)
+    ws_url = f"/ws/chat/?tab={tab}" + (f"&run={active.id}" if active else "")
+    return render(
+        request,
+        "chat/page.html",
+        {
+            "page": page,
+            "bubbles": [bubble(m) for m in page.messages],
+            "assistant_name": name,
+            "run_id": active.id if active else None,
+            "notice": notice,
+            "retry": retry,
+            "tab": tab,
+            "ws_url": ws_url,
+            "max_upload_bytes": settings.FILE_UPLOAD_MAX_BYTES,
+            "accept": ",".join(sorted(chat.ALLOWED_EXTENSIONS)),
+        },
+    )
+
+
+@login_required
+@require_GET
+def chat_history(request: HttpRequest) -> HttpResponse:
+    before = request.GET.get("before", "")
+    if not before.startswith("msg_") or len(before) > 40:
+        return HttpResponse("A message id is needed in `before`.", status=400)
+    thread = chat.live_thread(request.user, create=False)
+    if thread is None:
+        return HttpResponse("")
+    active = services.active_run(thread)
+    page = chat.history(thread, before=before, exclude_run=active.id if active else None)
+    name, _ = _assistant_name()
+    return render(
+        request,
+        "chat/fragments.html#history",
+        {"page": page, "bubbles": [bubble(m) for m in page.messages], "assistant_name": name},
+    )
+
+
+# --- actions ---------------------------------------------------------------------------------------
+def _run_started(request: HttpRequest, run_id: str, *parts: str) -> HttpResponse:
+    chat.notify(request.user.pk, {"type": "chat.run_started", "run_id": run_id, "tab": _tab(request)})
+    if not request.htmx:
+        return redirect("chat")
+    # The socket is told to follow the run only after this response has put the question on the
+    # page, so the reply always lands below it.
+    return HttpResponse("".join([*parts, run_controls(run_id), run_notice(), follow(run_id)]))
+
+
+@login_required
+@require_POST
+def chat_send(request: HttpRequest) -> HttpResponse:
+    try:
+        message, run = chat.send(request.user, request.POST.get("text", ""), request.FILES.getlist("attachments"))
+    except chat.ChatError as exc:
+        return _feedback(request, exc.message, exc.status)
+    chat.attach_file_names([message])
+    name, _ = _assistant_name()
+    return _run_started(request, run.id, upsert(render_message(bubble(message), name)))
+
+
+@login_required
+@require_POST
+def chat_retry(request: HttpRequest) -> HttpResponse:
+    try:
+        run = chat.retry(request.user)
+    except chat.ChatError as exc:
+        return _feedback(request, exc.message, exc.status)
+    return _run_started(request, run.id)
+
+
+@login_required
+@require_POST
+def chat_stop(request: HttpRequest) -> HttpResponse:
+    try:
+        run = chat.stop(request.user, request.POST.get("run_id", ""))
+    except chat.ChatError as exc:
+        return _feedback(request, exc.message, exc.status)
+    if not request.htmx:
+        return redirect("chat")
+    active = not run.is_terminal
+    return HttpResponse(run_controls(run.id if active else None, "Stopping…"))
+
+
+@login_required
+@require_POST
+def chat_new(request: HttpRequest) -> HttpResponse:
+    chat.archive(request.user)
+    chat.notify(request.user.pk, {"type": "chat.reset", "tab": _tab(request)})
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = "/"
+        return response
+    return redirect("chat")
+
+
+@login_required
+@require_GET
+def chat_file(request: HttpRequest, file_id: str) -> FileResponse:
+    f = File.objects.filter(id=file_id, owner=request.user).first()
+    if f is None or not f.data:
+        raise Http404("No such file.")
+    suffix = PurePath(f.filename).suffix.lower()
+    inline_type = INLINE_IMAGE_TYPES.get(suffix)
+    response = FileResponse(
+        f.data.open("rb"),
+        as_attachment=inline_type is None,
+        filename=f.filename,
+        content_type=inline_type or "application/octet-stream",
+    )
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+# --- accounts --------------------------------------------------------------------------------------
+class SignUpForm(UserCreationForm):  # type: ignore[type-arg]
+    email = forms.EmailField(required=False, help_text="Optional; used only to reset a forgotten password.")
+
+    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]
+        fields = ("username", "email")
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("chat")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("chat")
+    return render(request, "registration/signup.html", {"form": form})
+
