@@ -1,0 +1,132 @@
+"""/v1/files: multipart upload, list, retrieve, delete, content download."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpResponseBase, StreamingHttpResponse
+from django.utils.http import content_disposition_header
+
+from assistants_app import services_api
+from assistants_app.errors import InvalidRequest, NotFound
+from assistants_app.models import File
+from assistants_app.objects import file_obj
+
+from . import specs
+from .errors import PayloadTooLarge
+from .pagination import page
+from .params import Int, Str
+from .routing import Ctx, Operation
+
+UPLOAD_FIELDS = ("purpose", "expires_after[anchor]", "expires_after[seconds]")
+_PURPOSE = Str(enum=specs.FILE_PURPOSES, required=True)
+_EXPIRES_SECONDS = Int(minimum=3600, maximum=2_592_000)
+# Multipart framing and the form fields around the file.
+_MULTIPART_SLACK = 64 * 1024
+
+
+def _max_bytes() -> int:
+    return int(getattr(settings, "FILE_UPLOAD_MAX_BYTES", 32 * 1024 * 1024))
+
+
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"File too large: the limit is {_max_bytes()} bytes.", param="file")
+
+
+def get_file(user: Any, file_id: str) -> File:
+    f = File.objects.filter(id=file_id, owner=user).first()
+    if f is None:
+        raise NotFound("file", file_id)
+    return f
+
+
+def upload(ctx: Ctx) -> dict[str, Any]:
+    request = ctx.request
+    if not (request.content_type or "").startswith("multipart/form-data"):
+        raise InvalidRequest("Uploads must be sent as multipart/form-data with 'file' and 'purpose'.", param="file")
+    # Refuse before parsing when the client says how big the body is.
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > _max_bytes() + _MULTIPART_SLACK:
+        raise _too_large()
+    form, files = request.POST, request.FILES
+    for key in list(form.keys()) + list(files.keys()):
+        if key not in UPLOAD_FIELDS and key != "file":
+            raise InvalidRequest(f"Unrecognized request argument supplied: {key}", param=key, code="unknown_parameter")
+    upload = files.get("file")
+    if upload is None:
+        raise InvalidRequest("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
+    if form.get("purpose") is None:
+        raise InvalidRequest("Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter")
+    purpose = _PURPOSE.check(form.get("purpose"), "purpose")
+    if upload.size > _max_bytes():
+        raise _too_large()
+    expires = None
+    anchor, seconds = form.get("expires_after[anchor]"), form.get("expires_after[seconds]")
+    if anchor is not None or seconds is not None:
+        if anchor != "created_at":
+            raise InvalidRequest("expires_after.anchor must be 'created_at'.", param="expires_after.anchor")
+        try:
+            expires = _EXPIRES_SECONDS.check(int(seconds or ""), "expires_after.seconds")
+        except ValueError:
+            raise InvalidRequest("expires_after.seconds must be an integer.", param="expires_after.seconds") from None
+    name = _display_name(upload.name or "upload")
+    return file_obj(services_api.store_file(ctx.user, upload, purpose=purpose, filename=name, expires_after=expires))
+
+
+def _display_name(name: str) -> str:
+    # Only ever shown back to the client; storage paths never use it (models.files.file_upload_path).
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable())
+    return name[:255] or "upload"
+
+
+def list_(ctx: Ctx) -> dict[str, Any]:
+    qs = File.objects.filter(owner=ctx.user)
+    if ctx.query.get("purpose"):
+        qs = qs.filter(purpose=ctx.query["purpose"])
+    return page(qs, ctx.query, file_obj, default_limit=10_000)
+
+
+def retrieve(ctx: Ctx, file_id: str) -> dict[str, Any]:
+    return file_obj(get_file(ctx.user, file_id))
+
+
+def delete(ctx: Ctx, file_id: str) -> dict[str, Any]:
+    services_api.delete_file(get_file(ctx.user, file_id))
+    return {"id": file_id, "object": "file", "deleted": True}
+
+
+def content(ctx: Ctx, file_id: str) -> HttpResponseBase:
+    f = get_file(ctx.user, file_id)
+    handle = f.data.open("rb")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        # Read off the event loop: the storage is a blocking file API.
+        read = sync_to_async(handle.read, thread_sensitive=False)
+        try:
+            while chunk := await read(64 * 1024):
+                yield chunk
+        finally:
+            await sync_to_async(handle.close, thread_sensitive=False)()
+
+    response = StreamingHttpResponse(chunks(), content_type=f.content_type or "application/octet-stream")
+    response["Content-Length"] = str(f.bytes)
+    response["Content-Disposition"] = content_disposition_header(True, f.filename) or "attachment"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+T = ("Files",)
+OPERATIONS = [
+    Operation("POST", "/files", upload, "createFile", "Upload a file", "OpenAIFile", multipart=True, tags=T),
+    Operation("GET", "/files", list_, "listFiles", "List files", "FileList", query=specs.FILE_LIST_QUERY, tags=T),
+    Operation("GET", "/files/{file_id}", retrieve, "retrieveFile", "Retrieve a file", "OpenAIFile", tags=T),
+    Operation("DELETE", "/files/{file_id}", delete, "deleteFile", "Delete a file", "FileDeleted", tags=T),
+    Operation("GET", "/files/{file_id}/content", content, "downloadFile", "Download a file's content", "", binary=True, tags=T),
+]

@@ -1,0 +1,454 @@
+"""Declarative request validation that also writes the OpenAPI schema.
+
+Each endpoint's body and query string are described once with these field types. `check()` turns a
+bad value into an OpenAI-style 400 naming the exact parameter (`metadata.modified_today`,
+`tools[0].function.name`); `schema()` emits the JSON Schema that openapi.py publishes. Because both
+come from the same object, the published description cannot drift from what the server enforces.
+
+Unknown keys are always rejected (never silently ignored): a client that sends a parameter this
+server does not implement learns so at once instead of getting a quietly different behaviour.
+`null` means "not given" for every optional field, as in OpenAI's API.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from assistants_app.errors import InvalidRequest
+
+_JSON_TYPE_NAMES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _kind(value: Any) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _type_error(path: str, expected: str, value: Any) -> InvalidRequest:
+    return InvalidRequest(
+        f"Invalid type for '{path}': expected {expected}, but got {_kind(value)} instead.", param=path
+    )
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class Field:
+    json_type: str = ""
+
+    def __init__(self, *, required: bool = False, nullable: bool = True, description: str = "") -> None:
+        self.required = required
+        self.nullable = nullable and not required
+        self.description = description
+
+    def check(self, value: Any, path: str) -> Any:
+        raise NotImplementedError
+
+    def base_schema(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def schema(self) -> dict[str, Any]:
+        s = self.base_schema()
+        if self.description:
+            s = {**s, "description": self.description}
+        if not self.nullable:
+            return s
+        if "type" in s and isinstance(s["type"], str) and "enum" not in s:
+            return {**s, "type": [s["type"], "null"]}
+        return {"anyOf": [s, {"type": "null"}]}
+
+    def validate(self, value: Any, path: str) -> Any:
+        if value is None:
+            if self.nullable:
+                return None
+            raise _type_error(path, f"{self.expected()}", value)
+        return self.check(value, path)
+
+    def expected(self) -> str:
+        return _JSON_TYPE_NAMES.get({"string": str, "integer": int, "number": float, "boolean": bool,
+                                     "array": list, "object": dict}.get(self.json_type, object), "a value")
+
+
+class Str(Field):
+    json_type = "string"
+
+    def __init__(
+        self,
+        *,
+        max_len: int | None = None,
+        min_len: int = 0,
+        enum: tuple[str, ...] | None = None,
+        pattern: str | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        self.max_len, self.min_len, self.enum, self.pattern = max_len, min_len, enum, pattern
+
+    def check(self, value: Any, path: str) -> str:
+        if not isinstance(value, str):
+            raise _type_error(path, "a string", value)
+        if self.enum is not None and value not in self.enum:
+            options = ", ".join(f"'{e}'" for e in self.enum)
+            raise InvalidRequest(f"Invalid value for '{path}': expected one of {options}.", param=path)
+        if self.max_len is not None and len(value) > self.max_len:
+            raise InvalidRequest(
+                f"Invalid '{path}': string too long. Expected a string with maximum length {self.max_len}, "
+                f"but got a string with length {len(value)} instead.",
+                param=path,
+                code="string_above_max_length",
+            )
+        if len(value) < self.min_len:
+            raise InvalidRequest(
+                f"Invalid '{path}': string too short. Expected a string with minimum length {self.min_len}.",
+                param=path,
+                code="string_below_min_length",
+            )
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            raise InvalidRequest(f"Invalid '{path}': must match the pattern {self.pattern}.", param=path)
+        return value
+
+    def base_schema(self) -> dict[str, Any]:
+        s: dict[str, Any] = {"type": "string"}
+        if self.enum is not None:
+            s["enum"] = list(self.enum)
+        if self.max_len is not None:
+            s["maxLength"] = self.max_len
+        if self.min_len:
+            s["minLength"] = self.min_len
+        if self.pattern is not None:
+            s["pattern"] = f"^{self.pattern}$"
+        return s
+
+
+class Const(Str):
+    def __init__(self, value: str, **kw: Any) -> None:
+        kw.setdefault("required", True)
+        super().__init__(enum=(value,), **kw)
+
+
+class Num(Field):
+    json_type = "number"
+
+    def __init__(self, *, minimum: float | None = None, maximum: float | None = None, integer: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.minimum, self.maximum, self.integer = minimum, maximum, integer
+        if integer:
+            self.json_type = "integer"
+
+    def check(self, value: Any, path: str) -> int | float:
+        # bool is an int in Python but not in JSON.
+        ok = isinstance(value, int) if self.integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok:
+            raise _type_error(path, "an integer" if self.integer else "a number", value)
+        if isinstance(value, float) and value != value:  # NaN
+            raise InvalidRequest(f"Invalid '{path}': not a number.", param=path)
+        if self.minimum is not None and value < self.minimum:
+            raise InvalidRequest(
+                f"Invalid '{path}': expected a value >= {self.minimum}, but got {value} instead.",
+                param=path,
+                code="decimal_below_min_value" if not self.integer else "integer_below_min_value",
+            )
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidRequest(
+                f"Invalid '{path}': expected a value <= {self.maximum}, but got {value} instead.",
+                param=path,
+                code="decimal_above_max_value" if not self.integer else "integer_above_max_value",
+            )
+        return value
+
+    def base_schema(self) -> dict[str, Any]:
+        s: dict[str, Any] = {"type": self.json_type}
+        if self.minimum is not None:
+            s["minimum"] = self.minimum
+        if self.maximum is not None:
+            s["maximum"] = self.maximum
+        return s
+
+
+def Int(**kw: Any) -> Num:
+    return Num(integer=True, **kw)
+
+
+class Bool(Field):
+    json_type = "boolean"
+
+    def check(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise _type_error(path, "a boolean", value)
+        return value
+
+    def base_schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
+
+
+class AnyObject(Field):
+    """A free-form JSON object (e.g. a function's JSON Schema `parameters`)."""
+
+    json_type = "object"
+
+    def check(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _type_error(path, "an object", value)
+        return value
+
+    def base_schema(self) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": True}
+
+
+class Metadata(Field):
+    """Up to 16 string pairs; keys ≤ 64 characters, values ≤ 512. Non-string values are a 400."""
+
+    json_type = "object"
+    MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512
+
+    def check(self, value: Any, path: str) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise _type_error(path, "an object", value)
+        if len(value) > self.MAX_PAIRS:
+            raise InvalidRequest(
+                f"Invalid '{path}': too many properties. Expected an object with at most {self.MAX_PAIRS} "
+                f"properties, but got an object with {len(value)} properties instead.",
+                param=path,
+                code="object_above_max_properties",
+            )
+        for key, item in value.items():
+            sub = join(path, key)
+            if len(key) > self.MAX_KEY:
+                raise InvalidRequest(
+                    f"Invalid '{path}': metadata keys can be at most {self.MAX_KEY} characters long.",
+                    param=sub,
+                    code="string_above_max_length",
+                )
+            if not isinstance(item, str):
+                raise _type_error(sub, "a string", item)
+            if len(item) > self.MAX_VALUE:
+                raise InvalidRequest(
+                    f"Invalid '{sub}': string too long. Expected a string with maximum length "
+                    f"{self.MAX_VALUE}, but got a string with length {len(item)} instead.",
+                    param=sub,
+                    code="string_above_max_length",
+                )
+        return dict(value)
+
+    def base_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "maxProperties": self.MAX_PAIRS,
+            "propertyNames": {"maxLength": self.MAX_KEY},
+            "additionalProperties": {"type": "string", "maxLength": self.MAX_VALUE},
+        }
+
+
+class Arr(Field):
+    json_type = "array"
+
+    def __init__(self, item: Field, *, max_items: int | None = None, min_items: int = 0, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.item, self.max_items, self.min_items = item, max_items, min_items
+
+    def check(self, value: Any, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise _type_error(path, "an array", value)
+        if self.max_items is not None and len(value) > self.max_items:
+            raise InvalidRequest(
+                f"Invalid '{path}': array too long. Expected an array with maximum length {self.max_items}, "
+                f"but got an array with length {len(value)} instead.",
+                param=path,
+                code="array_above_max_length",
+            )
+        if len(value) < self.min_items:
+            raise InvalidRequest(
+                f"Invalid '{path}': array too short. Expected at least {self.min_items} item(s).",
+                param=path,
+                code="array_below_min_length",
+            )
+        # An item is never "not given": null inside an array is a type error.
+        out = []
+        for i, v in enumerate(value):
+            sub = f"{path}[{i}]"
+            if v is None:
+                raise _type_error(sub, self.item.expected(), v)
+            out.append(self.item.check(v, sub))
+        return out
+
+    def base_schema(self) -> dict[str, Any]:
+        s: dict[str, Any] = {"type": "array", "items": self.item.base_schema()}
+        if self.max_items is not None:
+            s["maxItems"] = self.max_items
+        if self.min_items:
+            s["minItems"] = self.min_items
+        return s
+
+
+class Obj(Field):
+    """An object with known properties. `check` returns only the keys that were given and not null."""
+
+    json_type = "object"
+
+    def __init__(self, fields: Mapping[str, Field], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.fields = dict(fields)
+
+    def check(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _type_error(path or "body", "an object", value)
+        unknown = [k for k in value if k not in self.fields]
+        if unknown:
+            raise InvalidRequest(
+                f"Unrecognized request argument supplied: {join(path, unknown[0])}"
+                + (f" (and {', '.join(join(path, k) for k in unknown[1:])})" if len(unknown) > 1 else ""),
+                param=join(path, unknown[0]),
+                code="unknown_parameter",
+            )
+        out: dict[str, Any] = {}
+        for name, field in self.fields.items():
+            sub = join(path, name)
+            if name not in value:
+                if field.required:
+                    raise InvalidRequest(f"Missing required parameter: '{sub}'.", param=sub, code="missing_required_parameter")
+                continue
+            checked = field.validate(value[name], sub)
+            if checked is not None:
+                out[name] = checked
+        return out
+
+    def base_schema(self) -> dict[str, Any]:
+        s: dict[str, Any] = {
+            "type": "object",
+            "properties": {k: f.schema() for k, f in self.fields.items()},
+            "additionalProperties": False,
+        }
+        required = [k for k, f in self.fields.items() if f.required]
+        if required:
+            s["required"] = required
+        return s
+
+
+class Tagged(Field):
+    """A union of objects told apart by their `type` property."""
+
+    json_type = "object"
+
+    def __init__(self, variants: Mapping[str, Obj], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.variants = dict(variants)
+
+    def check(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _type_error(path, "an object", value)
+        tag = value.get("type")
+        variant = self.variants.get(tag) if isinstance(tag, str) else None
+        if variant is None:
+            options = ", ".join(f"'{t}'" for t in self.variants)
+            raise InvalidRequest(
+                f"Invalid value for '{join(path, 'type')}': expected one of {options}.", param=join(path, "type")
+            )
+        return variant.check(value, path)
+
+    def base_schema(self) -> dict[str, Any]:
+        return {"oneOf": [v.base_schema() for v in self.variants.values()]}
+
+
+class Either(Field):
+    """A value that is either a string (from a fixed set, or any) or an object (e.g. tool_choice)."""
+
+    def __init__(self, string: Str, other: Field, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.string, self.other = string, other
+
+    def check(self, value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            return self.string.check(value, path)
+        if self.other.json_type and not isinstance(value, dict if self.other.json_type == "object" else list):
+            raise _type_error(path, f"a string or {self.other.expected()}", value)
+        return self.other.check(value, path)
+
+    def expected(self) -> str:
+        return f"a string or {self.other.expected()}"
+
+    def base_schema(self) -> dict[str, Any]:
+        return {"anyOf": [self.string.base_schema(), self.other.base_schema()]}
+
+
+# --- query strings --------------------------------------------------------------------------------
+class Query:
+    """Query-string parameters: strings on the wire, converted and checked like body fields."""
+
+    def __init__(self, fields: Mapping[str, Field], *, arrays: tuple[str, ...] = ()) -> None:
+        self.fields = dict(fields)
+        # Names sent as repeated `name[]=…` (the SDK's bracket encoding), e.g. include[].
+        self.arrays = arrays
+
+    def check(self, query: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in query.keys():
+            name = key[:-2] if key.endswith("[]") else key
+            if name not in self.fields or (key.endswith("[]") != (name in self.arrays)):
+                raise InvalidRequest(
+                    f"Unrecognized query parameter: {key}", param=key, code="unknown_parameter"
+                )
+        for name, field in self.fields.items():
+            if name in self.arrays:
+                values = query.getlist(f"{name}[]")
+                if values:
+                    out[name] = field.check(values, name)
+                continue
+            raw = query.get(name)
+            if raw is None:
+                if field.required:
+                    raise InvalidRequest(f"Missing required parameter: '{name}'.", param=name)
+                continue
+            out[name] = field.check(_convert(field, raw, name), name)
+        return out
+
+    def parameters(self) -> list[dict[str, Any]]:
+        params = []
+        for name, field in self.fields.items():
+            params.append(
+                {
+                    "name": f"{name}[]" if name in self.arrays else name,
+                    "in": "query",
+                    "required": field.required,
+                    "schema": field.base_schema(),
+                    **({"description": field.description} if field.description else {}),
+                }
+            )
+        return params
+
+
+def _convert(field: Field, raw: str, name: str) -> Any:
+    if isinstance(field, Num):
+        try:
+            return int(raw) if field.integer else float(raw)
+        except ValueError:
+            raise InvalidRequest(
+                f"Invalid '{name}': expected {'an integer' if field.integer else 'a number'}, got '{raw[:40]}'.",
+                param=name,
+            ) from None
+    if isinstance(field, Bool):
+        if raw not in ("true", "false"):
+            raise InvalidRequest(f"Invalid '{name}': expected true or false.", param=name)
+        return raw == "true"
+    return raw
+
+
+def list_query(*, max_limit: int = 100, default_limit: int = 20, before: bool = True, **extra: Field) -> Query:
+    fields: dict[str, Field] = {
+        "limit": Int(minimum=1, maximum=max_limit, description=f"1 to {max_limit}, default {default_limit}"),
+        "order": Str(enum=("asc", "desc"), description="Sort by created_at; default desc"),
+        "after": Str(max_len=64, description="A cursor: the id of the last object of the previous page"),
+    }
+    if before:
+        fields["before"] = Str(max_len=64, description="A cursor: the id of the first object of the next page")
+    fields.update(extra)
+    return Query(fields)

@@ -1,0 +1,121 @@
+"""One table of operations drives the URL patterns, request validation and the OpenAPI document.
+
+A view here only authenticates, validates (params.py), calls the operation's handler and renders its
+result; every failure becomes an OpenAI error object (errors.py), never an HTML page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.views.decorators.csrf import csrf_exempt
+
+from assistants_app.errors import InvalidRequest, ServiceError
+
+from . import ratelimit
+from .auth import authenticate
+from .errors import MethodNotAllowed, PayloadTooLarge, ServerError, UnknownUrl, error_response
+from .params import Obj, Query
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Ctx:
+    request: HttpRequest
+    user: Any
+    body: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[..., "dict[str, Any] | HttpResponseBase"]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str  # OpenAPI style, relative to /v1: "/threads/{thread_id}/runs"
+    handler: Handler
+    op_id: str
+    summary: str
+    response: str  # a component in openapi.py's schemas
+    body: Obj | None = None
+    query: Query | None = None
+    multipart: bool = False  # the handler reads request.POST / request.FILES itself
+    stream: bool = False  # may answer text/event-stream (when the body says stream: true)
+    binary: bool = False  # answers raw bytes (file content)
+    public: bool = False  # no API key needed
+    headers: tuple[str, ...] = ()  # documented response headers
+    tags: tuple[str, ...] = ()
+
+
+def _parse_json(request: HttpRequest) -> Any:
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise PayloadTooLarge("The request body is too large.") from None
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+            "your HTTP library correctly. The OpenAI API expects a JSON payload.)",
+            code="invalid_json",
+        ) from None
+
+
+def handle(op: Operation | None, allowed: list[str], request: HttpRequest, kwargs: dict[str, str]) -> HttpResponseBase:
+    try:
+        user = None
+        if op is None or not op.public:
+            key = authenticate(request)
+            ratelimit.check(key.id)
+            user = key.user
+        if op is None:
+            raise MethodNotAllowed(request.method or "", request.path, allowed)
+        ctx = Ctx(request=request, user=user)
+        if op.query is not None:
+            ctx.query = op.query.check(request.GET)
+        elif request.GET:
+            first = next(iter(request.GET.keys()))
+            raise InvalidRequest(f"Unrecognized query parameter: {first}", param=first, code="unknown_parameter")
+        if op.body is not None:
+            ctx.body = op.body.check(_parse_json(request), "")
+        result = op.handler(ctx, **kwargs)
+        if isinstance(result, HttpResponseBase):
+            return result
+        return JsonResponse(result)
+    except ServiceError as err:
+        return error_response(err)
+    except RequestDataTooBig:
+        return error_response(PayloadTooLarge("The request body is too large."))
+    except (SuspiciousOperation, MultiPartParserError) as exc:
+        return error_response(InvalidRequest(f"Malformed request: {exc}"))
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(ServerError())
+
+
+def view_for(ops: list[Operation]) -> Callable[..., HttpResponseBase]:
+    by_method = {op.method: op for op in ops}
+    allowed = sorted(by_method)
+
+    @csrf_exempt
+    def view(request: HttpRequest, **kwargs: str) -> HttpResponseBase:
+        return handle(by_method.get(request.method or ""), allowed, request, kwargs)
+
+    return view
+
+
+@csrf_exempt
+def unknown_url(request: HttpRequest, rest: str = "") -> HttpResponseBase:
+    return error_response(UnknownUrl(request.method or "", request.path))

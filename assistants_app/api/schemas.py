@@ -1,0 +1,194 @@
+"""JSON Schemas of the objects /v1 returns (the OpenAPI document's components).
+
+They mirror objects.py. They are checked against real responses by the schemathesis test, so a
+field added there without being added here (or the other way round) fails the suite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def nullable(s: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [s, {"type": "null"}]}
+
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+NUM = {"type": "number"}
+BOOL = {"type": "boolean"}
+OBJ = {"type": "object"}
+TS = INT
+METADATA = {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+def obj(props: dict[str, Any], *, object_name: str | None = None, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    if object_name is not None:
+        props = {**props, "object": {"type": "string", "enum": [object_name]}}
+    return {
+        "type": "object",
+        "properties": props,
+        "required": [k for k in props if k not in optional],
+    }
+
+
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def listing(item: str) -> dict[str, Any]:
+    return obj(
+        {
+            "object": {"type": "string", "enum": ["list"]},
+            "data": {"type": "array", "items": ref(item)},
+            "first_id": nullable(STR),
+            "last_id": nullable(STR),
+            "has_more": BOOL,
+        }
+    )
+
+
+def deleted(name: str) -> dict[str, Any]:
+    return obj({"id": STR, "deleted": BOOL}, object_name=name)
+
+
+TOOL = {"type": "object", "properties": {"type": {"type": "string", "enum": ["function", "code_interpreter", "file_search"]}}, "required": ["type"]}
+RESPONSE_FORMAT = {"anyOf": [{"type": "string", "enum": ["auto"]}, OBJ]}
+USAGE = nullable(obj({"prompt_tokens": INT, "completion_tokens": INT, "total_tokens": INT}))
+CONTENT_PART = {
+    "type": "object",
+    "properties": {"type": {"type": "string", "enum": ["text", "image_file", "image_url", "refusal"]}},
+    "required": ["type"],
+}
+
+COMPONENTS: dict[str, dict[str, Any]] = {
+    "Error": obj(
+        {
+            "error": obj(
+                {
+                    "message": STR,
+                    "type": STR,
+                    "param": nullable(STR),
+                    "code": nullable(STR),
+                }
+            )
+        }
+    ),
+    "Assistant": obj(
+        {
+            "id": STR,
+            "created_at": TS,
+            "name": nullable(STR),
+            "description": nullable(STR),
+            "model": STR,
+            "instructions": nullable(STR),
+            "tools": {"type": "array", "items": TOOL},
+            "tool_resources": nullable(OBJ),
+            "metadata": METADATA,
+            "temperature": nullable(NUM),
+            "top_p": nullable(NUM),
+            "response_format": RESPONSE_FORMAT,
+        },
+        object_name="assistant",
+    ),
+    "Thread": obj(
+        {"id": STR, "created_at": TS, "metadata": METADATA, "tool_resources": nullable(OBJ)}, object_name="thread"
+    ),
+    "Message": obj(
+        {
+            "id": STR,
+            "created_at": TS,
+            "thread_id": STR,
+            "role": {"type": "string", "enum": ["user", "assistant"]},
+            "content": {"type": "array", "items": CONTENT_PART},
+            "attachments": nullable({"type": "array", "items": OBJ}),
+            "status": {"type": "string", "enum": ["in_progress", "incomplete", "completed"]},
+            "incomplete_details": nullable(OBJ),
+            "completed_at": nullable(TS),
+            "incomplete_at": nullable(TS),
+            "assistant_id": nullable(STR),
+            "run_id": nullable(STR),
+            "metadata": METADATA,
+        },
+        object_name="thread.message",
+    ),
+    "Run": obj(
+        {
+            "id": STR,
+            "created_at": TS,
+            "thread_id": STR,
+            "assistant_id": STR,
+            "status": {
+                "type": "string",
+                "enum": [
+                    "queued", "in_progress", "requires_action", "cancelling", "cancelled",
+                    "failed", "completed", "incomplete", "expired",
+                ],
+            },
+            "required_action": nullable(OBJ),
+            "last_error": nullable(obj({"code": STR, "message": STR})),
+            "expires_at": nullable(TS),
+            "started_at": nullable(TS),
+            "cancelled_at": nullable(TS),
+            "failed_at": nullable(TS),
+            "completed_at": nullable(TS),
+            "incomplete_details": nullable(OBJ),
+            "model": STR,
+            "instructions": STR,
+            "tools": {"type": "array", "items": TOOL},
+            "metadata": METADATA,
+            "usage": USAGE,
+            "temperature": nullable(NUM),
+            "top_p": nullable(NUM),
+            "max_prompt_tokens": nullable(INT),
+            "max_completion_tokens": nullable(INT),
+            "truncation_strategy": OBJ,
+            "response_format": RESPONSE_FORMAT,
+            "tool_choice": {"anyOf": [STR, OBJ]},
+            "parallel_tool_calls": BOOL,
+        },
+        object_name="thread.run",
+    ),
+    "RunStep": obj(
+        {
+            "id": STR,
+            "created_at": TS,
+            "run_id": STR,
+            "assistant_id": STR,
+            "thread_id": STR,
+            "type": {"type": "string", "enum": ["message_creation", "tool_calls"]},
+            "status": {"type": "string", "enum": ["in_progress", "cancelled", "failed", "completed", "expired"]},
+            "step_details": OBJ,
+            "last_error": nullable(OBJ),
+            "expired_at": nullable(TS),
+            "cancelled_at": nullable(TS),
+            "failed_at": nullable(TS),
+            "completed_at": nullable(TS),
+            "metadata": nullable(METADATA),
+            "usage": USAGE,
+        },
+        object_name="thread.run.step",
+    ),
+    "OpenAIFile": obj(
+        {
+            "id": STR,
+            "bytes": INT,
+            "created_at": TS,
+            "expires_at": nullable(TS),
+            "filename": STR,
+            "purpose": STR,
+            "status": STR,
+            "status_details": nullable(STR),
+        },
+        object_name="file",
+    ),
+    "AssistantDeleted": deleted("assistant.deleted"),
+    "ThreadDeleted": deleted("thread.deleted"),
+    "MessageDeleted": deleted("thread.message.deleted"),
+    "FileDeleted": deleted("file"),
+    "AssistantList": listing("Assistant"),
+    "MessageList": listing("Message"),
+    "RunList": listing("Run"),
+    "RunStepList": listing("RunStep"),
+    "FileList": listing("OpenAIFile"),
+}
