@@ -1,0 +1,118 @@
+"""Model output is never inserted into the page as raw HTML."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+
+from assistants_app.web.fragments import EventRenderer, merge
+from assistants_app.web.rendering import markdown_to_html, sanitize
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "<img src=x onerror=alert(1)>",
+        "<script>alert(1)</script>",
+        "<svg onload=alert(1)>",
+        "<iframe src=https://example.com></iframe>",
+        '<a href="javascript:alert(1)">x</a>',
+        "<style>body{display:none}</style>",
+    ],
+)
+def test_raw_html_from_the_model_is_shown_as_text(source: str) -> None:
+    html = markdown_to_html(source)
+    assert elements(html) == [("p", [])]
+    assert "&lt;" in html  # visible as text, not silently dropped
+
+
+class _Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, list[str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, [name for name, _ in attrs]))
+
+
+def elements(html: str) -> list[tuple[str, list[str]]]:
+    """The elements (and their attribute names) that a browser would build from `html`."""
+    parser = _Elements()
+    parser.feed(html)
+    return parser.found
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["[x](javascript:alert(1))", "[x](JaVaScRiPt:alert(1))", "[x](data:text/html,<script>alert(1)</script>)",
+     "[x](vbscript:msgbox(1))", "![x](javascript:alert(1))"],
+)
+def test_dangerous_link_schemes_are_not_links(source: str) -> None:
+    html = markdown_to_html(source)
+    assert "href" not in html
+
+
+def test_safe_links_get_rel_noopener_nofollow() -> None:
+    html = markdown_to_html("see [the docs](https://example.com/a?b=1&c=2 \"Title\")")
+    assert 'href="https://example.com/a?b=1&amp;c=2"' in html
+    assert 'rel="noopener nofollow noreferrer"' in html
+    assert "Title" in html
+
+
+def test_images_become_links_so_the_page_fetches_nothing() -> None:
+    html = markdown_to_html("![a chart](https://example.com/chart.png)")
+    assert "<img" not in html
+    assert '<a href="https://example.com/chart.png"' in html and "a chart" in html
+
+
+def test_tables_and_code_blocks_are_kept() -> None:
+    html = markdown_to_html("| a | b |\n|:--|--:|\n| 1 | <2> |\n\n```python\nif x < 1 and y > 2:\n    print('<b>')\n```\n")
+    assert "<table>" in html and "<th style=\"text-align:left\">a</th>" in html
+    assert "<td style=\"text-align:right\">&lt;2&gt;</td>" in html
+    assert '<pre><code class="language-python">' in html
+    assert "if x &lt; 1 and y &gt; 2:" in html and "print('&lt;b&gt;')" in html
+
+
+def test_inline_formatting_lists_and_quotes() -> None:
+    html = markdown_to_html("**bold** _em_ ~~gone~~ `code`\n\n- one\n- two\n\n> quoted")
+    for tag in ("<strong>", "<em>", "<s>", "<code>", "<ul>", "<li>", "<blockquote>"):
+        assert tag in html
+
+
+def test_sanitizer_alone_strips_what_a_renderer_bug_could_let_through() -> None:
+    dirty = '<p onclick="x()">hi<script>alert(1)</script><a href="javascript:x">l</a><code class="x onmouseover">c</code></p>'
+    clean = sanitize(dirty)
+    assert "onclick" not in clean and "<script" not in clean and "javascript:" not in clean
+    assert "onmouseover" not in clean
+    assert sanitize('<td style="background:url(x)">1</td>') == "1"  # not in a table: dropped
+
+
+def test_streamed_deltas_are_escaped_and_merged() -> None:
+    r = EventRenderer("Bot")
+    ops = []
+    for text in ("<img src=x ", "onerror=alert(1)>", " & more"):
+        ops += r.render("thread.message.delta", {"id": "msg_1", "delta": {"content": [
+            {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}})
+    frame = merge(ops)
+    assert frame == '<div hx-swap-oob="beforeend:#m-msg_1-body">&lt;img src=x onerror=alert(1)&gt; &amp; more</div>'
+
+
+def test_completed_message_is_rerendered_as_sanitized_markdown() -> None:
+    r = EventRenderer("Bot")
+    data = {"id": "msg_1", "role": "assistant", "status": "completed", "incomplete_details": None,
+            "content": [{"type": "text", "text": {"value": "**hi** <script>alert(1)</script>", "annotations": []}}]}
+    frame = merge(r.render("thread.message.completed", data))
+    assert "<strong>hi</strong>" in frame and "<script" not in frame and "&lt;script&gt;" in frame
+    assert 'id="m-msg_1"' in frame and "Bot" in frame
+
+
+def test_tool_call_arguments_and_outputs_are_escaped() -> None:
+    r = EventRenderer("Bot")
+    delta = {"id": "step_1", "delta": {"step_details": {"type": "tool_calls", "tool_calls": [
+        {"index": 0, "id": "call_1", "type": "code_interpreter",
+         "code_interpreter": {"input": "print('<script>')", "outputs": [{"type": "logs", "logs": "<b>out</b>"}]}}]}}}
+    frame = merge(r.render("thread.run.step.delta", delta))
+    assert "Code interpreter" in frame
+    assert "print(&#x27;&lt;script&gt;&#x27;)" in frame and "&lt;b&gt;out&lt;/b&gt;" in frame
+    assert "<script" not in frame and "<b>" not in frame
