@@ -126,10 +126,11 @@ class Execution:
             except _LimitReached:
                 rnd.finish = "length"
             self._add_usage(rnd, prompt.prompt_tokens)
-            await self._close_message(rnd)
             if rnd.finish == "length":
-                await self._finish_incomplete("max_completion_tokens", rnd)
+                await self._close_message(rnd, status="incomplete", reason="max_tokens")
+                await self._finish_incomplete("max_completion_tokens")
                 return
+            await self._close_message(rnd)
             if not rnd.calls:
                 await self._finish_completed()
                 return
@@ -489,8 +490,7 @@ class Execution:
         if await self._end(state.COMPLETED, {}) is None:
             await self._finish_cancelled()
 
-    async def _finish_incomplete(self, reason: str, rnd: _Round | None = None) -> None:
-        del rnd
+    async def _finish_incomplete(self, reason: str) -> None:
         await self._close_open_messages("max_tokens")
         if await self._end(state.INCOMPLETE, {"incomplete_details": {"reason": reason}}) is None:
             await self._finish_cancelled()
