@@ -1,0 +1,228 @@
+"""The real server for the /v1 conformance tests: `manage.py serve` (daphne + embedded executor) in a
+subprocess, with its own data directory and SQLite database, talking to a FakeUpstream that runs in
+the test process. Started once per distinct configuration and shared by every test module.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx2
+import openai
+
+from tests.fakes.upstream import FakeUpstream
+
+ROOT = Path(__file__).resolve().parent.parent
+# Inherited variables that would point the server at shared services instead of its own files.
+_SCRUB = ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_URL", "DJANGO_SETTINGS_MODULE", "RUN_EXECUTOR", "MODEL_BACKEND")
+FILE_LIMIT = 256 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Counter:
+    """Counts the HTTP requests an SDK client sends (retries included), per method and path."""
+
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, request: httpx2.Request) -> None:
+        with self.lock:
+            self.calls.append((request.method, request.url.path))
+
+    def count(self, method: str | None = None, suffix: str = "") -> int:
+        with self.lock:
+            return sum(1 for m, p in self.calls if (method is None or m == method) and p.endswith(suffix))
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls.clear()
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    upstream: FakeUpstream
+    keys: dict[str, str]
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def client(self, user: str = "alice", **kw: object) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key=self.keys[user], **kw)  # type: ignore[arg-type]
+
+    def counted_client(self, user: str = "alice", **kw: object) -> tuple[openai.OpenAI, Counter]:
+        counter = Counter()
+        http = openai.DefaultHttpxClient(event_hooks={"request": [counter]})
+        return self.client(user, http_client=http, **kw), counter
+
+    def async_client(self, user: str = "alice", **kw: object) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.keys[user], **kw)  # type: ignore[arg-type]
+
+    def manage(self, *args: str) -> str:
+        return _manage(self.env, *args)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self._env
+
+    _env: dict[str, str] = field(default_factory=dict)
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def reset_upstream(self) -> None:
+        # Replies a failed test left unconsumed would answer the next test's run.
+        with self.upstream._lock:
+            self.upstream._queue.clear()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.upstream.stop()
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+USERS = ("alice", "bob")
+_template: Path | None = None
+
+
+def _migrated_copy(env: dict[str, str], data_dir: Path) -> None:
+    """Migrate once per session, then give every server a copy of that database."""
+    global _template
+    if _template is None:
+        _manage(env, "migrate", "--noinput", "-v", "0")
+        _template = data_dir / "template.sqlite3"
+        shutil.copyfile(data_dir / "db.sqlite3", _template)
+    else:
+        shutil.copyfile(_template, data_dir / "db.sqlite3")
+
+
+def start_server(**settings: str) -> LiveServer:
+    upstream = FakeUpstream().start()
+    data_dir = Path(tempfile.mkdtemp(prefix="assistants-api-test-"))
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env.update(
+        {
+            "DATA_DIR": str(data_dir),
+            "DATABASE_URL": f"sqlite:///{data_dir}/db.sqlite3",
+            "MODEL_BACKEND": "openai",
+            "OPENAI_BASE_URL": upstream.base_url,
+            "OPENAI_API_KEY": "x",
+            "RUN_POLL_SECONDS": "0.05",
+            "DJANGO_DEBUG": "0",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "POLL_AFTER_MS": "50",
+            "FILE_UPLOAD_MAX_BYTES": str(FILE_LIMIT),
+            "UPSTREAM_RETRY_BASE_SECONDS": "0.01",
+            "UPSTREAM_MAX_RETRIES": "0",
+            "RUN_CHECKPOINT_SECONDS": "0.05",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(settings)
+    _migrated_copy(env, data_dir)
+    # Two manage.py processes at once: each spends seconds importing Django, not writing.
+    with ThreadPoolExecutor(2) as pool:
+        outs = dict(zip(USERS, pool.map(lambda u: _manage(env, "create_api_key", u, "--create-user", "--name", "tests"), USERS), strict=True))
+    keys = {user: out.strip().splitlines()[-1] for user, out in outs.items()}
+    port = free_port()
+    log_path = data_dir / "server.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = LiveServer(f"http://127.0.0.1:{port}/v1", upstream, keys, data_dir, process, log_path, _env=env)
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            upstream.stop()
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log_tail()}")
+        try:
+            if httpx2.get(f"{server.base_url}/openapi.json", timeout=1).status_code == 200:
+                break
+        except httpx2.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"server did not start:\n{server.log_tail()}")
+        time.sleep(0.1)
+    return server
+
+
+_servers: dict[tuple[tuple[str, str], ...], LiveServer] = {}
+_lock = threading.Lock()
+
+
+def shared_server(**settings: str) -> LiveServer:
+    """One server per configuration for the whole test session (stopped at exit)."""
+    key = tuple(sorted(settings.items()))
+    with _lock:
+        server = _servers.get(key)
+        if server is None or server.process.poll() is not None:
+            server = _servers[key] = start_server(**settings)
+        return server
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in _servers.values():
+        server.stop()
+
+
+def iter_sse(response: httpx2.Response) -> Iterator[tuple[str | None, str]]:
+    """(event, data) pairs of a raw SSE response, for framing checks the SDK would hide."""
+    event: str | None = None
+    data: list[str] = []
+    for line in response.iter_lines():
+        if line == "":
+            if data or event:
+                yield event, "\n".join(data)
+            event, data = None, []
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())
