@@ -34,7 +34,7 @@ FAST = Limits(cpu_seconds=5, wall_seconds=10)
 @pytest.fixture(scope="session")
 def sandbox_venv() -> Path:
     """Build the sandbox venv once if `make test` has not already (about a minute)."""
-    if not sandbox.sandbox_python().exists():
+    if not os.path.lexists(sandbox.sandbox_python()):
         subprocess.run(["bash", str(REPO / "scripts" / "sandbox-venv.sh"), str(sandbox.venv_path())], check=True)
     return sandbox.venv_path()
 
@@ -249,7 +249,7 @@ async def test_file_size_limit(workdir: Path) -> None:
 
 
 async def test_output_is_capped_with_a_marker(workdir: Path) -> None:
-    result = await run("for i in range(200_000):\n    print(i)\nprint('the end')", workdir,
+    result = await run("for i in range(20_000):\n    print(i)\nprint('the end')", workdir,
                        Limits(max_output_bytes=4096))
     assert result.output_truncated and result.exit_code == 0
     assert result.logs.startswith("0\n1\n2\n")
@@ -272,6 +272,32 @@ async def test_numpy_pandas_and_matplotlib_work(workdir: Path) -> None:
     assert result.logs == "30\n"  # no font-cache rebuild or fontconfig noise
     assert result.files == [Path("plot.png")]
     assert (workdir / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_cancelling_execute_kills_the_sandbox(workdir: Path) -> None:
+    code = "import time\nwhile True:\n    open('tick', 'w').write(str(time.time()))\n    time.sleep(0.05)\n"
+    task = asyncio.create_task(run(code, workdir))
+    await asyncio.sleep(1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    tick = workdir / "tick"
+    assert tick.exists()
+    stamp = tick.read_text()
+    await asyncio.sleep(0.3)
+    assert tick.read_text() == stamp  # nothing is writing any more
+
+
+async def test_concurrent_executions_are_isolated(workdir: Path) -> None:
+    other = Path(tempfile.mkdtemp(prefix="sandbox-test-"))
+    try:
+        (other / "mine.txt").write_text("other")
+        (workdir / "yours.txt").write_text("this")
+        code = "import os, time\ntime.sleep(0.3)\nprint(sorted(os.listdir('.')))"
+        a, b = await asyncio.gather(run(code, workdir), run(code, other))
+        assert a.logs == "['yours.txt']\n" and b.logs == "['mine.txt']\n"
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
 
 
 async def test_missing_bwrap_raises_sandbox_unavailable(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
