@@ -154,6 +154,7 @@ def start_server(**settings: str) -> LiveServer:
             "FILE_UPLOAD_MAX_BYTES": str(FILE_LIMIT),
             "UPSTREAM_RETRY_BASE_SECONDS": "0.01",
             "UPSTREAM_MAX_RETRIES": "0",
+            "UPSTREAM_STALL_TIMEOUT": "20",
             "RUN_CHECKPOINT_SECONDS": "0.05",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
