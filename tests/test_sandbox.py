@@ -304,3 +304,10 @@ async def test_missing_bwrap_raises_sandbox_unavailable(workdir: Path, monkeypat
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
         await run("print(1)", workdir)
+
+
+async def test_missing_sandbox_venv_is_reported(workdir: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CODE_INTERPRETER_VENV = str(workdir / "no-venv")
+    assert sandbox.available() is False
+    with pytest.raises(SandboxUnavailable, match=r"scripts/sandbox-venv\.sh"):
+        await run("print(1)", workdir)

@@ -14,7 +14,11 @@ Isolation (see `_bwrap_argv` for the exact command line):
 - the environment is cleared: none of the server's variables (API keys, DJANGO_SECRET_KEY) leak;
 - rlimits (CPU, address space, processes, file size, no core dumps) are set by the runner inside
   the sandbox, after the namespaces exist, so the process limit counts only this sandbox;
-- a wall-clock timeout kills bwrap, and with it (--die-with-parent + pid namespace) every process.
+- a wall-clock timeout SIGKILLs the sandbox's pid 1, and with it every process of its pid namespace;
+  --die-with-parent does the same if the server dies.
+Not covered: memory is limited per process (RLIMIT_AS), not per sandbox, so max_processes
+processes could together use max_processes x memory_bytes (a cgroup would bound the total); disk
+use of the workdir is bounded only per file; /proc/self/mountinfo shows host paths of the mounts.
 When the server runs as root, bwrap runs as an unprivileged host uid (CODE_INTERPRETER_SANDBOX_UID):
 the kernel does not enforce RLIMIT_NPROC for root, and files written to the workdir must not be
 owned by root. execute() then chowns the workdir to that uid, and every directory above the
@@ -25,7 +29,7 @@ dies too. As an init process it ignores signals it has no handler for (os.kill(o
 no-op), which is why the runner installs its own SIGXCPU handler.
 
 The sandbox interpreter is a dedicated venv built by scripts/sandbox-venv.sh (numpy, pandas,
-matplotlib); it holds a hard-linked copy of the base interpreter's prefix in `base-python/`,
+matplotlib); it holds a hard-linked (or copied) snapshot of the base interpreter's prefix in `base-python/`,
 mounted at the base prefix's real path, because that path may sit under a directory the sandbox
 uid cannot traverse (pyenv under /root).
 
@@ -339,7 +343,7 @@ def _bwrap_argv(venv: Path, workdir: Path, limits: Limits, status_fd: int, json_
         "--uid", str(INNER_UID), "--gid", str(INNER_UID),
         "--hostname", "sandbox",
         "--as-pid-1",  # no bwrap reaper as pid 1: bwrap could exit before it and leave a zombie (_kill)
-        "--die-with-parent",  # server death (or our SIGKILL of bwrap) kills the whole sandbox
+        "--die-with-parent",  # the server's death (or the fallback SIGKILL of bwrap) kills the sandbox
         "--new-session",  # no controlling terminal: blocks TIOCSTI injection into the server's tty
         "--cap-drop", "ALL",
         # Filesystem: /usr read-only, minus /usr/local (site-specific tools and configuration).
@@ -358,8 +362,8 @@ def _bwrap_argv(venv: Path, workdir: Path, limits: Limits, status_fd: int, json_
         "--dev", "/dev",
         "--perms", "1777", "--size", tmpfs, "--tmpfs", "/dev/shm",
         "--perms", "1777", "--size", tmpfs, "--tmpfs", "/tmp",
-        # The interpreter, at the paths the venv expects; after /tmp so a venv there stays visible.
         *_matplotlib_cache_args(venv, data_fds),
+        # The interpreter, at the paths the venv expects; after /tmp so a venv there stays visible.
         "--ro-bind", str(base_src), str(base),
         "--ro-bind", str(venv), str(venv),
         "--bind", str(workdir), SANDBOX_WORKDIR,
