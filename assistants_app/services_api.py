@@ -46,6 +46,11 @@ def check_file_ids(user: Any, file_ids: list[str], param: str) -> None:
             raise InvalidRequest(f"No file found with id '{fid}'.", param=f"{param}[{i}]", code="invalid_file_id")
 
 
+def check_file_id(user: Any, file_id: str, param: str) -> None:
+    if not File.objects.filter(owner=user, id=file_id).exists():
+        raise InvalidRequest(f"No file found with id '{file_id}'.", param=param, code="invalid_file_id")
+
+
 def check_tool_resources(user: Any, resources: dict[str, Any] | None, param: str = "tool_resources") -> dict[str, Any]:
     if not resources:
         return {}
@@ -90,10 +95,10 @@ def message_fields(user: Any, fields: dict[str, Any], param: str = "") -> dict[s
     if isinstance(content, list):
         for i, part in enumerate(content):
             if part["type"] == "image_file":
-                check_file_ids(user, [part["image_file"]["file_id"]], f"{prefix}content[{i}].image_file.file_id")
+                check_file_id(user, part["image_file"]["file_id"], f"{prefix}content[{i}].image_file.file_id")
     attachments = fields.get("attachments") or []
     for i, att in enumerate(attachments):
-        check_file_ids(user, [att["file_id"]], f"{prefix}attachments[{i}].file_id")
+        check_file_id(user, att["file_id"], f"{prefix}attachments[{i}].file_id")
         for j, tool in enumerate(att.get("tools") or []):
             if hosted.get(tool["type"]) is None:
                 raise InvalidRequest(

@@ -191,7 +191,21 @@ def start_server(**settings: str) -> LiveServer:
             server.stop()
             raise RuntimeError(f"server did not start:\n{server.log_tail()}")
         time.sleep(0.1)
+    _warm_up(server)
     return server
+
+
+def _warm_up(server: LiveServer) -> None:
+    """Run once, so that the first test's run doesn't also pay for the executor's first imports
+    (tokenizer, HTTP client): seconds, which would make timing-sensitive tests flaky."""
+    client = server.client(max_retries=0)
+    assistant = client.beta.assistants.create(model="warm-up")
+    try:
+        client.beta.threads.create_and_run_poll(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "warm up"}]}, poll_interval_ms=50
+        )
+    finally:
+        client.beta.assistants.delete(assistant.id)
 
 
 _servers: dict[tuple[tuple[str, str], ...], LiveServer] = {}
