@@ -68,6 +68,9 @@ class _Round:
 class Execution:
     def __init__(self, run: Run, *, cancel: asyncio.Event | None = None) -> None:
         self.run = run
+        self.owner = run.lease_owner
+        # Set by the executor when the lease was lost: stop without writing anything more.
+        self.lost = False
         self.cancel = cancel or asyncio.Event()
         self.emitter = Emitter(get_event_log(), run.id)
         self.usage = dict(run.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
@@ -80,6 +83,9 @@ class Execution:
         try:
             await self._execute()
         except RunCancelled:
+            if self.lost or not await db(self._still_owned)():
+                log.warning("run %s: lease lost, leaving it to its new owner", self.run.id)
+                return
             await self._finish_cancelled()
         except RunExpired:
             await self._finish_expired()
@@ -450,7 +456,11 @@ class Execution:
         await self.emitter.flush()
         action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": functions}}
         run = await db(state.transition)(
-            self.run.id, state.REQUIRES_ACTION, expected=[state.IN_PROGRESS], fields={"required_action": action, "usage": self.usage}
+            self.run.id,
+            state.REQUIRES_ACTION,
+            expected=[state.IN_PROGRESS],
+            fields={"required_action": action, "usage": self.usage},
+            owner=self.owner,
         )
         if run is None:
             raise RunCancelled
@@ -484,7 +494,9 @@ class Execution:
     async def _end(self, target: str, fields: dict[str, Any], expected: list[str] | None = None) -> Run | None:
         await self.emitter.flush()
         fields = {"usage": self.usage, **fields}
-        return await db(state.transition)(self.run.id, target, expected=expected or [state.IN_PROGRESS], fields=fields)
+        return await db(state.transition)(
+            self.run.id, target, expected=expected or [state.IN_PROGRESS], fields=fields, owner=self.owner
+        )
 
     async def _finish_completed(self) -> None:
         if await self._end(state.COMPLETED, {}) is None:
@@ -505,16 +517,20 @@ class Execution:
 
     async def _finish_cancelled(self) -> None:
         await self._close_open_messages("run_cancelled")
-        run = await db(state.transition)(self.run.id, state.CANCELLING, expected=[state.IN_PROGRESS])
-        del run
+        await db(state.transition)(self.run.id, state.CANCELLING, expected=[state.IN_PROGRESS], owner=self.owner)
         await self._end(state.CANCELLED, {}, expected=[state.CANCELLING])
 
     async def _finish_expired(self) -> None:
         await self._close_open_messages("run_expired")
         await self._end(state.EXPIRED, {}, expected=[state.IN_PROGRESS, state.CANCELLING])
 
+    def _still_owned(self) -> bool:
+        return Run.objects.filter(id=self.run.id, lease_owner=self.owner).exists()
+
     async def _close_open_messages(self, reason: str, error: dict[str, Any] | None = None) -> None:
         """Mark this run's unfinished messages and steps, keeping the partial text."""
+        if not await db(self._still_owned)():
+            return
         rnd = self._round
         if rnd is not None and rnd.message is not None and rnd.message.status == Message.Status.IN_PROGRESS:
             content, msg_id = _text_content(rnd.text), rnd.message.id

@@ -39,6 +39,7 @@ class Executor:
         self.worker_id = worker_id or make_worker_id()
         self.concurrency = concurrency or settings.RUN_CONCURRENCY
         self.running: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self.executions: dict[str, Execution] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
@@ -102,9 +103,11 @@ class Executor:
 
     async def _execute(self, run: Run, cancel: asyncio.Event) -> None:
         try:
-            await Execution(run, cancel=cancel).execute()
+            execution = self.executions[run.id] = Execution(run, cancel=cancel)
+            await execution.execute()
         finally:
             self.running.pop(run.id, None)
+            self.executions.pop(run.id, None)
             if self._wake:
                 self._wake.set()
             await db(close_old_connections)()
@@ -123,8 +126,15 @@ class Executor:
         held = await db(state.renew_leases)(self.worker_id, ids)
         cancelling = await db(_cancelling_ids)(ids)
         for run_id in ids:
-            # Lost the lease (reaped) or asked to cancel: stop streaming now.
-            if run_id not in held or run_id in cancelling:
+            if run_id not in self.running:
+                continue  # finished while we were asking
+            if run_id not in held:
+                # Reaped after we stalled past the lease: stop at once and write nothing more.
+                execution = self.executions.get(run_id)
+                if execution is not None and await db(_lease_lost)(run_id, self.worker_id):
+                    execution.lost = True
+                    self._cancel_local(run_id)
+            elif run_id in cancelling:
                 self._cancel_local(run_id)
         await db(recovery.recover)()
 
@@ -146,6 +156,11 @@ def _cancelling_ids(ids: list[str]) -> set[str]:
     if not ids:
         return set()
     return set(Run.objects.filter(id__in=ids, status=state.CANCELLING).values_list("id", flat=True))
+
+
+def _lease_lost(run_id: str, worker_id: str) -> bool:
+    # Not held may also mean "just finished"; only a run that someone else holds or ended is lost.
+    return not Run.objects.filter(id=run_id, lease_owner=worker_id).exists()
 
 
 def _release(worker_id: str, ids: list[str]) -> None:

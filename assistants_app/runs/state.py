@@ -81,11 +81,14 @@ def transition(
     expected: Iterable[str] | None = None,
     fields: dict[str, Any] | None = None,
     publish: bool = True,
+    owner: str | None = None,
 ) -> Run | None:
     """Move a run to `target` if it is currently in one of `expected`.
 
     Returns the updated run, or None when the row was not in an expected status (someone else won,
     or the run moved on). Raises IllegalTransition for a transition the machine never allows.
+    `owner` fences a worker: the update applies only while that worker still holds the run's lease,
+    so a worker that stalled past its lease cannot overwrite what the run's new owner did.
     """
     sources = list(expected) if expected is not None else sources_for(target)
     bad = [s for s in sources if not is_allowed(s, target)]
@@ -103,7 +106,10 @@ def transition(
     if target != REQUIRES_ACTION:
         values.setdefault("required_action", None)
     with transaction.atomic():
-        updated = Run.objects.filter(id=run_id, status__in=sources).update(**values)
+        rows = Run.objects.filter(id=run_id, status__in=sources)
+        if owner is not None:
+            rows = rows.filter(lease_owner=owner)
+        updated = rows.update(**values)
         if updated != 1:
             return None
         run = Run.objects.select_related(None).get(id=run_id)
