@@ -163,7 +163,26 @@ STORAGES = {
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat"
 LOGOUT_REDIRECT_URL = "login"
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Password-reset mail. The console backend prints messages to the server log; set EMAIL_BACKEND to
+# django.core.mail.backends.smtp.EmailBackend and the EMAIL_* variables below for real delivery.
+MAILERS = {
+    "default": {
+        "BACKEND": env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"),
+        "OPTIONS": {
+            k: v
+            for k, v in {
+                "host": env_str("EMAIL_HOST", ""),
+                "port": env_int("EMAIL_PORT", 0),
+                "username": env_str("EMAIL_HOST_USER", ""),
+                "password": env_str("EMAIL_HOST_PASSWORD", ""),
+                "use_tls": env_bool("EMAIL_USE_TLS", False),
+            }.items()
+            if v
+        }
+        if env_str("EMAIL_BACKEND", "").endswith("smtp.EmailBackend")
+        else {},
+    }
+}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "assistants@localhost")
 
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
