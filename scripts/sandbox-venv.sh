@@ -4,7 +4,7 @@
 #   bash scripts/sandbox-venv.sh            # at $CODE_INTERPRETER_VENV, else ${DATA_DIR:-var}/sandbox-venv
 #   bash scripts/sandbox-venv.sh PATH       # somewhere else
 #
-# Idempotent and quiet: when the stamp matches and the packages import, it exits at once. The venv is
+# Idempotent and quiet: when the stamp of a finished build matches, it exits at once. The venv is
 # separate from .venv (the server's packages never enter the sandbox). It also holds, in base-python/,
 # a hard-linked (or copied) snapshot of the base interpreter's prefix that the sandbox mounts at the
 # base prefix's real path: that path may be unreachable for the sandbox uid (pyenv under /root, 0700).
@@ -56,8 +56,11 @@ if ! {
 fi
 
 # The base prefix, minus its test suite and its own site-packages (the venv does not use them).
+# Hard links cost no space; across filesystems, start again with a plain copy (never cp onto links).
 mkdir -p "$VENV/base-python"
-cp -al "$BASE/." "$VENV/base-python/" 2>/dev/null || cp -a "$BASE/." "$VENV/base-python/"
+if ! cp -al "$BASE/." "$VENV/base-python/" 2>/dev/null; then
+  rm -rf "$VENV/base-python" && mkdir "$VENV/base-python" && cp -a "$BASE/." "$VENV/base-python/"
+fi
 rm -rf "$VENV/base-python/lib/python3."*/test "$VENV/base-python/lib/python3."*/site-packages/*
 # Check everything imports. Matplotlib scans the fonts on its first import (2-3 s): keep the font
 # list it writes in mplconfig/, which the sandbox copies into its fresh MPLCONFIGDIR on every run.
