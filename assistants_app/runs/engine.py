@@ -77,6 +77,9 @@ class Execution:
         self.assistant: Assistant | None = None
         self._last_checkpoint = 0.0
         self._round: _Round | None = None
+        # Outputs of hosted tools that belong in the next assistant message.
+        self.tool_files: list[dict[str, Any]] = []
+        self.citations: list[dict[str, Any]] = []
 
     # ---------------------------------------------------------------------------------------------
     async def execute(self) -> None:
@@ -257,7 +260,7 @@ class Execution:
         msg, step = rnd.message, rnd.message_step
         assert step is not None
         now = timezone.now()
-        msg.content = _text_content(rnd.text)
+        msg.content = self._final_content(rnd.text)
         msg.token_count = count_tokens(rnd.text) + 4
         if status == "completed" and reason is None:
             msg.status, msg.completed_at = Message.Status.COMPLETED, now
@@ -389,6 +392,8 @@ class Execution:
                 outcome = await self._race_value(impl.execute(ctx, call.arguments))
                 # `_arguments` / `_output` are what the model wrote and reads; API objects omit them.
                 tc = {**outcome.tool_call, "id": call.id, "_arguments": call.arguments, "_output": outcome.output}
+                self.tool_files += outcome.files
+                self.citations += outcome.citations
                 calls.append(tc)
                 continue
             output = None
@@ -524,6 +529,31 @@ class Execution:
         await self._close_open_messages("run_expired")
         await self._end(state.EXPIRED, {}, expected=[state.IN_PROGRESS, state.CANCELLING])
 
+    def _final_content(self, text: str) -> list[dict[str, Any]]:
+        """The text with its annotations, then images that tools made for this answer."""
+        annotations: list[dict[str, Any]] = []
+        for f in self.tool_files:
+            if f["image"]:
+                continue
+            marker = f"sandbox:/mnt/data/{f['name']}"
+            start = text.find(marker)
+            if start >= 0:
+                annotations.append(
+                    {
+                        "type": "file_path",
+                        "text": marker,
+                        "start_index": start,
+                        "end_index": start + len(marker),
+                        "file_path": {"file_id": f["file_id"]},
+                    }
+                )
+        annotations += resolve_citations(text, self.citations)
+        annotations.sort(key=lambda a: a["start_index"])
+        content = [{"type": "text", "text": {"value": text, "annotations": annotations}}] if text else []
+        content += [{"type": "image_file", "image_file": {"file_id": f["file_id"]}} for f in self.tool_files if f["image"]]
+        self.tool_files, self.citations = [], []
+        return content
+
     def _still_owned(self) -> bool:
         return Run.objects.filter(id=self.run.id, lease_owner=self.owner).exists()
 
@@ -558,6 +588,30 @@ def close_open_outputs(run_id: str, reason: str, error: dict[str, Any] | None = 
         step.save()
         events.append((f"thread.run.step.{step_status}", step_obj(step)))
     return events
+
+
+def resolve_citations(text: str, citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """file_citation annotations for the markers (e.g. 【0†source】) that the answer actually uses.
+
+    A citation is {"marker": str, "file_id": str, "quote": str}; the marker text is what the tool
+    told the model to write, and the annotation's indexes point at it in the final text.
+    """
+    out = []
+    for c in citations:
+        marker = c["marker"]
+        start = text.find(marker)
+        while start >= 0:
+            out.append(
+                {
+                    "type": "file_citation",
+                    "text": marker,
+                    "start_index": start,
+                    "end_index": start + len(marker),
+                    "file_citation": {"file_id": c["file_id"], "quote": c.get("quote", "")},
+                }
+            )
+            start = text.find(marker, start + len(marker))
+    return out
 
 
 def _text_content(text: str) -> list[dict[str, Any]]:

@@ -30,6 +30,9 @@ class ToolOutcome:
     tool_call: dict[str, Any]  # the final step_details tool call object ({"id", "type", <type>: {...}})
     # Annotations for the assistant message that follows (e.g. file citations), resolved by the engine.
     citations: list[dict[str, Any]] = field(default_factory=list)
+    # Files the tool produced: {"file_id", "name" (path under /mnt/data), "image": bool}. Images become
+    # image_file parts of the next assistant message; others file_path annotations where cited.
+    files: list[dict[str, Any]] = field(default_factory=list)
 
 
 class HostedTool(Protocol):
