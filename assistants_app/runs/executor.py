@@ -70,6 +70,7 @@ class Executor:
         signals.register(self)
         listener = asyncio.ensure_future(signals.listen(self))
         heartbeat = asyncio.ensure_future(self._heartbeat())
+        ingest = asyncio.ensure_future(self._ingest_files())
         log.info("run executor %s started (concurrency %d)", self.worker_id, self.concurrency)
         try:
             await db(recovery.recover)()
@@ -84,6 +85,7 @@ class Executor:
             signals.unregister(self)
             listener.cancel()
             heartbeat.cancel()
+            ingest.cancel()
             await self._shutdown()
 
     async def _claim_some(self) -> None:
@@ -111,6 +113,19 @@ class Executor:
             if self._wake:
                 self._wake.set()
             await db(close_old_connections)()
+
+    async def _ingest_files(self) -> None:
+        """File-search ingestion rides on the same workers: claim pending files, one at a time."""
+        from assistants_app.tools.file_search.ingest import claim_and_ingest_pending
+
+        while True:
+            try:
+                done = await db(claim_and_ingest_pending)(self.worker_id, 1)
+            except Exception:
+                log.exception("file ingestion failed")
+                done = 0
+            if not done:
+                await asyncio.sleep(settings.RUN_POLL_SECONDS)
 
     async def _heartbeat(self) -> None:
         interval = max(0.2, min(settings.RUN_LEASE_SECONDS / 3, settings.RUN_POLL_SECONDS))
