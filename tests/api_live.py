@@ -121,7 +121,7 @@ def _manage(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-USERS = ("alice", "bob")
+USERS = ("alice", "bob", "fuzz")
 _template: Path | None = None
 
 
@@ -163,7 +163,7 @@ def start_server(**settings: str) -> LiveServer:
     env.update(settings)
     _migrated_copy(env, data_dir)
     # Two manage.py processes at once: each spends seconds importing Django, not writing.
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(len(USERS)) as pool:
         outs = dict(zip(USERS, pool.map(lambda u: _manage(env, "create_api_key", u, "--create-user", "--name", "tests"), USERS), strict=True))
     keys = {user: out.strip().splitlines()[-1] for user, out in outs.items()}
     port = free_port()

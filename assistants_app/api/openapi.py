@@ -37,7 +37,9 @@ def _operation(op: Operation) -> dict[str, Any]:
     if params:
         doc["parameters"] = params
     if op.body is not None:
-        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": op.body.base_schema()}}}
+        # A body whose every field is optional may be left out altogether (the server reads it as {}).
+        required = any(f.required for f in op.body.fields.values())
+        doc["requestBody"] = {"required": required, "content": {"application/json": {"schema": op.body.base_schema()}}}
     if op.multipart:
         doc["requestBody"] = {
             "required": True,
@@ -60,7 +62,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.binary:
         ok: dict[str, Any] = {
             "description": "The file's bytes",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            # Served with the content type sniffed at upload (application/pdf, image/png, text/plain, ...).
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
         }
     else:
         content: dict[str, Any] = {"application/json": {"schema": ref(op.response)}}
