@@ -438,7 +438,7 @@ def test_transient_error_is_retried_then_fails(store, monkeypatch, settings):
     vs_file = add_file(store, "a.txt", b"Okapis are related to giraffes.")
     monkeypatch.setattr(ingest, "embeddings_configured", lambda: True)
 
-    def down(texts):
+    def down(texts, on_batch=None):
         raise ConnectionError("embeddings endpoint down")
 
     monkeypatch.setattr(ingest, "embed_texts", down)

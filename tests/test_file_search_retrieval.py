@@ -236,8 +236,10 @@ def fake_embeddings(monkeypatch):
 
     calls: list[int] = []
 
-    def embed(texts):
+    def embed(texts, on_batch=None):
         calls.append(len(texts))
+        if on_batch is not None:
+            on_batch()  # the ingest lease renewal must work against the real database
         return fake_embed(texts)
 
     for module in (ingest, search_module):
@@ -276,7 +278,7 @@ def test_search_falls_back_to_lexical_when_embeddings_fail(fake_embeddings, monk
     alice = make_user("alice")
     store = make_store(alice, DOCS)
 
-    def down(texts):
+    def down(texts, on_batch=None):
         raise ConnectionError("down")
 
     monkeypatch.setattr(search_module, "embed_texts", down)

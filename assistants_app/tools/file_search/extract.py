@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -92,6 +93,9 @@ HTML_BLOCK_TAGS = frozenset(
     "p div br li ul ol h1 h2 h3 h4 h5 h6 tr table section article header footer nav aside main pre"
     " blockquote dt dd dl figure figcaption hr form fieldset address details summary title".split()
 )
+
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f]")
 
 
 def max_file_bytes() -> int:
@@ -177,7 +181,7 @@ def _decode_text(data: bytes, *, declared_text: bool) -> str:
         # control-character check below.
         text = data.decode("cp1252", errors="replace")
     sample = text[:65536]
-    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\n\r\f\v")
+    controls = len(_CONTROL_CHARS.findall(sample))
     if "\x00" in sample or controls > max(8, len(sample) // 100):
         code = "invalid_file" if declared_text else "unsupported_file"
         raise ExtractionError(code, "The file looks binary, not text.")

@@ -25,7 +25,7 @@ from assistants_app.models import Chunk, File, VectorStoreFile, VectorStoreFileB
 from .chunk import ChunkingStrategyError, chunk_text, parse_chunking_strategy
 from .embeddings import embed_texts, embeddings_configured
 from .extract import ExtractionError, extract_text, max_file_bytes
-from .index import replace_chunks
+from .index import replace_chunks, usage_bytes
 
 log = logging.getLogger(__name__)
 Status = VectorStoreFile.Status
@@ -70,11 +70,16 @@ def _extend_lease(vs_file_id: int, worker_id: str) -> None:
 def _fail_exhausted() -> int:
     """Files whose every attempt died (e.g. a worker killed by a pathological file) end as failed."""
     now = timezone.now()
-    return VectorStoreFile.objects.filter(
+    exhausted = VectorStoreFile.objects.filter(
         Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lt=now),
         status=Status.IN_PROGRESS,
         attempts__gte=max_attempts(),
-    ).update(
+    )
+    # Read first: an UPDATE takes SQLite's write lock even when it matches nothing, and every
+    # idle worker calls this once per poll.
+    if not exhausted.exists():
+        return 0
+    return exhausted.update(
         status=Status.FAILED,
         claimed_by="",
         claim_expires_at=None,
@@ -113,7 +118,7 @@ def ingest_vector_store_file(vs_file_id: int, *, force: bool = False) -> str | N
     If another worker holds a live claim, nothing is done and the current status is returned.
     """
     if force:
-        VectorStoreFile.objects.filter(pk=vs_file_id).exclude(status=Status.IN_PROGRESS).update(
+        VectorStoreFile.objects.filter(pk=vs_file_id, status__in=[Status.COMPLETED, Status.FAILED]).update(
             status=Status.IN_PROGRESS, attempts=0, claimed_by="", claim_expires_at=None, last_error=None
         )
     worker_id = f"direct-{os.getpid()}-{uuid.uuid4().hex[:12]}"
@@ -151,16 +156,21 @@ def _ingest_claimed(vs_file_id: int, worker_id: str) -> None:
         data = _read_file_bytes(vs_file.file)
         extracted = extract_text(data, vs_file.file.filename)
         del data
-        _extend_lease(vs_file_id, worker_id)
         chunks = chunk_text(extracted.text, params)
         if not chunks:
             raise ExtractionError("invalid_file", "No text could be extracted from the file.")
+        # Renew before the slowest step; also notices a cancellation before paying for embeddings.
         _extend_lease(vs_file_id, worker_id)
-        embeddings = embed_texts([c.text for c in chunks]) if embeddings_configured() else None
+        embeddings = None
+        if embeddings_configured():
+            # Renewed after every request: a large file may take longer than one lease to embed.
+            embeddings = embed_texts(
+                [c.text for c in chunks], on_batch=lambda: _extend_lease(vs_file_id, worker_id)
+            )
+        usage = usage_bytes(chunks, embeddings)
         with transaction.atomic():
-            _finish(vs_file, worker_id, status=Status.COMPLETED, chunk_count=len(chunks))
-            usage = replace_chunks(vs_file, chunks, embeddings)
-            VectorStoreFile.objects.filter(pk=vs_file_id).update(usage_bytes=usage)
+            _finish(vs_file, worker_id, status=Status.COMPLETED, chunk_count=len(chunks), usage=usage)
+            replace_chunks(vs_file, chunks, embeddings)
     except _ClaimLost:
         log.info(
             "file search: dropped ingestion of vs_file %s (claim lost, cancelled or deleted)", vs_file_id
@@ -186,6 +196,7 @@ def _finish(
     *,
     status: str,
     chunk_count: int,
+    usage: int = 0,
     last_error: dict[str, str] | None = None,
 ) -> None:
     # Conditional on the claim: on PostgreSQL this also locks the row until the chunks commit.
@@ -197,7 +208,7 @@ def _finish(
         claim_expires_at=None,
         chunk_count=chunk_count,
         last_error=last_error,
-        usage_bytes=0,
+        usage_bytes=usage,
     )
     if won != 1:
         raise _ClaimLost

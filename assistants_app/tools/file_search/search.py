@@ -35,7 +35,7 @@ RRF_K = 60
 MIN_CANDIDATES = 50
 # Per-term raw score at which the lexical score is 0.5; measured on bench/retrieval_eval so that a
 # relevant top hit typically lands around 0.5-0.8 (bm25 and ts_rank_cd live on different scales).
-LEXICAL_HALF_SCORE = {"sqlite": 2.0, "postgresql": 0.05}
+LEXICAL_HALF_SCORE = {"sqlite": 2.0, "postgresql": 0.002}
 
 
 class SearchError(ValueError):
@@ -131,30 +131,40 @@ def _materialize(scored: list[tuple[int, float]], limit: int) -> list[SearchResu
     if not scored:
         return []
     head = scored[: limit * 2]  # room for duplicates removed below
+    # values_list, not model instances: building ORM objects was most of a query's time.
     rows = {
-        c.id: c
-        for c in Chunk.objects.filter(id__in=[cid for cid, _ in head]).select_related("file", "vs_file")
+        row[0]: row
+        for row in Chunk.objects.filter(id__in=[cid for cid, _ in head]).values_list(
+            "id",
+            "file_id",
+            "file__filename",
+            "text",
+            "start_offset",
+            "end_offset",
+            "vs_file__attributes",
+            "vector_store_id",
+        )
     }
     results: list[SearchResult] = []
     seen: set[tuple[str, int, int]] = set()
     for cid, score in head:
-        c = rows.get(cid)
-        if c is None:  # deleted between ranking and loading
+        row = rows.get(cid)
+        if row is None:  # deleted between ranking and loading
             continue
+        _, file_id, filename, text, start, end, attributes, store_id = row
         # The same file in two of the requested stores yields the same passage twice: keep one.
-        key = (c.file_id, c.start_offset, c.end_offset)
-        if key in seen:
+        if (file_id, start, end) in seen:
             continue
-        seen.add(key)
+        seen.add((file_id, start, end))
         results.append(
             SearchResult(
-                file_id=c.file_id,
-                filename=c.file.filename,
+                file_id=file_id,
+                filename=filename,
                 score=round(min(1.0, max(0.0, score)), 6),
-                text=c.text,
-                chunk_id=c.id,
-                attributes=dict(c.vs_file.attributes or {}),
-                vector_store_id=c.vector_store_id,
+                text=text,
+                chunk_id=cid,
+                attributes=dict(attributes or {}),
+                vector_store_id=store_id,
             )
         )
         if len(results) >= limit:
@@ -175,10 +185,12 @@ DENSE_CACHE_STORES = 64
 def _dense_block(owner_id: int, store_id: str) -> _DenseBlock | None:
     """A vector store's embedding matrix, cached per process and reloaded when its chunks change.
 
-    Chunk ids only grow, so (count, max id) changes whenever chunks are added or removed.
+    Chunk ids only grow, so (count, max id) changes whenever chunks are added or removed. The
+    signature is computed over all of the store's chunks, not only embedded ones: that query is
+    answered from the (owner, vector_store) index without reading the vector blobs.
     """
-    qs = Chunk.objects.filter(owner_id=owner_id, vector_store_id=store_id, embedding__isnull=False)
-    agg = qs.aggregate(n=Count("id"), top=Max("id"))
+    store_chunks = Chunk.objects.filter(owner_id=owner_id, vector_store_id=store_id)
+    agg = store_chunks.aggregate(n=Count("id"), top=Max("id"))
     if not agg["n"]:
         return None
     signature = (int(agg["n"]), int(agg["top"]))
@@ -188,7 +200,9 @@ def _dense_block(owner_id: int, store_id: str) -> _DenseBlock | None:
         if cached is not None and cached[0] == signature:
             _dense_cache.move_to_end(key)
             return cached
-    rows = list(qs.values_list("id", "vs_file_id", "embedding"))
+    rows = list(store_chunks.filter(embedding__isnull=False).values_list("id", "vs_file_id", "embedding"))
+    if not rows:
+        return None
     dims = {len(bytes(r[2])) for r in rows}
     if len(dims) != 1:  # the embeddings model changed: keep the majority dimension only
         common = max(dims, key=lambda d: sum(1 for r in rows if len(bytes(r[2])) == d))
