@@ -263,7 +263,7 @@ class AssistantForm(forms.ModelForm):
         return files
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("response_format_type") == "json_schema":
             fmt, errors = parse_json_schema_format(data.get("response_format_schema", ""))
             if errors:
@@ -275,11 +275,11 @@ class AssistantForm(forms.ModelForm):
     def validate_constraints(self) -> None:
         # Saving as default un-defaults the others (the admin's save_model), so the one-default
         # constraint is satisfied by the save itself, not a reason to reject the form.
-        exclude = self._get_validation_exclusions() | {"is_default"}
+        exclude = self._get_validation_exclusions() | {"is_default"}  # type: ignore[attr-defined]
         try:
             self.instance.validate_constraints(exclude=exclude)
         except ValidationError as exc:
-            self._update_errors(exc)
+            self._update_errors(exc)  # type: ignore[attr-defined]
 
     # --- saving ------------------------------------------------------------------------------------
     def build_tools(self) -> list[dict[str, Any]]:
@@ -320,4 +320,5 @@ class ApiKeyCreateForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["user"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
+        users = get_user_model().objects.filter(is_active=True).order_by("username")
+        self.fields["user"].queryset = users  # type: ignore[attr-defined]

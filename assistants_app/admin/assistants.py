@@ -47,7 +47,15 @@ class AssistantAdmin(admin.ModelAdmin):
             list(Assistant.objects.select_for_update().filter(is_default=True).exclude(pk=obj.pk))
             Assistant.objects.filter(is_default=True).exclude(pk=obj.pk).update(is_default=False)
         uploads = form.cleaned_data.get("retrieval_files") or []
-        store = retrieval.ensure_assistant_store(obj, request.user) if uploads else None
+        store = None
+        if uploads:
+            if change:
+                # Lock the row and take the stored tool_resources: two uploads racing must end up
+                # in one vector store, and an API edit made meanwhile must not be overwritten.
+                current = Assistant.objects.select_for_update().filter(pk=obj.pk).first()
+                if current is not None:
+                    obj.tool_resources = current.tool_resources
+            store = retrieval.ensure_assistant_store(obj, request.user)
         obj.save()
         if store is None:
             return

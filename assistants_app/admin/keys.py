@@ -29,7 +29,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             kwargs["form"] = ApiKeyCreateForm
         return super().get_form(request, obj, change=change, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
         if obj is None:
             return ["user", "name"]
         return ["prefix_shown", "name", "user", "created_at", "last_used_at", "revoked_at"]
