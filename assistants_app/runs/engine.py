@@ -8,6 +8,7 @@ message's text every RUN_CHECKPOINT_SECONDS rather than per token.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -387,7 +388,7 @@ class Execution:
                     step_id=step.id,
                     index=call.index,
                     call_id=call.id,
-                    emit_delta=lambda payload, i=call.index: self._emit_step_delta(rnd, i, payload),
+                    emit_delta=functools.partial(self._emit_step_delta, rnd, call.index),
                 )
                 outcome = await self._race_value(impl.execute(ctx, call.arguments))
                 # `_arguments` / `_output` are what the model wrote and reads; API objects omit them.

@@ -159,7 +159,7 @@ class RedisEventLog:
         import redis.asyncio as aredis
 
         self._url = url
-        self._sync = redis.Redis.from_url(url)
+        self._sync: Any = redis.Redis.from_url(url)
         self._aredis = aredis
         self._async_clients: dict[int, Any] = {}
 
@@ -177,7 +177,7 @@ class RedisEventLog:
         return f"assistants:run-events:{run_id}"
 
     @staticmethod
-    def _encode(event: str, data: dict[str, Any]) -> dict[str, str]:
+    def _encode(event: str, data: dict[str, Any]) -> dict[Any, Any]:
         return {"e": event, "d": json.dumps(data, separators=(",", ":"))}
 
     def publish(self, run_id: str, event: str, data: dict[str, Any]) -> str:

@@ -78,10 +78,10 @@ class CodeInterpreter:
             result = await sandbox.execute(code, workdir)
         except sandbox.SandboxUnavailable as exc:
             logs = f"The code interpreter is not available on this server: {exc}"
-            outputs = [{"type": "logs", "logs": logs}]
-            ctx.emit_delta({"type": "code_interpreter", "code_interpreter": {"outputs": [{"index": 0, **outputs[0]}]}})
+            failed: list[dict[str, Any]] = [{"type": "logs", "logs": logs}]
+            ctx.emit_delta({"type": "code_interpreter", "code_interpreter": {"outputs": [{"index": 0, **failed[0]}]}})
             return hosted.ToolOutcome(
-                output=logs, tool_call={"type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
+                output=logs, tool_call={"type": "code_interpreter", "code_interpreter": {"input": code, "outputs": failed}}
             )
         logs = result.logs
         if result.killed_reason:
