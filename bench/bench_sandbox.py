@@ -89,11 +89,12 @@ async def bench(runs: int, levels: list[int]) -> None:
         print("|---|---|---|---|---|")
         for label, code in CODES.items():
             await timed_execute(code, workdir)  # page cache, pyc files
-            rows = {
-                "bare python, no sandbox": [bare_sample(code) for _ in range(runs)],
-                "cold (new process)": [await asyncio.to_thread(cold_sample, code, workdir) for _ in range(runs)],
-                "warm": [await timed_execute(code, workdir) for _ in range(runs)],
-            }
+            rows: dict[str, list[float]] = {"bare python, no sandbox": [], "cold (new process)": [], "warm": []}
+            # Interleaved, so that load from other work on the machine hits every mode alike.
+            for _ in range(runs):
+                rows["bare python, no sandbox"].append(bare_sample(code))
+                rows["cold (new process)"].append(await asyncio.to_thread(cold_sample, code, workdir))
+                rows["warm"].append(await timed_execute(code, workdir))
             for mode, samples in rows.items():
                 print(f"| `{label}` | {mode} | {ms(percentile(samples, 50))} | {ms(percentile(samples, 99))} "
                       f"| {ms(statistics.fmean(samples))} |")
@@ -104,6 +105,7 @@ async def bench(runs: int, levels: list[int]) -> None:
                 rate, latencies = await throughput(code, workdir, runs, level)
                 print(f"| `{label}` | {level} | {rate:.1f} | {ms(percentile(latencies, 50))} "
                       f"| {ms(percentile(latencies, 99))} |")
+        print(f"\nLoad average {os.getloadavg()[0]:.2f} at the end.")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
