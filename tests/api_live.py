@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +29,16 @@ ROOT = Path(__file__).resolve().parent.parent
 # Inherited variables that would point the server at shared services instead of its own files.
 _SCRUB = ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_URL", "DJANGO_SETTINGS_MODULE", "RUN_EXECUTOR", "MODEL_BACKEND")
 FILE_LIMIT = 256 * 1024
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM if the test process dies without running its clean-up."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def free_port() -> int:
@@ -130,7 +141,7 @@ def _migrated_copy(env: dict[str, str], data_dir: Path) -> None:
     global _template
     if _template is None:
         _manage(env, "migrate", "--noinput", "-v", "0")
-        _template = data_dir / "template.sqlite3"
+        _template = Path(tempfile.mkdtemp(prefix="assistants-api-template-")) / "db.sqlite3"
         shutil.copyfile(data_dir / "db.sqlite3", _template)
     else:
         shutil.copyfile(_template, data_dir / "db.sqlite3")
@@ -175,6 +186,7 @@ def start_server(**settings: str) -> LiveServer:
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     server = LiveServer(f"http://127.0.0.1:{port}/v1", upstream, keys, data_dir, process, log_path, _env=env)
     deadline = time.monotonic() + 30
@@ -226,6 +238,9 @@ def shared_server(**settings: str) -> LiveServer:
 def _stop_all() -> None:
     for server in _servers.values():
         server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+    if _template is not None:
+        shutil.rmtree(_template.parent, ignore_errors=True)
 
 
 def iter_sse(response: httpx2.Response) -> Iterator[tuple[str | None, str]]:
