@@ -291,3 +291,22 @@ def test_ingest_direct_call_after_store_creation():
     vs_file = add_file(store, "note.txt", "Capybaras are the largest rodents.")
     assert ingest_vector_store_file(vs_file.pk) == "completed"
     assert search(alice.pk, [store.id], "largest rodent")[0].filename == "note.txt"
+
+
+def test_large_stores_prune_common_query_terms(settings):
+    alice = make_user("alice")
+    docs = {f"filler{i}.txt": f"Common words appear here, filler number {i}." for i in range(6)}
+    store = make_store(alice, {**docs, "zebra.txt": "A zebra has common stripes."})
+    query = "zebra common words"
+    unpruned = search(alice.pk, [store.id], query)
+    assert unpruned[0].filename == "zebra.txt" and len(unpruned) == 7
+    settings.FILE_SEARCH_LEXICAL_BUDGET = 2  # "store is large": keep terms while their df sum <= 2
+    if connection.vendor == "postgresql":
+        from assistants_app.tools.file_search import index
+
+        with connection.cursor() as cur:
+            cur.execute("ANALYZE assistants_app_chunk")  # PostgreSQL estimates df from ANALYZE statistics
+        index._pg_stats_cache.clear()
+    pruned = search(alice.pk, [store.id], query)
+    # Only the rarest term ("zebra", in 1 chunk) was matched and scored.
+    assert [r.filename for r in pruned] == ["zebra.txt"]

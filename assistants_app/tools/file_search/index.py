@@ -25,21 +25,24 @@ from .embeddings import to_bytes
 
 FTS_TABLE = "assistants_app_chunk_fts"
 CHUNK_TABLE = "assistants_app_chunk"
-# The same statements as migration 0002: recreated if a later migration rebuilt the chunk table,
+# The same statements as migration 0003: recreated if a later migration rebuilt the chunk table,
 # because SQLite drops a table's triggers when Django's schema editor remakes it.
+FTS_COLUMNS = "text, vector_store_id"
 _SQLITE_TRIGGERS = {
     "assistants_app_chunk_fts_ai": f"""CREATE TRIGGER IF NOT EXISTS assistants_app_chunk_fts_ai
         AFTER INSERT ON {CHUNK_TABLE} BEGIN
-        INSERT INTO {FTS_TABLE}(rowid, text) VALUES (new.id, new.text);
+        INSERT INTO {FTS_TABLE}(rowid, {FTS_COLUMNS}) VALUES (new.id, new.text, new.vector_store_id);
     END""",
     "assistants_app_chunk_fts_ad": f"""CREATE TRIGGER IF NOT EXISTS assistants_app_chunk_fts_ad
         AFTER DELETE ON {CHUNK_TABLE} BEGIN
-        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, {FTS_COLUMNS})
+        VALUES ('delete', old.id, old.text, old.vector_store_id);
     END""",
     "assistants_app_chunk_fts_au": f"""CREATE TRIGGER IF NOT EXISTS assistants_app_chunk_fts_au
-        AFTER UPDATE OF text ON {CHUNK_TABLE} BEGIN
-        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text) VALUES ('delete', old.id, old.text);
-        INSERT INTO {FTS_TABLE}(rowid, text) VALUES (new.id, new.text);
+        AFTER UPDATE OF {FTS_COLUMNS} ON {CHUNK_TABLE} BEGIN
+        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, {FTS_COLUMNS})
+        VALUES ('delete', old.id, old.text, old.vector_store_id);
+        INSERT INTO {FTS_TABLE}(rowid, {FTS_COLUMNS}) VALUES (new.id, new.text, new.vector_store_id);
     END""",
 }
 _checked: set[tuple[str, str]] = set()
@@ -150,6 +153,22 @@ def delete_file_chunks(*, vs_file_id: int | None = None, file_id: str | None = N
     return deleted
 
 
+def _fts_store_scope(vector_store_ids: Sequence[str]) -> str:
+    """An FTS5 expression matching chunks of these stores through the indexed vector_store_id column.
+
+    unicode61 splits "vs_<suffix>" at the underscore; "vs" is in every row, so only the suffix is
+    matched. Parts are word characters only, so the quoted phrases are always valid FTS5 syntax. This is
+    a prefilter: the SQL still checks owner_id and vector_store_id exactly.
+    """
+    phrases = []
+    for store_id in vector_store_ids:
+        parts = _WORD.findall(store_id)
+        if len(parts) > 1 and parts[0].lower() == "vs":
+            parts = parts[1:]
+        phrases.append('"' + " ".join(parts) + '"')
+    return "vector_store_id : (" + " OR ".join(phrases) + ")"
+
+
 def lexical_candidates(
     owner_id: int,
     vector_store_ids: Sequence[str],
@@ -162,26 +181,23 @@ def lexical_candidates(
     if not terms or not vector_store_ids:
         return []
     conn = connections[using]
-    params: list[Any]
+    if vs_file_ids is not None and not vs_file_ids:
+        return []
     store_marks = ", ".join(["%s"] * len(vector_store_ids))
     file_clause = ""
     if vs_file_ids is not None:
-        if not vs_file_ids:
-            return []
         file_clause = f" AND c.vs_file_id IN ({', '.join(['%s'] * len(vs_file_ids))})"
+    filters = [owner_id, *vector_store_ids, *(vs_file_ids or [])]
     if conn.vendor == "sqlite":
         ensure_lexical_index(using)
-        # Each term quoted: query text can never become FTS5 syntax (NEAR, column filters, ...).
-        match = " OR ".join(f'"{t}"' for t in terms)
         sql = (
-            f"SELECT c.id, -bm25({FTS_TABLE}) AS score FROM {FTS_TABLE} "
+            # Weight 0 for the vector_store_id column: it scopes the match but must not score.
+            f"SELECT c.id, -bm25({FTS_TABLE}, 1.0, 0.0) AS score FROM {FTS_TABLE} "
             f"JOIN {CHUNK_TABLE} c ON c.id = {FTS_TABLE}.rowid "
             f"WHERE {FTS_TABLE} MATCH %s AND c.owner_id = %s AND c.vector_store_id IN ({store_marks})"
             f"{file_clause} ORDER BY score DESC, c.id LIMIT %s"
         )
-        params = [match, owner_id, *vector_store_ids, *(vs_file_ids or []), limit]
     elif conn.vendor == "postgresql":
-        # Terms are [^\W_]+ words, so joining them with | is always a valid to_tsquery expression.
         # ts_rank with normalization 1 (divide by 1 + log(length)): on bench/retrieval_eval it
         # found the labeled passage in the top 5 for 85% of questions, ts_rank_cd for 46-49%
         # (cover density rewards terms close together, which OR-ed natural-language terms rarely are).
@@ -191,16 +207,21 @@ def lexical_candidates(
             f"WHERE c.search_tsv @@ q AND c.owner_id = %s AND c.vector_store_id IN ({store_marks})"
             f"{file_clause} ORDER BY score DESC, c.id LIMIT %s"
         )
-        params = [" | ".join(terms), owner_id, *vector_store_ids, *(vs_file_ids or []), limit]
     else:
         raise NotImplementedError(f"file search has no lexical index for database vendor {conn.vendor!r}")
     with conn.cursor() as cursor:
-        kept = prune_terms(cursor, conn.vendor, list(terms))
+        kept = prune_terms(cursor, conn.vendor, list(terms), owner_id, vector_store_ids)
         if conn.vendor == "sqlite":
-            params[0] = " OR ".join(f'"{t}"' for t in kept)
+            # Each term quoted: query text can never become FTS5 syntax (NEAR, column filters, ...).
+            query = (
+                f"{_fts_store_scope(vector_store_ids)} AND text : ("
+                + " OR ".join(f'"{t}"' for t in kept)
+                + ")"
+            )
         else:
-            params[0] = " | ".join(kept)
-        cursor.execute(sql, params)
+            # Terms are [^\W_]+ words, so joining them with | is always a valid to_tsquery expression.
+            query = " | ".join(kept)
+        cursor.execute(sql, [query, *filters, limit])
         return [(int(row[0]), float(row[1])) for row in cursor.fetchall()]
 
 
@@ -208,36 +229,46 @@ def lexical_candidates(
 # Ranking cost is proportional to the number of rows matching ANY query term (bm25 / ts_rank is
 # computed for each; ~8 us a row on SQLite): a term in 30% of 100k chunks alone costs ~250 ms.
 # Such terms carry little ranking signal (bm25's IDF of a term in half the rows is ~0), so when
-# the index is large, terms are kept from the rarest up while their summed document frequency
-# stays within a budget (the rarest term is always kept). Small indexes are never pruned.
+# the searched stores are large, terms are kept from the rarest up while their summed document
+# frequency stays within a budget (the rarest term is always kept). Small stores are never pruned.
 
 
 def lexical_budget() -> int:
     return int(getattr(settings, "FILE_SEARCH_LEXICAL_BUDGET", 20000))
 
 
-def prune_terms(cursor: Any, vendor: str, terms: list[str]) -> list[str]:
+def prune_terms(
+    cursor: Any, vendor: str, terms: list[str], owner_id: int, vector_store_ids: Sequence[str]
+) -> list[str]:
     budget = lexical_budget()
     if len(terms) <= 1 or budget <= 0:
         return terms
     if vendor == "sqlite":
-        # max(id) bounds the row count (ids only grow) and is a single B-tree probe.
-        cursor.execute(f"SELECT max(id) FROM {CHUNK_TABLE}")
-        top = cursor.fetchone()[0]
-        if not top or top <= budget:
+        marks = ", ".join(["%s"] * len(vector_store_ids))
+        # Answered from the (owner, vector_store) index.
+        cursor.execute(
+            f"SELECT count(*) FROM {CHUNK_TABLE} WHERE owner_id = %s AND vector_store_id IN ({marks})",
+            [owner_id, *vector_store_ids],
+        )
+        if int(cursor.fetchone()[0]) <= budget:
             return terms
+        scope = _fts_store_scope(vector_store_ids)
         dfs = {}
         for t in terms:
-            cursor.execute(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s", [f'"{t}"'])
+            cursor.execute(
+                f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s", [f'{scope} AND "{t}"']
+            )
             dfs[t] = int(cursor.fetchone()[0])
     elif vendor == "postgresql":
-        dfs = _pg_estimated_dfs(cursor, terms, budget)
-        if dfs is None:
+        found = _pg_estimated_dfs(cursor, terms, budget)
+        if found is None:
             return terms
+        dfs = found
     else:
         return terms
     ordered = sorted(terms, key=lambda t: (dfs.get(t, 0), t))
-    kept, total = [], 0
+    kept: list[str] = []
+    total = 0
     for t in ordered:
         if kept and total + dfs.get(t, 0) > budget:
             break
