@@ -114,6 +114,7 @@ class Chat:
     session: str
     csrf: str
     ws: Any = None
+    run_id: str = ""
     latencies: list[float] = field(default_factory=list)
     seen: list[int] = field(default_factory=list)
     error: str = ""
@@ -150,7 +151,16 @@ async def open_sockets(port: int, chats: list[Chat]) -> None:
     from websockets.asyncio.client import connect
 
     async def one(c: Chat) -> None:
-        c.ws = await connect(
+        for attempt in range(3):
+            try:
+                c.ws = await attempt_connect(c)
+                return
+            except Exception as exc:
+                c.error = f"connect attempt {attempt + 1}: {exc!r}"
+        raise RuntimeError(c.error)
+
+    async def attempt_connect(c: Chat) -> Any:
+        return await connect(
             f"ws://127.0.0.1:{port}/ws/chat/?tab=bench{c.index}",
             origin=f"http://127.0.0.1:{port}",  # type: ignore[arg-type]
             additional_headers={"Cookie": f"sessionid={c.session}; csrftoken={c.csrf}"},
@@ -159,7 +169,7 @@ async def open_sockets(port: int, chats: list[Chat]) -> None:
             max_size=None,
         )
 
-    sem = asyncio.Semaphore(100)  # don't SYN-flood the listen backlog
+    sem = asyncio.Semaphore(50)  # don't SYN-flood the listen backlog
 
     async def gated(c: Chat) -> None:
         async with sem:
@@ -186,11 +196,16 @@ async def run_chat(port: int, c: Chat, chunks: int) -> None:
     )
     m = re.search(r'"follow": "(run_\w+)"', text)
     if status != 200 or m is None:
-        c.error = f"send: HTTP {status} {text[:200]}"
+        c.error = f"send: HTTP {status} " + re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))[:200]
         return
-    await c.ws.send(json.dumps({"follow": m.group(1)}))
+    c.run_id = m.group(1)
+    await c.ws.send(json.dumps({"follow": c.run_id}))
     while True:
-        frame = await asyncio.wait_for(c.ws.recv(), 300)
+        try:
+            frame = await asyncio.wait_for(c.ws.recv(), 120)
+        except TimeoutError:
+            c.error = f"run {c.run_id}: nothing for 120 s after {len(c.seen)} deltas"
+            return
         now = time.time()
         for d in DELTA.finditer(frame):
             for t in TOKEN.finditer(html.unescape(d.group(1))):
@@ -240,7 +255,9 @@ async def bench_size(n: int, port: int, server_pid: int, upstream_url: str, chun
 
     base_lat, base_seen = await upstream_alone(upstream_url, n)
     lat = [x for c in chats for x in c.latencies]
-    lost = sum(max(0, chunks - len(set(c.seen))) for c in chats)
+    started = [c for c in chats if not c.error]
+    # Lost: deltas missing from a chat whose run was started (a refused send is an error, not a loss).
+    lost = sum(max(0, chunks - len(set(c.seen))) for c in started)
     dup = sum(len(c.seen) - len(set(c.seen)) for c in chats)
     errors = [c.error for c in chats if c.error]
     return {
@@ -252,7 +269,7 @@ async def bench_size(n: int, port: int, server_pid: int, upstream_url: str, chun
         "base_p50": pct(base_lat, 50) * 1000,
         "base_p99": pct(base_lat, 99) * 1000,
         "deltas": len(lat),
-        "expected": n * chunks,
+        "expected": len(started) * chunks,
         "lost": lost,
         "dup": dup,
         "errors": errors,
@@ -305,6 +322,7 @@ def main() -> None:
         [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+    failed = True
     try:
         for _ in range(300):
             try:
@@ -332,8 +350,14 @@ def main() -> None:
                 f"| {r['lost']} | {r['dup']} | {r['kb_per_idle']:.1f} | {len(r['errors'])} |"
             )
         for r in rows:
-            for e in r["errors"][:3]:
-                print(f"\nN={r['n']} error: {e}")
+            for e in sorted(set(r["errors"]))[:3]:
+                print(f"\nN={r['n']} error: {e[:300]}")
+        failed = any(r["errors"] for r in rows)
+        if failed:
+            problems = [ln for ln in (data / "serve.log").read_text().splitlines() if "Error" in ln or "error" in ln]
+            print("\nserver log, error lines (last 10 distinct):")
+            for ln in list(dict.fromkeys(problems))[-10:]:
+                print("   ", ln[:300])
     finally:
         server.terminate()
         try:
@@ -344,7 +368,10 @@ def main() -> None:
         assert up.stdin is not None
         up.stdin.close()
         up.wait(timeout=10)
-        shutil.rmtree(data, ignore_errors=True)
+        if failed:
+            print(f"kept {data} (serve.log, db.sqlite3) for inspection", file=sys.stderr)
+        else:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -311,3 +311,22 @@ def test_screenshots_desktop_and_phone(page: Any, server: str, upstream: FakeUps
     assert box is not None and box["width"] <= 390
     if out:
         page.screenshot(path=f"{out}/chat-phone.png")
+
+
+def test_a_replayed_element_replaces_the_old_one(page: Any, server: str) -> None:
+    """After a socket reconnect the run is replayed from its first event: app.js must turn the
+    second copy of a bubble into a replacement, so the text is rebuilt once, not appended twice."""
+    sign_up(page, server)
+    count = page.evaluate(
+        """() => {
+            const frame = (body) => '<div hx-swap-oob="beforeend:#messages"><article class="msg msg-assistant"'
+                + ' id="m-msg_replay"><div class="msg-body" id="m-msg_replay-body">' + body + '</div></article></div>';
+            htmx.swap('#ws-follow', frame('first '), {swapStyle: 'none'});
+            htmx.swap('#ws-follow', '<div hx-swap-oob="beforeend:#m-msg_replay-body">stream</div>', {swapStyle: 'none'});
+            htmx.swap('#ws-follow', frame(''), {swapStyle: 'none'});  // the replay starts over
+            htmx.swap('#ws-follow', '<div hx-swap-oob="beforeend:#m-msg_replay-body">first stream</div>', {swapStyle: 'none'});
+            return [document.querySelectorAll('#m-msg_replay').length,
+                    document.getElementById('m-msg_replay-body').textContent];
+        }"""
+    )
+    assert count == [1, "first stream"]

@@ -116,3 +116,37 @@ def test_tool_call_arguments_and_outputs_are_escaped() -> None:
     assert "Code interpreter" in frame
     assert "print(&#x27;&lt;script&gt;&#x27;)" in frame and "&lt;b&gt;out&lt;/b&gt;" in frame
     assert "<script" not in frame and "<b>" not in frame
+
+
+def test_finished_tool_steps_show_inputs_outputs_and_results() -> None:
+    r = EventRenderer("Bot")
+    step = {"id": "step_9", "object": "thread.run.step", "type": "tool_calls", "status": "completed", "last_error": None,
+            "step_details": {"type": "tool_calls", "tool_calls": [
+                {"id": "c1", "type": "code_interpreter", "code_interpreter": {"input": "1+1", "outputs": [
+                    {"type": "logs", "logs": "2"}, {"type": "image", "image": {"file_id": "file-abc"}}]}},
+                {"id": "c2", "type": "file_search", "file_search": {"ranking_options": {}, "results": [
+                    {"file_id": "file-1", "file_name": "<notes>.txt", "score": 0.9}, {"file_id": "file-1", "file_name": "<notes>.txt", "score": 0.5}]}},
+                {"id": "c3", "type": "function", "function": {"name": "lookup", "arguments": "{}", "output": "<found>"}},
+            ]}}
+    frame = merge(r.render("thread.run.step.completed", step))
+    assert 'hx-swap-oob="beforeend:#messages"' in frame and 'id="s-step_9"' in frame
+    assert "Code interpreter" in frame and "1+1" in frame and ">2<" in frame
+    assert 'href="/chat/files/file-abc/"' in frame
+    assert "File search" in frame and "2 result(s) from &lt;notes&gt;.txt" in frame
+    assert "Function lookup" in frame and "&lt;found&gt;" in frame
+    assert "<notes>" not in frame and "<found>" not in frame
+
+
+def test_run_lifecycle_fragments() -> None:
+    r = EventRenderer("Bot")
+    active = merge(r.render("thread.run.in_progress", {"id": "run_1"}))
+    assert 'data-run-active="run_1"' in active and 'hx-post="/chat/stop/"' in active
+    failed = merge(r.render("thread.run.failed", {"id": "run_1", "last_error": {"code": "server_error", "message": "<Boom>"}}))
+    assert "data-run-active" not in failed and "&lt;Boom&gt;" in failed and 'hx-post="/chat/retry/"' in failed
+    assert "Stopped." in merge(r.render("thread.run.cancelled", {"id": "run_1"}))
+    # Deltas to different targets stay in order; deltas to one target are merged.
+    ops = r.render("thread.message.delta", {"id": "a", "delta": {"content": [{"type": "text", "text": {"value": "1"}}]}})
+    ops += r.render("thread.message.delta", {"id": "b", "delta": {"content": [{"type": "text", "text": {"value": "2"}}]}})
+    ops += r.render("thread.message.delta", {"id": "b", "delta": {"content": [{"type": "text", "text": {"value": "3"}}]}})
+    assert merge(ops) == ('<div hx-swap-oob="beforeend:#m-a-body">1</div>'
+                          '<div hx-swap-oob="beforeend:#m-b-body">23</div>')

@@ -30,6 +30,13 @@ from .fragments import EventRenderer, Op, bubble, merge, render_message, run_con
 
 log = logging.getLogger(__name__)
 
+
+def db(fn: Any) -> Any:
+    # Off the single thread that thread-sensitive sync code shares: a thousand sockets connecting at
+    # once must not queue their lookups behind one another (and behind every sync view).
+    return database_sync_to_async(fn, thread_sensitive=False)
+
+
 # How long the log may stay silent before follow() checks the run row (a crashed publisher, a log
 # lost with a restarted process).
 CHECK_EVERY = 1.0
@@ -54,7 +61,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Join the group before looking for the active run: a run started in between is then
         # announced by the notice, or found by the lookup, or both (duplicates are ignored).
         await self.channel_layer.group_add(self.group, self.channel_name)
-        name, run_ids = await database_sync_to_async(self._initial_state)(page_run)
+        name, run_ids = await db(self._initial_state)(page_run)
         self.renderer = EventRenderer(name)
         self.tasks = [asyncio.ensure_future(self._sender()), asyncio.ensure_future(self._follower())]
         for run_id in run_ids:
@@ -78,7 +85,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         run_id = payload.get("follow") if isinstance(payload, dict) else None
         if not isinstance(run_id, str) or run_id in self.queued:
             return
-        run = await database_sync_to_async(chat.user_run)(self.user, run_id)
+        run = await db(chat.user_run)(self.user, run_id)
         if run is None:
             # Another user's run, or none: say nothing about which.
             self.outbox.put_nowait(run_notice("That reply can't be shown here."))
@@ -146,7 +153,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         while True:
             run_id, with_question = await self.runs.get()
             if with_question:
-                question = await database_sync_to_async(self._question)(run_id)
+                question = await db(self._question)(run_id)
                 if question:
                     self.outbox.put_nowait(question)
             saw_start = False
@@ -154,7 +161,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 async for ev in follow(run_id, "", stop_on=TERMINAL_RUN_EVENTS, check_every=CHECK_EVERY):
                     saw_start = saw_start or ev.event == "thread.run.created"
                     if not saw_start and ev.event in TERMINAL_RUN_EVENTS:
-                        for op in await database_sync_to_async(self._from_database)(run_id):
+                        for op in await db(self._from_database)(run_id):
                             self.outbox.put_nowait(op)
                     for op in self.renderer.render(ev.event, ev.data):
                         self.outbox.put_nowait(op)

@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
+from django.db import OperationalError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.html import format_html
@@ -121,6 +122,10 @@ def chat_send(request: HttpRequest) -> HttpResponse:
         message, run = chat.send(request.user, request.POST.get("text", ""), request.FILES.getlist("attachments"))
     except chat.ChatError as exc:
         return _feedback(request, exc.message, exc.status)
+    except OperationalError:
+        # SQLite's write lock under a burst of runs ("database is locked"): nothing was saved, and
+        # the user's text is still in the box, so saying so beats a 500 page.
+        return _feedback(request, "The server is busy right now. Please send again in a moment.", 503)
     chat.attach_file_names([message])
     name, _ = _assistant_name()
     return _run_started(request, run.id, upsert(render_message(bubble(message), name)))
