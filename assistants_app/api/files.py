@@ -7,7 +7,9 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db.models import Q, QuerySet
 from django.http import HttpResponseBase, StreamingHttpResponse
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 
 from assistants_app import services_api
@@ -36,8 +38,13 @@ def _too_large() -> PayloadTooLarge:
     return PayloadTooLarge(f"File too large: the limit is {_max_bytes()} bytes.", param="file")
 
 
+def live_files(user: Any) -> QuerySet[File]:
+    # A file past its expires_after is gone for the API, even before anything purges it.
+    return File.objects.filter(owner=user).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+
+
 def get_file(user: Any, file_id: str) -> File:
-    f = File.objects.filter(id=file_id, owner=user).first()
+    f = live_files(user).filter(id=file_id).first()
     if f is None:
         raise NotFound("file", file_id)
     return f
@@ -64,15 +71,15 @@ def upload(ctx: Ctx) -> dict[str, Any]:
     if form.get("purpose") is None:
         raise InvalidRequest("Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter")
     purpose = _PURPOSE.check(form.get("purpose"), "purpose")
-    if upload.size > _max_bytes():
+    if (upload.size or 0) > _max_bytes():
         raise _too_large()
-    expires = None
+    expires: int | None = None
     anchor, seconds = form.get("expires_after[anchor]"), form.get("expires_after[seconds]")
     if anchor is not None or seconds is not None:
         if anchor != "created_at":
             raise InvalidRequest("expires_after.anchor must be 'created_at'.", param="expires_after.anchor")
         try:
-            expires = _EXPIRES_SECONDS.check(int(seconds or ""), "expires_after.seconds")
+            expires = int(_EXPIRES_SECONDS.check(int(seconds or ""), "expires_after.seconds"))
         except ValueError:
             raise InvalidRequest("expires_after.seconds must be an integer.", param="expires_after.seconds") from None
     name = _display_name(upload.name or "upload")
@@ -87,7 +94,7 @@ def _display_name(name: str) -> str:
 
 
 def list_(ctx: Ctx) -> dict[str, Any]:
-    qs = File.objects.filter(owner=ctx.user)
+    qs = live_files(ctx.user)
     if ctx.query.get("purpose"):
         qs = qs.filter(purpose=ctx.query["purpose"])
     return page(qs, ctx.query, file_obj, default_limit=10_000)
