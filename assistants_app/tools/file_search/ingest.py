@@ -159,10 +159,10 @@ def _ingest_claimed(vs_file_id: int, worker_id: str) -> None:
         chunks = chunk_text(extracted.text, params)
         if not chunks:
             raise ExtractionError("invalid_file", "No text could be extracted from the file.")
-        # Renew before the slowest step; also notices a cancellation before paying for embeddings.
-        _extend_lease(vs_file_id, worker_id)
         embeddings = None
         if embeddings_configured():
+            # Renew before the slowest step; also notices a cancellation before paying for it.
+            _extend_lease(vs_file_id, worker_id)
             # Renewed after every request: a large file may take longer than one lease to embed.
             embeddings = embed_texts(
                 [c.text for c in chunks], on_batch=lambda: _extend_lease(vs_file_id, worker_id)
