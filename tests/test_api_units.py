@@ -212,3 +212,42 @@ def test_content_sniffing() -> None:
     assert sniff_content_type(b"hello", "n") == "text/plain"
     assert sniff_content_type(b"\x00\x01\x02", "a.txt") == "application/octet-stream"
     assert sniff_content_type("héllo".encode()[:2], "a.txt") == "text/plain"
+
+
+def test_sse_failure_becomes_error_event(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    async def broken(run_id: str, after: str = ""):  # type: ignore[no-untyped-def]
+        yield type("Ev", (), {"event": "thread.run.created", "data": {"id": run_id}})()
+        raise RuntimeError("log unreachable")
+
+    monkeypatch.setattr(sse, "follow", broken)
+
+    async def collect() -> list[bytes]:
+        return [chunk async for chunk in sse.run_events("run_y")]
+
+    chunks = asyncio.run(collect())
+    assert chunks[0].startswith(b"event: thread.run.created\n")
+    assert chunks[1].startswith(b"event: error\ndata: {\"error\":")
+    assert chunks[-1] == sse.DONE
+
+
+def test_unexpected_exception_is_json_500_not_retried() -> None:
+    from assistants_app.api.routing import Operation, handle
+
+    def boom(ctx):  # type: ignore[no-untyped-def]
+        raise RuntimeError("bug")
+
+    op = Operation("GET", "/boom", boom, "boom", "", "", public=True)
+    response = handle(op, ["GET"], RequestFactory().get("/v1/boom"), {})
+    assert response.status_code == 500
+    assert json.loads(response.content)["error"]["type"] == "server_error"
+    assert response["x-should-retry"] == "false"
+
+
+@pytest.mark.django_db
+def test_oversized_json_body_is_413(client, alice, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    raw = keys.create_key(alice).raw
+    body = json.dumps({"metadata": {"k": "v" * 2000}})
+    response = client.post("/v1/threads", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
