@@ -251,3 +251,9 @@ def test_oversized_json_body_is_413(client, alice, settings) -> None:  # type: i
     response = client.post("/v1/threads", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_every_response_has_a_request_id(client) -> None:  # type: ignore[no-untyped-def]
+    first = client.get("/v1/openapi.json")["x-request-id"]
+    second = client.get("/v1/assistants")["x-request-id"]  # a 401
+    assert first.startswith("req_") and second.startswith("req_") and first != second

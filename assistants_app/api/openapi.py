@@ -73,8 +73,7 @@ def _operation(op: Operation) -> dict[str, Any]:
                 "description": "With `stream: true`: `event:`/`data:` frames, ending with `event: done` / `data: [DONE]`",
             }
         ok = {"description": "OK", "content": content}
-    if op.headers:
-        ok["headers"] = {h: {"schema": {"type": "string"}} for h in op.headers}
+    ok["headers"] = {h: {"schema": {"type": "string"}} for h in ("x-request-id", *op.headers)}
     responses: dict[str, Any] = {"200": ok}
     wanted = ["400", "404", "405", "500"] if op.public else list(ERRORS)
     if op.multipart:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,16 @@ def _parse_json(request: HttpRequest) -> Any:
 
 
 def handle(op: Operation | None, allowed: list[str], request: HttpRequest, kwargs: dict[str, str]) -> HttpResponseBase:
+    request_id = f"req_{secrets.token_hex(16)}"
+    response = _handle(op, allowed, request, kwargs, request_id)
+    # The SDK exposes this as `._request_id`; it ties a client's report to the server log.
+    response["x-request-id"] = request_id
+    return response
+
+
+def _handle(
+    op: Operation | None, allowed: list[str], request: HttpRequest, kwargs: dict[str, str], request_id: str
+) -> HttpResponseBase:
     try:
         user = None
         if op is None or not op.public:
@@ -101,7 +112,7 @@ def handle(op: Operation | None, allowed: list[str], request: HttpRequest, kwarg
     except (SuspiciousOperation, MultiPartParserError) as exc:
         return error_response(InvalidRequest(f"Malformed request: {exc}"))
     except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+        log.exception("%s %s failed (%s)", request.method, request.path, request_id)
         return error_response(ServerError())
 
 
