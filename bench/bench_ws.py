@@ -224,6 +224,10 @@ def make_users(n: int, offset: int) -> list[Chat]:
 
     users = User.objects.bulk_create([User(username=f"bench{offset + i}", password="!") for i in range(n)])
     users = list(User.objects.filter(username__in=[u.username for u in users]).order_by("id"))
+    # Their live chat threads, as their first visit to the page would have created them.
+    from assistants_app.models import Thread
+
+    Thread.objects.bulk_create([Thread(owner=u, is_chat=True) for u in users])
     chats = []
     for i, u in enumerate(users):
         s = SessionStore()
@@ -283,6 +287,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="10,100,1000")
     ap.add_argument("--chunks", type=int, default=20, help="deltas per reply")
     ap.add_argument("--delay", type=float, default=0.05, help="seconds between upstream chunks")
+    ap.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    ap.add_argument("--redis-url", default="", help="Redis event log + channel layer (default: in-process)")
     ap.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_upstream:
@@ -303,10 +309,12 @@ def main() -> None:
     upstream_url = up.stdout.readline().strip()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
     env.update(
-        DATA_DIR=str(data), DATABASE_URL=f"sqlite:///{data}/db.sqlite3", DJANGO_DEBUG="0", MODEL_BACKEND="openai",
+        DATA_DIR=str(data), DATABASE_URL=args.database_url or f"sqlite:///{data}/db.sqlite3", DJANGO_DEBUG="0", MODEL_BACKEND="openai",
         OPENAI_BASE_URL=upstream_url, OPENAI_API_KEY="x", RUN_CONCURRENCY=str(max(sizes)), LOG_LEVEL="WARNING",
         RUN_POLL_SECONDS="0.2", DJANGO_SETTINGS_MODULE="chatsite.settings",
     )
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
     os.environ.update(env)
     import django
 
@@ -338,8 +346,10 @@ def main() -> None:
             rows.append(row)
             print(f"# N={n}: {row['chat_s']:.1f}s for the chats, {row['connect_s']:.1f}s to connect, errors={len(row['errors'])}",
                   file=sys.stderr, flush=True)
-        print(f"\n{args.chunks} deltas per reply, {args.delay * 1000:.0f} ms apart; server: daphne + embedded executor, SQLite, "
-              f"in-process event log; {os.cpu_count()} CPUs\n")
+        store = "PostgreSQL" if args.database_url.startswith("postgres") else "SQLite"
+        events = "Redis streams + channels_redis" if args.redis_url else "in-process event log"
+        print(f"\n{args.chunks} deltas per reply, {args.delay * 1000:.0f} ms apart; server: daphne + embedded executor, "
+              f"{store}, {events}; {os.cpu_count()} CPUs\n")
         print("| N chats | delta latency p50 / p99 (ms) | upstream alone p50 / p99 (ms) | added p50 / p99 (ms) "
               "| deltas received / expected | lost | duplicated | RSS per idle socket (KB) | errors |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
