@@ -213,10 +213,18 @@ def _pdf_text(data: bytes) -> str:
         return "\n\n".join((page.extract_text() or "").strip() for page in reader.pages)
     except ExtractionError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
-        raise ExtractionError("invalid_file", f"The PDF could not be read: {exc}") from exc
     except RecursionError as exc:
         raise ExtractionError("invalid_file", "The PDF structure is too deeply nested.") from exc
+    except MemoryError:
+        raise  # not the file's fault alone: let the worker retry / fail it as server_error
+    except PyPdfError as exc:
+        raise ExtractionError("invalid_file", f"The PDF could not be read: {exc}") from exc
+    except Exception as exc:
+        # A malformed PDF surfaces as almost any exception type from deep inside the parser
+        # (KeyError, struct.error, ZeroDivisionError, ...): it is still a bad file, not a retry.
+        raise ExtractionError(
+            "invalid_file", f"The PDF could not be read: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _docx_text(data: bytes) -> str:

@@ -1,7 +1,7 @@
 """File search over vector stores: lexical ranking, fused with dense similarity when configured.
 
 Ranking:
-- Lexical only (no EMBEDDINGS_BASE_URL): FTS5 bm25 / PostgreSQL ts_rank_cd order. The score is
+- Lexical only (no EMBEDDINGS_BASE_URL): FTS5 bm25 / PostgreSQL ts_rank order. The score is
   the raw relevance per query term squashed into [0, 1): s / (s + K). It is absolute (does not
   depend on the other results), so `score_threshold` drops weak matches, not "all but the best".
 - Hybrid: reciprocal-rank fusion (k=60) of the lexical and the dense (cosine) candidate lists.
@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 RRF_K = 60
 MIN_CANDIDATES = 50
-# Per-term raw score at which the lexical score is 0.5; measured on bench/retrieval_eval so that a
-# relevant top hit typically lands around 0.5-0.8 (bm25 and ts_rank_cd live on different scales).
+# Per-term raw score at which the lexical score is 0.5, set from bench/retrieval_eval so that the
+# median top hit scores ~0.5 on both backends (bm25 and ts_rank live on very different scales).
 LEXICAL_HALF_SCORE = {"sqlite": 2.0, "postgresql": 0.002}
 
 
