@@ -222,3 +222,45 @@ def test_streaming_chat_prints_tool_calls(live: LiveServer, capsys: pytest.Captu
 
 def test_sdk_version_is_pinned() -> None:
     assert openai.__version__.startswith("3.51.")
+
+
+def test_streaming_chat_prints_code_interpreter(live: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The seed's code-interpreter branch: the code streams as input deltas, then "output >" and the logs."""
+    from tests.fakes.upstream import tool_calls
+
+    client = live.client()
+    asst = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "6 times 7?"}])
+    live.upstream.script(tool_calls(("code_interpreter", '{"code": "print(6 * 7)"}')), text("It is 42."))
+
+    class EventHandler(AssistantEventHandler):  # the seed's handler, as in streaming_chat()
+        @override
+        def on_text_created(self, text: Any) -> None:
+            print("\nAssistant >", end=" ", flush=True)
+
+        @override
+        def on_text_delta(self, delta: Any, snapshot: Any) -> None:
+            print(delta.value, end="", flush=True)
+
+        def on_tool_call_created(self, tool_call: Any) -> None:
+            print(f"\nAssistant > {tool_call.type}\n", flush=True)
+
+        def on_tool_call_delta(self, delta: Any, snapshot: Any) -> None:
+            if delta.type == "code_interpreter":
+                if delta.code_interpreter.input:
+                    print(delta.code_interpreter.input, end="", flush=True)
+                if delta.code_interpreter.outputs:
+                    print("\n\noutput >", flush=True)
+                    for output in delta.code_interpreter.outputs:
+                        if output.type == "logs":
+                            print(f"\n{output.logs}", flush=True)
+
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=asst.id, event_handler=EventHandler()) as stream:
+        stream.until_done()
+    out = capsys.readouterr().out
+    assert "\nAssistant > code_interpreter\n" in out
+    assert "print(6 * 7)" in out
+    assert "\n\noutput >\n" in out
+    # 42 when the sandbox (bubblewrap + its venv) is installed, otherwise the tool says it is unavailable.
+    assert "\n42" in out or "not available" in out, out
+    assert out.rstrip().endswith("Assistant > It is 42.")
