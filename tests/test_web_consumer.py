@@ -228,3 +228,14 @@ async def test_function_tool_activity_is_shown(executor, alice) -> None:  # type
     step_args = "".join(html.unescape(m) for m in re.findall(r'beforeend:#c-step_\w+-0-in">(.*?)</div>', frames))
     assert step_args == '{"city": "Oslo"}'
     await comm.disconnect()
+
+
+async def test_new_conversation_in_one_tab_clears_the_others(alice, assistant) -> None:  # type: ignore[no-untyped-def]
+    tab_a, tab_b = socket(alice, "?tab=A"), socket(alice, "?tab=B")
+    assert (await tab_a.connect())[0] and (await tab_b.connect())[0]
+    await sync_to_async(chat.notify)(alice.pk, {"type": "chat.reset", "tab": "A"})
+    frames = await read_until(tab_b, lambda f: "another window" in f)
+    assert '<div id="messages" hx-swap-oob="innerHTML"></div>' in frames
+    assert await tab_a.receive_nothing(timeout=0.3)
+    await tab_a.disconnect()
+    await tab_b.disconnect()

@@ -280,3 +280,19 @@ def test_files_are_private_to_their_owner(client, alice, bob, assistant) -> None
     f = File.objects.get()
     client.force_login(bob)
     assert client.get(f"/chat/files/{f.id}/").status_code == 404
+
+
+def test_history_shows_tool_activity_between_messages(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+    from assistants_app.models import RunStep
+
+    thread = chat.live_thread(alice)
+    ask = Message.objects.create(thread=thread, role="user", content=[{"type": "text", "text": {"value": "weather in Oslo?", "annotations": []}}])
+    run = Run.objects.create(thread=thread, assistant=assistant, assistant_ref=assistant.id, model="m", status="completed")
+    RunStep.objects.create(run=run, thread_id_ref=thread.id, assistant_ref=assistant.id, type="tool_calls", status="completed",
+                           step_details={"type": "tool_calls", "tool_calls": [
+                               {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}', "output": "<4 C>"}}]})
+    Message.objects.create(thread=thread, role="assistant", run=run, content=[{"type": "text", "text": {"value": "It is 4 C.", "annotations": []}}])
+    page = client_alice.get("/").content.decode()
+    i_ask, i_tool, i_answer = page.index("weather in Oslo?"), page.index("Function get_weather"), page.index("It is 4 C.")
+    assert i_ask < i_tool < i_answer
+    assert "&lt;4 C&gt;" in page and ask.id in page

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from assistants_app import services
 from assistants_app.errors import InvalidRequest
-from assistants_app.models import Assistant, File, Message, Run, Thread
+from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,13 @@ def user_run(user: Any, run_id: str) -> Run | None:
 class HistoryPage:
     messages: list[Message]  # oldest first, ready to render top to bottom
     before: str | None  # the cursor for the next (older) page, None when this is the oldest
+    steps: list[RunStep] = field(default_factory=list)  # tool activity between those messages
+
+    def items(self) -> list[Message | RunStep]:
+        """Messages and tool steps in the order they happened."""
+        merged: list[Message | RunStep] = [*self.messages, *self.steps]
+        merged.sort(key=lambda x: (x.created_at, x.id.split("_", 1)[-1]))
+        return merged
 
 
 def history(thread: Thread, *, before: str | None = None, exclude_run: str | None = None,
@@ -133,7 +140,24 @@ def history(thread: Thread, *, before: str | None = None, exclude_run: str | Non
     rows = rows[:limit]
     rows.reverse()
     attach_file_names(rows)
-    return HistoryPage(rows, rows[0].id if more and rows else None)
+    page = HistoryPage(rows, rows[0].id if more and rows else None)
+    if rows:
+        page.steps = _tool_steps(thread, rows[0] if more else None, before, exclude_run)
+    return page
+
+
+def _tool_steps(thread: Thread, oldest: Message | None, before: str | None, exclude_run: str | None) -> list[RunStep]:
+    """The tool steps that happened within a history page's span of time."""
+    qs = RunStep.objects.filter(run__thread=thread, type="tool_calls")
+    if exclude_run:
+        qs = qs.exclude(run_id=exclude_run)
+    if oldest is not None:
+        qs = qs.filter(created_at__gte=oldest.created_at)
+    if before:
+        upper = Message.objects.filter(id=before, thread=thread).values_list("created_at", flat=True).first()
+        if upper is not None:
+            qs = qs.filter(created_at__lt=upper)
+    return list(qs.order_by("id")[:200])
 
 
 def attach_file_names(messages: list[Message]) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
-from assistants_app.models import Message
+from assistants_app.models import Message, RunStep
+from assistants_app.objects import step_obj
 
 from .rendering import content_text, markdown_to_html
 
@@ -70,6 +71,17 @@ def bubble(m: Message | dict[str, Any]) -> Bubble:
         reason = (details or {}).get("reason", "")
         b.note = _INCOMPLETE_NOTES.get(reason, "The reply is incomplete.")
     return b
+
+
+def history_items(page: Any) -> list[dict[str, Any]]:
+    """A history page as template items: {"bubble": Bubble} or {"step": html}."""
+    items: list[dict[str, Any]] = []
+    for item in page.items():
+        if isinstance(item, RunStep):
+            items.append({"step": render_step(step_obj(item, include_file_search_content=False))})
+        else:
+            items.append({"bubble": bubble(item)})
+    return items
 
 
 def render_message(b: Bubble, assistant_name: str) -> str:

@@ -25,7 +25,7 @@ from assistants_app import services
 from assistants_app.models import File
 
 from . import chat
-from .fragments import bubble, follow, render_message, run_controls, run_notice, upsert
+from .fragments import bubble, follow, history_items, render_message, run_controls, run_notice, upsert
 
 # Images that a browser may show inline from our origin; anything else (SVG included: it can carry
 # script) is served as a download.
@@ -73,7 +73,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
         "chat/page.html",
         {
             "page": page,
-            "bubbles": [bubble(m) for m in page.messages],
+            "items": history_items(page),
             "assistant_name": name,
             "run_id": active.id if active else None,
             "notice": notice,
@@ -101,7 +101,7 @@ def chat_history(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "chat/fragments.html#history",
-        {"page": page, "bubbles": [bubble(m) for m in page.messages], "assistant_name": name},
+        {"page": page, "items": history_items(page), "assistant_name": name},
     )
 
 
