@@ -14,7 +14,7 @@ from django.http import QueryDict
 from django.test import RequestFactory
 from django.utils import timezone
 
-from assistants_app.api import keys, ratelimit, specs, sse
+from assistants_app.api import auth, keys, ratelimit, specs, sse
 from assistants_app.api.auth import authenticate
 from assistants_app.api.errors import RateLimited, Unauthorized
 from assistants_app.api.pagination import page
@@ -94,6 +94,7 @@ def _request(key: str | None):  # type: ignore[no-untyped-def]
 
 @pytest.mark.django_db
 def test_authenticate_hashes_revokes_and_touches_last_used(alice) -> None:  # type: ignore[no-untyped-def]
+    auth._touched.clear()  # row ids repeat across tests; this memo is per process
     new = keys.create_key(alice, name="ci")
     row = ApiKey.objects.get(id=new.key.id)
     assert row.digest == keys.digest(new.raw) and new.raw not in (row.digest, row.prefix)
@@ -103,6 +104,9 @@ def test_authenticate_hashes_revokes_and_touches_last_used(alice) -> None:  # ty
     authenticate(_request(new.raw))
     assert ApiKey.objects.get(id=row.id).last_used_at == first_use  # not rewritten on every request
     ApiKey.objects.filter(id=row.id).update(last_used_at=timezone.now() - timedelta(minutes=5))
+    authenticate(_request(new.raw))
+    assert ApiKey.objects.get(id=row.id).last_used_at < first_use  # this process wrote it under a minute ago
+    auth._touched.clear()  # ... a minute later
     authenticate(_request(new.raw))
     assert ApiKey.objects.get(id=row.id).last_used_at > first_use
     for bad in (None, "sk-as-" + "Zz9" * 14, "sk-xxx"):

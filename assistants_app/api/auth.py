@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 from django.http import HttpRequest
@@ -31,10 +33,26 @@ def authenticate(request: HttpRequest) -> ApiKey:
     key = ApiKey.objects.select_related("user").filter(digest=digest(raw)).first()
     if key is None or key.revoked_at is not None or not key.user.is_active:
         raise Unauthorized(f"Incorrect API key provided: {_redact(raw)}.")
-    now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(id=key.id).update(last_used_at=now)
+    _touch(key)
     return key
+
+
+_touched: dict[int, float] = {}
+_touched_lock = threading.Lock()
+
+
+def _touch(key: ApiKey) -> None:
+    now = timezone.now()
+    if key.last_used_at is not None and now - key.last_used_at <= LAST_USED_RESOLUTION:
+        return
+    # A burst of requests all read the same stale value; only the first of them writes (SQLite
+    # serializes writers, so each needless UPDATE delays every other request).
+    mono = time.monotonic()
+    with _touched_lock:
+        if mono - _touched.get(key.id, -1e9) < LAST_USED_RESOLUTION.total_seconds():
+            return
+        _touched[key.id] = mono
+    ApiKey.objects.filter(id=key.id).update(last_used_at=now)
 
 
 def _redact(raw: str) -> str:
