@@ -261,3 +261,32 @@ def test_every_response_has_a_request_id(client) -> None:  # type: ignore[no-unt
     first = client.get("/v1/openapi.json")["x-request-id"]
     second = client.get("/v1/assistants")["x-request-id"]  # a 401
     assert first.startswith("req_") and second.startswith("req_") and first != second
+
+
+@pytest.mark.django_db
+def test_objects_match_their_published_schemas(alice) -> None:  # type: ignore[no-untyped-def]
+    """Every field objects.py renders is in schemas.py and the other way round (closed schemas)."""
+    import jsonschema_rs
+
+    from assistants_app import services
+    from assistants_app.api.schemas import COMPONENTS
+    from assistants_app.models import Assistant, File, RunStep
+    from assistants_app.objects import assistant_obj, file_obj, message_obj, run_obj, step_obj, thread_obj
+
+    def check(name: str, value: dict) -> None:
+        schema = {**COMPONENTS[name], "$defs": {}}
+        jsonschema_rs.validate(schema, value)
+        assert set(value) == set(COMPONENTS[name]["properties"]), name
+
+    assistant = Assistant.objects.create(owner=alice, model="m")
+    thread = services.create_thread(alice, messages=[{"role": "user", "content": "hi"}])
+    run = services.start_run(thread, assistant)
+    step = RunStep.objects.create(run=run, thread_id_ref=thread.id, assistant_ref=assistant.id, type="message_creation",
+                                  step_details={"type": "message_creation", "message_creation": {"message_id": "m"}})
+    f = File.objects.create(owner=alice, filename="a.txt", purpose="assistants")
+    check("Assistant", assistant_obj(assistant))
+    check("Thread", thread_obj(thread))
+    check("Message", message_obj(thread.messages.first()))
+    check("Run", run_obj(run))
+    check("RunStep", step_obj(step))
+    check("OpenAIFile", file_obj(f))

@@ -129,4 +129,6 @@ def view_for(ops: list[Operation]) -> Callable[..., HttpResponseBase]:
 
 @csrf_exempt
 def unknown_url(request: HttpRequest, rest: str = "") -> HttpResponseBase:
-    return error_response(UnknownUrl(request.method or "", request.path))
+    response = error_response(UnknownUrl(request.method or "", request.path))
+    response["x-request-id"] = f"req_{secrets.token_hex(16)}"
+    return response

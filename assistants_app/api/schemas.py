@@ -22,14 +22,21 @@ TS = INT
 METADATA = {"type": "object", "additionalProperties": {"type": "string"}}
 
 
-def obj(props: dict[str, Any], *, object_name: str | None = None, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+def obj(
+    props: dict[str, Any], *, object_name: str | None = None, optional: tuple[str, ...] = (), closed: bool = False
+) -> dict[str, Any]:
     if object_name is not None:
         props = {**props, "object": {"type": "string", "enum": [object_name]}}
-    return {
+    s: dict[str, Any] = {
         "type": "object",
         "properties": props,
         "required": [k for k in props if k not in optional],
     }
+    if closed or object_name is not None:
+        # API objects list every field they have: one added to objects.py but not here fails the
+        # schemathesis test instead of going undocumented.
+        s["additionalProperties"] = False
+    return s
 
 
 def ref(name: str) -> dict[str, Any]:
