@@ -63,7 +63,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         name, run_ids = await db(self._initial_state)(page_run)
         self.renderer = EventRenderer(name)
-        self.tasks = [asyncio.ensure_future(self._sender()), asyncio.ensure_future(self._follower())]
         for run_id in run_ids:
             self._enqueue(run_id)
 
@@ -88,7 +87,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         run = await db(chat.user_run)(self.user, run_id)
         if run is None:
             # Another user's run, or none: say nothing about which.
-            self.outbox.put_nowait(run_notice("That reply can't be shown here."))
+            self._post(run_notice("That reply can't be shown here."))
             return
         self._enqueue(run.id)
 
@@ -103,16 +102,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def chat_reset(self, event: dict[str, Any]) -> None:
         if event.get("tab") and event.get("tab") == self.tab:
             return
-        self.outbox.put_nowait('<div id="messages" hx-swap-oob="innerHTML"></div>')
-        self.outbox.put_nowait(run_controls(None))
-        self.outbox.put_nowait(run_notice("A new conversation was started in another window.", kind="info"))
+        self._post('<div id="messages" hx-swap-oob="innerHTML"></div>')
+        self._post(run_controls(None))
+        self._post(run_notice("A new conversation was started in another window.", kind="info"))
 
     # -------------------------------------------------------------------------------------------
+    def _post(self, op: Op) -> None:
+        self._start_tasks()
+        self.outbox.put_nowait(op)
+
     def _enqueue(self, run_id: str, *, with_question: bool = False) -> None:
         if run_id in self.queued:
             return
         self.queued.add(run_id)
+        self._start_tasks()
         self.runs.put_nowait((run_id, with_question))
+
+    def _start_tasks(self) -> None:
+        # Started on first use: an idle socket (most of them) costs no tasks at all.
+        if not self.tasks:
+            self.tasks = [asyncio.ensure_future(self._sender()), asyncio.ensure_future(self._follower())]
 
     def _initial_state(self, page_run: str) -> tuple[str, list[str]]:
         assistant = Assistant.objects.filter(is_default=True).only("name").first()
