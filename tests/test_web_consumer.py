@@ -121,7 +121,7 @@ async def test_another_users_run_is_refused(executor, alice, bob, assistant) -> 
 
 # --- streaming -------------------------------------------------------------------------------------
 async def test_deltas_arrive_as_fragments_and_end_as_markdown(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
-    fake.script(fake.text_turn("**Hel", "lo** <img src=x onerror=alert(1)>", " and", " bye", delay=0.08))
+    fake.script(fake.text_turn("**Hel", "lo** <img src=x onerror=alert(1)>", " and", " bye", " for", " now", delay=0.15))
     comm = socket(alice, "?tab=t1")
     assert (await comm.connect())[0]
     _, run = await send(alice, "hi")
@@ -129,8 +129,9 @@ async def test_deltas_arrive_as_fragments_and_end_as_markdown(executor, alice, a
     frames = await read_until(comm, completed)
     msg_id = assistant_message_id(frames)
     assert 'class="msg msg-assistant is-streaming"' in frames
-    assert delta_count(frames) >= 3  # several separate appends, not one final render
-    assert streamed_text(frames, msg_id) == "**Hello** <img src=x onerror=alert(1)> and bye"
+    # Several separate appends, not one final render (a loaded machine may merge a few).
+    assert delta_count(frames) >= 3
+    assert streamed_text(frames, msg_id) == "**Hello** <img src=x onerror=alert(1)> and bye for now"
     assert "<img" not in frames.replace("&lt;img", "")
     final = frames[frames.rfind(f'id="m-{msg_id}"'):]
     assert "<strong>Hello</strong>" in final and "&lt;img src=x onerror=alert(1)&gt;" in final
