@@ -287,6 +287,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="10,100,1000")
     ap.add_argument("--chunks", type=int, default=20, help="deltas per reply")
     ap.add_argument("--delay", type=float, default=0.05, help="seconds between upstream chunks")
+    ap.add_argument("--run-concurrency", type=int, default=-1,
+                    help="RUN_CONCURRENCY of the server (default: the largest N; 0: the server's default)")
     ap.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     ap.add_argument("--redis-url", default="", help="Redis event log + channel layer (default: in-process)")
     ap.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
@@ -310,11 +312,14 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
     env.update(
         DATA_DIR=str(data), DATABASE_URL=args.database_url or f"sqlite:///{data}/db.sqlite3", DJANGO_DEBUG="0", MODEL_BACKEND="openai",
-        OPENAI_BASE_URL=upstream_url, OPENAI_API_KEY="x", RUN_CONCURRENCY=str(max(sizes)), LOG_LEVEL="WARNING",
+        OPENAI_BASE_URL=upstream_url, OPENAI_API_KEY="x", LOG_LEVEL="WARNING",
         RUN_POLL_SECONDS="0.2", DJANGO_SETTINGS_MODULE="chatsite.settings",
     )
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
+    concurrency = max(sizes) if args.run_concurrency < 0 else args.run_concurrency
+    if concurrency:
+        env["RUN_CONCURRENCY"] = str(concurrency)
     os.environ.update(env)
     import django
 
@@ -349,7 +354,7 @@ def main() -> None:
         store = "PostgreSQL" if args.database_url.startswith("postgres") else "SQLite"
         events = "Redis streams + channels_redis" if args.redis_url else "in-process event log"
         print(f"\n{args.chunks} deltas per reply, {args.delay * 1000:.0f} ms apart; server: daphne + embedded executor, "
-              f"{store}, {events}; {os.cpu_count()} CPUs\n")
+              f"{store}, {events}, RUN_CONCURRENCY={concurrency or 'default'}; {os.cpu_count()} CPUs\n")
         print("| N chats | delta latency p50 / p99 (ms) | upstream alone p50 / p99 (ms) | added p50 / p99 (ms) "
               "| deltas received / expected | lost | duplicated | RSS per idle socket (KB) | errors |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
