@@ -42,7 +42,40 @@ def db(fn: Any) -> Any:
 CHECK_EVERY = 1.0
 
 
+class _PatientLayer:
+    """A channel layer whose receive() outlasts client-side read timeouts.
+
+    channels_redis waits on its channel with BZPOPMIN timeout=5 s, and redis-py >= 8 gives every
+    connection a 5 s socket timeout by default, so an idle socket's receive() raised
+    redis.exceptions.TimeoutError and channels closed the websocket (1011) every ~5 s. Until the
+    settings pass a longer socket_timeout to the layer, a timed-out poll is simply polled again.
+    """
+
+    def __init__(self, layer: Any) -> None:
+        self._layer = layer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._layer, name)
+
+    async def receive(self, channel: str) -> Any:
+        while True:
+            try:
+                return await self._layer.receive(channel)
+            except Exception as exc:
+                if type(exc).__module__.startswith("redis") and type(exc).__name__ == "TimeoutError":
+                    continue
+                raise
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
+    @property  # type: ignore[override]
+    def channel_layer(self) -> Any:
+        return self.__dict__.get("_channel_layer")
+
+    @channel_layer.setter
+    def channel_layer(self, layer: Any) -> None:
+        self.__dict__["_channel_layer"] = _PatientLayer(layer) if layer is not None else None
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
