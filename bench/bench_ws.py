@@ -222,7 +222,8 @@ def make_users(n: int, offset: int) -> list[Chat]:
     from django.contrib.auth.models import User
     from django.contrib.sessions.backends.db import SessionStore
 
-    users = User.objects.bulk_create([User(username=f"bench{offset + i}", password="!") for i in range(n)])
+    prefix = f"bench-{secrets.token_hex(3)}-"  # a reused database may hold an earlier run's users
+    users = User.objects.bulk_create([User(username=f"{prefix}{offset + i}", password="!") for i in range(n)])
     users = list(User.objects.filter(username__in=[u.username for u in users]).order_by("id"))
     # Their live chat threads, as their first visit to the page would have created them.
     from assistants_app.models import Thread
