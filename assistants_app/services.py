@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from .errors import InvalidRequest, NotFound, ThreadBusy
-from .models import Assistant, Message, Run, RunStep, Thread
+from .models import Assistant, File, Message, Run, RunStep, Thread, VectorStore, VectorStoreFile
 from .models.run import ACTIVE_STATUSES
 from .runs import signals, state
 from .runs.context import message_tokens
@@ -105,7 +105,7 @@ def _insert_message(
     if role not in ("user", "assistant"):
         raise InvalidRequest("role must be 'user' or 'assistant'.", param="role")
     parts = normalize_content(content)
-    return Message.objects.create(
+    message = Message.objects.create(
         thread=thread,
         role=role,
         content=parts,
@@ -113,6 +113,29 @@ def _insert_message(
         metadata=metadata or {},
         token_count=message_tokens(parts),
     )
+    searchable = [
+        a["file_id"] for a in attachments or [] if any(t.get("type") == "file_search" for t in a.get("tools") or [])
+    ]
+    if searchable:
+        attach_to_thread_store(thread, searchable)
+    return message
+
+
+def attach_to_thread_store(thread: Thread, file_ids: list[str]) -> VectorStore:
+    """Files attached for file search go into the thread's own vector store, as in the Assistants
+    API; the executors index them off the request path."""
+    resources = dict(thread.tool_resources or {})
+    fs = dict(resources.get("file_search") or {})
+    store = VectorStore.objects.filter(id__in=fs.get("vector_store_ids") or [], owner=thread.owner).first()
+    if store is None:
+        store = VectorStore.objects.create(owner=thread.owner, name=f"Files of {thread.id}")
+        fs["vector_store_ids"] = [store.id]
+        resources["file_search"] = fs
+        thread.tool_resources = resources
+        thread.save(update_fields=["tool_resources"])
+    for f in File.objects.filter(id__in=file_ids, owner=thread.owner):
+        VectorStoreFile.objects.get_or_create(vector_store=store, file=f)
+    return store
 
 
 def post_message(thread: Thread, **fields: Any) -> Message:
