@@ -78,6 +78,7 @@ class Execution:
         self.assistant: Assistant | None = None
         self._last_checkpoint = 0.0
         self._round: _Round | None = None
+        self._persisting: asyncio.Future[None] | None = None
         # Outputs of hosted tools that belong in the next assistant message.
         self.tool_files: list[dict[str, Any]] = []
         self.citations: list[dict[str, Any]] = []
@@ -111,9 +112,9 @@ class Execution:
         await self._complete_answered_step()
         for _ in range(settings.RUN_MAX_TOOL_ROUNDS):
             self._check_deadlines()
-            tail = await db(self._tool_tail)()
             tools, hosted_by_name = self._tool_specs()
-            prompt = await db(build_prompt)(self.run, tail, tools)
+            # One trip to the database thread per round: each hop adds to time-to-first-token.
+            prompt = await db(lambda tools=tools: build_prompt(self.run, self._tool_tail(), tools))()
             backend = get_backend(self.assistant)
             max_tokens = self._remaining_completion_tokens()
             if max_tokens is not None and max_tokens <= 0:
@@ -205,28 +206,44 @@ class Execution:
 
     # --- messages --------------------------------------------------------------------------------
     async def _open_message(self, rnd: _Round) -> None:
-        def create() -> tuple[Message, RunStep]:
-            msg = Message.objects.create(
-                thread_id=self.run.thread_id,
-                role="assistant",
-                content=[],
-                status=Message.Status.IN_PROGRESS,
-                assistant_id=self.run.assistant_ref,
-                run=self.run,
-            )
-            step = RunStep.objects.create(
-                run=self.run,
-                thread_id_ref=self.run.thread_id,
-                assistant_ref=self.run.assistant_ref,
-                type="message_creation",
-                step_details={"type": "message_creation", "message_creation": {"message_id": msg.id}},
-            )
+        now = timezone.now()
+        msg = Message(
+            thread_id=self.run.thread_id,
+            role="assistant",
+            content=[],
+            status=Message.Status.IN_PROGRESS,
+            assistant_id=self.run.assistant_ref,
+            run=self.run,
+            created_at=now,
+        )
+        step = RunStep(
+            run=self.run,
+            thread_id_ref=self.run.thread_id,
+            assistant_ref=self.run.assistant_ref,
+            type="message_creation",
+            step_details={"type": "message_creation", "message_creation": {"message_id": msg.id}},
+            created_at=now,
+        )
+
+        def create() -> None:
+            msg.save(force_insert=True)
+            step.save(force_insert=True)
             if not self.run.streamed:
                 Run.objects.filter(id=self.run.id).update(streamed=True)
                 self.run.streamed = True
-            return msg, step
 
-        rnd.message, rnd.message_step = await db(create)()
+        # The ids are made here, so the events can go out before the rows are written: the first
+        # token does not wait for two inserts. Anything that touches the rows awaits `_persisted`.
+        self._persisting = asyncio.ensure_future(db(create)())
+        rnd.message, rnd.message_step = msg, step
+        self._emit_open(rnd)
+
+    async def _persisted(self) -> None:
+        if self._persisting is not None:
+            await self._persisting
+
+    def _emit_open(self, rnd: _Round) -> None:
+        assert rnd.message is not None and rnd.message_step is not None
         step = step_obj(rnd.message_step)
         self.emitter.emit("thread.run.step.created", step)
         self.emitter.emit("thread.run.step.in_progress", step)
@@ -252,6 +269,7 @@ class Execution:
             return
         self._last_checkpoint = now
         assert rnd.message is not None
+        await self._persisted()
         content = _text_content(rnd.text)
         await db(lambda: Message.objects.filter(id=rnd.message.id).update(content=content))()  # type: ignore[union-attr]
 
@@ -260,6 +278,7 @@ class Execution:
             return
         msg, step = rnd.message, rnd.message_step
         assert step is not None
+        await self._persisted()
         now = timezone.now()
         msg.content = self._final_content(rnd.text)
         msg.token_count = count_tokens(rnd.text) + 4
@@ -560,6 +579,10 @@ class Execution:
 
     async def _close_open_messages(self, reason: str, error: dict[str, Any] | None = None) -> None:
         """Mark this run's unfinished messages and steps, keeping the partial text."""
+        try:
+            await self._persisted()
+        except Exception:
+            log.exception("run %s: storing the assistant message failed", self.run.id)
         if not await db(self._still_owned)():
             return
         rnd = self._round
