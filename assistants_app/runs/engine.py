@@ -108,8 +108,9 @@ class Execution:
             await self.emitter.close()
 
     async def _execute(self) -> None:
-        self.assistant = await db(lambda: Assistant.objects.filter(id=self.run.assistant_ref).first())()
-        await self._complete_answered_step()
+        self.assistant, answered = await db(self._load)()
+        if answered is not None:
+            self.emitter.emit("thread.run.step.completed", step_obj(answered))
         for _ in range(settings.RUN_MAX_TOOL_ROUNDS):
             self._check_deadlines()
             tools, hosted_by_name = self._tool_specs()
@@ -441,20 +442,15 @@ class Execution:
         await self._race(run())
         return box[0]
 
-    async def _complete_answered_step(self) -> None:
-        """After submit_tool_outputs: the waiting step now has every output; complete it."""
-
-        def find() -> RunStep | None:
-            return RunStep.objects.filter(run=self.run, type="tool_calls", status=RunStep.Status.IN_PROGRESS).first()
-
-        step = await db(find)()
-        if step is None:
-            return
-        if any(_call_output(c) is None for c in step.step_details.get("tool_calls", [])):
-            return
+    def _load(self) -> tuple[Assistant | None, RunStep | None]:
+        """The assistant, and (after submit_tool_outputs) the waiting step, now completed."""
+        assistant = Assistant.objects.filter(id=self.run.assistant_ref).first()
+        step = RunStep.objects.filter(run=self.run, type="tool_calls", status=RunStep.Status.IN_PROGRESS).first()
+        if step is None or any(_call_output(c) is None for c in step.step_details.get("tool_calls", [])):
+            return assistant, None
         step.status, step.completed_at = RunStep.Status.COMPLETED, timezone.now()
-        await db(step.save)()
-        self.emitter.emit("thread.run.step.completed", step_obj(step))
+        step.save()
+        return assistant, step
 
     def _tool_tail(self) -> list[dict[str, Any]]:
         """This run's tool rounds in Chat Completions form, oldest first."""
