@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import redis.exceptions
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
@@ -21,6 +22,7 @@ pytestmark = [pytest.mark.production, needs_redis]
 
 @pytest.mark.xfail(
     strict=True,
+    raises=redis.exceptions.TimeoutError,
     reason="core: CHANNEL_LAYERS gives channels_redis redis-py 8's default 5 s socket_timeout (needs a longer one)",
 )
 async def test_idle_channel_layer_receive_outlives_the_poll_interval() -> None:
@@ -40,3 +42,23 @@ async def test_idle_chat_socket_stays_open_on_the_redis_layer(alice) -> None:  #
     await comm.send_to(text_data='{"follow": "run_nope"}')
     assert "can" in await comm.receive_from(timeout=5)  # still served
     await comm.disconnect()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=redis.exceptions.MaxConnectionsError,
+    reason="core: RedisEventLog holds one pooled connection per blocked reader; redis-py 8 caps a pool at 100",
+)
+async def test_more_readers_than_a_redis_pool_holds() -> None:
+    """Every chat socket follows its run with a blocking XREAD; a web process must serve more than
+    100 sockets at once."""
+    from assistants_app.runs.events import RedisEventLog
+    from tests.services import redis_url
+
+    log = RedisEventLog(redis_url() or "")
+
+    async def reader(i: int) -> None:
+        async for _ in log.read(f"run_bench_reader_{i}", idle_timeout=1.0):
+            pass
+
+    await asyncio.gather(*(reader(i) for i in range(150)))
