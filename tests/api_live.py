@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -15,10 +16,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 import openai
@@ -75,6 +77,9 @@ class LiveServer:
     data_dir: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    # Production mode: `run_worker` processes, and clean-ups such as dropping the server's database.
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def client(self, user: str = "alice", **kw: object) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.base_url, api_key=self.keys[user], **kw)  # type: ignore[arg-type]
@@ -108,14 +113,21 @@ class LiveServer:
             self.upstream._queue.clear()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        for proc in [self.process, *self.workers]:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
         self.upstream.stop()
+        for cleanup in self.cleanups:
+            try:
+                cleanup()
+            except Exception as exc:  # clean-up must not hide the test's own result
+                print(f"api_live clean-up failed: {exc}", file=sys.stderr)
+        self.cleanups.clear()
 
 
 def _manage(env: dict[str, str], *args: str) -> str:
@@ -147,6 +159,29 @@ def _migrated_copy(env: dict[str, str], data_dir: Path) -> None:
         shutil.copyfile(_template, data_dir / "db.sqlite3")
 
 
+def production_services() -> tuple[str, str] | None:
+    """(postgres URL, Redis URL) in phase 2 of scripts/test.sh, else None (SQLite, in-process events)."""
+    db, redis = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
+    if db.startswith(("postgres://", "postgresql://")) and redis:
+        return db, redis
+    return None
+
+
+def _fresh_postgres(base_url: str) -> tuple[str, Callable[[], None]]:
+    """A new, empty database on the phase-2 PostgreSQL server, and how to drop it."""
+    import psycopg
+
+    name = f"assistants_api_{secrets.token_hex(5)}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+
+    def drop() -> None:
+        with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+    return urlunsplit(urlsplit(base_url)._replace(path=f"/{name}")), drop
+
+
 def start_server(**settings: str) -> LiveServer:
     upstream = FakeUpstream().start()
     data_dir = Path(tempfile.mkdtemp(prefix="assistants-api-test-"))
@@ -172,7 +207,17 @@ def start_server(**settings: str) -> LiveServer:
         }
     )
     env.update(settings)
-    _migrated_copy(env, data_dir)
+    cleanups: list[Callable[[], None]] = []
+    production = production_services()
+    if production is not None:
+        # The production topology: web process + a separate run worker, events through Redis.
+        env["DATABASE_URL"], drop = _fresh_postgres(production[0])
+        cleanups.append(drop)
+        env["REDIS_URL"] = production[1]
+        env["RUN_EXECUTOR"] = "external"
+        _manage(env, "migrate", "--noinput", "-v", "0")
+    else:
+        _migrated_copy(env, data_dir)
     # Two manage.py processes at once: each spends seconds importing Django, not writing.
     with ThreadPoolExecutor(len(USERS)) as pool:
         outs = dict(zip(USERS, pool.map(lambda u: _manage(env, "create_api_key", u, "--create-user", "--name", "tests"), USERS), strict=True))
@@ -188,8 +233,21 @@ def start_server(**settings: str) -> LiveServer:
         stderr=subprocess.STDOUT,
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
-    server = LiveServer(f"http://127.0.0.1:{port}/v1", upstream, keys, data_dir, process, log_path, _env=env)
-    deadline = time.monotonic() + 30
+    server = LiveServer(
+        f"http://127.0.0.1:{port}/v1", upstream, keys, data_dir, process, log_path, cleanups=cleanups, _env=env
+    )
+    if production is not None:
+        server.workers.append(
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "manage.py"), "run_worker", "--concurrency", "64"],
+                env=env,
+                cwd=ROOT,
+                stdout=(data_dir / "worker.log").open("wb"),
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        )
+    deadline = time.monotonic() + 90
     while True:
         if process.poll() is not None:
             upstream.stop()

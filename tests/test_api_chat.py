@@ -17,7 +17,8 @@ from openai import AssistantEventHandler, OpenAI
 from tests.api_live import LiveServer, shared_server
 from tests.fakes.upstream import text
 
-pytestmark = [pytest.mark.api, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+# Also run in phase 2 of scripts/test.sh: web + run_worker processes on PostgreSQL, events through Redis.
+pytestmark = [pytest.mark.api, pytest.mark.production, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ import pytest
 from tests.api_live import LiveServer, shared_server
 from tests.fakes.upstream import hang, tool_calls
 
-pytestmark = [pytest.mark.api, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+# Also run in phase 2 of scripts/test.sh: web + run_worker processes on PostgreSQL, events through Redis.
+pytestmark = [pytest.mark.api, pytest.mark.production, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
 @pytest.fixture(scope="module")

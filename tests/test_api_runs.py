@@ -16,7 +16,8 @@ from openai import AssistantEventHandler
 from tests.api_live import LiveServer, iter_sse, shared_server
 from tests.fakes.upstream import error, hang, text, tool_calls
 
-pytestmark = [pytest.mark.api, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+# Also run in phase 2 of scripts/test.sh: web + run_worker processes on PostgreSQL, events through Redis.
+pytestmark = [pytest.mark.api, pytest.mark.production, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 WEATHER = {
     "type": "function",
