@@ -128,6 +128,7 @@ class LiveServer:
             except Exception as exc:  # clean-up must not hide the test's own result
                 print(f"api_live clean-up failed: {exc}", file=sys.stderr)
         self.cleanups.clear()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def _manage(env: dict[str, str], *args: str) -> str:
@@ -296,7 +297,6 @@ def shared_server(**settings: str) -> LiveServer:
 def _stop_all() -> None:
     for server in _servers.values():
         server.stop()
-        shutil.rmtree(server.data_dir, ignore_errors=True)
     if _template is not None:
         shutil.rmtree(_template.parent, ignore_errors=True)
 
