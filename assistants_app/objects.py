@@ -5,10 +5,21 @@ Shared by the REST API, the run event stream (whose payloads are these objects) 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .models import Assistant, File, Message, Run, RunStep, Thread
+from .models import (
+    Assistant,
+    File,
+    Message,
+    Run,
+    RunStep,
+    Thread,
+    VectorStore,
+    VectorStoreFile,
+    VectorStoreFileBatch,
+)
 
 
 def ts(value: datetime | None) -> int | None:
@@ -145,4 +156,55 @@ def file_obj(f: File) -> dict[str, Any]:
         "purpose": f.purpose,
         "status": "processed",
         "status_details": None,
+    }
+
+
+# --- vector stores (counts and statuses are computed by services_vector_stores) ------------------------
+# What OpenAI reports for the auto strategy; rows attached without one (the admin's uploads) use it.
+AUTO_CHUNKING = {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
+
+
+def file_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    c = {s: int(counts.get(s, 0)) for s in ("in_progress", "completed", "failed", "cancelled")}
+    return {**c, "total": sum(c.values())}
+
+
+def vector_store_obj(v: VectorStore, *, status: str, counts: Mapping[str, int], usage_bytes: int) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "object": "vector_store",
+        "created_at": ts(v.created_at),
+        "name": v.name,
+        "usage_bytes": usage_bytes,
+        "file_counts": file_counts(counts),
+        "status": status,
+        "expires_after": v.expires_after,
+        "expires_at": ts(v.expires_at),
+        "last_active_at": ts(v.last_active_at),
+        "metadata": v.metadata,
+    }
+
+
+def vector_store_file_obj(f: VectorStoreFile) -> dict[str, Any]:
+    return {
+        "id": f.file_id,
+        "object": "vector_store.file",
+        "created_at": ts(f.created_at),
+        "vector_store_id": f.vector_store_id,
+        "status": f.status,
+        "last_error": f.last_error,
+        "usage_bytes": f.usage_bytes,
+        "attributes": f.attributes or {},
+        "chunking_strategy": f.chunking_strategy or AUTO_CHUNKING,
+    }
+
+
+def vector_store_file_batch_obj(b: VectorStoreFileBatch, *, status: str, counts: Mapping[str, int]) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "object": "vector_store.files_batch",
+        "created_at": ts(b.created_at),
+        "vector_store_id": b.vector_store_id,
+        "status": status,
+        "file_counts": file_counts(counts),
     }

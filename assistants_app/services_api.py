@@ -15,10 +15,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import services
+from . import services, services_vector_stores
 from .api.sniff import sniff_content_type
 from .errors import InvalidRequest, ThreadBusy
-from .models import Assistant, File, Message, Run, Thread, VectorStore
+from .models import Assistant, File, Message, Run, Thread
 from .tools import hosted
 
 
@@ -62,21 +62,9 @@ def check_tool_resources(user: Any, resources: dict[str, Any] | None, param: str
         out["code_interpreter"] = {"file_ids": ids}
     fs = resources.get("file_search")
     if fs is not None:
-        if fs.get("vector_stores"):
-            raise InvalidRequest(
-                "Creating vector stores inline is not supported yet: create the vector store first and pass "
-                "its id in vector_store_ids.",
-                param=f"{param}.file_search.vector_stores",
-                code="unsupported_parameter",
-            )
-        ids = fs.get("vector_store_ids", [])
-        found = set(VectorStore.objects.filter(owner=user, id__in=ids).values_list("id", flat=True))
-        for i, vid in enumerate(ids):
-            if vid not in found:
-                raise InvalidRequest(
-                    f"No vector store found with id '{vid}'.", param=f"{param}.file_search.vector_store_ids[{i}]"
-                )
-        out["file_search"] = {"vector_store_ids": ids}
+        # Ownership, expiry, at most one store; inline `vector_stores` are created here, so callers
+        # run this inside the transaction that saves the assistant or thread.
+        out["file_search"] = services_vector_stores.file_search_resources(user, fs, f"{param}.file_search")
     return out
 
 
@@ -132,7 +120,9 @@ def _assistant_values(user: Any, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_assistant(user: Any, fields: dict[str, Any]) -> Assistant:
-    return Assistant.objects.create(owner=user, **_assistant_values(user, fields))
+    # Atomic: tool_resources may create inline vector stores, which a failed create must not leave behind.
+    with transaction.atomic():
+        return Assistant.objects.create(owner=user, **_assistant_values(user, fields))
 
 
 def update_assistant(assistant: Assistant, fields: dict[str, Any]) -> Assistant:
@@ -153,12 +143,14 @@ def delete_assistant(assistant: Assistant) -> None:
 def create_thread(user: Any, fields: dict[str, Any], param: str = "") -> Thread:
     prefix = f"{param}." if param else ""
     messages = [message_fields(user, m, f"{prefix}messages[{i}]") for i, m in enumerate(fields.get("messages") or [])]
-    return services.create_thread(
-        user,
-        messages=messages,
-        metadata=fields.get("metadata") or {},
-        tool_resources=check_tool_resources(user, fields.get("tool_resources"), f"{prefix}tool_resources"),
-    )
+    # Atomic: tool_resources may create inline vector stores, which a failed create must not leave behind.
+    with transaction.atomic():
+        return services.create_thread(
+            user,
+            messages=messages,
+            metadata=fields.get("metadata") or {},
+            tool_resources=check_tool_resources(user, fields.get("tool_resources"), f"{prefix}tool_resources"),
+        )
 
 
 def update_thread(thread: Thread, fields: dict[str, Any]) -> Thread:

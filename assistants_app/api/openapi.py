@@ -89,6 +89,7 @@ def _operation(op: Operation) -> dict[str, Any]:
 @cache
 def document() -> dict[str, Any]:
     from .operations import OPERATIONS
+    from .vector_stores import COMPONENTS as VECTOR_STORE_COMPONENTS
 
     paths: dict[str, dict[str, Any]] = {}
     for op in [OPERATION, *OPERATIONS]:
@@ -105,7 +106,7 @@ def document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": COMPONENTS,
+            "schemas": {**COMPONENTS, **VECTOR_STORE_COMPONENTS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

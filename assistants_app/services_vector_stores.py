@@ -1,0 +1,441 @@
+"""Use cases of the /v1/vector_stores API: stores, their files, file batches and search.
+
+Inputs arrive shape-checked (api/params.py); these functions check meaning (ownership, expiry,
+chunking limits) and change state. Requests never ingest: an attached file is a VectorStoreFile row
+in_progress, which the run executor's ingestion loop claims (tools/file_search/ingest.py). Counts,
+statuses and usage are always computed from the rows, never kept in counters that could drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .errors import InvalidRequest, NotFound
+from .models import Chunk, File, VectorStore, VectorStoreFile, VectorStoreFileBatch
+from .tools.file_search.chunk import ChunkingStrategyError, chunking_strategy_to_api, parse_chunking_strategy
+
+Status = VectorStoreFile.Status
+STATUSES: tuple[str, ...] = ("in_progress", "completed", "failed", "cancelled")
+# Searching bumps last_active_at (and so pushes expires_at out); more often than this would make every
+# search a write.
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+# --- stats -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stats:
+    counts: dict[str, int]
+    usage_bytes: int
+
+
+def _count(status: str, prefix: str = "") -> Count:
+    return Count(f"{prefix}id", filter=Q(**{f"{prefix}status": status}))
+
+
+def with_stats(qs: QuerySet[VectorStore]) -> QuerySet[VectorStore]:
+    """One query for a page of stores and their file counts and usage (a single join on vs_files)."""
+    return qs.annotate(
+        **{f"n_{s}": _count(s, "vs_files__") for s in STATUSES},
+        usage=Coalesce(Sum("vs_files__usage_bytes"), 0),
+    )
+
+
+def stats_of(store: VectorStore) -> Stats:
+    counts = {s: int(getattr(store, f"n_{s}", 0) or 0) for s in STATUSES}
+    return Stats(counts, int(getattr(store, "usage", 0) or 0))
+
+
+def batch_stats(batch: VectorStoreFileBatch) -> dict[str, int]:
+    agg = VectorStoreFile.objects.filter(batch=batch).aggregate(**{s: _count(s) for s in STATUSES})
+    return {k: int(v or 0) for k, v in agg.items()}
+
+
+def store_status(store: VectorStore, stats: Stats) -> str:
+    if is_expired(store):
+        return "expired"
+    return "in_progress" if stats.counts["in_progress"] else "completed"
+
+
+def is_expired(store: VectorStore, now: datetime | None = None) -> bool:
+    return store.expires_at is not None and store.expires_at <= (now or timezone.now())
+
+
+# --- lookups: another owner's object is indistinguishable from a missing one --------------------------
+def stores_of(user: Any) -> QuerySet[VectorStore]:
+    return with_stats(VectorStore.objects.filter(owner=user))
+
+
+def get_store(user: Any, vector_store_id: str, *, param: str | None = None) -> VectorStore:
+    store = stores_of(user).filter(id=vector_store_id).first()
+    if store is None:
+        raise NotFound("vector store", vector_store_id, param=param)
+    return store
+
+
+def get_vs_file(store: VectorStore, file_id: str) -> VectorStoreFile:
+    row = VectorStoreFile.objects.filter(vector_store=store, file_id=file_id).first()
+    if row is None:
+        raise NotFound("vector store file", file_id)
+    return row
+
+
+def get_batch(store: VectorStore, batch_id: str) -> VectorStoreFileBatch:
+    batch = VectorStoreFileBatch.objects.filter(vector_store=store, id=batch_id).first()
+    if batch is None:
+        raise NotFound("vector store file batch", batch_id)
+    return batch
+
+
+def _live_files(user: Any) -> QuerySet[File]:
+    # A file past its expires_after is gone for the API (as in api/files.py).
+    return File.objects.filter(owner=user).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+
+
+def _check_files(user: Any, file_ids: Sequence[str], param: str, suffix: str = "") -> None:
+    found = set(_live_files(user).filter(id__in=set(file_ids)).values_list("id", flat=True))
+    for i, fid in enumerate(file_ids):
+        if fid not in found:
+            raise InvalidRequest(
+                f"No file found with id '{fid}'.", param=f"{param}[{i}]{suffix}", code="invalid_file_id"
+            )
+
+
+def _check_file(user: Any, file_id: str, param: str) -> None:
+    if not _live_files(user).filter(id=file_id).exists():
+        raise InvalidRequest(f"No file found with id '{file_id}'.", param=param, code="invalid_file_id")
+
+
+def _strategy(raw: Mapping[str, Any] | None, param: str) -> dict[str, Any]:
+    """The stored (and reported) form of a request's chunking_strategy: auto becomes its static values."""
+    try:
+        params = parse_chunking_strategy(raw)
+    except ChunkingStrategyError as exc:
+        suffix = exc.param.removeprefix("chunking_strategy")
+        raise InvalidRequest(exc.message, param=f"{param}{suffix}") from None
+    return chunking_strategy_to_api(params)
+
+
+def _refuse_expired(store: VectorStore) -> None:
+    if is_expired(store):
+        raise InvalidRequest(
+            f"Vector store {store.id} has expired; create a new one.", code="vector_store_expired"
+        )
+
+
+# --- stores ------------------------------------------------------------------------------------------
+def _expiry(expires_after: Mapping[str, Any] | None, anchor: datetime) -> datetime | None:
+    return anchor + timedelta(days=int(expires_after["days"])) if expires_after else None
+
+
+def create_store(user: Any, fields: Mapping[str, Any], *, param: str = "") -> VectorStore:
+    prefix = f"{param}." if param else ""
+    file_ids = list(dict.fromkeys(fields.get("file_ids") or []))
+    _check_files(user, fields.get("file_ids") or [], f"{prefix}file_ids")
+    strategy = _strategy(fields.get("chunking_strategy"), f"{prefix}chunking_strategy")
+    now = timezone.now()
+    expires_after = fields.get("expires_after")
+    with transaction.atomic():
+        store = VectorStore.objects.create(
+            owner=user,
+            name=fields.get("name") or "",
+            description=fields.get("description") or "",
+            metadata=fields.get("metadata") or {},
+            expires_after=dict(expires_after) if expires_after else None,
+            expires_at=_expiry(expires_after, now),
+            last_active_at=now,
+        )
+        VectorStoreFile.objects.bulk_create(
+            VectorStoreFile(vector_store=store, file_id=fid, chunking_strategy=strategy) for fid in file_ids
+        )
+    return get_store(user, store.id)
+
+
+def update_store(store: VectorStore, fields: Mapping[str, Any], *, clear_expiry: bool = False) -> VectorStore:
+    changed: dict[str, Any] = {}
+    if "name" in fields:
+        changed["name"] = fields["name"]
+    if "metadata" in fields:
+        changed["metadata"] = fields["metadata"]
+    if "expires_after" in fields or clear_expiry:
+        # An expired store stays expired: its files may already be gone from the client's view.
+        _refuse_expired(store)
+        expires_after = None if clear_expiry else dict(fields["expires_after"])
+        anchor = store.last_active_at or store.created_at
+        changed["expires_after"] = expires_after
+        changed["expires_at"] = _expiry(expires_after, anchor)
+    if changed:
+        VectorStore.objects.filter(id=store.id).update(**changed)
+    return get_store(store.owner, store.id)
+
+
+def delete_store(store: VectorStore) -> None:
+    with transaction.atomic():
+        # One set-based DELETE for the chunks (the FTS triggers follow), rather than the ORM
+        # collecting every chunk row for the cascade.
+        Chunk.objects.filter(vector_store=store).delete()
+        VectorStore.objects.filter(id=store.id).delete()
+
+
+def touch(store_ids: Iterable[str]) -> None:
+    """Mark stores as used (a search, a file added, a run's file search): last_active_at, expires_at.
+
+    Expired stores are left alone; writes happen at most once per TOUCH_EVERY per store.
+    """
+    now = timezone.now()
+    stale = VectorStore.objects.filter(id__in=list(store_ids)).filter(
+        Q(last_active_at__isnull=True) | Q(last_active_at__lt=now - TOUCH_EVERY),
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+    )
+    for store_id, expires_after in stale.values_list("id", "expires_after"):
+        VectorStore.objects.filter(id=store_id).update(last_active_at=now, expires_at=_expiry(expires_after, now))
+
+
+# --- files -------------------------------------------------------------------------------------------
+def _attach(
+    store: VectorStore,
+    file_id: str,
+    *,
+    attributes: dict[str, Any] | None,
+    strategy: dict[str, Any],
+    batch: VectorStoreFileBatch | None = None,
+) -> VectorStoreFile:
+    """Attach a file, or return the existing attachment (idempotent).
+
+    Attaching again with a different chunking_strategy, or after the file failed or was cancelled,
+    queues it for ingestion again; given attributes replace the old ones.
+    """
+    row, created = VectorStoreFile.objects.get_or_create(
+        vector_store=store,
+        file_id=file_id,
+        defaults={"chunking_strategy": strategy, "attributes": attributes or {}, "batch": batch},
+    )
+    if created:
+        return row
+    update: dict[str, Any] = {}
+    if attributes is not None and attributes != row.attributes:
+        update["attributes"] = attributes
+    if batch is not None:
+        update["batch"] = batch
+    if row.chunking_strategy != strategy or row.status in (Status.FAILED, Status.CANCELLED):
+        update.update(
+            chunking_strategy=strategy,
+            status=Status.IN_PROGRESS,
+            last_error=None,
+            attempts=0,
+            claimed_by="",
+            claim_expires_at=None,
+        )
+    if update:
+        VectorStoreFile.objects.filter(pk=row.pk).update(**update)
+        row.refresh_from_db()
+    return row
+
+
+def add_file(user: Any, store: VectorStore, fields: Mapping[str, Any]) -> VectorStoreFile:
+    _refuse_expired(store)
+    _check_file(user, fields["file_id"], "file_id")
+    strategy = _strategy(fields.get("chunking_strategy"), "chunking_strategy")
+    with transaction.atomic():
+        row = _attach(store, fields["file_id"], attributes=fields.get("attributes"), strategy=strategy)
+    touch([store.id])
+    return row
+
+
+def files_of(store: VectorStore, status: str | None = None, batch: VectorStoreFileBatch | None = None) -> QuerySet[VectorStoreFile]:
+    qs = VectorStoreFile.objects.filter(vector_store=store)
+    if batch is not None:
+        qs = qs.filter(batch=batch)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def set_attributes(vs_file: VectorStoreFile, attributes: dict[str, Any] | None) -> VectorStoreFile:
+    vs_file.attributes = attributes or {}
+    VectorStoreFile.objects.filter(pk=vs_file.pk).update(attributes=vs_file.attributes)
+    return vs_file
+
+
+def remove_file(vs_file: VectorStoreFile) -> None:
+    """Detach a file from its store: its chunks go, the File itself stays."""
+    with transaction.atomic():
+        Chunk.objects.filter(vs_file_id=vs_file.pk).delete()
+        VectorStoreFile.objects.filter(pk=vs_file.pk).delete()
+
+
+def file_text(vs_file: VectorStoreFile) -> list[str]:
+    """The file's extracted text, stitched back from its chunks.
+
+    Chunks are exact, overlapping slices of the extracted text (chunk.py), so the overlap is cut
+    using their offsets. Where no chunk covers a stretch (whitespace-only windows are not stored),
+    the text is split into separate parts.
+    """
+    parts: list[str] = []
+    current: list[str] = []
+    end = -1
+    rows = Chunk.objects.filter(vs_file_id=vs_file.pk).order_by("ordinal").values_list("start_offset", "end_offset", "text")
+    for start, stop, text in rows.iterator(chunk_size=500):
+        if current and start > end:
+            parts.append("".join(current))
+            current = []
+        if not current:
+            current.append(text)
+        elif stop > end:
+            current.append(text[end - start :])
+        end = max(end, stop)
+    if current:
+        parts.append("".join(current))
+    return parts
+
+
+# --- batches -----------------------------------------------------------------------------------------
+def create_batch(user: Any, store: VectorStore, fields: Mapping[str, Any]) -> VectorStoreFileBatch:
+    _refuse_expired(store)
+    items = _batch_items(user, fields)
+    with transaction.atomic():
+        batch = VectorStoreFileBatch.objects.create(vector_store=store)
+        for file_id, attributes, strategy in items:
+            _attach(store, file_id, attributes=attributes, strategy=strategy, batch=batch)
+        if not files_of(store, Status.IN_PROGRESS, batch).exists():
+            # Every file was already ingested: nothing will complete the batch later.
+            VectorStoreFileBatch.objects.filter(pk=batch.pk).update(status="completed")
+            batch.status = "completed"
+    touch([store.id])
+    return batch
+
+
+def _batch_items(user: Any, fields: Mapping[str, Any]) -> list[tuple[str, dict[str, Any] | None, dict[str, Any]]]:
+    file_ids, files = fields.get("file_ids"), fields.get("files")
+    if file_ids is not None and files is not None:
+        raise InvalidRequest("Give either 'file_ids' or 'files', not both.", param="files")
+    if files is not None:
+        # Per-file settings replace the batch-wide ones; OpenAI ignores the latter, we say so.
+        for name in ("attributes", "chunking_strategy"):
+            if fields.get(name) is not None:
+                raise InvalidRequest(
+                    f"'{name}' applies to 'file_ids' only; with 'files', set it on each file.", param=name
+                )
+        _check_files(user, [f["file_id"] for f in files], "files", ".file_id")
+        out: dict[str, tuple[str, dict[str, Any] | None, dict[str, Any]]] = {}
+        for i, f in enumerate(files):
+            strategy = _strategy(f.get("chunking_strategy"), f"files[{i}].chunking_strategy")
+            out[f["file_id"]] = (f["file_id"], f.get("attributes"), strategy)
+        return list(out.values())
+    if not file_ids:
+        raise InvalidRequest(
+            "Missing required parameter: 'file_ids' (or 'files').", param="file_ids", code="missing_required_parameter"
+        )
+    _check_files(user, file_ids, "file_ids")
+    strategy = _strategy(fields.get("chunking_strategy"), "chunking_strategy")
+    return [(fid, fields.get("attributes"), strategy) for fid in dict.fromkeys(file_ids)]
+
+
+def batch_status(batch: VectorStoreFileBatch, counts: Mapping[str, int]) -> str:
+    if batch.status == "cancelled":
+        return "cancelled"
+    return "in_progress" if counts.get(Status.IN_PROGRESS) else "completed"
+
+
+def cancel_batch(batch: VectorStoreFileBatch) -> VectorStoreFileBatch:
+    """Files of the batch still waiting or being ingested end cancelled; finished ones stay.
+
+    A worker ingesting one of them notices at its next conditional write (ingest._finish) and drops
+    its work. A batch that already finished is returned unchanged (a cancel racing completion).
+    """
+    with transaction.atomic():
+        pending = files_of(batch.vector_store, Status.IN_PROGRESS, batch)
+        pks = list(pending.values_list("pk", flat=True))
+        if pks:
+            VectorStoreFile.objects.filter(pk__in=pks, status=Status.IN_PROGRESS).update(
+                status=Status.CANCELLED, claimed_by="", claim_expires_at=None
+            )
+            # A re-ingested file keeps its old chunks until replaced: cancelled ones must not stay searchable.
+            Chunk.objects.filter(vs_file_id__in=pks).delete()
+        if pks or batch.status == "in_progress":
+            VectorStoreFileBatch.objects.filter(pk=batch.pk).update(status="cancelled")
+            batch.status = "cancelled"
+    return batch
+
+
+# --- search ------------------------------------------------------------------------------------------
+def search(store: VectorStore, fields: Mapping[str, Any]) -> dict[str, Any]:
+    from .tools.file_search.search import SearchError
+    from .tools.file_search.search import search as run_search
+
+    _refuse_expired(store)
+    if fields.get("rewrite_query"):
+        raise InvalidRequest(
+            "rewrite_query is not supported by this server: the query is searched as given.",
+            param="rewrite_query",
+            code="unsupported_parameter",
+        )
+    query = fields["query"]
+    queries = [query] if isinstance(query, str) else list(query)
+    ranking = fields.get("ranking_options") or {}
+    try:
+        results = run_search(
+            store.owner_id,
+            [store.id],
+            queries,
+            max_num_results=fields.get("max_num_results", 10),
+            score_threshold=float(ranking.get("score_threshold", 0.0)),
+            filters=fields.get("filters"),
+        )
+    except SearchError as exc:
+        raise InvalidRequest(exc.message, param=exc.param) from None
+    touch([store.id])
+    return {
+        "object": "vector_store.search_results.page",
+        "search_query": queries,
+        "data": [
+            {
+                "file_id": r.file_id,
+                "filename": r.filename,
+                "score": r.score,
+                "attributes": r.attributes,
+                "content": [{"type": "text", "text": r.text}],
+            }
+            for r in results
+        ],
+        "has_more": False,
+        "next_page": None,
+    }
+
+
+# --- tool_resources.file_search of assistants and threads --------------------------------------------
+MAX_STORES_PER_OWNER_OBJECT = 1
+
+
+def file_search_resources(user: Any, fs: Mapping[str, Any], param: str) -> dict[str, Any]:
+    """Check `vector_store_ids` (the caller's, unexpired) and create the inline `vector_stores`.
+
+    Call inside the transaction that saves the assistant or thread, so a rejected request leaves
+    no store behind. At most one store in all, as OpenAI allows.
+    """
+    ids = list(fs.get("vector_store_ids") or [])
+    inline = list(fs.get("vector_stores") or [])
+    if len(ids) + len(inline) > MAX_STORES_PER_OWNER_OBJECT:
+        raise InvalidRequest(
+            f"At most {MAX_STORES_PER_OWNER_OBJECT} vector store can be attached (vector_store_ids and "
+            "vector_stores together).",
+            param=f"{param}.vector_stores" if inline else f"{param}.vector_store_ids",
+        )
+    found = {s.id: s for s in VectorStore.objects.filter(owner=user, id__in=ids)}
+    for i, vid in enumerate(ids):
+        if vid not in found:
+            raise InvalidRequest(f"No vector store found with id '{vid}'.", param=f"{param}.vector_store_ids[{i}]")
+        if is_expired(found[vid]):
+            raise InvalidRequest(
+                f"Vector store {vid} has expired.", param=f"{param}.vector_store_ids[{i}]", code="vector_store_expired"
+            )
+    for i, spec in enumerate(inline):
+        ids.append(create_store(user, spec, param=f"{param}.vector_stores[{i}]").id)
+    return {"vector_store_ids": ids}
