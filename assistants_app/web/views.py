@@ -20,6 +20,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
 
 from assistants_app import services
 from assistants_app.models import File
@@ -30,6 +31,10 @@ from .fragments import bubble, follow, history_items, render_message, run_contro
 # Images that a browser may show inline from our origin; anything else (SVG included: it can carry
 # script) is served as a download.
 INLINE_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
 def _tab(request: HttpRequest) -> str:
@@ -44,7 +49,7 @@ def _assistant_name() -> tuple[str, str]:
         return "Assistant", exc.message
 
 
-def _feedback(request: HttpRequest, message: str, status: int) -> HttpResponse:
+def _feedback(request: HtmxHttpRequest, message: str, status: int) -> HttpResponse:
     if not request.htmx:
         messages.error(request, message)
         return redirect("chat")
@@ -54,7 +59,7 @@ def _feedback(request: HttpRequest, message: str, status: int) -> HttpResponse:
 # --- the page --------------------------------------------------------------------------------------
 @login_required
 @require_GET
-def chat_page(request: HttpRequest) -> HttpResponse:
+def chat_page(request: HtmxHttpRequest) -> HttpResponse:
     thread = chat.live_thread(request.user)
     assert thread is not None
     active = services.active_run(thread)
@@ -88,7 +93,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def chat_history(request: HttpRequest) -> HttpResponse:
+def chat_history(request: HtmxHttpRequest) -> HttpResponse:
     before = request.GET.get("before", "")
     if not before.startswith("msg_") or len(before) > 40:
         return HttpResponse("A message id is needed in `before`.", status=400)
@@ -106,7 +111,7 @@ def chat_history(request: HttpRequest) -> HttpResponse:
 
 
 # --- actions ---------------------------------------------------------------------------------------
-def _run_started(request: HttpRequest, run_id: str, *parts: str) -> HttpResponse:
+def _run_started(request: HtmxHttpRequest, run_id: str, *parts: str) -> HttpResponse:
     chat.notify(request.user.pk, {"type": "chat.run_started", "run_id": run_id, "tab": _tab(request)})
     if not request.htmx:
         return redirect("chat")
@@ -117,7 +122,7 @@ def _run_started(request: HttpRequest, run_id: str, *parts: str) -> HttpResponse
 
 @login_required
 @require_POST
-def chat_send(request: HttpRequest) -> HttpResponse:
+def chat_send(request: HtmxHttpRequest) -> HttpResponse:
     try:
         message, run = chat.send(request.user, request.POST.get("text", ""), request.FILES.getlist("attachments"))
     except chat.ChatError as exc:
@@ -133,7 +138,7 @@ def chat_send(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def chat_retry(request: HttpRequest) -> HttpResponse:
+def chat_retry(request: HtmxHttpRequest) -> HttpResponse:
     try:
         run = chat.retry(request.user)
     except chat.ChatError as exc:
@@ -143,7 +148,7 @@ def chat_retry(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def chat_stop(request: HttpRequest) -> HttpResponse:
+def chat_stop(request: HtmxHttpRequest) -> HttpResponse:
     try:
         run = chat.stop(request.user, request.POST.get("run_id", ""))
     except chat.ChatError as exc:
@@ -156,7 +161,7 @@ def chat_stop(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def chat_new(request: HttpRequest) -> HttpResponse:
+def chat_new(request: HtmxHttpRequest) -> HttpResponse:
     chat.archive(request.user)
     chat.notify(request.user.pk, {"type": "chat.reset", "tab": _tab(request)})
     if request.htmx:
@@ -168,8 +173,8 @@ def chat_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def chat_file(request: HttpRequest, file_id: str) -> FileResponse:
-    f = File.objects.filter(id=file_id, owner=request.user).first()
+def chat_file(request: HtmxHttpRequest, file_id: str) -> FileResponse:
+    f = File.objects.filter(id=file_id, owner_id=request.user.pk).first()
     if f is None or not f.data:
         raise Http404("No such file.")
     suffix = PurePath(f.filename).suffix.lower()
