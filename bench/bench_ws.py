@@ -178,22 +178,10 @@ async def open_sockets(port: int, chats: list[Chat]) -> None:
     await asyncio.gather(*(gated(c) for c in chats))
 
 
-async def run_chat(port: int, c: Chat, chunks: int) -> None:
+async def run_chat(port: int, c: Chat, chunks: int, sends: asyncio.Semaphore) -> None:
     body = b"text=count+for+me"
-    status, text = await http_request(
-        port,
-        "POST",
-        "/chat/send/",
-        {
-            "Cookie": f"sessionid={c.session}; csrftoken={c.csrf}",
-            "X-CSRFToken": c.csrf,
-            "HX-Request": "true",
-            "X-Chat-Tab": f"bench{c.index}",
-            "Origin": f"http://127.0.0.1:{port}",
-            "Content-Type": "application/x-www-form-urlencoded",
-        },
-        body,
-    )
+    async with sends:
+        status, text = await send_message(port, c, body)
     m = re.search(r'"follow": "(run_\w+)"', text)
     if status != 200 or m is None:
         c.error = f"send: HTTP {status} " + re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))[:200]
@@ -214,6 +202,23 @@ async def run_chat(port: int, c: Chat, chunks: int) -> None:
         last = frame.rfind('id="run-controls"')
         if last >= 0 and "data-run-active" not in frame[last:]:
             return
+
+
+async def send_message(port: int, c: Chat, body: bytes) -> tuple[int, str]:
+    return await http_request(
+        port,
+        "POST",
+        "/chat/send/",
+        {
+            "Cookie": f"sessionid={c.session}; csrftoken={c.csrf}",
+            "X-CSRFToken": c.csrf,
+            "HX-Request": "true",
+            "X-Chat-Tab": f"bench{c.index}",
+            "Origin": f"http://127.0.0.1:{port}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        body,
+    )
 
 
 def make_users(n: int, offset: int) -> list[Chat]:
@@ -240,10 +245,9 @@ def make_users(n: int, offset: int) -> list[Chat]:
     return chats
 
 
-async def bench_size(n: int, port: int, server_pid: int, upstream_url: str, chunks: int, offset: int) -> dict[str, Any]:
-    from asgiref.sync import sync_to_async
-
-    chats = await sync_to_async(make_users, thread_sensitive=False)(n, offset)
+async def bench_size(chats: list[Chat], port: int, server_pid: int, upstream_url: str, chunks: int,
+                     send_concurrency: int) -> dict[str, Any]:
+    n = len(chats)
     await asyncio.sleep(1.0)
     before = rss_kb(server_pid)
     t0 = time.monotonic()
@@ -253,7 +257,8 @@ async def bench_size(n: int, port: int, server_pid: int, upstream_url: str, chun
     after = rss_kb(server_pid)
 
     t0 = time.monotonic()
-    await asyncio.gather(*(run_chat(port, c, chunks) for c in chats))
+    sends = asyncio.Semaphore(send_concurrency)
+    await asyncio.gather(*(run_chat(port, c, chunks, sends) for c in chats))
     chat_s = time.monotonic() - t0
     for c in chats:
         await c.ws.close()
@@ -290,6 +295,7 @@ def main() -> None:
     ap.add_argument("--delay", type=float, default=0.05, help="seconds between upstream chunks")
     ap.add_argument("--run-concurrency", type=int, default=-1,
                     help="RUN_CONCURRENCY of the server (default: the largest N; 0: the server's default)")
+    ap.add_argument("--send-concurrency", type=int, default=1000, help="POST /chat/send/ requests in flight at once")
     ap.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     ap.add_argument("--redis-url", default="", help="Redis event log + channel layer (default: in-process)")
     ap.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
@@ -330,6 +336,15 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     call_command("collectstatic", "--noinput", verbosity=0)
     call_command("bootstrap", verbosity=0)
+    # Every user, session and chat thread exists before the server starts: the bench's own writes
+    # must not compete with the server's for SQLite's lock.
+    groups, offset = [], 0
+    for n in sizes:
+        groups.append(make_users(n, offset))
+        offset += n
+    from django.db import connections
+
+    connections.close_all()
     port = free_port()
     log = open(data / "serve.log", "wb")
     server = subprocess.Popen(
@@ -345,17 +360,16 @@ def main() -> None:
             except OSError:
                 time.sleep(0.2)
         rows = []
-        offset = 0
-        for n in sizes:
-            row = asyncio.run(bench_size(n, port, server.pid, upstream_url, args.chunks, offset))
-            offset += n
+        for n, chats in zip(sizes, groups, strict=True):
+            row = asyncio.run(bench_size(chats, port, server.pid, upstream_url, args.chunks, args.send_concurrency))
             rows.append(row)
             print(f"# N={n}: {row['chat_s']:.1f}s for the chats, {row['connect_s']:.1f}s to connect, errors={len(row['errors'])}",
                   file=sys.stderr, flush=True)
         store = "PostgreSQL" if args.database_url.startswith("postgres") else "SQLite"
         events = "Redis streams + channels_redis" if args.redis_url else "in-process event log"
         print(f"\n{args.chunks} deltas per reply, {args.delay * 1000:.0f} ms apart; server: daphne + embedded executor, "
-              f"{store}, {events}, RUN_CONCURRENCY={concurrency or 'default'}; {os.cpu_count()} CPUs\n")
+              f"{store}, {events}, RUN_CONCURRENCY={concurrency or 'default'}, sends in flight <= {args.send_concurrency}; "
+              f"{os.cpu_count()} CPUs\n")
         print("| N chats | delta latency p50 / p99 (ms) | upstream alone p50 / p99 (ms) | added p50 / p99 (ms) "
               "| deltas received / expected | lost | duplicated | RSS per idle socket (KB) | errors |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
