@@ -8,6 +8,7 @@ statuses and usage are always computed from the rows, never kept in counters tha
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from .tools.file_search.chunk import ChunkingStrategyError, chunking_strategy_to
 
 Status = VectorStoreFile.Status
 STATUSES: tuple[str, ...] = ("in_progress", "completed", "failed", "cancelled")
+AUTO = chunking_strategy_to_api(parse_chunking_strategy(None))
 # Searching bumps last_active_at (and so pushes expires_at out); more often than this would make every
 # search a write.
 TOUCH_EVERY = timedelta(seconds=60)
@@ -207,36 +209,89 @@ def _attach(
     strategy: dict[str, Any],
     batch: VectorStoreFileBatch | None = None,
 ) -> VectorStoreFile:
-    """Attach a file, or return the existing attachment (idempotent).
-
-    Attaching again with a different chunking_strategy, or after the file failed or was cancelled,
-    queues it for ingestion again; given attributes replace the old ones.
-    """
+    """Attach a file, or return the existing attachment (idempotent, see _reattach)."""
     row, created = VectorStoreFile.objects.get_or_create(
         vector_store=store,
         file_id=file_id,
         defaults={"chunking_strategy": strategy, "attributes": attributes or {}, "batch": batch},
     )
-    if created:
-        return row
+    return row if created else _reattach(row, attributes=attributes, strategy=strategy, batch=batch)
+
+
+# What queues an attached file for ingestion again (as the admin's reindex does).
+REQUEUE: dict[str, Any] = {
+    "status": Status.IN_PROGRESS,
+    "last_error": None,
+    "attempts": 0,
+    "claimed_by": "",
+    "claim_expires_at": None,
+}
+
+
+def _needs_ingestion(row: VectorStoreFile, strategy: dict[str, Any]) -> bool:
+    # Rows attached without a strategy (the admin's uploads) were chunked with auto.
+    return (row.chunking_strategy or AUTO) != strategy or row.status in (Status.FAILED, Status.CANCELLED)
+
+
+def _reattach(
+    row: VectorStoreFile,
+    *,
+    attributes: dict[str, Any] | None,
+    strategy: dict[str, Any],
+    batch: VectorStoreFileBatch | None,
+) -> VectorStoreFile:
+    """Attaching an attached file again changes nothing, except: a different chunking_strategy, or a
+    file that failed or was cancelled, queues it for ingestion again; given attributes replace the old
+    ones; a batch takes it over (its counts then include it)."""
     update: dict[str, Any] = {}
     if attributes is not None and attributes != row.attributes:
         update["attributes"] = attributes
     if batch is not None:
         update["batch"] = batch
-    if row.chunking_strategy != strategy or row.status in (Status.FAILED, Status.CANCELLED):
-        update.update(
-            chunking_strategy=strategy,
-            status=Status.IN_PROGRESS,
-            last_error=None,
-            attempts=0,
-            claimed_by="",
-            claim_expires_at=None,
-        )
+    if _needs_ingestion(row, strategy):
+        update.update(chunking_strategy=strategy, **REQUEUE)
     if update:
         VectorStoreFile.objects.filter(pk=row.pk).update(**update)
         row.refresh_from_db()
     return row
+
+
+def _attach_many(
+    store: VectorStore,
+    items: Sequence[tuple[str, dict[str, Any] | None, dict[str, Any]]],
+    batch: VectorStoreFileBatch,
+) -> None:
+    """_attach for a batch (up to 2,000 files): one read, one bulk insert, updates only where needed."""
+    existing = {
+        r.file_id: r for r in VectorStoreFile.objects.filter(vector_store=store, file_id__in=[i[0] for i in items])
+    }
+    fresh = [
+        VectorStoreFile(vector_store=store, file_id=fid, attributes=attrs or {}, chunking_strategy=strategy, batch=batch)
+        for fid, attrs, strategy in items
+        if fid not in existing
+    ]
+    # A concurrent request may attach one of them first: its row stands, the batch then adopts it.
+    VectorStoreFile.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
+    VectorStoreFile.objects.filter(
+        vector_store=store, file_id__in=[r.file_id for r in fresh], batch__isnull=True
+    ).update(batch=batch)
+    # The existing rows, as _reattach would treat them, but in set-based UPDATEs grouped by value.
+    requeue: dict[str, list[int]] = {}
+    relabel: dict[str, list[int]] = {}
+    for fid, attrs, strategy in items:
+        row = existing.get(fid)
+        if row is None:
+            continue
+        if _needs_ingestion(row, strategy):
+            requeue.setdefault(json.dumps(strategy, sort_keys=True), []).append(row.pk)
+        if attrs is not None and attrs != row.attributes:
+            relabel.setdefault(json.dumps(attrs, sort_keys=True), []).append(row.pk)
+    rows = VectorStoreFile.objects.filter(pk__in=[r.pk for r in existing.values()])
+    rows.update(batch=batch)
+    for strategy_json, pks in requeue.items():
+        VectorStoreFile.objects.filter(pk__in=pks).update(chunking_strategy=json.loads(strategy_json), **REQUEUE)
+    for attrs_json, pks in relabel.items():
+        VectorStoreFile.objects.filter(pk__in=pks).update(attributes=json.loads(attrs_json))
 
 
 def add_file(user: Any, store: VectorStore, fields: Mapping[str, Any]) -> VectorStoreFile:
@@ -302,8 +357,7 @@ def create_batch(user: Any, store: VectorStore, fields: Mapping[str, Any]) -> Ve
     items = _batch_items(user, fields)
     with transaction.atomic():
         batch = VectorStoreFileBatch.objects.create(vector_store=store)
-        for file_id, attributes, strategy in items:
-            _attach(store, file_id, attributes=attributes, strategy=strategy, batch=batch)
+        _attach_many(store, items, batch)
         if not files_of(store, Status.IN_PROGRESS, batch).exists():
             # Every file was already ingested: nothing will complete the batch later.
             VectorStoreFileBatch.objects.filter(pk=batch.pk).update(status="completed")

@@ -491,3 +491,51 @@ def test_objects_match_schemas_and_sdk_models(alice) -> None:  # type: ignore[no
         jsonschema_rs.validate({**COMPONENTS[name], "$defs": {}}, value)
         assert set(value) == set(COMPONENTS[name]["properties"]) == set(model.model_fields), name
         model.model_validate(value)
+
+
+@pytest.mark.django_db
+def test_batches_adopt_attached_files_and_requeue_only_what_changed(alice) -> None:  # type: ignore[no-untyped-def]
+    from assistants_app import services_vector_stores as svc
+    from assistants_app.models import File
+    from assistants_app.models import VectorStoreFile as Row
+
+    f1, f2, f3 = (File.objects.create(owner=alice, filename=f"{i}.txt", purpose="assistants") for i in range(3))
+    store = svc.create_store(alice, {"name": "s"})
+    first = svc.create_batch(alice, store, {"file_ids": [f1.id, f2.id, f1.id]})
+    assert svc.batch_stats(first)["in_progress"] == 2
+    Row.objects.filter(file=f1).update(status="completed", chunk_count=3)
+    Row.objects.filter(file=f2).update(status="failed", last_error={"code": "invalid_file", "message": "x"}, attempts=3)
+    small = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}}
+    second = svc.create_batch(
+        alice, store, {"files": [{"file_id": f1.id, "attributes": {"a": 1}}, {"file_id": f2.id}, {"file_id": f3.id, "chunking_strategy": small}]}
+    )
+    rows = {r.file_id: r for r in Row.objects.filter(vector_store=store)}
+    assert rows[f1.id].status == "completed" and rows[f1.id].attributes == {"a": 1}  # unchanged but relabelled
+    assert rows[f2.id].status == "in_progress" and rows[f2.id].last_error is None and rows[f2.id].attempts == 0
+    assert rows[f3.id].chunking_strategy == small
+    assert {r.batch_id for r in rows.values()} == {second.id}
+    assert svc.batch_stats(second) == {"in_progress": 2, "completed": 1, "failed": 0, "cancelled": 0}
+    assert sum(svc.batch_stats(first).values()) == 0
+    # A new chunking strategy re-ingests a completed file; the same one does not.
+    again = svc.add_file(alice, store, {"file_id": f1.id})
+    assert again.status == "completed"
+    again = svc.add_file(alice, store, {"file_id": f1.id, "chunking_strategy": small})
+    assert again.status == "in_progress" and again.chunking_strategy == small
+
+
+@pytest.mark.django_db
+def test_file_text_stitches_overlapping_chunks(alice) -> None:  # type: ignore[no-untyped-def]
+    from assistants_app import services_vector_stores as svc
+    from assistants_app.models import Chunk, File
+    from assistants_app.models import VectorStoreFile as Row
+
+    f = File.objects.create(owner=alice, filename="a.txt", purpose="assistants")
+    store = svc.create_store(alice, {"name": "s", "file_ids": [f.id]})
+    row = Row.objects.get(vector_store=store)
+    text = "abcdefghij" + " " * 10 + "klmnop"
+    for i, (start, end) in enumerate([(0, 6), (4, 10), (6, 10), (20, 26)]):
+        Chunk.objects.create(
+            owner=alice, vector_store=store, vs_file=row, file=f, ordinal=i, text=text[start:end],
+            token_count=1, start_offset=start, end_offset=end,
+        )
+    assert svc.file_text(row) == ["abcdefghij", "klmnop"]
