@@ -54,6 +54,13 @@ def test_nested_paths_and_unknown_keys() -> None:
     assert param_of(specs.RUN_CREATE.check, run, "") == "truncation_strategy.last_messages"
     assert specs.RUN_CREATE.check({"assistant_id": "a", "tool_choice": "required"}, "")["tool_choice"] == "required"
     assert param_of(specs.RUN_CREATE.check, {"assistant_id": "a", "tool_choice": 3}, "") == "tool_choice"
+    assert param_of(specs.RUN_CREATE.check, {"assistant_id": "a", "max_prompt_tokens": 2**63}, "") == "max_prompt_tokens"
+    # What PostgreSQL can't store is a 400, not a 500.
+    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m\x00"}, "") == "model"
+    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "name": "\ud800"}, "") == "name"
+    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "metadata": {"k": "a\x00"}}, "") == "metadata.k"
+    bad_fn = {"model": "m", "tools": [{"type": "function", "function": {"name": "f", "parameters": {"d": ["\x00"]}}}]}
+    assert param_of(specs.ASSISTANT_CREATE.check, bad_fn, "") == "tools[0].function.parameters.d[0]"
     assert param_of(specs.SUBMIT_TOOL_OUTPUTS.check, {"tool_outputs": [{"tool_call_id": "c"}]}, "") == "tool_outputs[0].output"
 
 
@@ -290,3 +297,11 @@ def test_objects_match_their_published_schemas(alice) -> None:  # type: ignore[n
     check("Run", run_obj(run))
     check("RunStep", step_obj(step))
     check("OpenAIFile", file_obj(f))
+
+
+@pytest.mark.django_db
+def test_impossible_ids_in_paths_are_404(client, alice) -> None:  # type: ignore[no-untyped-def]
+    raw = keys.create_key(alice).raw
+    for bad in ("thread%00x", "t" * 65):
+        response = client.get(f"/v1/threads/{bad}", HTTP_AUTHORIZATION=f"Bearer {raw}")
+        assert response.status_code == 404, bad

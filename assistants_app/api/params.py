@@ -39,6 +39,30 @@ def _type_error(path: str, expected: str, value: Any) -> InvalidRequest:
     )
 
 
+def check_text(value: str, path: str) -> str:
+    """Text every database can store: PostgreSQL refuses NUL characters (in text and jsonb alike),
+    and a lone surrogate (JSON "\\ud800") is not encodable as UTF-8. Either would otherwise be a 500."""
+    if "\x00" in value:
+        raise InvalidRequest(f"Invalid '{path}': strings must not contain NUL characters.", param=path)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"Invalid '{path}': not valid Unicode (unpaired surrogate).", param=path) from None
+    return value
+
+
+def _check_json_text(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        check_text(value, path)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, path)
+            _check_json_text(v, join(path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_json_text(v, f"{path}[{i}]")
+
+
 def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -97,6 +121,7 @@ class Str(Field):
     def check(self, value: Any, path: str) -> str:
         if not isinstance(value, str):
             raise _type_error(path, "a string", value)
+        check_text(value, path)
         if self.enum is not None and value not in self.enum:
             options = ", ".join(f"'{e}'" for e in self.enum)
             raise InvalidRequest(f"Invalid value for '{path}': expected one of {options}.", param=path)
@@ -175,7 +200,12 @@ class Num(Field):
         return s
 
 
+# Integers land in 32-bit database columns (PostgreSQL `integer`): a bigger one would be a 500.
+INT32_MAX = 2**31 - 1
+
+
 def Int(**kw: Any) -> Num:
+    kw.setdefault("maximum", INT32_MAX)
     return Num(integer=True, **kw)
 
 
@@ -199,6 +229,7 @@ class AnyObject(Field):
     def check(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise _type_error(path, "an object", value)
+        _check_json_text(value, path)
         return value
 
     def base_schema(self) -> dict[str, Any]:
@@ -223,6 +254,7 @@ class Metadata(Field):
             )
         for key, item in value.items():
             sub = join(path, key)
+            check_text(key, sub)
             if len(key) > self.MAX_KEY:
                 raise InvalidRequest(
                     f"Invalid '{path}': metadata keys can be at most {self.MAX_KEY} characters long.",
@@ -231,6 +263,7 @@ class Metadata(Field):
                 )
             if not isinstance(item, str):
                 raise _type_error(sub, "a string", item)
+            check_text(item, sub)
             if len(item) > self.MAX_VALUE:
                 raise InvalidRequest(
                     f"Invalid '{sub}': string too long. Expected a string with maximum length "

@@ -93,6 +93,10 @@ def _handle(
             user = key.user
         if op is None:
             raise MethodNotAllowed(request.method or "", request.path, allowed)
+        for value in kwargs.values():
+            # No id contains these; PostgreSQL would refuse even to look one up (a 500).
+            if "\x00" in value or len(value) > 64:
+                raise UnknownUrl(request.method or "", request.path)
         ctx = Ctx(request=request, user=user)
         if op.query is not None:
             ctx.query = op.query.check(request.GET)
