@@ -75,8 +75,10 @@ def stores_of(user: Any) -> QuerySet[VectorStore]:
     return with_stats(VectorStore.objects.filter(owner=user))
 
 
-def get_store(user: Any, vector_store_id: str, *, param: str | None = None) -> VectorStore:
-    store = stores_of(user).filter(id=vector_store_id).first()
+def get_store(user: Any, vector_store_id: str, *, param: str | None = None, stats: bool = True) -> VectorStore:
+    # Without stats for the sub-resources (files, batches, search): their polls need no file counts.
+    qs = stores_of(user) if stats else VectorStore.objects.filter(owner=user)
+    store = qs.filter(id=vector_store_id).first()
     if store is None:
         raise NotFound("vector store", vector_store_id, param=param)
     return store

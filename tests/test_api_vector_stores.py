@@ -164,6 +164,7 @@ def test_upload_and_poll_ingests_then_search_content_and_delete(live: LiveServer
     updated = client.vector_stores.files.update(vs_file.id, vector_store_id=store.id, attributes={"topic": "zoology"})
     assert updated.attributes == {"topic": "zoology"}
     assert client.vector_stores.search(store.id, query="zebra").data[0].attributes == {"topic": "zoology"}
+    assert client.vector_stores.files.update(vs_file.id, vector_store_id=store.id, attributes=None).attributes == {}
 
     deleted = client.vector_stores.files.delete(vs_file.id, vector_store_id=store.id)
     assert deleted.model_dump() == {"id": vs_file.id, "object": "vector_store.file.deleted", "deleted": True}

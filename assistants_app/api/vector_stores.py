@@ -285,38 +285,38 @@ def retrieve(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
 
 
 def update(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
-    store = svc.get_store(ctx.user, vector_store_id)
+    store = svc.get_store(ctx.user, vector_store_id, stats=False)
     clear = "expires_after" in (raw := _raw_body(ctx)) and raw["expires_after"] is None
     return _store_obj(svc.update_store(store, ctx.body, clear_expiry=clear))
 
 
 def delete(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
-    svc.delete_store(svc.get_store(ctx.user, vector_store_id))
+    svc.delete_store(svc.get_store(ctx.user, vector_store_id, stats=False))
     return {"id": vector_store_id, "object": "vector_store.deleted", "deleted": True}
 
 
 def search(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
-    return svc.search(svc.get_store(ctx.user, vector_store_id), ctx.body)
+    return svc.search(svc.get_store(ctx.user, vector_store_id, stats=False), ctx.body)
 
 
 # --- files ------------------------------------------------------------------------------------------
 def file_create(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
-    store = svc.get_store(ctx.user, vector_store_id)
+    store = svc.get_store(ctx.user, vector_store_id, stats=False)
     return vector_store_file_obj(svc.add_file(ctx.user, store, ctx.body))
 
 
 def file_list(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
-    store = svc.get_store(ctx.user, vector_store_id)
+    store = svc.get_store(ctx.user, vector_store_id, stats=False)
     return _page_by_file_id(svc.files_of(store, ctx.query.get("filter")), ctx.query, vector_store_file_obj)
 
 
 def file_retrieve(ctx: Ctx, vector_store_id: str, file_id: str) -> HttpResponseBase:
-    store = svc.get_store(ctx.user, vector_store_id)
+    store = svc.get_store(ctx.user, vector_store_id, stats=False)
     return _poll_hint(vector_store_file_obj(svc.get_vs_file(store, file_id)))
 
 
 def file_update(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]:
-    vs_file = svc.get_vs_file(svc.get_store(ctx.user, vector_store_id), file_id)
+    vs_file = svc.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id)
     # The SDK makes `attributes` required but nullable: null clears them, leaving it out is an error.
     if "attributes" not in _raw_body(ctx):
         raise InvalidRequest("Missing required parameter: 'attributes'.", param="attributes", code="missing_required_parameter")
@@ -324,12 +324,12 @@ def file_update(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]:
 
 
 def file_delete(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]:
-    svc.remove_file(svc.get_vs_file(svc.get_store(ctx.user, vector_store_id), file_id))
+    svc.remove_file(svc.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id))
     return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
 
 def file_content(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]:
-    vs_file = svc.get_vs_file(svc.get_store(ctx.user, vector_store_id), file_id)
+    vs_file = svc.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id)
     return {
         "object": "vector_store.file_content.page",
         "data": [{"type": "text", "text": text} for text in svc.file_text(vs_file)],
@@ -340,22 +340,22 @@ def file_content(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]
 
 # --- batches ----------------------------------------------------------------------------------------
 def batch_create(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
-    store = svc.get_store(ctx.user, vector_store_id)
+    store = svc.get_store(ctx.user, vector_store_id, stats=False)
     return _batch_obj(svc.create_batch(ctx.user, store, ctx.body))
 
 
 def batch_retrieve(ctx: Ctx, vector_store_id: str, batch_id: str) -> HttpResponseBase:
-    store = svc.get_store(ctx.user, vector_store_id)
+    store = svc.get_store(ctx.user, vector_store_id, stats=False)
     return _poll_hint(_batch_obj(svc.get_batch(store, batch_id)))
 
 
 def batch_cancel(ctx: Ctx, vector_store_id: str, batch_id: str) -> dict[str, Any]:
-    store = svc.get_store(ctx.user, vector_store_id)
+    store = svc.get_store(ctx.user, vector_store_id, stats=False)
     return _batch_obj(svc.cancel_batch(svc.get_batch(store, batch_id)))
 
 
 def batch_files(ctx: Ctx, vector_store_id: str, batch_id: str) -> dict[str, Any]:
-    store = svc.get_store(ctx.user, vector_store_id)
+    store = svc.get_store(ctx.user, vector_store_id, stats=False)
     batch = svc.get_batch(store, batch_id)
     return _page_by_file_id(svc.files_of(store, ctx.query.get("filter"), batch), ctx.query, vector_store_file_obj)
 
