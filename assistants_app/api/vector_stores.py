@@ -35,6 +35,7 @@ from .params import (
     Obj,
     Str,
     _type_error,
+    check_text,
     join,
     list_query,
 )
@@ -62,6 +63,7 @@ class Attributes(Field):
             )
         for key, item in value.items():
             sub = join(path, key)
+            check_text(key, sub)
             if len(key) > self.MAX_KEY:
                 raise InvalidRequest(
                     f"Invalid '{path}': attribute keys can be at most {self.MAX_KEY} characters long.",
@@ -69,6 +71,7 @@ class Attributes(Field):
                     code="string_above_max_length",
                 )
             if isinstance(item, str):
+                check_text(item, sub)
                 if len(item) > self.MAX_VALUE:
                     raise InvalidRequest(
                         f"Invalid '{sub}': string too long. Expected a string with maximum length "
@@ -117,12 +120,16 @@ class Filter(Field):
         key, item = value.get("key"), value.get("value")
         if not isinstance(key, str):
             raise _type_error(join(path, "key"), "a string", key)
+        check_text(key, join(path, "key"))
         sub = join(path, "value")
         if kind in ("in", "nin"):
             if not isinstance(item, list) or not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in item):
                 raise _type_error(sub, "an array of strings or numbers", item)
         elif not isinstance(item, SCALAR):
             raise _type_error(sub, "a string, number or boolean", item)
+        for i, v in enumerate(item if isinstance(item, list) else [item]):
+            if isinstance(v, str):
+                check_text(v, f"{sub}[{i}]" if isinstance(item, list) else sub)
         return {"type": kind, "key": key, "value": item}
 
     @staticmethod
