@@ -200,11 +200,16 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
+            # channels_redis polls with a 5 s blocking pop; redis-py 8's default 5 s socket timeout
+            # would cut that poll and close idle sockets, so the layer's connections wait longer.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1000},
         }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+
+# Connections one process may open to Redis: each reader blocked on a run's event stream holds one.
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 5000)
 
 # --- Runs ------------------------------------------------------------------------------------------
 # "embedded": this process executes runs on a background thread (the default, no external service).

@@ -1,12 +1,10 @@
 """Core bugs found while load-testing the chat (bench/bench_ws.py), each as a minimal test.
 
-Marked xfail(strict=True): they document the bug without failing the suite, and start failing
-(XPASS) once it is fixed, as a reminder to drop the marker.
+They were written as failing repros; each now guards its fix.
 """
 
 from __future__ import annotations
 
-import pytest
 from django.db import OperationalError
 
 from assistants_app import services
@@ -15,11 +13,6 @@ from assistants_app.models import Assistant
 from tests.helpers import wait_run
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="core: one OperationalError in Executor._claim_some ends the executor thread for good",
-)
 def test_executor_survives_a_transient_database_error(executor, alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Under SQLite write contention `state.claim` raised "database is locked" once; the embedded
     executor thread died and no run was executed again until the process restarted."""

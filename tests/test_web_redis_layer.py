@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import redis.exceptions
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
@@ -20,11 +19,6 @@ from tests.services import needs_redis
 pytestmark = [pytest.mark.production, needs_redis]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=redis.exceptions.TimeoutError,
-    reason="core: CHANNEL_LAYERS gives channels_redis redis-py 8's default 5 s socket_timeout (needs a longer one)",
-)
 async def test_idle_channel_layer_receive_outlives_the_poll_interval() -> None:
     layer = get_channel_layer()
     channel = await layer.new_channel()
@@ -44,11 +38,6 @@ async def test_idle_chat_socket_stays_open_on_the_redis_layer(alice) -> None:  #
     await comm.disconnect()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=redis.exceptions.MaxConnectionsError,
-    reason="core: RedisEventLog holds one pooled connection per blocked reader; redis-py 8 caps a pool at 100",
-)
 async def test_more_readers_than_a_redis_pool_holds() -> None:
     """Every chat socket follows its run with a blocking XREAD; a web process must serve more than
     100 sockets at once."""

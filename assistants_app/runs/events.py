@@ -168,7 +168,12 @@ class RedisEventLog:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(id(loop))
         if client is None:
-            client = self._aredis.Redis.from_url(self._url)
+            # Every blocked XREAD holds a connection: size the pool for many concurrent readers
+            # (redis-py's default of 100 would refuse the 101st chat socket), and let a blocking
+            # read outlast the socket timeout.
+            client = self._aredis.Redis.from_url(
+                self._url, max_connections=settings.REDIS_MAX_CONNECTIONS, socket_timeout=None
+            )
             self._async_clients[id(loop)] = client
         return client
 

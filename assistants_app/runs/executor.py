@@ -73,9 +73,17 @@ class Executor:
         ingest = asyncio.ensure_future(self._ingest_files())
         log.info("run executor %s started (concurrency %d)", self.worker_id, self.concurrency)
         try:
-            await db(recovery.recover)()
+            try:
+                await db(recovery.recover)()
+            except Exception:
+                log.exception("start-up recovery failed; the heartbeat will retry it")
             while not self._stop.is_set():
-                await self._claim_some()
+                try:
+                    await self._claim_some()
+                except Exception:
+                    # A transient database error ("database is locked", a dropped connection) must
+                    # not end the executor: the next poll tries again.
+                    log.exception("claiming queued runs failed; retrying")
                 try:
                     await asyncio.wait_for(self._wake.wait(), settings.RUN_POLL_SECONDS)
                 except TimeoutError:

@@ -71,7 +71,7 @@ async def listen(executor: Executor) -> None:
     import redis.asyncio as aredis
 
     while True:
-        client = aredis.Redis.from_url(settings.REDIS_URL)
+        client = aredis.Redis.from_url(settings.REDIS_URL, socket_timeout=None)
         try:
             pubsub = client.pubsub()
             await pubsub.subscribe(CHANNEL)
