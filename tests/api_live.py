@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -149,8 +149,16 @@ USERS = ("alice", "bob", "fuzz")
 _template: Path | None = None
 
 
+_template_lock = threading.Lock()
+
+
 def _migrated_copy(env: dict[str, str], data_dir: Path) -> None:
     """Migrate once per session, then give every server a copy of that database."""
+    with _template_lock:
+        _migrate_or_copy(env, data_dir)
+
+
+def _migrate_or_copy(env: dict[str, str], data_dir: Path) -> None:
     global _template
     if _template is None:
         _manage(env, "migrate", "--noinput", "-v", "0")
@@ -279,24 +287,36 @@ def _warm_up(server: LiveServer) -> None:
         client.beta.assistants.delete(assistant.id)
 
 
-_servers: dict[tuple[tuple[str, str], ...], LiveServer] = {}
+Config = tuple[tuple[str, str], ...]
+_servers: dict[Config, Future[LiveServer]] = {}
+_wanted: list[Config] = []
 _lock = threading.Lock()
+_starter = ThreadPoolExecutor(4, thread_name_prefix="api-live-start")
+
+
+def want(**settings: str) -> None:
+    """Declare (at import time) that a test module will ask for this configuration, so that the first
+    shared_server() call starts every wanted server at once instead of one after another."""
+    _wanted.append(tuple(sorted(settings.items())))
 
 
 def shared_server(**settings: str) -> LiveServer:
     """One server per configuration for the whole test session (stopped at exit)."""
     key = tuple(sorted(settings.items()))
     with _lock:
-        server = _servers.get(key)
-        if server is None or server.process.poll() is not None:
-            server = _servers[key] = start_server(**settings)
-        return server
+        for config in (key, *_wanted):
+            future = _servers.get(config)
+            if future is None or (future.done() and future.exception() is None and future.result().process.poll() is not None):
+                _servers[config] = _starter.submit(start_server, **dict(config))
+        future = _servers[key]
+    return future.result()
 
 
 @atexit.register
 def _stop_all() -> None:
-    for server in _servers.values():
-        server.stop()
+    for future in _servers.values():
+        if future.done() and future.exception() is None:
+            future.result().stop()
     if _template is not None:
         shutil.rmtree(_template.parent, ignore_errors=True)
 

@@ -9,16 +9,20 @@ from typing import Any
 import openai
 import pytest
 
-from tests.api_live import LiveServer, shared_server
+from tests.api_live import LiveServer, shared_server, want
 from tests.fakes.upstream import hang, tool_calls
 
 # Also run in phase 2 of scripts/test.sh: web + run_worker processes on PostgreSQL, events through Redis.
 pytestmark = [pytest.mark.api, pytest.mark.production, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
+EXPIRY = {"RUN_EXPIRES_SECONDS": "4"}
+want(**EXPIRY)  # started alongside the main server
+
+
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveServer]:
-    yield shared_server(RUN_EXPIRES_SECONDS="4")
+    yield shared_server(**EXPIRY)
 
 
 @pytest.fixture(autouse=True)
