@@ -9,6 +9,9 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from typing import Any
+
+from django.db import models
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _lock = threading.Lock()
@@ -86,3 +89,24 @@ def new_file_batch_id() -> str:
 
 def new_call_id() -> str:
     return new_id("call")
+
+
+class IdField(models.CharField):
+    """A prefixed id primary key that sorts byte-wise on every database.
+
+    Pagination and "newest first" order by id. PostgreSQL compares text with the database's
+    collation (e.g. en_US.UTF-8 sorts 'a' before 'Z'), which would scramble that order, so the
+    column uses the "C" collation there; SQLite already compares bytes. Foreign keys inherit it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 40)
+        kwargs.setdefault("primary_key", True)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def db_parameters(self, connection: Any) -> dict[str, Any]:
+        params = super().db_parameters(connection)
+        if connection.vendor == "postgresql":
+            params["collation"] = "C"
+        return params

@@ -93,3 +93,22 @@ def test_two_workers_racing_for_one_run_exactly_one_wins(make_run) -> None:  # t
             t.join()
         assert len(wins) == 1
         assert Run.objects.get(id=run.id).lease_owner == wins[0]
+
+
+@pytest.mark.production
+def test_ids_sort_bytewise_on_postgresql(db) -> None:  # type: ignore[no-untyped-def]
+    """Pagination and "newest first" order by id: on PostgreSQL id columns must not follow a
+    locale collation (where 'a' < 'Z'), whatever the database's default is."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+            "WHERE table_name LIKE 'assistants_app_%%' AND column_name IN ('id', 'thread_id', 'run_id') "
+            "AND data_type = 'character varying'"
+        )
+        rows = cur.fetchall()
+    assert len(rows) >= 8
+    assert all(collation == "C" for _, _, collation in rows), rows

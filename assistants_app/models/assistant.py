@@ -3,11 +3,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from assistants_app.ids import new_assistant_id
+from assistants_app.ids import IdField, new_assistant_id
 
 
 class Assistant(models.Model):
-    id = models.CharField(primary_key=True, max_length=40, default=new_assistant_id, editable=False)
+    id = IdField(default=new_assistant_id)
     # Null owner: a staff-managed assistant (the chat product's); API keys only see their own.
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="assistants"

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from assistants_app.ids import new_file_batch_id, new_file_id, new_vector_store_id
+from assistants_app.ids import IdField, new_file_batch_id, new_file_id, new_vector_store_id
 
 
 def file_upload_path(instance: File, filename: str) -> str:
@@ -12,7 +12,7 @@ def file_upload_path(instance: File, filename: str) -> str:
 
 
 class File(models.Model):
-    id = models.CharField(primary_key=True, max_length=40, default=new_file_id, editable=False)
+    id = IdField(default=new_file_id)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="files")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -32,7 +32,7 @@ class File(models.Model):
 
 
 class VectorStore(models.Model):
-    id = models.CharField(primary_key=True, max_length=40, default=new_vector_store_id, editable=False)
+    id = IdField(default=new_vector_store_id)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vector_stores")
     created_at = models.DateTimeField(auto_now_add=True)
     name = models.CharField(max_length=256, blank=True, default="")
@@ -84,7 +84,7 @@ class VectorStoreFile(models.Model):
 
 
 class VectorStoreFileBatch(models.Model):
-    id = models.CharField(primary_key=True, max_length=40, default=new_file_batch_id, editable=False)
+    id = IdField(default=new_file_batch_id)
     vector_store = models.ForeignKey(VectorStore, on_delete=models.CASCADE, related_name="batches")
     created_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=20, default="in_progress")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from assistants_app.ids import new_run_id, new_step_id
+from assistants_app.ids import IdField, new_run_id, new_step_id
 
 ACTIVE_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
 TERMINAL_STATUSES = ("cancelled", "failed", "completed", "incomplete", "expired")
@@ -20,7 +20,7 @@ class Run(models.Model):
         INCOMPLETE = "incomplete"
         EXPIRED = "expired"
 
-    id = models.CharField(primary_key=True, max_length=40, default=new_run_id, editable=False)
+    id = IdField(default=new_run_id)
     thread = models.ForeignKey("Thread", on_delete=models.CASCADE, related_name="runs")
     assistant = models.ForeignKey("Assistant", null=True, on_delete=models.SET_NULL, related_name="runs")
     assistant_ref = models.CharField(max_length=40)  # the id as created, kept if the assistant is deleted
@@ -83,7 +83,7 @@ class RunStep(models.Model):
         COMPLETED = "completed"
         EXPIRED = "expired"
 
-    id = models.CharField(primary_key=True, max_length=40, default=new_step_id, editable=False)
+    id = IdField(default=new_step_id)
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
     thread_id_ref = models.CharField(max_length=40)
     assistant_ref = models.CharField(max_length=40)

@@ -3,11 +3,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from assistants_app.ids import new_message_id, new_thread_id
+from assistants_app.ids import IdField, new_message_id, new_thread_id
 
 
 class Thread(models.Model):
-    id = models.CharField(primary_key=True, max_length=40, default=new_thread_id, editable=False)
+    id = IdField(default=new_thread_id)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="threads")
     created_at = models.DateTimeField(auto_now_add=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -36,7 +36,7 @@ class Message(models.Model):
         INCOMPLETE = "incomplete"
         COMPLETED = "completed"
 
-    id = models.CharField(primary_key=True, max_length=40, default=new_message_id, editable=False)
+    id = IdField(default=new_message_id)
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
     created_at = models.DateTimeField(auto_now_add=True)
     role = models.CharField(max_length=16)
