@@ -228,6 +228,8 @@ RUN_CHECKPOINT_SECONDS = env_float("RUN_CHECKPOINT_SECONDS", 1.0)
 RUN_EVENTS_RETENTION_SECONDS = env_int("RUN_EVENTS_RETENTION_SECONDS", 3600)
 RUN_MAX_TOOL_ROUNDS = env_int("RUN_MAX_TOOL_ROUNDS", 16)
 POLL_AFTER_MS = env_int("POLL_AFTER_MS", 500)
+# Requests per minute per API key and process (0: no limit); over it, /v1 answers 429.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 0)
 
 # --- Model backend ---------------------------------------------------------------------------------
 # "openai": any OpenAI-compatible Chat Completions endpoint. "fake": the scripted test backend.
