@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.html import escape
 
 from assistants_app.models import Message, RunStep
@@ -42,6 +43,8 @@ class Bubble:
     files: list[tuple[str, str]] = field(default_factory=list)
     note: str = ""
     streaming: bool = False
+    images: list[str] = field(default_factory=list)  # file ids of images the tools made
+    citations: list[dict[str, str]] = field(default_factory=list)  # {"name", "quote"}
 
 
 _INCOMPLETE_NOTES = {
@@ -51,6 +54,32 @@ _INCOMPLETE_NOTES = {
     "max_tokens": "The reply was cut off at the length limit.",
     "content_filter": "The reply was cut off by a content filter.",
 }
+
+
+def _annotations(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [a for p in content if p.get("type") == "text" for a in (p.get("text") or {}).get("annotations") or []]
+
+
+def _link_files(content: list[dict[str, Any]], text: str) -> str:
+    """Point `sandbox:/mnt/data/…` references at the owner-checked download of the file."""
+    for a in _annotations(content):
+        if a.get("type") == "file_path" and a.get("text"):
+            text = text.replace(a["text"], reverse("chat_file", args=[a["file_path"]["file_id"]]))
+    return text
+
+
+def _citations(content: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """One entry per cited passage: the file's name (from the marker 【n†name】) and the quote."""
+    seen: set[str] = set()
+    out = []
+    for a in _annotations(content):
+        if a.get("type") != "file_citation" or a.get("text") in seen:
+            continue
+        seen.add(a.get("text", ""))
+        marker = a.get("text", "")
+        name = marker.split("†", 1)[1].rstrip("】") if "†" in marker else a["file_citation"].get("file_id", "")
+        out.append({"marker": marker, "name": name, "quote": a["file_citation"].get("quote", "")})
+    return out
 
 
 def bubble(m: Message | dict[str, Any]) -> Bubble:
@@ -66,7 +95,9 @@ def bubble(m: Message | dict[str, Any]) -> Bubble:
     if role == "user":
         b.text = text
     else:
-        b.html = markdown_to_html(text)
+        b.html = markdown_to_html(_link_files(content, text))
+        b.images = [p["image_file"]["file_id"] for p in content if p.get("type") == "image_file"]
+        b.citations = _citations(content)
     if status == "incomplete":
         reason = (details or {}).get("reason", "")
         b.note = _INCOMPLETE_NOTES.get(reason, "The reply is incomplete.")
