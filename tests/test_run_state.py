@@ -76,17 +76,17 @@ def test_two_workers_racing_for_one_run_exactly_one_wins(make_run) -> None:  # t
         barrier = threading.Barrier(4)
         wins: list[str] = []
 
-        def worker(name: str) -> None:
+        def worker(name: str, run_id: str, barrier: threading.Barrier, wins: list[str]) -> None:
             from django.db import connection
 
             barrier.wait()
             try:
-                if state.claim(run.id, name) is not None:
+                if state.claim(run_id, name) is not None:
                     wins.append(name)
             finally:
                 connection.close()
 
-        threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+        threads = [threading.Thread(target=worker, args=(f"w{i}", run.id, barrier, wins)) for i in range(4)]
         for t in threads:
             t.start()
         for t in threads:

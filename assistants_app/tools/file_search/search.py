@@ -200,7 +200,7 @@ def _dense_block(owner_id: int, store_id: str) -> _DenseBlock | None:
         if cached is not None and cached[0] == signature:
             _dense_cache.move_to_end(key)
             return cached
-    rows = list(store_chunks.filter(embedding__isnull=False).values_list("id", "vs_file_id", "embedding"))
+    rows: list[Any] = list(store_chunks.filter(embedding__isnull=False).values_list("id", "vs_file_id", "embedding"))
     if not rows:
         return None
     dims = {len(bytes(r[2])) for r in rows}
@@ -309,12 +309,9 @@ def matches_filter(attributes: Mapping[str, Any], f: Mapping[str, Any]) -> bool:
         isinstance(actual, str) and isinstance(expected, str)
     ):
         return False  # ordering across types is undefined: no match rather than an error
-    return {
-        "gt": actual > expected,
-        "gte": actual >= expected,
-        "lt": actual < expected,
-        "lte": actual <= expected,
-    }[kind]
+    a: Any = actual
+    e: Any = expected
+    return {"gt": a > e, "gte": a >= e, "lt": a < e, "lte": a <= e}[kind]
 
 
 def _files_matching(owner_id: int, store_ids: Sequence[str], filters: Mapping[str, Any]) -> list[int]:
