@@ -241,8 +241,9 @@ class Metadata(Field):
 
     json_type = "object"
     MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512
+    KEY_NAME = "metadata keys"
 
-    def check(self, value: Any, path: str) -> dict[str, str]:
+    def check(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise _type_error(path, "an object", value)
         if len(value) > self.MAX_PAIRS:
@@ -257,28 +258,37 @@ class Metadata(Field):
             check_text(key, sub)
             if len(key) > self.MAX_KEY:
                 raise InvalidRequest(
-                    f"Invalid '{path}': metadata keys can be at most {self.MAX_KEY} characters long.",
+                    f"Invalid '{path}': {self.KEY_NAME} can be at most {self.MAX_KEY} characters long.",
                     param=sub,
                     code="string_above_max_length",
                 )
-            if not isinstance(item, str):
-                raise _type_error(sub, "a string", item)
-            check_text(item, sub)
-            if len(item) > self.MAX_VALUE:
-                raise InvalidRequest(
-                    f"Invalid '{sub}': string too long. Expected a string with maximum length "
-                    f"{self.MAX_VALUE}, but got a string with length {len(item)} instead.",
-                    param=sub,
-                    code="string_above_max_length",
-                )
+            self.check_value(item, sub)
         return dict(value)
+
+    def check_value(self, item: Any, sub: str) -> None:
+        if not isinstance(item, str):
+            raise _type_error(sub, "a string", item)
+        self.check_string(item, sub)
+
+    def check_string(self, item: str, sub: str) -> None:
+        check_text(item, sub)
+        if len(item) > self.MAX_VALUE:
+            raise InvalidRequest(
+                f"Invalid '{sub}': string too long. Expected a string with maximum length "
+                f"{self.MAX_VALUE}, but got a string with length {len(item)} instead.",
+                param=sub,
+                code="string_above_max_length",
+            )
+
+    def value_schema(self) -> dict[str, Any]:
+        return {"type": "string", "maxLength": self.MAX_VALUE}
 
     def base_schema(self) -> dict[str, Any]:
         return {
             "type": "object",
             "maxProperties": self.MAX_PAIRS,
             "propertyNames": {"maxLength": self.MAX_KEY},
-            "additionalProperties": {"type": "string", "maxLength": self.MAX_VALUE},
+            "additionalProperties": self.value_schema(),
         }
 
 

@@ -44,54 +44,22 @@ from .schemas import BOOL, INT, METADATA, NUM, STR, TS, deleted, listing, nullab
 
 
 # --- request fields ---------------------------------------------------------------------------------
-class Attributes(Field):
+class Attributes(Metadata):
     """A vector store file's attributes: up to 16 pairs; keys ≤ 64 characters; values are strings
     (≤ 512), numbers or booleans. They are what search `filters` compare against."""
 
-    json_type = "object"
-    MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512
+    KEY_NAME = "attribute keys"
 
-    def check(self, value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise _type_error(path, "an object", value)
-        if len(value) > self.MAX_PAIRS:
-            raise InvalidRequest(
-                f"Invalid '{path}': too many properties. Expected an object with at most {self.MAX_PAIRS} "
-                f"properties, but got an object with {len(value)} properties instead.",
-                param=path,
-                code="object_above_max_properties",
-            )
-        for key, item in value.items():
-            sub = join(path, key)
-            check_text(key, sub)
-            if len(key) > self.MAX_KEY:
-                raise InvalidRequest(
-                    f"Invalid '{path}': attribute keys can be at most {self.MAX_KEY} characters long.",
-                    param=sub,
-                    code="string_above_max_length",
-                )
-            if isinstance(item, str):
-                check_text(item, sub)
-                if len(item) > self.MAX_VALUE:
-                    raise InvalidRequest(
-                        f"Invalid '{sub}': string too long. Expected a string with maximum length "
-                        f"{self.MAX_VALUE}, but got a string with length {len(item)} instead.",
-                        param=sub,
-                        code="string_above_max_length",
-                    )
-            elif isinstance(item, float) and not math.isfinite(item):
-                raise InvalidRequest(f"Invalid '{sub}': not a finite number.", param=sub)
-            elif not isinstance(item, bool | int | float):
-                raise _type_error(sub, "a string, number or boolean", item)
-        return dict(value)
+    def check_value(self, item: Any, sub: str) -> None:
+        if isinstance(item, str):
+            self.check_string(item, sub)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidRequest(f"Invalid '{sub}': not a finite number.", param=sub)
+        elif not isinstance(item, bool | int | float):
+            raise _type_error(sub, "a string, number or boolean", item)
 
-    def base_schema(self) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "maxProperties": self.MAX_PAIRS,
-            "propertyNames": {"maxLength": self.MAX_KEY},
-            "additionalProperties": {"anyOf": [{"type": "string", "maxLength": self.MAX_VALUE}, NUM, BOOL]},
-        }
+    def value_schema(self) -> dict[str, Any]:
+        return {"anyOf": [{"type": "string", "maxLength": self.MAX_VALUE}, NUM, BOOL]}
 
 
 COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
