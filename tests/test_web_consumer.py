@@ -20,7 +20,8 @@ from assistants_app.models import Assistant, Run
 from assistants_app.web import chat
 from assistants_app.web.consumers import ChatConsumer
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+# Also run in phase 2 (PostgreSQL + Redis streams + channels_redis): the production path of the socket.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.production]
 
 
 @pytest.fixture(autouse=True)

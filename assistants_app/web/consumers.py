@@ -43,40 +43,7 @@ def db(fn: Any) -> Any:
 CHECK_EVERY = 2.0
 
 
-class _PatientLayer:
-    """A channel layer whose receive() outlasts client-side read timeouts.
-
-    channels_redis waits on its channel with BZPOPMIN timeout=5 s, and redis-py >= 8 gives every
-    connection a 5 s socket timeout by default, so an idle socket's receive() raised
-    redis.exceptions.TimeoutError and channels closed the websocket (1011) every ~5 s. Until the
-    settings pass a longer socket_timeout to the layer, a timed-out poll is simply polled again.
-    """
-
-    def __init__(self, layer: Any) -> None:
-        self._layer = layer
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._layer, name)
-
-    async def receive(self, channel: str) -> Any:
-        while True:
-            try:
-                return await self._layer.receive(channel)
-            except Exception as exc:
-                if type(exc).__module__.startswith("redis") and type(exc).__name__ == "TimeoutError":
-                    continue
-                raise
-
-
 class ChatConsumer(AsyncWebsocketConsumer):
-    @property  # type: ignore[override]
-    def channel_layer(self) -> Any:
-        return self.__dict__.get("_channel_layer")
-
-    @channel_layer.setter
-    def channel_layer(self, layer: Any) -> None:
-        self.__dict__["_channel_layer"] = _PatientLayer(layer) if layer is not None else None
-
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -91,14 +58,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.runs: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         self.queued: set[str] = set()
         self.tasks: list[asyncio.Task[None]] = []
-        await self.accept()
         # Join the group before looking for the active run: a run started in between is then
-        # announced by the notice, or found by the lookup, or both (duplicates are ignored).
+        # announced by the notice, or found by the lookup, or both (duplicates are ignored). Both
+        # happen before accept(), so a client whose socket is open is already in the group.
         await self.channel_layer.group_add(self.group, self.channel_name)
         name, run_ids = await db(self._initial_state)(page_run)
         self.renderer = EventRenderer(name)
+        await self.accept()
         for run_id in run_ids:
-            self._enqueue(run_id)
+            # A run the page did not know about started after the page was rendered: its question
+            # may be missing from the page too (app.js replaces it if it is not).
+            self._enqueue(run_id, with_question=run_id != page_run)
 
     async def disconnect(self, code: int) -> None:
         for task in getattr(self, "tasks", []):
