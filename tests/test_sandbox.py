@@ -235,8 +235,14 @@ async def test_writes_only_land_in_the_workdir(workdir: Path) -> None:
         "open('/tmp/scratch', 'w').write('tmp is writable but not reported')\n"
     )
     result = await run(code, workdir)
-    assert "WROTE" not in result.logs, result.logs
-    assert result.logs.count("refused") == len(targets)
+    # A checkout under /tmp lands on the sandbox's own private /tmp, which is writable and
+    # thrown away: what matters is that nothing reached the host.
+    private = [t for t in targets if os.path.normpath(t).startswith("/tmp/")]
+    for target in targets:
+        if target in private:
+            continue
+        assert f"WROTE {target}\n" not in result.logs, result.logs
+        assert f"refused {target} " in result.logs, result.logs
     assert not any(map(os.path.lexists, targets))
     assert result.files == [Path("out/result.txt")]  # input.csv unchanged; the symlink is never reported
     assert (workdir / "out" / "result.txt").read_text() == "A,B\n1,2\n"

@@ -11,6 +11,27 @@ from django.core.management.base import BaseCommand
 log = logging.getLogger(__name__)
 
 
+def _leave_bodies_to_django() -> None:
+    """Stop Twisted from parsing multipart bodies itself.
+
+    Twisted's HTTP request parses every multipart/form-data POST into memory before daphne sees it
+    (Django parses it again, streaming), and answers a body it cannot parse with a bare, non-JSON
+    400 that never reaches the API's error handling. Daphne ignores Twisted's parsed arguments.
+    """
+    from daphne.http_protocol import WebRequest
+
+    if getattr(WebRequest, "_assistants_patched", False):
+        return
+    original = WebRequest.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._parsePOSTFormSubmission = False
+
+    WebRequest.__init__ = __init__  # type: ignore[method-assign]
+    WebRequest._assistants_patched = True  # type: ignore[attr-defined]
+
+
 class Command(BaseCommand):
     help = "Serve the web chat, admin and /v1 API with daphne; executes runs in-process unless RUN_EXECUTOR=external."
 
@@ -20,6 +41,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from daphne.cli import CommandLineInterface
+
+        _leave_bodies_to_django()
 
         executor = None
         if settings.RUN_EXECUTOR == "embedded":
