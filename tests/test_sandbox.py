@@ -218,6 +218,10 @@ async def test_allocating_2_gib_exceeds_the_memory_limit(workdir: Path) -> None:
     assert not result.timed_out
 
 
+def _under_tmp(paths: list[str]) -> list[str]:
+    return [p for p in paths if os.path.normpath(p).startswith("/tmp/")]
+
+
 async def test_writes_only_land_in_the_workdir(workdir: Path) -> None:
     (workdir / "input.csv").write_text("a,b\n1,2\n")
     targets = ["/etc/x", str(REPO / "x"), "/root/x", "/x", "/usr/x", "/tmp/../x"]
@@ -237,7 +241,7 @@ async def test_writes_only_land_in_the_workdir(workdir: Path) -> None:
     result = await run(code, workdir)
     # A checkout under /tmp lands on the sandbox's own private /tmp, which is writable and
     # thrown away: what matters is that nothing reached the host.
-    private = [t for t in targets if os.path.normpath(t).startswith("/tmp/")]
+    private = _under_tmp(targets)
     for target in targets:
         if target in private:
             continue
