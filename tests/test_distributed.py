@@ -40,7 +40,7 @@ def workers(upstream, settings, tmp_path):  # type: ignore[no-untyped-def]
     events.reset_event_log()
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(lease: float = 5.0) -> subprocess.Popen[bytes]:
+    def start(lease: float = 15.0) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "DATABASE_URL": _db_url(),
@@ -111,7 +111,7 @@ def test_two_workers_share_the_queue_without_double_execution(workers, upstream,
 
 
 def test_worker_killed_mid_run_then_new_worker_ends_it_keeping_partial(workers, upstream, alice, assistant):  # type: ignore[no-untyped-def]
-    first = workers(lease=1.0)
+    first = workers(lease=4.0)
     upstream.script(up_.hang(after=["Half ", "an ", "answer"]))
     run = services.start_run(_thread(alice), assistant)
     deadline = time.monotonic() + 20
@@ -125,8 +125,8 @@ def test_worker_killed_mid_run_then_new_worker_ends_it_keeping_partial(workers, 
     first.send_signal(signal.SIGKILL)
     first.wait(5)
     assert Run.objects.get(id=run.id).status == "in_progress"
-    workers(lease=1.0)
-    run = wait_run(run.id, ("failed", "completed", "expired"), timeout=30)
+    workers(lease=4.0)
+    run = wait_run(run.id, ("failed", "completed", "expired"), timeout=60)
     assert run.status == "failed" and "lease" in run.last_error["message"]
     msg = Message.objects.get(run=run)
     assert msg.status == "incomplete" and msg.text == "Half an answer"

@@ -79,6 +79,7 @@ class Execution:
         self._last_checkpoint = 0.0
         self._round: _Round | None = None
         self._persisting: asyncio.Future[None] | None = None
+        self._pending_checkpoint: asyncio.Future[None] | None = None
         # Outputs of hosted tools that belong in the next assistant message.
         self.tool_files: list[dict[str, Any]] = []
         self.citations: list[dict[str, Any]] = []
@@ -105,6 +106,8 @@ class Execution:
             log.exception("run %s crashed", self.run.id)
             await self._finish_failed("server_error", "The server had an error while processing the run.")
         finally:
+            if self._pending_checkpoint is not None:
+                self._pending_checkpoint.cancel()
             await self.emitter.close()
 
     async def _execute(self) -> None:
@@ -265,14 +268,25 @@ class Execution:
         )
 
     async def _maybe_checkpoint(self, rnd: _Round) -> None:
-        now = time.monotonic()
-        if now - self._last_checkpoint < settings.RUN_CHECKPOINT_SECONDS:
-            return
-        self._last_checkpoint = now
+        """Save the streamed text at most every RUN_CHECKPOINT_SECONDS, and at the latest that long
+        after the last delta: text that arrived just before the upstream stalled is saved too."""
+        wait = self._last_checkpoint + settings.RUN_CHECKPOINT_SECONDS - time.monotonic()
+        if wait <= 0:
+            await self._checkpoint(rnd)
+        elif self._pending_checkpoint is None or self._pending_checkpoint.done():
+            self._pending_checkpoint = asyncio.ensure_future(self._checkpoint_later(rnd, wait))
+
+    async def _checkpoint_later(self, rnd: _Round, wait: float) -> None:
+        await asyncio.sleep(wait)
+        if rnd.message is not None and rnd.message.status == Message.Status.IN_PROGRESS:
+            await self._checkpoint(rnd)
+
+    async def _checkpoint(self, rnd: _Round) -> None:
+        self._last_checkpoint = time.monotonic()
         assert rnd.message is not None
         await self._persisted()
-        content = _text_content(rnd.text)
-        await db(lambda: Message.objects.filter(id=rnd.message.id).update(content=content))()  # type: ignore[union-attr]
+        content, msg_id = _text_content(rnd.text), rnd.message.id
+        await db(lambda: Message.objects.filter(id=msg_id, status=Message.Status.IN_PROGRESS).update(content=content))()
 
     async def _close_message(self, rnd: _Round, *, status: str = "completed", reason: str | None = None) -> None:
         if rnd.message is None or rnd.message.status != Message.Status.IN_PROGRESS:

@@ -73,6 +73,10 @@ class Executor:
         ingest = asyncio.ensure_future(self._ingest_files())
         log.info("run executor %s started (concurrency %d)", self.worker_id, self.concurrency)
         try:
+            # Heavy first-use work (tool modules with numpy/pypdf, the tokenizer's ranks) happens
+            # here, off the event loop, before any run is claimed: done lazily inside a run it
+            # would stall the loop, and with it the lease heartbeat, for seconds.
+            await db(_warm_up)()
             try:
                 await db(recovery.recover)()
             except Exception:
@@ -169,6 +173,16 @@ class Executor:
         if ids:
             await asyncio.gather(*(t for t, _ in self.running.values()), return_exceptions=True)
             await db(_release)(self.worker_id, ids)
+
+
+def _warm_up() -> None:
+    from assistants_app.tools import hosted
+    from assistants_app.tools.file_search import ingest  # noqa: F401
+
+    from .context import count_tokens
+
+    hosted.get("code_interpreter")
+    count_tokens("warm up")
 
 
 def _queued_ids(limit: int) -> list[str]:
