@@ -24,6 +24,18 @@ def queued_run(alice, event_log):  # type: ignore[no-untyped-def]
     return state.create_run(thread=thread, assistant=a, assistant_ref=a.id, model="gpt-4o")
 
 
+@pytest.fixture
+def start_executor(transactional_db, event_log):  # type: ignore[no-untyped-def]
+    """Start the executor only once the dead worker's leftovers are in place (else it would
+    simply claim the queued run first)."""
+    from assistants_app.runs.executor import ThreadedExecutor
+
+    started: list[ThreadedExecutor] = []
+    yield lambda: started.append(ThreadedExecutor(concurrency=4).start())
+    for ex in started:
+        ex.stop()
+
+
 def _die_mid_run(run: Run, *, streamed: bool, text: str = "") -> None:
     """What a SIGKILLed worker leaves behind: a claimed run, a partial checkpoint, a lapsing lease."""
     assert state.claim(run.id, "dead-worker") is not None
@@ -46,9 +58,9 @@ def _die_mid_run(run: Run, *, streamed: bool, text: str = "") -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_streamed_run_of_dead_worker_fails_keeping_partial_text(queued_run, executor):  # type: ignore[no-untyped-def]
-    del executor
+def test_streamed_run_of_dead_worker_fails_keeping_partial_text(queued_run, start_executor):  # type: ignore[no-untyped-def]
     _die_mid_run(queued_run, streamed=True, text="The answer is")
+    start_executor()
     run = wait_run(queued_run.id, ("failed", "completed"))
     assert run.status == "failed"
     assert run.last_error["code"] == "server_error" and "lease" in run.last_error["message"]
@@ -58,10 +70,10 @@ def test_streamed_run_of_dead_worker_fails_keeping_partial_text(queued_run, exec
 
 
 @pytest.mark.django_db(transaction=True)
-def test_unstreamed_run_of_dead_worker_is_retried(queued_run, executor):  # type: ignore[no-untyped-def]
-    del executor
+def test_unstreamed_run_of_dead_worker_is_retried(queued_run, start_executor):  # type: ignore[no-untyped-def]
     fake.script(fake.text_turn("second try"))
     _die_mid_run(queued_run, streamed=False)
+    start_executor()
     run = wait_run(queued_run.id, ("failed", "completed"))
     assert run.status == "completed"
     assert run.attempts == 2
@@ -69,11 +81,11 @@ def test_unstreamed_run_of_dead_worker_is_retried(queued_run, executor):  # type
 
 
 @pytest.mark.django_db(transaction=True)
-def test_cancelling_run_of_dead_worker_is_cancelled(queued_run, executor):  # type: ignore[no-untyped-def]
-    del executor
+def test_cancelling_run_of_dead_worker_is_cancelled(queued_run, start_executor):  # type: ignore[no-untyped-def]
     _die_mid_run(queued_run, streamed=True, text="partial")
     assert state.transition(queued_run.id, "cancelling", expected=["in_progress"]) is not None
     Run.objects.filter(id=queued_run.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    start_executor()
     run = wait_run(queued_run.id, ("cancelled", "failed"))
     assert run.status == "cancelled"
     assert Message.objects.get(run=run).incomplete_details == {"reason": "run_cancelled"}
