@@ -78,8 +78,13 @@ def _operation(op: Operation) -> dict[str, Any]:
     wanted = ["400", "404", "405", "500"] if op.public else list(ERRORS)
     if op.multipart:
         wanted.append("413")
+        too_large = "The file is larger than FILE_UPLOAD_MAX_BYTES"
+    elif op.body is not None:
+        # Any body can exceed DATA_UPLOAD_MAX_MEMORY_SIZE.
+        wanted.append("413")
+        too_large = "The request body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE"
     for code in wanted:
-        responses[code] = _error(ERRORS.get(code, "The file is larger than FILE_UPLOAD_MAX_BYTES"))
+        responses[code] = _error(ERRORS.get(code) or too_large)
     doc["responses"] = responses
     if op.public:
         doc["security"] = []
