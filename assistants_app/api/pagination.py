@@ -18,19 +18,21 @@ def page(
     render: Callable[[Any], dict[str, Any]],
     *,
     default_limit: int = 20,
+    key: str = "id",
 ) -> dict[str, Any]:
+    """`key` is the column the API id lives in (vector store files list by their file's id)."""
     limit = int(query.get("limit") or default_limit)
     order = query.get("order") or "desc"
     after, before = query.get("after"), query.get("before")
     ascending = order == "asc"
     if after:
-        qs = qs.filter(id__gt=after) if ascending else qs.filter(id__lt=after)
+        qs = qs.filter(**{f"{key}__gt" if ascending else f"{key}__lt": after})
     if before:
-        qs = qs.filter(id__lt=before) if ascending else qs.filter(id__gt=before)
+        qs = qs.filter(**{f"{key}__lt" if ascending else f"{key}__gt": before})
     # Paging backwards from `before` (without `after`): read towards the cursor's far side, then flip.
     backwards = bool(before) and not after
     read_ascending = ascending != backwards
-    rows: list[Model] = list(qs.order_by("id" if read_ascending else "-id")[: limit + 1])
+    rows: list[Model] = list(qs.order_by(key if read_ascending else f"-{key}")[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
     if backwards:

@@ -212,28 +212,7 @@ def _page_by_file_id(
     They are listed in the order of those ids (file ids sort by creation, see ids.py), so a cursor
     stays valid even when its file was detached between two pages.
     """
-    limit = int(query.get("limit") or 20)
-    ascending = (query.get("order") or "desc") == "asc"
-    after, before = query.get("after"), query.get("before")
-    if after:
-        qs = qs.filter(file_id__gt=after) if ascending else qs.filter(file_id__lt=after)
-    if before:
-        qs = qs.filter(file_id__lt=before) if ascending else qs.filter(file_id__gt=before)
-    backwards = bool(before) and not after
-    read_ascending = ascending != backwards
-    rows = list(qs.order_by("file_id" if read_ascending else "-file_id")[: limit + 1])
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    if backwards:
-        rows.reverse()
-    data = [render(r) for r in rows]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
+    return page(qs, query, render, key="file_id")
 
 
 def _store_obj(store: VectorStore) -> dict[str, Any]:
