@@ -299,15 +299,11 @@ class Execution:
         msg.token_count = count_tokens(rnd.text) + 4
         if status == "completed" and reason is None:
             msg.status, msg.completed_at = Message.Status.COMPLETED, now
-            step.status, step.completed_at = RunStep.Status.COMPLETED, now
+            end_step(step, "completed", now)
         else:
             msg.status, msg.incomplete_at = Message.Status.INCOMPLETE, now
             msg.incomplete_details = {"reason": reason}
-            step_status = {"run_cancelled": "cancelled", "run_expired": "expired", "run_failed": "failed"}.get(
-                reason or "", "completed"
-            )
-            step.status = step_status
-            setattr(step, {"cancelled": "cancelled_at", "expired": "expired_at", "failed": "failed_at"}.get(step_status, "completed_at"), now)
+            end_step(step, step_status_for(reason or ""), now)
         step.usage = self._round_usage(rnd)
 
         def save() -> None:
@@ -604,6 +600,20 @@ class Execution:
             self.emitter.emit(event, payload)
 
 
+# How a message ended (incomplete_details.reason) decides how its step ended.
+_STEP_STATUS = {"run_cancelled": "cancelled", "run_expired": "expired", "run_failed": "failed"}
+_STEP_STAMP = {"cancelled": "cancelled_at", "expired": "expired_at", "failed": "failed_at", "completed": "completed_at"}
+
+
+def step_status_for(reason: str) -> str:
+    return _STEP_STATUS.get(reason, "completed")
+
+
+def end_step(step: RunStep, status: str, now: Any) -> None:
+    step.status = status
+    setattr(step, _STEP_STAMP[status], now)
+
+
 def close_open_outputs(run_id: str, reason: str, error: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
     """Close a run's in-progress messages and steps. Used by the engine and by lease recovery."""
     now = timezone.now()
@@ -612,11 +622,9 @@ def close_open_outputs(run_id: str, reason: str, error: dict[str, Any] | None = 
         msg.status, msg.incomplete_at, msg.incomplete_details = Message.Status.INCOMPLETE, now, {"reason": reason}
         msg.save(update_fields=["status", "incomplete_at", "incomplete_details"])
         events.append(("thread.message.incomplete", message_obj(msg)))
-    step_status = {"run_cancelled": "cancelled", "run_expired": "expired", "run_failed": "failed"}.get(reason, "completed")
-    stamp = {"cancelled": "cancelled_at", "expired": "expired_at", "failed": "failed_at"}.get(step_status, "completed_at")
+    step_status = step_status_for(reason)
     for step in RunStep.objects.filter(run_id=run_id, status=RunStep.Status.IN_PROGRESS):
-        step.status = step_status
-        setattr(step, stamp, now)
+        end_step(step, step_status, now)
         if step_status == "failed" and error:
             step.last_error = error
         step.save()
