@@ -60,12 +60,16 @@ def parse_functions(raw: str) -> tuple[list[dict[str, Any]], list[str]]:
     except json.JSONDecodeError as exc:
         return [], [f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."]
     if not isinstance(data, list):
-        return [], ["Expected a JSON list of function definitions, e.g. [{\"name\": \"get_weather\", ...}]."]
+        return [], ['Expected a JSON list of function definitions, e.g. [{"name": "get_weather", ...}].']
     functions: list[dict[str, Any]] = []
     errors: list[str] = []
     seen: set[str] = set()
     for i, item in enumerate(data, 1):
-        if isinstance(item, dict) and item.get("type") == "function" and isinstance(item.get("function"), dict):
+        if (
+            isinstance(item, dict)
+            and item.get("type") == "function"
+            and isinstance(item.get("function"), dict)
+        ):
             item = item["function"]
         if not isinstance(item, dict):
             errors.append(f"Function #{i} must be a JSON object.")
@@ -74,11 +78,15 @@ def parse_functions(raw: str) -> tuple[list[dict[str, Any]], list[str]]:
         label = f"Function #{i} ({name})" if isinstance(name, str) and name else f"Function #{i}"
         unknown = sorted(set(item) - FUNCTION_KEYS)
         if unknown:
-            errors.append(f"{label}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(FUNCTION_KEYS))}.")
+            errors.append(
+                f"{label}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(FUNCTION_KEYS))}."
+            )
         if not isinstance(name, str) or not FUNCTION_NAME_RE.match(name):
             errors.append(f"{label}: name must be 1-64 characters of letters, digits, '_' or '-'.")
         elif name in RESERVED_FUNCTION_NAMES:
-            errors.append(f"{label}: the name '{name}' is reserved for the hosted tool; use the checkbox above.")
+            errors.append(
+                f"{label}: the name '{name}' is reserved for the hosted tool; use the checkbox above."
+            )
         elif name in seen:
             errors.append(f"{label}: duplicate function name '{name}'.")
         else:
@@ -92,7 +100,7 @@ def parse_functions(raw: str) -> tuple[list[dict[str, Any]], list[str]]:
             problems = check_json_schema(params, f"{label}: parameters")
             if not problems and "type" in params and params["type"] != "object":
                 # The model passes arguments as one JSON object, so the top level must describe one.
-                problems = [f"{label}: parameters must describe an object (\"type\": \"object\")."]
+                problems = [f'{label}: parameters must describe an object ("type": "object").']
             errors.extend(problems)
         functions.append(item)
     return functions, errors
@@ -149,14 +157,22 @@ class AssistantForm(forms.ModelForm):
     model_choices: list[str] | None = None
 
     temperature = forms.FloatField(
-        required=False, min_value=0.0, max_value=2.0, widget=forms.NumberInput(attrs={"step": "0.05"}),
+        required=False,
+        min_value=0.0,
+        max_value=2.0,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
         help_text="0 to 2; empty means the backend's default.",
     )
     top_p = forms.FloatField(
-        required=False, min_value=0.0, max_value=1.0, widget=forms.NumberInput(attrs={"step": "0.05"}),
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
         help_text="0 to 1; empty means the backend's default.",
     )
-    response_format_type = forms.ChoiceField(label="Response format", choices=RESPONSE_FORMATS, initial="auto")
+    response_format_type = forms.ChoiceField(
+        label="Response format", choices=RESPONSE_FORMATS, initial="auto"
+    )
     response_format_schema = forms.CharField(
         label="Response JSON Schema",
         required=False,
@@ -231,7 +247,9 @@ class AssistantForm(forms.ModelForm):
         kind = rf.get("type") if isinstance(rf, dict) else "auto"
         self.initial["response_format_type"] = kind if kind in ("json_object", "json_schema") else "auto"
         if kind == "json_schema":
-            self.initial["response_format_schema"] = json.dumps(rf.get("json_schema"), indent=2, ensure_ascii=False)
+            self.initial["response_format_schema"] = json.dumps(
+                rf.get("json_schema"), indent=2, ensure_ascii=False
+            )
 
     # --- field validation --------------------------------------------------------------------------
     def clean_functions(self) -> list[dict[str, Any]]:

@@ -110,7 +110,9 @@ def step_obj(s: RunStep, *, include_file_search_content: bool = True) -> dict[st
     if details.get("type") == "tool_calls":
         details = {
             **details,
-            "tool_calls": [{k: v for k, v in c.items() if not k.startswith("_")} for c in details.get("tool_calls", [])],
+            "tool_calls": [
+                {k: v for k, v in c.items() if not k.startswith("_")} for c in details.get("tool_calls", [])
+            ],
         }
     if not include_file_search_content and details.get("type") == "tool_calls":
         details = _strip_file_search_content(details)
@@ -169,7 +171,9 @@ def file_counts(counts: Mapping[str, int]) -> dict[str, int]:
     return {**c, "total": sum(c.values())}
 
 
-def vector_store_obj(v: VectorStore, *, status: str, counts: Mapping[str, int], usage_bytes: int) -> dict[str, Any]:
+def vector_store_obj(
+    v: VectorStore, *, status: str, counts: Mapping[str, int], usage_bytes: int
+) -> dict[str, Any]:
     return {
         "id": v.id,
         "object": "vector_store",
@@ -199,7 +203,9 @@ def vector_store_file_obj(f: VectorStoreFile) -> dict[str, Any]:
     }
 
 
-def vector_store_file_batch_obj(b: VectorStoreFileBatch, *, status: str, counts: Mapping[str, int]) -> dict[str, Any]:
+def vector_store_file_batch_obj(
+    b: VectorStoreFileBatch, *, status: str, counts: Mapping[str, int]
+) -> dict[str, Any]:
     return {
         "id": b.id,
         "object": "vector_store.files_batch",

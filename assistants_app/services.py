@@ -51,7 +51,9 @@ def get_run(user: Any, thread_id: str, run_id: str) -> Run:
 
 
 def get_step(user: Any, thread_id: str, run_id: str, step_id: str) -> RunStep:
-    s = RunStep.objects.filter(id=step_id, run_id=run_id, run__thread_id=thread_id, run__thread__owner=user).first()
+    s = RunStep.objects.filter(
+        id=step_id, run_id=run_id, run__thread_id=thread_id, run__thread__owner=user
+    ).first()
     if s is None:
         raise NotFound("run step", step_id)
     return s
@@ -114,7 +116,9 @@ def _insert_message(
         token_count=message_tokens(parts),
     )
     searchable = [
-        a["file_id"] for a in attachments or [] if any(t.get("type") == "file_search" for t in a.get("tools") or [])
+        a["file_id"]
+        for a in attachments or []
+        if any(t.get("type") == "file_search" for t in a.get("tools") or [])
     ]
     if searchable:
         attach_to_thread_store(thread, searchable)
@@ -175,12 +179,16 @@ def start_run(
 ) -> Run:
     unknown = set(overrides) - set(RUN_OVERRIDES)
     if unknown:
-        raise InvalidRequest(f"Unsupported run parameter(s): {', '.join(sorted(unknown))}.", param=sorted(unknown)[0])
+        raise InvalidRequest(
+            f"Unsupported run parameter(s): {', '.join(sorted(unknown))}.", param=sorted(unknown)[0]
+        )
     instructions = overrides.get("instructions")
     if instructions is None:
         instructions = assistant.instructions or ""
     if additional_instructions:
-        instructions = f"{instructions}\n\n{additional_instructions}" if instructions else additional_instructions
+        instructions = (
+            f"{instructions}\n\n{additional_instructions}" if instructions else additional_instructions
+        )
 
     def pick(name: str, default: Any) -> Any:
         value = overrides.get(name)
@@ -222,16 +230,20 @@ def start_run(
 def submit_tool_outputs(run: Run, tool_outputs: list[dict[str, Any]]) -> Run:
     if run.status != state.REQUIRES_ACTION or not run.required_action:
         raise InvalidRequest(
-            f"Runs in status \"{run.status}\" do not accept tool outputs.", param="tool_outputs"
+            f'Runs in status "{run.status}" do not accept tool outputs.', param="tool_outputs"
         )
     pending = [c["id"] for c in run.required_action["submit_tool_outputs"]["tool_calls"]]
     given: dict[str, str] = {}
     for i, item in enumerate(tool_outputs):
         call_id = item.get("tool_call_id")
         if not isinstance(call_id, str):
-            raise InvalidRequest("Each tool output needs a tool_call_id.", param=f"tool_outputs[{i}].tool_call_id")
+            raise InvalidRequest(
+                "Each tool output needs a tool_call_id.", param=f"tool_outputs[{i}].tool_call_id"
+            )
         if call_id in given:
-            raise InvalidRequest(f"Duplicate tool_call_id '{call_id}'.", param=f"tool_outputs[{i}].tool_call_id")
+            raise InvalidRequest(
+                f"Duplicate tool_call_id '{call_id}'.", param=f"tool_outputs[{i}].tool_call_id"
+            )
         output = item.get("output", "")
         if not isinstance(output, str):
             raise InvalidRequest("Tool output must be a string.", param=f"tool_outputs[{i}].output")
@@ -249,7 +261,11 @@ def submit_tool_outputs(run: Run, tool_outputs: list[dict[str, Any]]) -> Run:
             param="tool_outputs",
         )
     with transaction.atomic():
-        step = RunStep.objects.select_for_update().filter(run=run, type="tool_calls", status="in_progress").first()
+        step = (
+            RunStep.objects.select_for_update()
+            .filter(run=run, type="tool_calls", status="in_progress")
+            .first()
+        )
         if step is not None:
             calls = step.step_details.get("tool_calls", [])
             for call in calls:

@@ -30,11 +30,15 @@ def check_tools(tools: list[dict[str, Any]], param: str = "tools") -> list[dict[
         if kind == "function":
             name = tool["function"]["name"]
             if name in names:
-                raise InvalidRequest(f"Duplicate function name '{name}' in {param}.", param=f"{param}[{i}].function.name")
+                raise InvalidRequest(
+                    f"Duplicate function name '{name}' in {param}.", param=f"{param}[{i}].function.name"
+                )
             names.add(name)
         elif hosted.get(kind) is None:
             raise InvalidRequest(
-                f"The '{kind}' tool is not available on this server.", param=f"{param}[{i}].type", code="unsupported_tool"
+                f"The '{kind}' tool is not available on this server.",
+                param=f"{param}[{i}].type",
+                code="unsupported_tool",
             )
     return tools
 
@@ -43,7 +47,9 @@ def check_file_ids(user: Any, file_ids: list[str], param: str) -> None:
     found = set(File.objects.filter(owner=user, id__in=file_ids).values_list("id", flat=True))
     for i, fid in enumerate(file_ids):
         if fid not in found:
-            raise InvalidRequest(f"No file found with id '{fid}'.", param=f"{param}[{i}]", code="invalid_file_id")
+            raise InvalidRequest(
+                f"No file found with id '{fid}'.", param=f"{param}[{i}]", code="invalid_file_id"
+            )
 
 
 def check_file_id(user: Any, file_id: str, param: str) -> None:
@@ -51,7 +57,9 @@ def check_file_id(user: Any, file_id: str, param: str) -> None:
         raise InvalidRequest(f"No file found with id '{file_id}'.", param=param, code="invalid_file_id")
 
 
-def check_tool_resources(user: Any, resources: dict[str, Any] | None, param: str = "tool_resources") -> dict[str, Any]:
+def check_tool_resources(
+    user: Any, resources: dict[str, Any] | None, param: str = "tool_resources"
+) -> dict[str, Any]:
     if not resources:
         return {}
     out: dict[str, Any] = {}
@@ -142,14 +150,18 @@ def delete_assistant(assistant: Assistant) -> None:
 # --- threads and messages --------------------------------------------------------------------------
 def create_thread(user: Any, fields: dict[str, Any], param: str = "") -> Thread:
     prefix = f"{param}." if param else ""
-    messages = [message_fields(user, m, f"{prefix}messages[{i}]") for i, m in enumerate(fields.get("messages") or [])]
+    messages = [
+        message_fields(user, m, f"{prefix}messages[{i}]") for i, m in enumerate(fields.get("messages") or [])
+    ]
     # Atomic: tool_resources may create inline vector stores, which a failed create must not leave behind.
     with transaction.atomic():
         return services.create_thread(
             user,
             messages=messages,
             metadata=fields.get("metadata") or {},
-            tool_resources=check_tool_resources(user, fields.get("tool_resources"), f"{prefix}tool_resources"),
+            tool_resources=check_tool_resources(
+                user, fields.get("tool_resources"), f"{prefix}tool_resources"
+            ),
         )
 
 
@@ -230,7 +242,10 @@ def _run_overrides(assistant: Assistant, fields: dict[str, Any]) -> dict[str, An
                     param="tool_choice.function.name",
                 )
         elif not any(t.get("type") == choice["type"] for t in tools):
-            raise InvalidRequest(f"tool_choice names '{choice['type']}', which is not among the run's tools.", param="tool_choice.type")
+            raise InvalidRequest(
+                f"tool_choice names '{choice['type']}', which is not among the run's tools.",
+                param="tool_choice.type",
+            )
     elif choice == "required" and not tools:
         raise InvalidRequest("tool_choice 'required' needs at least one tool.", param="tool_choice")
     return overrides
@@ -239,7 +254,8 @@ def _run_overrides(assistant: Assistant, fields: dict[str, Any]) -> dict[str, An
 def start_run(user: Any, thread: Thread, fields: dict[str, Any]) -> Run:
     assistant = services.get_assistant(user, fields["assistant_id"], param="assistant_id")
     extra = [
-        message_fields(user, m, f"additional_messages[{i}]") for i, m in enumerate(fields.get("additional_messages") or [])
+        message_fields(user, m, f"additional_messages[{i}]")
+        for i, m in enumerate(fields.get("additional_messages") or [])
     ]
     return services.start_run(
         thread,
@@ -265,7 +281,9 @@ def create_and_run(user: Any, fields: dict[str, Any]) -> tuple[Thread, Run]:
 
 
 # --- files ----------------------------------------------------------------------------------------
-def store_file(user: Any, upload: Any, *, purpose: str, filename: str, expires_after: int | None = None) -> File:
+def store_file(
+    user: Any, upload: Any, *, purpose: str, filename: str, expires_after: int | None = None
+) -> File:
     """Save an upload under a server-chosen path (files.file_upload_path), with its size, sha256 and a
     content type sniffed from its bytes; the client's filename is kept only as a display name."""
     sha = hashlib.sha256()

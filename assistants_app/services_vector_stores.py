@@ -75,7 +75,9 @@ def stores_of(user: Any) -> QuerySet[VectorStore]:
     return with_stats(VectorStore.objects.filter(owner=user))
 
 
-def get_store(user: Any, vector_store_id: str, *, param: str | None = None, stats: bool = True) -> VectorStore:
+def get_store(
+    user: Any, vector_store_id: str, *, param: str | None = None, stats: bool = True
+) -> VectorStore:
     # Without stats for the sub-resources (files, batches, search): their polls need no file counts.
     qs = stores_of(user) if stats else VectorStore.objects.filter(owner=user)
     store = qs.filter(id=vector_store_id).first()
@@ -100,7 +102,9 @@ def get_batch(store: VectorStore, batch_id: str) -> VectorStoreFileBatch:
 
 def _live_files(user: Any) -> QuerySet[File]:
     # A file past its expires_after is gone for the API (as in api/files.py).
-    return File.objects.filter(owner=user).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+    return File.objects.filter(owner=user).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    )
 
 
 def _check_files(user: Any, file_ids: Sequence[str], param: str, suffix: str = "") -> None:
@@ -199,7 +203,9 @@ def touch(store_ids: Iterable[str]) -> None:
         Q(expires_at__isnull=True) | Q(expires_at__gt=now),
     )
     for store_id, expires_after in stale.values_list("id", "expires_after"):
-        VectorStore.objects.filter(id=store_id).update(last_active_at=now, expires_at=_expiry(expires_after, now))
+        VectorStore.objects.filter(id=store_id).update(
+            last_active_at=now, expires_at=_expiry(expires_after, now)
+        )
 
 
 # --- files -------------------------------------------------------------------------------------------
@@ -265,10 +271,13 @@ def _attach_many(
 ) -> None:
     """_attach for a batch (up to 2,000 files): one read, one bulk insert, updates only where needed."""
     existing = {
-        r.file_id: r for r in VectorStoreFile.objects.filter(vector_store=store, file_id__in=[i[0] for i in items])
+        r.file_id: r
+        for r in VectorStoreFile.objects.filter(vector_store=store, file_id__in=[i[0] for i in items])
     }
     fresh = [
-        VectorStoreFile(vector_store=store, file_id=fid, attributes=attrs or {}, chunking_strategy=strategy, batch=batch)
+        VectorStoreFile(
+            vector_store=store, file_id=fid, attributes=attrs or {}, chunking_strategy=strategy, batch=batch
+        )
         for fid, attrs, strategy in items
         if fid not in existing
     ]
@@ -291,7 +300,9 @@ def _attach_many(
     rows = VectorStoreFile.objects.filter(pk__in=[r.pk for r in existing.values()])
     rows.update(batch=batch)
     for strategy_json, pks in requeue.items():
-        VectorStoreFile.objects.filter(pk__in=pks).update(chunking_strategy=json.loads(strategy_json), **REQUEUE)
+        VectorStoreFile.objects.filter(pk__in=pks).update(
+            chunking_strategy=json.loads(strategy_json), **REQUEUE
+        )
     for attrs_json, pks in relabel.items():
         VectorStoreFile.objects.filter(pk__in=pks).update(attributes=json.loads(attrs_json))
 
@@ -306,7 +317,9 @@ def add_file(user: Any, store: VectorStore, fields: Mapping[str, Any]) -> Vector
     return row
 
 
-def files_of(store: VectorStore, status: str | None = None, batch: VectorStoreFileBatch | None = None) -> QuerySet[VectorStoreFile]:
+def files_of(
+    store: VectorStore, status: str | None = None, batch: VectorStoreFileBatch | None = None
+) -> QuerySet[VectorStoreFile]:
     qs = VectorStoreFile.objects.filter(vector_store=store)
     if batch is not None:
         qs = qs.filter(batch=batch)
@@ -338,7 +351,11 @@ def file_text(vs_file: VectorStoreFile) -> list[str]:
     parts: list[str] = []
     current: list[str] = []
     end = -1
-    rows = Chunk.objects.filter(vs_file_id=vs_file.pk).order_by("ordinal").values_list("start_offset", "end_offset", "text")
+    rows = (
+        Chunk.objects.filter(vs_file_id=vs_file.pk)
+        .order_by("ordinal")
+        .values_list("start_offset", "end_offset", "text")
+    )
     for start, stop, text in rows.iterator(chunk_size=500):
         if current and start > end:
             parts.append("".join(current))
@@ -368,7 +385,9 @@ def create_batch(user: Any, store: VectorStore, fields: Mapping[str, Any]) -> Ve
     return batch
 
 
-def _batch_items(user: Any, fields: Mapping[str, Any]) -> list[tuple[str, dict[str, Any] | None, dict[str, Any]]]:
+def _batch_items(
+    user: Any, fields: Mapping[str, Any]
+) -> list[tuple[str, dict[str, Any] | None, dict[str, Any]]]:
     file_ids, files = fields.get("file_ids"), fields.get("files")
     if file_ids is not None and files is not None:
         raise InvalidRequest("Give either 'file_ids' or 'files', not both.", param="files")
@@ -387,7 +406,9 @@ def _batch_items(user: Any, fields: Mapping[str, Any]) -> list[tuple[str, dict[s
         return list(out.values())
     if not file_ids:
         raise InvalidRequest(
-            "Missing required parameter: 'file_ids' (or 'files').", param="file_ids", code="missing_required_parameter"
+            "Missing required parameter: 'file_ids' (or 'files').",
+            param="file_ids",
+            code="missing_required_parameter",
         )
     _check_files(user, file_ids, "file_ids")
     strategy = _strategy(fields.get("chunking_strategy"), "chunking_strategy")
@@ -487,10 +508,14 @@ def file_search_resources(user: Any, fs: Mapping[str, Any], param: str) -> dict[
     found = {s.id: s for s in VectorStore.objects.filter(owner=user, id__in=ids)}
     for i, vid in enumerate(ids):
         if vid not in found:
-            raise InvalidRequest(f"No vector store found with id '{vid}'.", param=f"{param}.vector_store_ids[{i}]")
+            raise InvalidRequest(
+                f"No vector store found with id '{vid}'.", param=f"{param}.vector_store_ids[{i}]"
+            )
         if is_expired(found[vid]):
             raise InvalidRequest(
-                f"Vector store {vid} has expired.", param=f"{param}.vector_store_ids[{i}]", code="vector_store_expired"
+                f"Vector store {vid} has expired.",
+                param=f"{param}.vector_store_ids[{i}]",
+                code="vector_store_expired",
             )
     for i, spec in enumerate(inline):
         ids.append(create_store(user, spec, param=f"{param}.vector_stores[{i}]").id)

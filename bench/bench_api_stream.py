@@ -31,7 +31,9 @@ async def via_api(
 ) -> tuple[list[float], list[float], int, list[float]]:
     import openai
 
-    client = openai.AsyncOpenAI(base_url=server.base_url, api_key=server.keys["alice"], max_retries=0, timeout=120)
+    client = openai.AsyncOpenAI(
+        base_url=server.base_url, api_key=server.keys["alice"], max_retries=0, timeout=120
+    )
     threads = await asyncio.gather(
         *(client.beta.threads.create(messages=[{"role": "user", "content": "hi"}]) for _ in range(n_runs))
     )
@@ -44,7 +46,9 @@ async def via_api(
     async def one(thread_id: str) -> None:
         nonlocal received
         t0 = time.time_ns()
-        stream = await client.beta.threads.runs.create(thread_id=thread_id, assistant_id=assistant_id, stream=True)
+        stream = await client.beta.threads.runs.create(
+            thread_id=thread_id, assistant_id=assistant_id, stream=True
+        )
         first = True
         async for event in stream:
             if event.event == "thread.run.created":
@@ -70,7 +74,9 @@ def ratio(a: float, b: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="1,10,100")
     parser.add_argument("--deltas", type=int, default=20, help="deltas per run")
     parser.add_argument("--delay", type=float, default=0.02, help="seconds between upstream deltas")
@@ -90,7 +96,9 @@ def main() -> None:
         asyncio.run(via_api(server, 2, args.deltas, args.delay, assistant_id))
         for n in sizes:
             d_lat, d_ttft = asyncio.run(direct(server.upstream, n, args.deltas, args.delay))
-            a_lat, a_ttft, received, a_created = asyncio.run(via_api(server, n, args.deltas, args.delay, assistant_id))
+            a_lat, a_ttft, received, a_created = asyncio.run(
+                via_api(server, n, args.deltas, args.delay, assistant_id)
+            )
             lost = n * args.deltas - received
             rows.append(
                 f"| {n} | {pct(d_ttft, 50):.1f} | {pct(a_ttft, 50):.1f} | {pct(a_ttft, 50) - pct(d_ttft, 50):+.1f} "

@@ -36,20 +36,33 @@ def pct(values: list[float], p: float) -> float:
 
 
 def _setup(cross: bool, tmp: str) -> dict[str, str]:
-    env: dict[str, str] = {"DATA_DIR": tmp, "LOG_LEVEL": "WARNING", "RUN_CONCURRENCY": "256", "RUN_POLL_SECONDS": "0.05"}
+    env: dict[str, str] = {
+        "DATA_DIR": tmp,
+        "LOG_LEVEL": "WARNING",
+        "RUN_CONCURRENCY": "256",
+        "RUN_POLL_SECONDS": "0.05",
+    }
     if cross:
         out = subprocess.run(
-            ["bash", "scripts/services.sh", "start"], cwd=ROOT, capture_output=True, text=True, check=True,
+            ["bash", "scripts/services.sh", "start"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
             env={**os.environ, "ASSISTANTS_SERVICES_DIR": f"{tmp}/services"},
         )
         del out
         lines = subprocess.run(
-            ["bash", "scripts/services.sh", "env"], cwd=ROOT, capture_output=True, text=True, check=True,
+            ["bash", "scripts/services.sh", "env"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
             env={**os.environ, "ASSISTANTS_SERVICES_DIR": f"{tmp}/services"},
         ).stdout
         for line in lines.splitlines():
             if line.startswith("export "):
-                k, v = line[len("export "):].split("=", 1)
+                k, v = line[len("export ") :].split("=", 1)
                 env[k] = v.strip("'\"")
         env["RUN_EXECUTOR"] = "external"
     else:
@@ -99,7 +112,10 @@ async def direct(up: Any, n_runs: int, n_deltas: int, delay: float) -> tuple[lis
     async def one() -> None:
         t0 = time.time_ns()
         stream = await client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
         )
         first = True
         async for chunk in stream:
@@ -116,7 +132,9 @@ async def direct(up: Any, n_runs: int, n_deltas: int, delay: float) -> tuple[lis
     return lat, ttft
 
 
-async def via_engine(up: Any, n_runs: int, n_deltas: int, delay: float, assistant: Any, user: Any) -> tuple[list[float], list[float], int]:
+async def via_engine(
+    up: Any, n_runs: int, n_deltas: int, delay: float, assistant: Any, user: Any
+) -> tuple[list[float], list[float], int]:
     from asgiref.sync import sync_to_async
 
     from assistants_app import services
@@ -174,8 +192,11 @@ def bench_relay(cross: bool, sizes: list[int], n_deltas: int, delay: float) -> l
         executor = None
         if cross:
             worker = subprocess.Popen(
-                [sys.executable, "manage.py", "run_worker", "--concurrency", "256"], cwd=ROOT, env=os.environ.copy(),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [sys.executable, "manage.py", "run_worker", "--concurrency", "256"],
+                cwd=ROOT,
+                env=os.environ.copy(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             time.sleep(3)
         else:
@@ -219,8 +240,17 @@ def bench_history(n: int = 100_000) -> list[str]:
     t0 = time.perf_counter()
     batch = []
     for i in range(n):
-        content = [{"type": "text", "text": {"value": f"message {i} " + "lorem ipsum dolor " * 8, "annotations": []}}]
-        batch.append(Message(thread=thread, role="user" if i % 2 == 0 else "assistant", content=content, token_count=message_tokens(content)))
+        content = [
+            {"type": "text", "text": {"value": f"message {i} " + "lorem ipsum dolor " * 8, "annotations": []}}
+        ]
+        batch.append(
+            Message(
+                thread=thread,
+                role="user" if i % 2 == 0 else "assistant",
+                content=content,
+                token_count=message_tokens(content),
+            )
+        )
         if len(batch) == 5000:
             Message.objects.bulk_create(batch)
             batch = []
@@ -267,24 +297,39 @@ def main() -> None:
     ap.add_argument("--sizes", default="1,10,100")
     ap.add_argument("--deltas", type=int, default=50)
     ap.add_argument("--delay", type=float, default=0.01)
-    ap.add_argument("--history", type=int, default=100_000, help="messages in the history benchmark (0 to skip)")
+    ap.add_argument(
+        "--history", type=int, default=100_000, help="messages in the history benchmark (0 to skip)"
+    )
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-engine-")
     _setup(args.cross_process, tmp)
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"## Run relay ({'cross-process: run_worker + PostgreSQL + Redis' if args.cross_process else 'in-process: embedded executor + SQLite + memory log'})")
-    print(f"{args.deltas} deltas per run, {args.delay * 1000:.0f} ms apart; latency = reader receive time - upstream send time (ms)\n")
-    print("| path | concurrent runs | direct p50 / p99 | via engine p50 / p99 | added p50 | direct TTFT p50 | engine TTFT p50 | added TTFT | deltas lost |")
+    print(
+        f"## Run relay ({'cross-process: run_worker + PostgreSQL + Redis' if args.cross_process else 'in-process: embedded executor + SQLite + memory log'})"
+    )
+    print(
+        f"{args.deltas} deltas per run, {args.delay * 1000:.0f} ms apart; latency = reader receive time - upstream send time (ms)\n"
+    )
+    print(
+        "| path | concurrent runs | direct p50 / p99 | via engine p50 / p99 | added p50 | direct TTFT p50 | engine TTFT p50 | added TTFT | deltas lost |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     bench_relay(args.cross_process, sizes, args.deltas, args.delay)
     if args.history:
-        print(f"\n## History on a {args.history:,}-message thread ({'PostgreSQL' if args.cross_process else 'SQLite'})\n")
+        print(
+            f"\n## History on a {args.history:,}-message thread ({'PostgreSQL' if args.cross_process else 'SQLite'})\n"
+        )
         print("| operation | p50 | p99 |")
         print("|---|---|---|")
         for row in bench_history(args.history):
             print(row)
     if args.cross_process:
-        subprocess.run(["bash", "scripts/services.sh", "stop"], cwd=ROOT, env={**os.environ, "ASSISTANTS_SERVICES_DIR": f"{tmp}/services"}, check=False)
+        subprocess.run(
+            ["bash", "scripts/services.sh", "stop"],
+            cwd=ROOT,
+            env={**os.environ, "ASSISTANTS_SERVICES_DIR": f"{tmp}/services"},
+            check=False,
+        )
 
 
 if __name__ == "__main__":

@@ -52,15 +52,23 @@ async def timed_execute(code: str, workdir: Path) -> float:
 
 def cold_sample(code: str, workdir: Path) -> float:
     """One execute() in a new interpreter; the child prints its own measurement."""
-    out = subprocess.run([sys.executable, __file__, "--cold-once", code, "--workdir", str(workdir)],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--cold-once", code, "--workdir", str(workdir)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return float(out.split()[-1])
 
 
 def bare_sample(code: str) -> float:
     start = time.perf_counter()
-    subprocess.run([str(sandbox.sandbox_python()), "-c", code], check=True, capture_output=True,
-                   env={"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"})
+    subprocess.run(
+        [str(sandbox.sandbox_python()), "-c", code],
+        check=True,
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"},
+    )
     return time.perf_counter() - start
 
 
@@ -83,28 +91,38 @@ async def bench(runs: int, levels: list[int]) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="sandbox-bench-"))
     try:
         load = os.getloadavg()[0]
-        print(f"Sandbox benchmark: {os.cpu_count()} CPUs, load average {load:.2f} at start, "
-              f"{runs} runs per cell, bwrap {bwrap_version()}, sandbox Python {sandbox.sandbox_python()}\n")
+        print(
+            f"Sandbox benchmark: {os.cpu_count()} CPUs, load average {load:.2f} at start, "
+            f"{runs} runs per cell, bwrap {bwrap_version()}, sandbox Python {sandbox.sandbox_python()}\n"
+        )
         print("| code | mode | p50 | p99 | mean |")
         print("|---|---|---|---|---|")
         for label, code in CODES.items():
             await timed_execute(code, workdir)  # page cache, pyc files
-            rows: dict[str, list[float]] = {"bare python, no sandbox": [], "cold (new process)": [], "warm": []}
+            rows: dict[str, list[float]] = {
+                "bare python, no sandbox": [],
+                "cold (new process)": [],
+                "warm": [],
+            }
             # Interleaved, so that load from other work on the machine hits every mode alike.
             for _ in range(runs):
                 rows["bare python, no sandbox"].append(bare_sample(code))
                 rows["cold (new process)"].append(await asyncio.to_thread(cold_sample, code, workdir))
                 rows["warm"].append(await timed_execute(code, workdir))
             for mode, samples in rows.items():
-                print(f"| `{label}` | {mode} | {ms(percentile(samples, 50))} | {ms(percentile(samples, 99))} "
-                      f"| {ms(statistics.fmean(samples))} |")
+                print(
+                    f"| `{label}` | {mode} | {ms(percentile(samples, 50))} | {ms(percentile(samples, 99))} "
+                    f"| {ms(statistics.fmean(samples))} |"
+                )
         print("\n| code | concurrent | executions/s | p50 latency | p99 latency |")
         print("|---|---|---|---|---|")
         for label, code in CODES.items():
             for level in [1, *levels]:
                 rate, latencies = await throughput(code, workdir, runs, level)
-                print(f"| `{label}` | {level} | {rate:.1f} | {ms(percentile(latencies, 50))} "
-                      f"| {ms(percentile(latencies, 99))} |")
+                print(
+                    f"| `{label}` | {level} | {rate:.1f} | {ms(percentile(latencies, 50))} "
+                    f"| {ms(percentile(latencies, 99))} |"
+                )
         print(f"\nLoad average {os.getloadavg()[0]:.2f} at the end.")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -118,7 +136,9 @@ def bwrap_version() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--concurrency", default="2,4,8")
     parser.add_argument("--cold-once", help=argparse.SUPPRESS)

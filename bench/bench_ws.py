@@ -59,7 +59,11 @@ def serve_upstream(chunks: int, delay: float) -> None:
                 if i:
                     ok = h.wait(delay)
                 ok = ok and h.event(up._chunk(cid, model, {"content": f"{i}@{time.time():.6f};"}))
-            if ok and h.event(up._chunk(cid, model, {}, finish_reason="stop")) and h.send_chunk(b"data: [DONE]\n\n"):
+            if (
+                ok
+                and h.event(up._chunk(cid, model, {}, finish_reason="stop"))
+                and h.send_chunk(b"data: [DONE]\n\n")
+            ):
                 h.end_chunks()
 
     class Upstream(up.FakeUpstream):
@@ -96,9 +100,16 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
-async def http_request(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, str]:
+async def http_request(
+    port: int, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> tuple[int, str]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close", f"Content-Length: {len(body)}"]
+    head = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Connection: close",
+        f"Content-Length: {len(body)}",
+    ]
     head += [f"{k}: {v}" for k, v in headers.items()]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
     await writer.drain()
@@ -129,11 +140,14 @@ async def upstream_alone(base_url: str, n: int) -> tuple[list[float], int]:
 
     async def one() -> None:
         nonlocal seen
-        body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}).encode()
+        body = json.dumps(
+            {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+        ).encode()
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(
             f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
         )
         await writer.drain()
         while line := await reader.readline():
@@ -245,8 +259,9 @@ def make_users(n: int, offset: int) -> list[Chat]:
     return chats
 
 
-async def bench_size(chats: list[Chat], port: int, server_pid: int, upstream_url: str, chunks: int,
-                     send_concurrency: int) -> dict[str, Any]:
+async def bench_size(
+    chats: list[Chat], port: int, server_pid: int, upstream_url: str, chunks: int, send_concurrency: int
+) -> dict[str, Any]:
     n = len(chats)
     await asyncio.sleep(1.0)
     before = rss_kb(server_pid)
@@ -293,9 +308,15 @@ def main() -> None:
     ap.add_argument("--sizes", default="10,100,1000")
     ap.add_argument("--chunks", type=int, default=20, help="deltas per reply")
     ap.add_argument("--delay", type=float, default=0.05, help="seconds between upstream chunks")
-    ap.add_argument("--run-concurrency", type=int, default=-1,
-                    help="RUN_CONCURRENCY of the server (default: the largest N; 0: the server's default)")
-    ap.add_argument("--send-concurrency", type=int, default=1000, help="POST /chat/send/ requests in flight at once")
+    ap.add_argument(
+        "--run-concurrency",
+        type=int,
+        default=-1,
+        help="RUN_CONCURRENCY of the server (default: the largest N; 0: the server's default)",
+    )
+    ap.add_argument(
+        "--send-concurrency", type=int, default=1000, help="POST /chat/send/ requests in flight at once"
+    )
     ap.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     ap.add_argument("--redis-url", default="", help="Redis event log + channel layer (default: in-process)")
     ap.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
@@ -311,16 +332,32 @@ def main() -> None:
 
     data = Path(tempfile.mkdtemp(prefix="bench-ws-"))
     up = subprocess.Popen(
-        [sys.executable, __file__, "--serve-upstream", "--chunks", str(args.chunks), "--delay", str(args.delay)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--serve-upstream",
+            "--chunks",
+            str(args.chunks),
+            "--delay",
+            str(args.delay),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert up.stdout is not None
     upstream_url = up.stdout.readline().strip()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
     env.update(
-        DATA_DIR=str(data), DATABASE_URL=args.database_url or f"sqlite:///{data}/db.sqlite3", DJANGO_DEBUG="0", MODEL_BACKEND="openai",
-        OPENAI_BASE_URL=upstream_url, OPENAI_API_KEY="x", LOG_LEVEL="WARNING",
-        RUN_POLL_SECONDS="0.2", DJANGO_SETTINGS_MODULE="chatsite.settings",
+        DATA_DIR=str(data),
+        DATABASE_URL=args.database_url or f"sqlite:///{data}/db.sqlite3",
+        DJANGO_DEBUG="0",
+        MODEL_BACKEND="openai",
+        OPENAI_BASE_URL=upstream_url,
+        OPENAI_API_KEY="x",
+        LOG_LEVEL="WARNING",
+        RUN_POLL_SECONDS="0.2",
+        DJANGO_SETTINGS_MODULE="chatsite.settings",
     )
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
@@ -349,7 +386,10 @@ def main() -> None:
     log = open(data / "serve.log", "wb")
     server = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     failed = True
     try:
@@ -361,17 +401,26 @@ def main() -> None:
                 time.sleep(0.2)
         rows = []
         for n, chats in zip(sizes, groups, strict=True):
-            row = asyncio.run(bench_size(chats, port, server.pid, upstream_url, args.chunks, args.send_concurrency))
+            row = asyncio.run(
+                bench_size(chats, port, server.pid, upstream_url, args.chunks, args.send_concurrency)
+            )
             rows.append(row)
-            print(f"# N={n}: {row['chat_s']:.1f}s for the chats, {row['connect_s']:.1f}s to connect, errors={len(row['errors'])}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"# N={n}: {row['chat_s']:.1f}s for the chats, {row['connect_s']:.1f}s to connect, errors={len(row['errors'])}",
+                file=sys.stderr,
+                flush=True,
+            )
         store = "PostgreSQL" if args.database_url.startswith("postgres") else "SQLite"
         events = "Redis streams + channels_redis" if args.redis_url else "in-process event log"
-        print(f"\n{args.chunks} deltas per reply, {args.delay * 1000:.0f} ms apart; server: daphne + embedded executor, "
-              f"{store}, {events}, RUN_CONCURRENCY={concurrency or 'default'}, sends in flight <= {args.send_concurrency}; "
-              f"{os.cpu_count()} CPUs\n")
-        print("| N chats | delta latency p50 / p99 (ms) | upstream alone p50 / p99 (ms) | added p50 / p99 (ms) "
-              "| deltas received / expected | lost | duplicated | RSS per idle socket (KB) | errors |")
+        print(
+            f"\n{args.chunks} deltas per reply, {args.delay * 1000:.0f} ms apart; server: daphne + embedded executor, "
+            f"{store}, {events}, RUN_CONCURRENCY={concurrency or 'default'}, sends in flight <= {args.send_concurrency}; "
+            f"{os.cpu_count()} CPUs\n"
+        )
+        print(
+            "| N chats | delta latency p50 / p99 (ms) | upstream alone p50 / p99 (ms) | added p50 / p99 (ms) "
+            "| deltas received / expected | lost | duplicated | RSS per idle socket (KB) | errors |"
+        )
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
             print(
@@ -384,7 +433,9 @@ def main() -> None:
                 print(f"\nN={r['n']} error: {e[:300]}")
         failed = any(r["errors"] for r in rows)
         if failed:
-            problems = [ln for ln in (data / "serve.log").read_text().splitlines() if "Error" in ln or "error" in ln]
+            problems = [
+                ln for ln in (data / "serve.log").read_text().splitlines() if "Error" in ln or "error" in ln
+            ]
             print("\nserver log, error lines (last 10 distinct):")
             for ln in list(dict.fromkeys(problems))[-10:]:
                 print("   ", ln[:300])

@@ -66,10 +66,10 @@ if not _secret:
         _key_file.chmod(0o600)
 SECRET_KEY = _secret
 
-ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
-CSRF_TRUSTED_ORIGINS = [
-    o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+ALLOWED_HOSTS = [
+    h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()
 ]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
     "daphne",
@@ -131,7 +131,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     import tempfile
 
     DATABASES["default"]["TEST"] = {
-        "NAME": env_str("TEST_SQLITE_NAME", "") or str(Path(tempfile.gettempdir()) / f"assistants-test-{os.getpid()}.sqlite3")
+        "NAME": env_str("TEST_SQLITE_NAME", "")
+        or str(Path(tempfile.gettempdir()) / f"assistants-test-{os.getpid()}.sqlite3")
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -206,7 +207,9 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+    }
 
 # Connections one process may open to Redis: each reader blocked on a run's event stream holds one.
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 5000)
@@ -218,7 +221,9 @@ RUN_EXECUTOR = env_str("RUN_EXECUTOR", "embedded")
 if RUN_EXECUTOR not in {"embedded", "external"}:
     raise ImproperlyConfigured("RUN_EXECUTOR must be 'embedded' or 'external'")
 if RUN_EXECUTOR == "external" and not REDIS_URL:
-    raise ImproperlyConfigured("RUN_EXECUTOR=external needs REDIS_URL so that run events reach the web process")
+    raise ImproperlyConfigured(
+        "RUN_EXECUTOR=external needs REDIS_URL so that run events reach the web process"
+    )
 RUN_CONCURRENCY = env_int("RUN_CONCURRENCY", 32)
 RUN_EXPIRES_SECONDS = env_int("RUN_EXPIRES_SECONDS", 600)
 RUN_LEASE_SECONDS = env_float("RUN_LEASE_SECONDS", 30.0)

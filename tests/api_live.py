@@ -29,7 +29,14 @@ from tests.fakes.upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
 # Inherited variables that would point the server at shared services instead of its own files.
-_SCRUB = ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_URL", "DJANGO_SETTINGS_MODULE", "RUN_EXECUTOR", "MODEL_BACKEND")
+_SCRUB = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "TEST_DATABASE_URL",
+    "DJANGO_SETTINGS_MODULE",
+    "RUN_EXECUTOR",
+    "MODEL_BACKEND",
+)
 FILE_LIMIT = 256 * 1024
 
 
@@ -229,7 +236,15 @@ def start_server(**settings: str) -> LiveServer:
         _migrated_copy(env, data_dir)
     # Two manage.py processes at once: each spends seconds importing Django, not writing.
     with ThreadPoolExecutor(len(USERS)) as pool:
-        outs = dict(zip(USERS, pool.map(lambda u: _manage(env, "create_api_key", u, "--create-user", "--name", "tests"), USERS), strict=True))
+        outs = dict(
+            zip(
+                USERS,
+                pool.map(
+                    lambda u: _manage(env, "create_api_key", u, "--create-user", "--name", "tests"), USERS
+                ),
+                strict=True,
+            )
+        )
     keys = {user: out.strip().splitlines()[-1] for user, out in outs.items()}
     port = free_port()
     log_path = data_dir / "server.log"
@@ -243,7 +258,14 @@ def start_server(**settings: str) -> LiveServer:
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     server = LiveServer(
-        f"http://127.0.0.1:{port}/v1", upstream, keys, data_dir, process, log_path, cleanups=cleanups, _env=env
+        f"http://127.0.0.1:{port}/v1",
+        upstream,
+        keys,
+        data_dir,
+        process,
+        log_path,
+        cleanups=cleanups,
+        _env=env,
     )
     if production is not None:
         server.workers.append(
@@ -281,7 +303,9 @@ def _warm_up(server: LiveServer) -> None:
     assistant = client.beta.assistants.create(model="warm-up")
     try:
         client.beta.threads.create_and_run_poll(
-            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "warm up"}]}, poll_interval_ms=50
+            assistant_id=assistant.id,
+            thread={"messages": [{"role": "user", "content": "warm up"}]},
+            poll_interval_ms=50,
         )
     finally:
         client.beta.assistants.delete(assistant.id)
@@ -306,7 +330,9 @@ def shared_server(**settings: str) -> LiveServer:
     with _lock:
         for config in (key, *_wanted):
             future = _servers.get(config)
-            if future is None or (future.done() and future.exception() is None and future.result().process.poll() is not None):
+            if future is None or (
+                future.done() and future.exception() is None and future.result().process.poll() is not None
+            ):
                 _servers[config] = _starter.submit(start_server, **dict(config))
         future = _servers[key]
     return future.result()

@@ -13,7 +13,9 @@ from assistants_app.runs.events import STREAM_END_EVENTS, TERMINAL_RUN_EVENTS, R
 from assistants_app.runs.stream import follow
 
 
-def collect_events(run_id: str, after: str = "", *, until=STREAM_END_EVENTS, timeout: float = 15) -> list[RunEvent]:
+def collect_events(
+    run_id: str, after: str = "", *, until=STREAM_END_EVENTS, timeout: float = 15
+) -> list[RunEvent]:
     async def go() -> list[RunEvent]:
         out: list[RunEvent] = []
 
@@ -27,7 +29,18 @@ def collect_events(run_id: str, after: str = "", *, until=STREAM_END_EVENTS, tim
     return async_to_sync(go)()
 
 
-def wait_run(run_id: str, statuses: tuple[str, ...] = ("completed", "failed", "cancelled", "expired", "incomplete", "requires_action"), timeout: float = 15) -> Run:
+def wait_run(
+    run_id: str,
+    statuses: tuple[str, ...] = (
+        "completed",
+        "failed",
+        "cancelled",
+        "expired",
+        "incomplete",
+        "requires_action",
+    ),
+    timeout: float = 15,
+) -> Run:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = Run.objects.get(id=run_id)

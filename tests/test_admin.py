@@ -81,30 +81,51 @@ def history(alice, staff):  # type: ignore[no-untyped-def]
     assistant = Assistant.objects.create(name="Helper", model="gpt-4o-mini", is_default=True)
     thread = Thread.objects.create(owner=alice, is_chat=True)
     Message.objects.create(
-        thread=thread, role="user", content=[{"type": "text", "text": {"value": "hello there", "annotations": []}}]
+        thread=thread,
+        role="user",
+        content=[{"type": "text", "text": {"value": "hello there", "annotations": []}}],
     )
     runs = [
         Run.objects.create(
-            thread=thread, assistant=assistant, assistant_ref=assistant.id, model="gpt-4o-mini",
-            status=Run.Status.COMPLETED, usage={"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": total},
+            thread=thread,
+            assistant=assistant,
+            assistant_ref=assistant.id,
+            model="gpt-4o-mini",
+            status=Run.Status.COMPLETED,
+            usage={"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": total},
         )
         for total in (42, 8)
     ]
     RunStep.objects.create(
-        run=runs[0], thread_id_ref=thread.id, assistant_ref=assistant.id, type="tool_calls", status="completed",
+        run=runs[0],
+        thread_id_ref=thread.id,
+        assistant_ref=assistant.id,
+        type="tool_calls",
+        status="completed",
         step_details={
             "type": "tool_calls",
             "tool_calls": [
-                {"id": "call_1", "type": "function",
-                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}', "output": '{"temp": 21}'}}
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "arguments": '{"city": "Paris"}',
+                        "output": '{"temp": 21}',
+                    },
+                }
             ],
         },
     )
     file = File(owner=staff, filename="notes.txt", purpose="assistants", bytes=5)
     file.data.save("upload", ContentFile(b"hello"), save=True)
     store = VectorStore.objects.create(owner=staff, name="kb")
-    VectorStoreFile.objects.create(vector_store=store, file=file, status="failed",
-                                   last_error={"code": "invalid_file", "message": "No text"})
+    VectorStoreFile.objects.create(
+        vector_store=store,
+        file=file,
+        status="failed",
+        last_error={"code": "invalid_file", "message": "No text"},
+    )
     create_key(alice, name="laptop")
     return {"assistant": assistant, "thread": thread, "runs": runs}
 
@@ -116,7 +137,9 @@ def test_staff_opens_every_changelist_and_changeform(staff_client, history) -> N
         response = staff_client.get(changelist(model))
         assert response.status_code == 200, meta.label
         if model_admin.has_add_permission(response.wsgi_request):
-            assert staff_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_add")).status_code == 200
+            assert (
+                staff_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_add")).status_code == 200
+            )
         obj = model.objects.first()
         if obj is not None:
             url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
@@ -137,9 +160,13 @@ def test_history_is_read_only(staff_client, history) -> None:  # type: ignore[no
     assert 'name="_save"' not in page
     assert staff_client.get("/admin/assistants_app/run/add/").status_code == 403
     assert staff_client.post(reverse("admin:assistants_app_run_delete", args=[run.pk])).status_code == 403
-    assert staff_client.post(
-        reverse("admin:assistants_app_message_change", args=[Message.objects.get().pk]), {"role": "assistant"}
-    ).status_code == 403
+    assert (
+        staff_client.post(
+            reverse("admin:assistants_app_message_change", args=[Message.objects.get().pk]),
+            {"role": "assistant"},
+        ).status_code
+        == 403
+    )
     assert Message.objects.get().role == "user"
 
 
@@ -166,8 +193,10 @@ def test_tool_and_schema_errors_are_shown_per_field(staff_client) -> None:  # ty
     response = staff_client.post(
         ADD_ASSISTANT,
         assistant_form(
-            functions=json.dumps(functions), temperature="2.5",
-            response_format_type="json_schema", response_format_schema='{"type": 12}',
+            functions=json.dumps(functions),
+            temperature="2.5",
+            response_format_type="json_schema",
+            response_format_schema='{"type": 12}',
         ),
     )
     assert response.status_code == 200
@@ -192,19 +221,31 @@ def test_valid_assistant_saves_and_round_trips(staff_client) -> None:  # type: i
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
         "strict": False,
     }
-    schema = {"name": "answer", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}, "strict": True}
+    schema = {
+        "name": "answer",
+        "schema": {"type": "object", "properties": {"a": {"type": "string"}}},
+        "strict": True,
+    }
     response = staff_client.post(
         ADD_ASSISTANT,
         assistant_form(
             functions=json.dumps([{"type": "function", "function": weather}]),
-            enable_file_search="on", enable_code_interpreter="on", top_p="0.9",
-            response_format_type="json_schema", response_format_schema=json.dumps(schema),
-            backend_base_url="http://127.0.0.1:11434/v1", backend_api_key_env="OLLAMA_KEY",
+            enable_file_search="on",
+            enable_code_interpreter="on",
+            top_p="0.9",
+            response_format_type="json_schema",
+            response_format_schema=json.dumps(schema),
+            backend_base_url="http://127.0.0.1:11434/v1",
+            backend_api_key_env="OLLAMA_KEY",
         ),
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     a = Assistant.objects.get()
-    assert a.tools == [{"type": "file_search"}, {"type": "code_interpreter"}, {"type": "function", "function": weather}]
+    assert a.tools == [
+        {"type": "file_search"},
+        {"type": "code_interpreter"},
+        {"type": "function", "function": weather},
+    ]
     assert a.response_format == {"type": "json_schema", "json_schema": schema}
     assert (a.temperature, a.top_p, a.backend_api_key_env) == (0.7, 0.9, "OLLAMA_KEY")
     page = staff_client.get(reverse("admin:assistants_app_assistant_change", args=[a.pk]))
@@ -275,7 +316,11 @@ def test_inline_upload_attaches_files_to_the_assistants_store(staff_client, staf
     assert sorted(r.file.filename for r in rows) == sorted(texts)
     for r in rows:
         assert r.status == "in_progress"
-        assert (r.file.owner, r.file.purpose, r.file.bytes) == (staff, "assistants", len(texts[r.file.filename]))
+        assert (r.file.owner, r.file.purpose, r.file.bytes) == (
+            staff,
+            "assistants",
+            len(texts[r.file.filename]),
+        )
         assert r.file.sha256 == hashlib.sha256(texts[r.file.filename]).hexdigest()
         with r.file.data.open("rb") as fh:
             assert fh.read() == texts[r.file.filename]
@@ -311,7 +356,10 @@ def test_reindex_action_queues_files_again(staff_client, history) -> None:  # ty
 # --- actions and keys --------------------------------------------------------------------------------
 def test_cancel_action_cancels_a_queued_run(staff_client, history, event_log) -> None:  # type: ignore[no-untyped-def]
     queued = Run.objects.create(
-        thread=history["thread"], assistant=history["assistant"], assistant_ref=history["assistant"].id, model="m"
+        thread=history["thread"],
+        assistant=history["assistant"],
+        assistant_ref=history["assistant"].id,
+        model="m",
     )
     done = history["runs"][0]
     response = staff_client.post(
@@ -325,14 +373,18 @@ def test_cancel_action_cancels_a_queued_run(staff_client, history, event_log) ->
 
 def test_revoke_action_sets_revoked_at(staff_client, alice) -> None:  # type: ignore[no-untyped-def]
     key = create_key(alice, name="old").key
-    response = staff_client.post(changelist(ApiKey), {"action": "revoke_selected", "_selected_action": [key.pk]})
+    response = staff_client.post(
+        changelist(ApiKey), {"action": "revoke_selected", "_selected_action": [key.pk]}
+    )
     assert response.status_code == 302
     key.refresh_from_db()
     assert key.revoked_at is not None
 
 
 def test_key_creation_shows_the_key_once_and_stores_a_digest(staff_client, alice) -> None:  # type: ignore[no-untyped-def]
-    response = staff_client.post("/admin/assistants_app/apikey/add/", {"user": alice.pk, "name": "ci", "_save": "Save"})
+    response = staff_client.post(
+        "/admin/assistants_app/apikey/add/", {"user": alice.pk, "name": "ci", "_save": "Save"}
+    )
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     [raw] = KEY_RE.findall(response.content.decode())
@@ -342,4 +394,7 @@ def test_key_creation_shows_the_key_once_and_stores_a_digest(staff_client, alice
     stored = ApiKey.objects.filter(pk=key.pk).values().get()
     assert not any(raw in str(v) for v in stored.values())
     assert raw not in staff_client.get(changelist(ApiKey)).content.decode()
-    assert raw not in staff_client.get(reverse("admin:assistants_app_apikey_change", args=[key.pk])).content.decode()
+    assert (
+        raw
+        not in staff_client.get(reverse("admin:assistants_app_apikey_change", args=[key.pk])).content.decode()
+    )

@@ -54,7 +54,9 @@ def test_revoked_key_stops_working(live: LiveServer) -> None:
 # --- isolation --------------------------------------------------------------------------------------------
 def test_other_users_objects_are_404(live: LiveServer) -> None:
     alice, bob = live.client("alice"), live.client("bob")
-    asst = alice.beta.assistants.create(model="gpt-4o", tools=[{"type": "function", "function": {"name": "f"}}])
+    asst = alice.beta.assistants.create(
+        model="gpt-4o", tools=[{"type": "function", "function": {"name": "f"}}]
+    )
     thread = alice.beta.threads.create(messages=[{"role": "user", "content": "private"}])
     msg = alice.beta.threads.messages.list(thread.id).data[0]
     live.upstream.script(tool_calls(("f", "{}")))
@@ -76,7 +78,9 @@ def test_other_users_objects_are_404(live: LiveServer) -> None:
         lambda: bob.beta.threads.runs.list(thread.id),
         lambda: bob.beta.threads.runs.cancel(run.id, thread_id=thread.id),
         lambda: bob.beta.threads.runs.steps.list(run.id, thread_id=thread.id),
-        lambda: bob.beta.threads.runs.submit_tool_outputs(run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": "x", "output": "y"}]),
+        lambda: bob.beta.threads.runs.submit_tool_outputs(
+            run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": "x", "output": "y"}]
+        ),
         lambda: bob.files.retrieve(file.id),
         lambda: bob.files.content(file.id),
         lambda: bob.files.delete(file.id),
@@ -90,7 +94,9 @@ def test_other_users_objects_are_404(live: LiveServer) -> None:
         bob.beta.threads.runs.create(thread_id=bob_thread.id, assistant_id=asst.id)
     assert err.value.param == "assistant_id"  # type: ignore[attr-defined]
     with pytest.raises(openai.BadRequestError):
-        bob.beta.threads.messages.create(bob_thread.id, role="user", content="x", attachments=[{"file_id": file.id, "tools": []}])
+        bob.beta.threads.messages.create(
+            bob_thread.id, role="user", content="x", attachments=[{"file_id": file.id, "tools": []}]
+        )
     assert asst.id not in [a.id for a in bob.beta.assistants.list()]
     assert file.id not in [f.id for f in bob.files.list()]
     # Alice still has everything.
@@ -134,7 +140,9 @@ def test_files_upload_list_retrieve_content_delete(live: LiveServer) -> None:
     assert len(client.files.list(limit=1).data) == 1
     # Stored under a server-chosen name, never the client's path.
     stored = list((live.data_dir / "media" / "files").rglob("*"))
-    assert any(p.name == f.id for p in stored) and not any("etc" in p.parts or p.name.endswith(".pdf") for p in stored)
+    assert any(p.name == f.id for p in stored) and not any(
+        "etc" in p.parts or p.name.endswith(".pdf") for p in stored
+    )
     assert [x for x in Path(live.data_dir).rglob("report.pdf")] == []
     gone = client.files.delete(f.id)
     assert gone.deleted is True and gone.id == f.id
@@ -167,7 +175,9 @@ def test_message_attachments_and_image_files(live: LiveServer) -> None:
     png = client.files.create(file=("p.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 20), purpose="vision")
     thread = client.beta.threads.create()
     msg = client.beta.threads.messages.create(
-        thread.id, role="user", content=[{"type": "text", "text": "see"}, {"type": "image_file", "image_file": {"file_id": png.id}}]
+        thread.id,
+        role="user",
+        content=[{"type": "text", "text": "see"}, {"type": "image_file", "image_file": {"file_id": png.id}}],
     )
     assert msg.content[1].type == "image_file" and msg.content[1].image_file.file_id == png.id  # type: ignore[union-attr]
     with pytest.raises(openai.BadRequestError) as err:

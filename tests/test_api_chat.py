@@ -18,7 +18,11 @@ from tests.api_live import LiveServer, shared_server
 from tests.fakes.upstream import text
 
 # Also run in phase 2 of scripts/test.sh: web + run_worker processes on PostgreSQL, events through Redis.
-pytestmark = [pytest.mark.api, pytest.mark.production, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = [
+    pytest.mark.api,
+    pytest.mark.production,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -157,12 +161,16 @@ def streaming_chat(base_url: str, api_key: str) -> None:
         send_message(user_input)
 
 
-def test_polling_console_chat(live: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_polling_console_chat(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     live.upstream.script(
         text("Corn flakes are ", "crunchy, quick and fortified."),
         text("Absolutely, ", "a good day for Python!"),
     )
-    feed_input(monkeypatch, ["Hi! Please write 3 good things about corn flakes for me", "", "And Python?", "exit"])
+    feed_input(
+        monkeypatch, ["Hi! Please write 3 good things about corn flakes for me", "", "And Python?", "exit"]
+    )
     polling_chat(live.base_url, live.keys["alice"])
     out = capsys.readouterr().out
     assert "🤖 AI Assistant is ready!" in out
@@ -183,7 +191,9 @@ def test_polling_console_chat(live: LiveServer, monkeypatch: pytest.MonkeyPatch,
     ]
 
 
-def test_streaming_console_chat(live: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_streaming_console_chat(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     live.upstream.script(text("Hi! ", "Corn ", "flakes ", "rock."), text("Goodbye!"))
     feed_input(monkeypatch, ["Hi! Please write 3 good things about corn flakes for me", "Bye!", "exit"])
     streaming_chat(live.base_url, live.keys["alice"])
@@ -198,7 +208,12 @@ def test_streaming_chat_prints_tool_calls(live: LiveServer, capsys: pytest.Captu
     from tests.fakes.upstream import tool_calls
 
     client = live.client()
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
     asst = client.beta.assistants.create(model="gpt-4o", tools=tools)  # type: ignore[list-item]
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "look it up"}])
     live.upstream.script(tool_calls(("lookup", '{"q": "x"}')))
@@ -212,7 +227,9 @@ def test_streaming_chat_prints_tool_calls(live: LiveServer, capsys: pytest.Captu
         def on_tool_call_delta(self, delta: Any, snapshot: Any) -> None:
             deltas.append(delta.function.arguments or "")
 
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=asst.id, event_handler=Handler()) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=asst.id, event_handler=Handler()
+    ) as stream:
         stream.until_done()
         run = stream.get_final_run()
     assert created == ["function"]
@@ -225,7 +242,9 @@ def test_sdk_version_is_pinned() -> None:
     assert openai.__version__.startswith("3.51.")
 
 
-def test_streaming_chat_prints_code_interpreter(live: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_streaming_chat_prints_code_interpreter(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The seed's code-interpreter branch: the code streams as input deltas, then "output >" and the logs."""
     from tests.fakes.upstream import tool_calls
 
@@ -256,7 +275,9 @@ def test_streaming_chat_prints_code_interpreter(live: LiveServer, monkeypatch: p
                         if output.type == "logs":
                             print(f"\n{output.logs}", flush=True)
 
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=asst.id, event_handler=EventHandler()) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=asst.id, event_handler=EventHandler()
+    ) as stream:
         stream.until_done()
     out = capsys.readouterr().out
     assert "\nAssistant > code_interpreter\n" in out

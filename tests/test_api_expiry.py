@@ -13,7 +13,11 @@ from tests.api_live import LiveServer, shared_server, want
 from tests.fakes.upstream import hang, tool_calls
 
 # Also run in phase 2 of scripts/test.sh: web + run_worker processes on PostgreSQL, events through Redis.
-pytestmark = [pytest.mark.api, pytest.mark.production, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = [
+    pytest.mark.api,
+    pytest.mark.production,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
 
 
 EXPIRY = {"RUN_EXPIRES_SECONDS": "4"}
@@ -32,7 +36,10 @@ def _clean_upstream(live: LiveServer) -> None:
 
 @pytest.fixture(scope="module")
 def assistant(live: LiveServer) -> Any:
-    tool = {"type": "function", "function": {"name": "slow", "parameters": {"type": "object", "properties": {}}}}
+    tool = {
+        "type": "function",
+        "function": {"name": "slow", "parameters": {"type": "object", "properties": {}}},
+    }
     return live.client().beta.assistants.create(model="gpt-4o", tools=[tool])  # type: ignore[list-item]
 
 
@@ -50,7 +57,9 @@ def test_unanswered_tool_call_expires(live: LiveServer, assistant: Any) -> None:
         run = client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
     assert run.status == "expired" and run.expires_at is None
     with pytest.raises(openai.BadRequestError):
-        client.beta.threads.runs.submit_tool_outputs(run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "late"}])
+        client.beta.threads.runs.submit_tool_outputs(
+            run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "late"}]
+        )
     step = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
     assert step.status == "expired"
     # The thread is free again.
@@ -62,7 +71,10 @@ def test_streaming_run_that_hangs_ends_expired(live: LiveServer, assistant: Any)
     live.upstream.script(hang(after=("thinking",)))
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
     started = time.monotonic()
-    events = [e.event for e in client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True)]
+    events = [
+        e.event
+        for e in client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True)
+    ]
     assert events[-1] == "thread.run.expired"
     assert "thread.message.incomplete" in events
     assert time.monotonic() - started < 20

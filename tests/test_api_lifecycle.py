@@ -11,7 +11,11 @@ import pytest
 from tests.api_live import LiveServer, shared_server
 
 # Also run in phase 2 of scripts/test.sh: web + run_worker processes on PostgreSQL, events through Redis.
-pytestmark = [pytest.mark.api, pytest.mark.production, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = [
+    pytest.mark.api,
+    pytest.mark.production,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,9 @@ def test_seed_002_thread_lifecycle(client: openai.OpenAI) -> None:
 
     # The seed's booleans are not valid metadata: the API answers 400 naming the key.
     with pytest.raises(openai.BadRequestError) as err:
-        client.beta.threads.update(thread_id=thread.id, metadata={"modified_today": True, "user_is_premium": True})  # type: ignore[dict-item]
+        client.beta.threads.update(
+            thread_id=thread.id, metadata={"modified_today": True, "user_is_premium": True}
+        )  # type: ignore[dict-item]
     assert err.value.status_code == 400
     assert err.value.param == "metadata.modified_today"  # type: ignore[attr-defined]
     assert err.value.type == "invalid_request_error"  # type: ignore[attr-defined]
@@ -57,7 +63,9 @@ def test_seed_002_thread_lifecycle(client: openai.OpenAI) -> None:
     assert message.content[0].type == "text"
     assert message.content[0].text.value == "ELI5: What is a neural network?"  # type: ignore[union-attr]
     assert message.content[0].text.annotations == []  # type: ignore[union-attr]
-    second = client.beta.threads.messages.create(thread_id=thread.id, role="user", content="And a transformer?")
+    second = client.beta.threads.messages.create(
+        thread_id=thread.id, role="user", content="And a transformer?"
+    )
     listed = client.beta.threads.messages.list(thread_id=thread.id, limit=5)
     assert [m.id for m in listed.data] == [second.id, message.id]  # index 0 is the newest
     assert client.beta.threads.messages.retrieve(thread_id=thread.id, message_id=message.id).id == message.id
@@ -86,7 +94,12 @@ def test_thread_with_inline_messages_and_content_parts(client: openai.OpenAI) ->
         messages=[
             {"role": "user", "content": "first", "metadata": {"k": "v"}},
             {"role": "assistant", "content": [{"type": "text", "text": "second"}]},
-            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/x.png", "detail": "low"}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": "https://example.com/x.png", "detail": "low"}}
+                ],
+            },
         ],
         metadata={"source": "test"},
     )
@@ -105,7 +118,11 @@ def test_assistants_crud_and_list(client: openai.OpenAI) -> None:
             "function": {
                 "name": "get_weather",
                 "description": "Weather for a city",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
             },
         }
     ]
@@ -124,8 +141,14 @@ def test_assistants_crud_and_list(client: openai.OpenAI) -> None:
     assert a.tools[0].type == "function" and a.tools[0].function.name == "get_weather"  # type: ignore[union-attr]
     assert a.temperature == 0.5 and a.top_p == 0.9 and a.metadata == {"team": "math"}
     assert a.response_format.type == "json_object"  # type: ignore[union-attr]
-    b = client.beta.assistants.update(a.id, name="Renamed", metadata={"team": "science"}, response_format="auto")
-    assert b.name == "Renamed" and b.instructions == "You are a personal math tutor." and b.response_format == "auto"
+    b = client.beta.assistants.update(
+        a.id, name="Renamed", metadata={"team": "science"}, response_format="auto"
+    )
+    assert (
+        b.name == "Renamed"
+        and b.instructions == "You are a personal math tutor."
+        and b.response_format == "auto"
+    )
     assert client.beta.assistants.retrieve(a.id).name == "Renamed"
     ids = [x.id for x in client.beta.assistants.list(limit=100)]
     assert a.id in ids
@@ -145,7 +168,10 @@ def test_assistants_crud_and_list(client: openai.OpenAI) -> None:
         ({"model": "gpt-4o", "metadata": {"k" * 65: "v"}}, "metadata." + "k" * 65),
         ({"model": "gpt-4o", "metadata": {"k": "v" * 513}}, "metadata.k"),
         ({"model": "gpt-4o", "tools": [{"type": "retrieval"}]}, "tools[0].type"),
-        ({"model": "gpt-4o", "tools": [{"type": "function", "function": {"name": "bad name"}}]}, "tools[0].function.name"),
+        (
+            {"model": "gpt-4o", "tools": [{"type": "function", "function": {"name": "bad name"}}]},
+            "tools[0].function.name",
+        ),
         ({"model": "gpt-4o", "reasoning_effort": "high"}, "reasoning_effort"),
         ({"model": "gpt-4o", "extra_body": {"file_ids": ["file-1"]}}, "file_ids"),
         ({"model": "gpt-4o", "response_format": {"type": "yaml"}}, "response_format.type"),
@@ -160,7 +186,9 @@ def test_invalid_assistant_parameters_are_named(client: openai.OpenAI, kwargs: d
 def test_unknown_parameters_are_rejected_not_ignored(client: openai.OpenAI) -> None:
     thread = client.beta.threads.create()
     with pytest.raises(openai.BadRequestError) as err:
-        client.beta.threads.messages.create(thread.id, role="user", content="x", extra_body={"file_ids": ["file-1"]})
+        client.beta.threads.messages.create(
+            thread.id, role="user", content="x", extra_body={"file_ids": ["file-1"]}
+        )
     assert err.value.param == "file_ids" and "Unrecognized" in err.value.message  # type: ignore[attr-defined]
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.threads.messages.list(thread.id, extra_query={"sort": "x"})

@@ -52,30 +52,48 @@ class TestLive:
     def test_schemathesis(self, live: LiveServer, tmp_path: Path) -> None:
         started = time.monotonic()
         cmd = [
-            str(SCHEMATHESIS), "run", f"{live.base_url}/openapi.json",
-            "--header", f"Authorization: Bearer {live.keys['fuzz']}",
-            "--phases", "fuzzing",
-            "--max-examples", "10",
-            "--seed", "20261122",  # deterministic
-            "--checks", "all",
+            str(SCHEMATHESIS),
+            "run",
+            f"{live.base_url}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {live.keys['fuzz']}",
+            "--phases",
+            "fuzzing",
+            "--max-examples",
+            "10",
+            "--seed",
+            "20261122",  # deterministic
+            "--checks",
+            "all",
             # Valid-by-schema requests may still be refused for reasons a schema can't express
             # (an id that doesn't exist, a tool this server lacks); auth is covered by SDK tests.
             # negative_data_rejection is left out too: with two workers the server's state (which
             # ids exist) varies run to run, and that check failed about one run in two on a
             # request whose outcome depends on that state. Rejection of bad input is tested
             # deterministically in test_api_units and test_api_lifecycle.
-            "--exclude-checks", "positive_data_acceptance,negative_data_rejection,ignored_auth",
-            "--suppress-health-check", "all",
+            "--exclude-checks",
+            "positive_data_acceptance,negative_data_rejection,ignored_auth",
+            "--suppress-health-check",
+            "all",
             "--no-shrink",
-            "--workers", "2",
-            "--request-timeout", "20",
-            "--max-failures", "20",
-            "--report", "junit",
-            "--report-dir", str(tmp_path),
+            "--workers",
+            "2",
+            "--request-timeout",
+            "20",
+            "--max-failures",
+            "20",
+            "--report",
+            "junit",
+            "--report-dir",
+            str(tmp_path),
         ]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
         failures = done.stdout.find("FAILURES")
-        output = done.stdout[max(0, failures) : max(0, failures) + 8000] + done.stdout[-6000:] + done.stderr[-2000:]
+        output = (
+            done.stdout[max(0, failures) : max(0, failures) + 8000]
+            + done.stdout[-6000:]
+            + done.stderr[-2000:]
+        )
         assert done.returncode == 0, output
         assert "28 selected / 28 total" in done.stdout or "selected" in done.stdout
         print(f"schemathesis: {time.monotonic() - started:.1f}s")

@@ -17,7 +17,11 @@ from tests.api_live import LiveServer, iter_sse, shared_server
 from tests.fakes.upstream import error, hang, text, tool_calls
 
 # Also run in phase 2 of scripts/test.sh: web + run_worker processes on PostgreSQL, events through Redis.
-pytestmark = [pytest.mark.api, pytest.mark.production, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = [
+    pytest.mark.api,
+    pytest.mark.production,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
 
 WEATHER = {
     "type": "function",
@@ -54,7 +58,9 @@ def new_thread(client: openai.OpenAI, content: str = "What's the weather?") -> A
     return client.beta.threads.create(messages=[{"role": "user", "content": content}])
 
 
-def wait_status(client: openai.OpenAI, thread_id: str, run_id: str, statuses: tuple[str, ...], timeout: float = 10) -> Any:
+def wait_status(
+    client: openai.OpenAI, thread_id: str, run_id: str, statuses: tuple[str, ...], timeout: float = 10
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         run = client.beta.threads.runs.retrieve(run_id, thread_id=thread_id)
@@ -123,7 +129,10 @@ def test_function_calling_parallel_with_poll(live: LiveServer, client: openai.Op
     done = client.beta.threads.runs.submit_tool_outputs_and_poll(
         run_id=run.id,
         thread_id=thread.id,
-        tool_outputs=[{"tool_call_id": calls[0].id, "output": "sunny"}, {"tool_call_id": calls[1].id, "output": "rainy"}],
+        tool_outputs=[
+            {"tool_call_id": calls[0].id, "output": "sunny"},
+            {"tool_call_id": calls[1].id, "output": "rainy"},
+        ],
     )
     assert done.status == "completed"
     assert assistant_text(client, thread.id, run.id) == "Paris sunny, Rome rainy."
@@ -157,7 +166,10 @@ def test_submit_tool_outputs_stream(live: LiveServer, client: openai.OpenAI, ass
             texts.append(delta.value)
 
     with client.beta.threads.runs.submit_tool_outputs_stream(
-        run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "-5C"}], event_handler=Handler()
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "-5C"}],
+        event_handler=Handler(),
     ) as stream:
         stream.until_done()
         final = stream.get_final_run()
@@ -166,10 +178,14 @@ def test_submit_tool_outputs_stream(live: LiveServer, client: openai.OpenAI, ass
 
 
 # --- raw streaming ---------------------------------------------------------------------------------------
-def test_raw_runs_create_stream_has_named_events(live: LiveServer, client: openai.OpenAI, assistant: Any) -> None:
+def test_raw_runs_create_stream_has_named_events(
+    live: LiveServer, client: openai.OpenAI, assistant: Any
+) -> None:
     live.upstream.script(text("a", "b", "c"))
     thread = new_thread(client)
-    events = list(client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True))
+    events = list(
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True)
+    )
     names = [e.event for e in events]
     assert all(n is not None for n in names)
     assert names[:3] == ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
@@ -195,7 +211,9 @@ def test_raw_create_and_run_stream(live: LiveServer, client: openai.OpenAI, assi
     assert client.beta.threads.messages.list(thread_id).data[0].content[0].text.value == "hello there"  # type: ignore[union-attr]
 
 
-def test_create_and_run_poll_and_stream_helper(live: LiveServer, client: openai.OpenAI, assistant: Any) -> None:
+def test_create_and_run_poll_and_stream_helper(
+    live: LiveServer, client: openai.OpenAI, assistant: Any
+) -> None:
     live.upstream.script(text("polled"), text("streamed"))
     run = client.beta.threads.create_and_run_poll(
         assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "hi"}]}
@@ -289,15 +307,21 @@ def test_busy_thread_is_a_400_that_is_not_retried(live: LiveServer, assistant: A
     assert wait_status(client, thread.id, run.id, TERMINAL).status == "cancelled"
 
 
-def test_upstream_failure_ends_stream_with_failed_run(live: LiveServer, client: openai.OpenAI, assistant: Any) -> None:
+def test_upstream_failure_ends_stream_with_failed_run(
+    live: LiveServer, client: openai.OpenAI, assistant: Any
+) -> None:
     live.upstream.script(error(400, "bad prompt"))
     thread = new_thread(client)
-    events = list(client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True))
+    events = list(
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True)
+    )
     assert events[-1].event == "thread.run.failed"
     assert events[-1].data.last_error is not None  # type: ignore[union-attr]
 
 
-def test_disconnecting_client_does_not_stop_the_run(live: LiveServer, client: openai.OpenAI, assistant: Any) -> None:
+def test_disconnecting_client_does_not_stop_the_run(
+    live: LiveServer, client: openai.OpenAI, assistant: Any
+) -> None:
     live.upstream.script(text("one ", "two ", "three ", "four", delay=0.1))
     thread = new_thread(client)
     with httpx2.stream(
@@ -323,10 +347,22 @@ def test_run_parameter_validation(client: openai.OpenAI, assistant: Any) -> None
     thread = new_thread(client)
     cases: list[tuple[dict[str, Any], str]] = [
         ({"assistant_id": "asst_missing"}, "assistant_id"),
-        ({"assistant_id": assistant.id, "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "tool_choice.function.name"),
-        ({"assistant_id": assistant.id, "truncation_strategy": {"type": "first_messages"}}, "truncation_strategy.type"),
+        (
+            {"assistant_id": assistant.id, "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+            "tool_choice.function.name",
+        ),
+        (
+            {"assistant_id": assistant.id, "truncation_strategy": {"type": "first_messages"}},
+            "truncation_strategy.type",
+        ),
         ({"assistant_id": assistant.id, "reasoning_effort": "low"}, "reasoning_effort"),
-        ({"assistant_id": assistant.id, "additional_messages": [{"role": "user", "content": "x", "metadata": {"a": 1}}]}, "additional_messages[0].metadata.a"),
+        (
+            {
+                "assistant_id": assistant.id,
+                "additional_messages": [{"role": "user", "content": "x", "metadata": {"a": 1}}],
+            },
+            "additional_messages[0].metadata.a",
+        ),
         ({"assistant_id": assistant.id, "include": ["step_details.bogus"]}, "include[0]"),
     ]
     for kwargs, param in cases:

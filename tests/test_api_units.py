@@ -52,21 +52,39 @@ def test_nested_paths_and_unknown_keys() -> None:
     assert specs.ASSISTANT_CREATE.check({"model": "m", "name": None}, "") == {"model": "m"}
     run = {"assistant_id": "a", "truncation_strategy": {"type": "last_messages", "last_messages": 0}}
     assert param_of(specs.RUN_CREATE.check, run, "") == "truncation_strategy.last_messages"
-    assert specs.RUN_CREATE.check({"assistant_id": "a", "tool_choice": "required"}, "")["tool_choice"] == "required"
+    assert (
+        specs.RUN_CREATE.check({"assistant_id": "a", "tool_choice": "required"}, "")["tool_choice"]
+        == "required"
+    )
     assert param_of(specs.RUN_CREATE.check, {"assistant_id": "a", "tool_choice": 3}, "") == "tool_choice"
-    assert param_of(specs.RUN_CREATE.check, {"assistant_id": "a", "max_prompt_tokens": 2**63}, "") == "max_prompt_tokens"
+    assert (
+        param_of(specs.RUN_CREATE.check, {"assistant_id": "a", "max_prompt_tokens": 2**63}, "")
+        == "max_prompt_tokens"
+    )
     # What PostgreSQL can't store is a 400, not a 500.
     assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m\x00"}, "") == "model"
     assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "name": "\ud800"}, "") == "name"
-    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "metadata": {"k": "a\x00"}}, "") == "metadata.k"
-    bad_fn = {"model": "m", "tools": [{"type": "function", "function": {"name": "f", "parameters": {"d": ["\x00"]}}}]}
+    assert (
+        param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "metadata": {"k": "a\x00"}}, "") == "metadata.k"
+    )
+    bad_fn = {
+        "model": "m",
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"d": ["\x00"]}}}],
+    }
     assert param_of(specs.ASSISTANT_CREATE.check, bad_fn, "") == "tools[0].function.parameters.d[0]"
-    assert param_of(specs.SUBMIT_TOOL_OUTPUTS.check, {"tool_outputs": [{"tool_call_id": "c"}]}, "") == "tool_outputs[0].output"
+    assert (
+        param_of(specs.SUBMIT_TOOL_OUTPUTS.check, {"tool_outputs": [{"tool_call_id": "c"}]}, "")
+        == "tool_outputs[0].output"
+    )
 
 
 def test_query_parsing() -> None:
     q = specs.MESSAGE_LIST_QUERY
-    assert q.check(QueryDict("limit=5&order=asc&run_id=run_1")) == {"limit": 5, "order": "asc", "run_id": "run_1"}
+    assert q.check(QueryDict("limit=5&order=asc&run_id=run_1")) == {
+        "limit": 5,
+        "order": "asc",
+        "run_id": "run_1",
+    }
     assert param_of(q.check, QueryDict("limit=abc")) == "limit"
     assert param_of(q.check, QueryDict("limit=0")) == "limit"
     assert param_of(q.check, QueryDict("foo=1")) == "foo"
@@ -82,7 +100,11 @@ def test_schema_mirrors_validation() -> None:
     schema = specs.ASSISTANT_CREATE.base_schema()
     assert schema["required"] == ["model"] and schema["additionalProperties"] is False
     meta = schema["properties"]["metadata"]
-    assert meta["type"] == ["object", "null"] and meta["maxProperties"] == 16 and meta["additionalProperties"] == {"type": "string", "maxLength": 512}
+    assert (
+        meta["type"] == ["object", "null"]
+        and meta["maxProperties"] == 16
+        and meta["additionalProperties"] == {"type": "string", "maxLength": 512}
+    )
     assert schema["properties"]["temperature"] == {"type": ["number", "null"], "minimum": 0, "maximum": 2}
 
 
@@ -187,7 +209,9 @@ def test_pagination_cursors(alice) -> None:  # type: ignore[no-untyped-def]
 # --- SSE ---------------------------------------------------------------------------------------------------
 def test_sse_frames_and_end_of_stream(event_log) -> None:  # type: ignore[no-untyped-def]
     event_log.publish("run_x", "thread.run.created", {"id": "run_x", "object": "thread.run"})
-    event_log.publish("run_x", "thread.run.completed", {"id": "run_x", "object": "thread.run", "status": "completed"})
+    event_log.publish(
+        "run_x", "thread.run.completed", {"id": "run_x", "object": "thread.run", "status": "completed"}
+    )
 
     async def collect() -> list[bytes]:
         return [chunk async for chunk in sse.run_events("run_x", prelude=[("thread.created", {"id": "t"})])]
@@ -207,7 +231,13 @@ def test_sse_strips_file_search_content_unless_included() -> None:
         "id": "step_1",
         "step_details": {
             "type": "tool_calls",
-            "tool_calls": [{"id": "c", "type": "file_search", "file_search": {"results": [{"file_id": "f", "content": [{"text": "x"}]}]}}],
+            "tool_calls": [
+                {
+                    "id": "c",
+                    "type": "file_search",
+                    "file_search": {"results": [{"file_id": "f", "content": [{"text": "x"}]}]},
+                }
+            ],
         },
     }
     stripped = sse.without_file_search_content("thread.run.step.completed", step)
@@ -237,7 +267,7 @@ def test_sse_failure_becomes_error_event(monkeypatch) -> None:  # type: ignore[n
 
     chunks = asyncio.run(collect())
     assert chunks[0].startswith(b"event: thread.run.created\n")
-    assert chunks[1].startswith(b"event: error\ndata: {\"error\":")
+    assert chunks[1].startswith(b'event: error\ndata: {"error":')
     assert chunks[-1] == sse.DONE
 
 
@@ -259,7 +289,9 @@ def test_oversized_json_body_is_413(client, alice, settings) -> None:  # type: i
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     raw = keys.create_key(alice).raw
     body = json.dumps({"metadata": {"k": "v" * 2000}})
-    response = client.post("/v1/threads", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    response = client.post(
+        "/v1/threads", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}"
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
 
@@ -288,8 +320,13 @@ def test_objects_match_their_published_schemas(alice) -> None:  # type: ignore[n
     assistant = Assistant.objects.create(owner=alice, model="m")
     thread = services.create_thread(alice, messages=[{"role": "user", "content": "hi"}])
     run = services.start_run(thread, assistant)
-    step = RunStep.objects.create(run=run, thread_id_ref=thread.id, assistant_ref=assistant.id, type="message_creation",
-                                  step_details={"type": "message_creation", "message_creation": {"message_id": "m"}})
+    step = RunStep.objects.create(
+        run=run,
+        thread_id_ref=thread.id,
+        assistant_ref=assistant.id,
+        type="message_creation",
+        step_details={"type": "message_creation", "message_creation": {"message_id": "m"}},
+    )
     f = File.objects.create(owner=alice, filename="a.txt", purpose="assistants")
     check("Assistant", assistant_obj(assistant))
     check("Thread", thread_obj(thread))

@@ -68,20 +68,33 @@ def bad_request(call: Any) -> openai.BadRequestError:
 # --- stores -------------------------------------------------------------------------------------------
 def test_store_crud_shapes_and_pagination(client: openai.OpenAI) -> None:
     store = client.vector_stores.create(
-        name="handbook", description="HR", metadata={"team": "hr"}, expires_after={"anchor": "last_active_at", "days": 7}
+        name="handbook",
+        description="HR",
+        metadata={"team": "hr"},
+        expires_after={"anchor": "last_active_at", "days": 7},
     )
     raw = store.model_dump()
     # Exactly the SDK's fields, none extra.
     assert set(raw) == set(VectorStore.model_fields) and not store.model_extra
     assert store.id.startswith("vs_") and store.object == "vector_store" and store.name == "handbook"
     assert store.status == "completed" and store.usage_bytes == 0
-    assert store.file_counts.model_dump() == {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0, "total": 0}
+    assert store.file_counts.model_dump() == {
+        "in_progress": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "total": 0,
+    }
     assert store.expires_after is not None and store.expires_after.days == 7
     assert store.last_active_at is not None and store.expires_at == store.last_active_at + 7 * 86400
     assert store.metadata == {"team": "hr"}
 
     changed = client.vector_stores.update(store.id, name="handbook v2", metadata={"team": "people"})
-    assert changed.name == "handbook v2" and changed.metadata == {"team": "people"} and changed.expires_at == store.expires_at
+    assert (
+        changed.name == "handbook v2"
+        and changed.metadata == {"team": "people"}
+        and changed.expires_at == store.expires_at
+    )
     cleared = client.vector_stores.update(store.id, expires_after=None)
     assert cleared.expires_after is None and cleared.expires_at is None and cleared.name == "handbook v2"
     assert client.vector_stores.retrieve(store.id).model_dump() == cleared.model_dump()
@@ -102,12 +115,17 @@ def test_store_crud_shapes_and_pagination(client: openai.OpenAI) -> None:
 
 
 # --- files: ingestion, content, search, delete ------------------------------------------------------------
-def test_upload_and_poll_ingests_then_search_content_and_delete(live: LiveServer, client: openai.OpenAI) -> None:
+def test_upload_and_poll_ingests_then_search_content_and_delete(
+    live: LiveServer, client: openai.OpenAI
+) -> None:
     store = client.vector_stores.create(name="notes")
     # Other documents first: bm25 gives no weight to a term found in most of the indexed chunks.
     others = client.vector_stores.file_batches.upload_and_poll(
         vector_store_id=store.id,
-        files=[(f"other{i}.txt", (FILLER + f"Memo {i} about the river ferry timetable.").encode()) for i in range(4)],
+        files=[
+            (f"other{i}.txt", (FILLER + f"Memo {i} about the river ferry timetable.").encode())
+            for i in range(4)
+        ],
         poll_interval_ms=50,
     )
     assert others.file_counts.completed == 4
@@ -149,11 +167,19 @@ def test_upload_and_poll_ingests_then_search_content_and_delete(live: LiveServer
     assert hit.file_id == vs_file.id and hit.filename == "field-notes.txt" and 0 < hit.score <= 1
     assert hit.attributes == {"topic": "wildlife", "year": 2024, "public": True}
     assert "Mara river" in hit.content[0].text and hit.content[0].type == "text"
-    raw_search = client.vector_stores.with_raw_response.search(store.id, query=["zebra", "wildebeest"], max_num_results=1)
+    raw_search = client.vector_stores.with_raw_response.search(
+        store.id, query=["zebra", "wildebeest"], max_num_results=1
+    )
     body = raw_search.http_response.json()
-    assert body["object"] == "vector_store.search_results.page" and body["search_query"] == ["zebra", "wildebeest"]
+    assert body["object"] == "vector_store.search_results.page" and body["search_query"] == [
+        "zebra",
+        "wildebeest",
+    ]
     assert len(body["data"]) == 1 and body["has_more"] is False and body["next_page"] is None
-    assert client.vector_stores.search(store.id, query="zebra", ranking_options={"score_threshold": 1.0}).data == []
+    assert (
+        client.vector_stores.search(store.id, query="zebra", ranking_options={"score_threshold": 1.0}).data
+        == []
+    )
     assert client.vector_stores.search(store.id, query="zebra", rewrite_query=False).data
 
     # Attaching the same file again changes nothing (same row, no new ingestion).
@@ -161,10 +187,15 @@ def test_upload_and_poll_ingests_then_search_content_and_delete(live: LiveServer
     assert again.status == "completed" and again.created_at == vs_file.created_at
     assert client.vector_stores.retrieve(store.id).file_counts.total == 5
 
-    updated = client.vector_stores.files.update(vs_file.id, vector_store_id=store.id, attributes={"topic": "zoology"})
+    updated = client.vector_stores.files.update(
+        vs_file.id, vector_store_id=store.id, attributes={"topic": "zoology"}
+    )
     assert updated.attributes == {"topic": "zoology"}
     assert client.vector_stores.search(store.id, query="zebra").data[0].attributes == {"topic": "zoology"}
-    assert client.vector_stores.files.update(vs_file.id, vector_store_id=store.id, attributes=None).attributes == {}
+    assert (
+        client.vector_stores.files.update(vs_file.id, vector_store_id=store.id, attributes=None).attributes
+        == {}
+    )
 
     deleted = client.vector_stores.files.delete(vs_file.id, vector_store_id=store.id)
     assert deleted.model_dump() == {"id": vs_file.id, "object": "vector_store.file.deleted", "deleted": True}
@@ -192,37 +223,65 @@ def test_static_chunking_and_attribute_filters(live: LiveServer, client: openai.
     store = client.vector_stores.create(name="filters")
     long_text = " ".join(f"Sentence {i} mentions the zebra herd and its grazing grounds." for i in range(120))
     a = client.files.create(file=("a.txt", long_text.encode()), purpose="assistants")
-    b = client.files.create(file=("b.txt", ("The zebra foal stays close to its mother. " * 5).encode()), purpose="assistants")
+    b = client.files.create(
+        file=("b.txt", ("The zebra foal stays close to its mother. " * 5).encode()), purpose="assistants"
+    )
     small = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 20}}
     fa = client.vector_stores.files.create_and_poll(
-        a.id, vector_store_id=store.id, attributes={"author": "ann", "year": 2021}, chunking_strategy=small, poll_interval_ms=50  # type: ignore[arg-type]
+        a.id,
+        vector_store_id=store.id,
+        attributes={"author": "ann", "year": 2021},
+        chunking_strategy=small,
+        poll_interval_ms=50,  # type: ignore[arg-type]
     )
     assert fa.status == "completed" and fa.chunking_strategy.model_dump() == small  # type: ignore[union-attr]
     n_chunks = chunk_count(live, file_id=a.id, vector_store_id=store.id)
     assert n_chunks > 10  # 100-token windows over ~1,700 tokens
     # The content page stitches the overlapping chunks back into the text.
-    assert "".join(c.text or "" for c in client.vector_stores.files.content(a.id, vector_store_id=store.id).data) == long_text
+    assert (
+        "".join(c.text or "" for c in client.vector_stores.files.content(a.id, vector_store_id=store.id).data)
+        == long_text
+    )
 
     batch = client.vector_stores.file_batches.create_and_poll(
-        vector_store_id=store.id, files=[{"file_id": b.id, "attributes": {"author": "bo", "year": 2024}}], poll_interval_ms=50
+        vector_store_id=store.id,
+        files=[{"file_id": b.id, "attributes": {"author": "bo", "year": 2024}}],
+        poll_interval_ms=50,
     )
     assert batch.status == "completed" and batch.file_counts.completed == 1
 
     def files_for(filters: Any) -> set[str]:
-        return {r.file_id for r in client.vector_stores.search(store.id, query="zebra", filters=filters, max_num_results=50).data}
+        return {
+            r.file_id
+            for r in client.vector_stores.search(
+                store.id, query="zebra", filters=filters, max_num_results=50
+            ).data
+        }
 
     assert files_for({"type": "eq", "key": "author", "value": "ann"}) == {a.id}
     assert files_for({"type": "gte", "key": "year", "value": 2022}) == {b.id}
     assert files_for({"type": "in", "key": "author", "value": ["ann", "bo"]}) == {a.id, b.id}
     assert files_for(
-        {"type": "and", "filters": [{"type": "ne", "key": "author", "value": "ann"}, {"type": "lt", "key": "year", "value": 2030}]}
+        {
+            "type": "and",
+            "filters": [
+                {"type": "ne", "key": "author", "value": "ann"},
+                {"type": "lt", "key": "year", "value": 2030},
+            ],
+        }
     ) == {b.id}
     assert files_for({"type": "eq", "key": "author", "value": "nobody"}) == set()
-    err = bad_request(lambda: client.vector_stores.search(store.id, query="zebra", filters={"type": "like", "key": "a", "value": "b"}))  # type: ignore[arg-type]
+    err = bad_request(
+        lambda: client.vector_stores.search(
+            store.id, query="zebra", filters={"type": "like", "key": "a", "value": "b"}
+        )
+    )  # type: ignore[arg-type]
     assert err.param == "filters.type"  # type: ignore[attr-defined]
     err = bad_request(
         lambda: client.vector_stores.search(
-            store.id, query="zebra", filters={"type": "or", "filters": [{"type": "eq", "key": "a", "value": {"x": 1}}]}  # type: ignore[list-item]
+            store.id,
+            query="zebra",
+            filters={"type": "or", "filters": [{"type": "eq", "key": "a", "value": {"x": 1}}]},  # type: ignore[list-item]
         )
     )
     assert err.param == "filters.filters[0].value"  # type: ignore[attr-defined]
@@ -231,9 +290,14 @@ def test_static_chunking_and_attribute_filters(live: LiveServer, client: openai.
     listed = client.vector_stores.files.list(vector_store_id=store.id, limit=1)
     assert len(listed.data) == 1 and listed.has_more
     assert {f.id for f in client.vector_stores.files.list(vector_store_id=store.id, limit=1)} == {a.id, b.id}
-    assert [f.id for f in client.vector_stores.files.list(vector_store_id=store.id, order="asc")] == [a.id, b.id]
+    assert [f.id for f in client.vector_stores.files.list(vector_store_id=store.id, order="asc")] == [
+        a.id,
+        b.id,
+    ]
     assert client.vector_stores.files.list(vector_store_id=store.id, filter="failed").data == []
-    assert [f.id for f in client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)] == [b.id]
+    assert [
+        f.id for f in client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)
+    ] == [b.id]
 
 
 def test_batch_with_bad_files_fails_them_and_completes_the_good_one(client: openai.OpenAI) -> None:
@@ -247,8 +311,16 @@ def test_batch_with_bad_files_fails_them_and_completes_the_good_one(client: open
     assert set(batch.model_dump()) == set(VectorStoreFileBatch.model_fields) and not batch.model_extra
     assert batch.object == "vector_store.files_batch" and batch.id.startswith("vsfb_")
     assert batch.status == "completed"
-    assert batch.file_counts.model_dump() == {"in_progress": 0, "completed": 1, "failed": 3, "cancelled": 0, "total": 4}
-    failed = list(client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id, filter="failed"))
+    assert batch.file_counts.model_dump() == {
+        "in_progress": 0,
+        "completed": 1,
+        "failed": 3,
+        "cancelled": 0,
+        "total": 4,
+    }
+    failed = list(
+        client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id, filter="failed")
+    )
     assert len(failed) == 3
     for f in failed:
         assert f.status == "failed" and f.last_error is not None
@@ -260,13 +332,18 @@ def test_batch_with_bad_files_fails_them_and_completes_the_good_one(client: open
     assert store_now.status == "completed" and store_now.file_counts.failed == 3
 
     # A failed file attached again is queued again (and fails again).
-    retry = client.vector_stores.files.create_and_poll(failed[0].id, vector_store_id=store.id, poll_interval_ms=50)
+    retry = client.vector_stores.files.create_and_poll(
+        failed[0].id, vector_store_id=store.id, poll_interval_ms=50
+    )
     assert retry.status == "failed"
 
 
 def test_batch_cancel(client: openai.OpenAI) -> None:
     store = client.vector_stores.create(name="cancel me")
-    ids = [client.files.create(file=(f"n{i}.txt", (ZEBRA * 20).encode()), purpose="assistants").id for i in range(40)]
+    ids = [
+        client.files.create(file=(f"n{i}.txt", (ZEBRA * 20).encode()), purpose="assistants").id
+        for i in range(40)
+    ]
     batch = client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=ids)
     assert batch.status in ("in_progress", "completed") and batch.file_counts.total == 40
     cancelled = client.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
@@ -276,11 +353,15 @@ def test_batch_cancel(client: openai.OpenAI) -> None:
     time.sleep(0.5)  # a worker that was mid-file must not complete a cancelled one
     later = client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
     assert later.model_dump() == cancelled.model_dump()
-    gone = client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id, filter="cancelled", limit=100).data
+    gone = client.vector_stores.file_batches.list_files(
+        batch.id, vector_store_id=store.id, filter="cancelled", limit=100
+    ).data
     assert len(gone) == cancelled.file_counts.cancelled
     # Cancelling again is harmless; re-attaching a cancelled file ingests it.
     assert client.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id).status == "cancelled"
-    redo = client.vector_stores.files.create_and_poll(gone[0].id, vector_store_id=store.id, poll_interval_ms=50)
+    redo = client.vector_stores.files.create_and_poll(
+        gone[0].id, vector_store_id=store.id, poll_interval_ms=50
+    )
     assert redo.status == "completed"
 
 
@@ -289,28 +370,80 @@ def test_validation_names_the_parameter(client: openai.OpenAI) -> None:
     f = client.files.create(file=("v.txt", b"valid text"), purpose="assistants")
     store = client.vector_stores.create(name="validation")
     cases: list[tuple[Any, str]] = [
-        (lambda: client.vector_stores.create(chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 300}}),
-         "chunking_strategy.static.chunk_overlap_tokens"),
-        (lambda: client.vector_stores.create(file_ids=[f.id], chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 50, "chunk_overlap_tokens": 0}}),
-         "chunking_strategy.static.max_chunk_size_tokens"),
-        (lambda: client.vector_stores.files.create(vector_store_id=store.id, file_id=f.id, chunking_strategy={"type": "other"}),  # type: ignore[arg-type]
-         "chunking_strategy.type"),
-        (lambda: client.vector_stores.file_batches.create(vector_store_id=store.id, files=[{"file_id": f.id, "chunking_strategy": {"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 101}}}]),
-         "files[0].chunking_strategy.static.chunk_overlap_tokens"),
+        (
+            lambda: client.vector_stores.create(
+                chunking_strategy={
+                    "type": "static",
+                    "static": {"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 300},
+                }
+            ),
+            "chunking_strategy.static.chunk_overlap_tokens",
+        ),
+        (
+            lambda: client.vector_stores.create(
+                file_ids=[f.id],
+                chunking_strategy={
+                    "type": "static",
+                    "static": {"max_chunk_size_tokens": 50, "chunk_overlap_tokens": 0},
+                },
+            ),
+            "chunking_strategy.static.max_chunk_size_tokens",
+        ),
+        (
+            lambda: client.vector_stores.files.create(
+                vector_store_id=store.id, file_id=f.id, chunking_strategy={"type": "other"}
+            ),  # type: ignore[arg-type]
+            "chunking_strategy.type",
+        ),
+        (
+            lambda: client.vector_stores.file_batches.create(
+                vector_store_id=store.id,
+                files=[
+                    {
+                        "file_id": f.id,
+                        "chunking_strategy": {
+                            "type": "static",
+                            "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 101},
+                        },
+                    }
+                ],
+            ),
+            "files[0].chunking_strategy.static.chunk_overlap_tokens",
+        ),
         (lambda: client.vector_stores.create(extra_body={"colour": "red"}), "colour"),
-        (lambda: client.vector_stores.create(expires_after={"anchor": "created_at", "days": 1}), "expires_after.anchor"),  # type: ignore[arg-type]
+        (
+            lambda: client.vector_stores.create(expires_after={"anchor": "created_at", "days": 1}),
+            "expires_after.anchor",
+        ),  # type: ignore[arg-type]
         (lambda: client.vector_stores.create(file_ids=["file-nope"]), "file_ids[0]"),
         (lambda: client.vector_stores.files.create(vector_store_id=store.id, file_id="file-nope"), "file_id"),
-        (lambda: client.vector_stores.files.create(vector_store_id=store.id, file_id=f.id, attributes={"k": {"nested": 1}}),  # type: ignore[dict-item]
-         "attributes.k"),
+        (
+            lambda: client.vector_stores.files.create(
+                vector_store_id=store.id, file_id=f.id, attributes={"k": {"nested": 1}}
+            ),  # type: ignore[dict-item]
+            "attributes.k",
+        ),
         (lambda: client.vector_stores.file_batches.create(vector_store_id=store.id), "file_ids"),
-        (lambda: client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=[f.id], files=[{"file_id": f.id}]), "files"),
+        (
+            lambda: client.vector_stores.file_batches.create(
+                vector_store_id=store.id, file_ids=[f.id], files=[{"file_id": f.id}]
+            ),
+            "files",
+        ),
         (lambda: client.vector_stores.search(store.id, query="x", max_num_results=51), "max_num_results"),
         (lambda: client.vector_stores.search(store.id, query="x", rewrite_query=True), "rewrite_query"),
         (lambda: client.vector_stores.search(store.id, query="   "), "query"),
-        (lambda: client.vector_stores.search(store.id, query="x", ranking_options={"score_threshold": 2}), "ranking_options.score_threshold"),
+        (
+            lambda: client.vector_stores.search(store.id, query="x", ranking_options={"score_threshold": 2}),
+            "ranking_options.score_threshold",
+        ),
         (lambda: client.vector_stores.files.list(vector_store_id=store.id, filter="done"), "filter"),  # type: ignore[arg-type]
-        (lambda: client.vector_stores.files.update(f.id, vector_store_id=store.id, attributes={}, extra_body={"status": "completed"}), "status"),
+        (
+            lambda: client.vector_stores.files.update(
+                f.id, vector_store_id=store.id, attributes={}, extra_body={"status": "completed"}
+            ),
+            "status",
+        ),
     ]
     for call, param in cases:
         err = bad_request(call)
@@ -344,14 +477,20 @@ def test_other_users_stores_and_files_are_invisible(live: LiveServer, client: op
     assert err.param == "file_id" and secret.id in err.message  # type: ignore[attr-defined]
     err = bad_request(lambda: bob.vector_stores.create(file_ids=[secret.id]))
     assert err.param == "file_ids[0]"  # type: ignore[attr-defined]
-    err = bad_request(lambda: bob.vector_stores.file_batches.create(vector_store_id=own.id, file_ids=[secret.id]))
+    err = bad_request(
+        lambda: bob.vector_stores.file_batches.create(vector_store_id=own.id, file_ids=[secret.id])
+    )
     assert err.param == "file_ids[0]"  # type: ignore[attr-defined]
     err = bad_request(
-        lambda: bob.beta.assistants.create(model="m", tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+        lambda: bob.beta.assistants.create(
+            model="m", tool_resources={"file_search": {"vector_store_ids": [store.id]}}
+        )
     )
     assert err.param == "tool_resources.file_search.vector_store_ids[0]"  # type: ignore[attr-defined]
     err = bad_request(
-        lambda: bob.beta.threads.create(tool_resources={"file_search": {"vector_stores": [{"file_ids": [secret.id]}]}})
+        lambda: bob.beta.threads.create(
+            tool_resources={"file_search": {"vector_stores": [{"file_ids": [secret.id]}]}}
+        )
     )
     assert err.param == "tool_resources.file_search.vector_stores[0].file_ids[0]"  # type: ignore[attr-defined]
     assert bob.vector_stores.search(own.id, query="zebra").data == []
@@ -360,7 +499,9 @@ def test_other_users_stores_and_files_are_invisible(live: LiveServer, client: op
 
 # --- expiry -------------------------------------------------------------------------------------------------
 def test_expired_store(live: LiveServer, client: openai.OpenAI) -> None:
-    store = client.vector_stores.create(name="short-lived", expires_after={"anchor": "last_active_at", "days": 1})
+    store = client.vector_stores.create(
+        name="short-lived", expires_after={"anchor": "last_active_at", "days": 1}
+    )
     f = client.files.create(file=("e.txt", ZEBRA.encode()), purpose="assistants")
     with db(live) as conn:  # a day later
         conn.execute(
@@ -378,7 +519,9 @@ def test_expired_store(live: LiveServer, client: openai.OpenAI) -> None:
     ):
         assert bad_request(call).code == "vector_store_expired"  # type: ignore[attr-defined]
     err = bad_request(
-        lambda: client.beta.assistants.create(model="m", tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+        lambda: client.beta.assistants.create(
+            model="m", tool_resources={"file_search": {"vector_store_ids": [store.id]}}
+        )
     )
     assert err.code == "vector_store_expired"  # type: ignore[attr-defined]
     assert client.vector_stores.update(store.id, name="renamed").status == "expired"
@@ -413,7 +556,10 @@ def test_tool_resources_attach_and_create_inline_stores(client: openai.OpenAI) -
                     {
                         "file_ids": [f.id],
                         "metadata": {"source": "inline"},
-                        "chunking_strategy": {"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 50}},
+                        "chunking_strategy": {
+                            "type": "static",
+                            "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 50},
+                        },
                     }
                 ]
             }
@@ -428,22 +574,31 @@ def test_tool_resources_attach_and_create_inline_stores(client: openai.OpenAI) -
     assert client.vector_stores.search(store.id, query="zebra").data[0].file_id == f.id
 
     other = client.vector_stores.create(name="other")
-    moved = client.beta.assistants.update(assistant.id, tool_resources={"file_search": {"vector_store_ids": [other.id]}})
+    moved = client.beta.assistants.update(
+        assistant.id, tool_resources={"file_search": {"vector_store_ids": [other.id]}}
+    )
     assert moved.tool_resources.file_search.vector_store_ids == [other.id]  # type: ignore[union-attr]
     err = bad_request(
-        lambda: client.beta.assistants.update(assistant.id, tool_resources={"file_search": {"vector_store_ids": [other.id, store.id]}})
+        lambda: client.beta.assistants.update(
+            assistant.id, tool_resources={"file_search": {"vector_store_ids": [other.id, store.id]}}
+        )
     )
     assert err.param == "tool_resources.file_search.vector_store_ids"  # type: ignore[attr-defined]
     err = bad_request(
         lambda: client.beta.assistants.create(
-            model="m", tool_resources={"file_search": {"vector_store_ids": [other.id], "vector_stores": [{"file_ids": [f.id]}]}}
+            model="m",
+            tool_resources={
+                "file_search": {"vector_store_ids": [other.id], "vector_stores": [{"file_ids": [f.id]}]}
+            },
         )
     )
     assert err.param == "tool_resources.file_search.vector_stores"  # type: ignore[attr-defined]
 
     thread = client.beta.threads.create(tool_resources={"file_search": {"vector_store_ids": [other.id]}})
     assert thread.tool_resources.file_search.vector_store_ids == [other.id]  # type: ignore[union-attr]
-    inline = client.beta.threads.create(tool_resources={"file_search": {"vector_stores": [{"file_ids": [f.id]}]}})
+    inline = client.beta.threads.create(
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [f.id]}]}}
+    )
     inline_ids = inline.tool_resources.file_search.vector_store_ids  # type: ignore[union-attr]
     assert inline_ids and inline_ids[0] not in (store.id, other.id)
     assert wait_files(client, inline_ids[0]).file_counts.completed == 1
@@ -453,13 +608,19 @@ def test_tool_resources_attach_and_create_inline_stores(client: openai.OpenAI) -
     overlap = {"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 150}}
     err = bad_request(
         lambda: client.beta.threads.create(
-            tool_resources={"file_search": {"vector_stores": [{"file_ids": [f.id], "chunking_strategy": overlap}]}}  # type: ignore[arg-type]
+            tool_resources={
+                "file_search": {"vector_stores": [{"file_ids": [f.id], "chunking_strategy": overlap}]}
+            }  # type: ignore[arg-type]
         )
     )
-    assert err.param == "tool_resources.file_search.vector_stores[0].chunking_strategy.static.chunk_overlap_tokens"  # type: ignore[attr-defined]
+    assert (
+        err.param
+        == "tool_resources.file_search.vector_stores[0].chunking_strategy.static.chunk_overlap_tokens"
+    )  # type: ignore[attr-defined]
     err = bad_request(
         lambda: client.beta.assistants.create(
-            model="m", tool_resources={"file_search": {"vector_stores": [{"file_ids": [f.id, "file-missing"]}]}}
+            model="m",
+            tool_resources={"file_search": {"vector_stores": [{"file_ids": [f.id, "file-missing"]}]}},
         )
     )
     assert err.param == "tool_resources.file_search.vector_stores[0].file_ids[1]"  # type: ignore[attr-defined]
@@ -500,19 +661,35 @@ def test_batches_adopt_attached_files_and_requeue_only_what_changed(alice) -> No
     from assistants_app.models import File
     from assistants_app.models import VectorStoreFile as Row
 
-    f1, f2, f3 = (File.objects.create(owner=alice, filename=f"{i}.txt", purpose="assistants") for i in range(3))
+    f1, f2, f3 = (
+        File.objects.create(owner=alice, filename=f"{i}.txt", purpose="assistants") for i in range(3)
+    )
     store = svc.create_store(alice, {"name": "s"})
     first = svc.create_batch(alice, store, {"file_ids": [f1.id, f2.id, f1.id]})
     assert svc.batch_stats(first)["in_progress"] == 2
     Row.objects.filter(file=f1).update(status="completed", chunk_count=3)
-    Row.objects.filter(file=f2).update(status="failed", last_error={"code": "invalid_file", "message": "x"}, attempts=3)
+    Row.objects.filter(file=f2).update(
+        status="failed", last_error={"code": "invalid_file", "message": "x"}, attempts=3
+    )
     small = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}}
     second = svc.create_batch(
-        alice, store, {"files": [{"file_id": f1.id, "attributes": {"a": 1}}, {"file_id": f2.id}, {"file_id": f3.id, "chunking_strategy": small}]}
+        alice,
+        store,
+        {
+            "files": [
+                {"file_id": f1.id, "attributes": {"a": 1}},
+                {"file_id": f2.id},
+                {"file_id": f3.id, "chunking_strategy": small},
+            ]
+        },
     )
     rows = {r.file_id: r for r in Row.objects.filter(vector_store=store)}
-    assert rows[f1.id].status == "completed" and rows[f1.id].attributes == {"a": 1}  # unchanged but relabelled
-    assert rows[f2.id].status == "in_progress" and rows[f2.id].last_error is None and rows[f2.id].attempts == 0
+    assert rows[f1.id].status == "completed" and rows[f1.id].attributes == {
+        "a": 1
+    }  # unchanged but relabelled
+    assert (
+        rows[f2.id].status == "in_progress" and rows[f2.id].last_error is None and rows[f2.id].attempts == 0
+    )
     assert rows[f3.id].chunking_strategy == small
     assert {r.batch_id for r in rows.values()} == {second.id}
     assert svc.batch_stats(second) == {"in_progress": 2, "completed": 1, "failed": 0, "cancelled": 0}
@@ -536,7 +713,14 @@ def test_file_text_stitches_overlapping_chunks(alice) -> None:  # type: ignore[n
     text = "abcdefghij" + " " * 10 + "klmnop"
     for i, (start, end) in enumerate([(0, 6), (4, 10), (6, 10), (20, 26)]):
         Chunk.objects.create(
-            owner=alice, vector_store=store, vs_file=row, file=f, ordinal=i, text=text[start:end],
-            token_count=1, start_offset=start, end_offset=end,
+            owner=alice,
+            vector_store=store,
+            vs_file=row,
+            file=f,
+            ordinal=i,
+            text=text[start:end],
+            token_count=1,
+            start_offset=start,
+            end_offset=end,
         )
     assert svc.file_text(row) == ["abcdefghij", "klmnop"]

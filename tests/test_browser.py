@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (Debian package `chromium`)"),
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (Debian package `chromium`)"
+    ),
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="the `playwright` package is not installed")
 
@@ -50,7 +52,9 @@ def _free_port() -> int:
 
 
 def _manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +66,11 @@ def upstream() -> Iterator[FakeUpstream]:
 @pytest.fixture(scope="module")
 def server(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("server")
-    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"}
+    }
     env.update(
         DATA_DIR=str(data),
         DATABASE_URL=f"sqlite:///{data}/db.sqlite3",
@@ -80,7 +88,10 @@ def server(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> 
     log = open(data / "serve.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -201,12 +212,16 @@ def test_shift_enter_is_a_newline_and_enter_sends(page: Any, server: str) -> Non
     wait_idle(page)
 
 
-def test_reload_mid_stream_resumes_without_loss_or_repeats(page: Any, server: str, upstream: FakeUpstream) -> None:
+def test_reload_mid_stream_resumes_without_loss_or_repeats(
+    page: Any, server: str, upstream: FakeUpstream
+) -> None:
     sign_up(page, server)
     words = [f"w{i} " for i in range(25)]
     upstream.script(text(*words, delay=0.12))
     send(page, "count slowly")
-    page.wait_for_function("() => (document.querySelector('article.msg-assistant') || {}).textContent?.includes('w2 ')")
+    page.wait_for_function(
+        "() => (document.querySelector('article.msg-assistant') || {}).textContent?.includes('w2 ')"
+    )
     page.reload()  # the run goes on without the page
     page.wait_for_function(
         "() => { const a = [...document.querySelectorAll('article.msg-assistant')];"
@@ -222,7 +237,9 @@ def test_stop_a_run(page: Any, server: str, upstream: FakeUpstream) -> None:
     upstream.script(hang(after=["this will ", "never finish"]))
     send(page, "go on forever")
     page.get_by_text("never finish").wait_for()
-    assert page.get_by_role("button", name="Send").is_disabled() and page.get_by_label("Message").is_disabled()
+    assert (
+        page.get_by_role("button", name="Send").is_disabled() and page.get_by_label("Message").is_disabled()
+    )
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("Stopped.").first.wait_for()
     wait_idle(page)
@@ -231,7 +248,9 @@ def test_stop_a_run(page: Any, server: str, upstream: FakeUpstream) -> None:
     assert "never finish" in last_reply(page).inner_text()
 
 
-def test_second_user_cannot_see_the_first_users_thread(browser: Any, page: Any, server: str, upstream: FakeUpstream) -> None:
+def test_second_user_cannot_see_the_first_users_thread(
+    browser: Any, page: Any, server: str, upstream: FakeUpstream
+) -> None:
     sign_up(page, server)
     upstream.script(text("alice's ", "private ", "answer", delay=0.3))
     send(page, "alice's private question")
@@ -266,7 +285,14 @@ def test_second_user_cannot_see_the_first_users_thread(browser: Any, page: Any, 
 
 def test_model_html_renders_inert(page: Any, server: str, upstream: FakeUpstream) -> None:
     sign_up(page, server)
-    upstream.script(text("Look: <img src=x onerror=alert(1)> ", "and <script>alert(2)</script> ", "[x](javascript:alert(3))", delay=0.1))
+    upstream.script(
+        text(
+            "Look: <img src=x onerror=alert(1)> ",
+            "and <script>alert(2)</script> ",
+            "[x](javascript:alert(3))",
+            delay=0.1,
+        )
+    )
     send(page, "<img src=y onerror=alert(4)>")
     page.wait_for_function(
         "() => { const a = [...document.querySelectorAll('article.msg-assistant')];"

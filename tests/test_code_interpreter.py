@@ -34,7 +34,9 @@ def test_partial_code_decodes_a_streaming_json_string() -> None:
 @pytest.fixture
 def ci_settings(settings):  # type: ignore[no-untyped-def]
     if not os.path.lexists(sandbox.sandbox_python()):
-        subprocess.run(["bash", str(REPO / "scripts" / "sandbox-venv.sh"), str(sandbox.venv_path())], check=True)
+        subprocess.run(
+            ["bash", str(REPO / "scripts" / "sandbox-venv.sh"), str(sandbox.venv_path())], check=True
+        )
     root = Path(tempfile.mkdtemp(prefix="ci-workdirs-"))
     root.chmod(0o755)  # the sandbox uid must reach the thread's directory
     settings.CODE_INTERPRETER_WORKDIR_ROOT = str(root)
@@ -62,7 +64,9 @@ def test_reverse_a_string_with_code_streams_tool_deltas(executor, ci_settings, a
     run = services.start_run(thread, assistant)
     events = collect_events(run.id, timeout=90)
     assert names(events)[-1] == "thread.run.completed", events[-1].data
-    deltas = [e.data["delta"]["step_details"]["tool_calls"][0] for e in events if e.event == "thread.run.step.delta"]
+    deltas = [
+        e.data["delta"]["step_details"]["tool_calls"][0] for e in events if e.event == "thread.run.step.delta"
+    ]
     assert all(d["type"] == "code_interpreter" for d in deltas)
     streamed_input = "".join(d["code_interpreter"].get("input") or "" for d in deltas)
     assert streamed_input == code

@@ -22,14 +22,25 @@ def thread(alice):  # type: ignore[no-untyped-def]
 def _fill(thread, n: int, words: int = 50) -> None:  # type: ignore[no-untyped-def]
     rows = []
     for i in range(n):
-        content = [{"type": "text", "text": {"value": f"message {i} " + "lorem ipsum " * words, "annotations": []}}]
-        rows.append(Message(thread=thread, role="user" if i % 2 == 0 else "assistant", content=content, token_count=message_tokens(content)))
+        content = [
+            {"type": "text", "text": {"value": f"message {i} " + "lorem ipsum " * words, "annotations": []}}
+        ]
+        rows.append(
+            Message(
+                thread=thread,
+                role="user" if i % 2 == 0 else "assistant",
+                content=content,
+                token_count=message_tokens(content),
+            )
+        )
     Message.objects.bulk_create(rows, batch_size=2000)
 
 
 def _run(thread, alice, **fields) -> Run:  # type: ignore[no-untyped-def]
     a = Assistant.objects.create(owner=alice, model=fields.pop("model", "gpt-4o"))
-    return state.create_run(thread=thread, assistant=a, assistant_ref=a.id, model=a.model, instructions="Be nice.", **fields)
+    return state.create_run(
+        thread=thread, assistant=a, assistant_ref=a.id, model=a.model, instructions="Be nice.", **fields
+    )
 
 
 def test_tokenizer_is_real() -> None:

@@ -55,8 +55,11 @@ def workers(upstream, settings, tmp_path):  # type: ignore[no-untyped-def]
             "DATA_DIR": str(tmp_path),
         }
         p = subprocess.Popen(
-            [sys.executable, "manage.py", "run_worker"], cwd=ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [sys.executable, "manage.py", "run_worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         assert p.stdout is not None
         line = p.stdout.readline().decode()

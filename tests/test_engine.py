@@ -46,7 +46,15 @@ def test_streamed_text_run_completes(executor, assistant, thread):  # type: igno
 
 
 def test_function_call_requires_action_then_completes(executor, alice, thread):  # type: ignore[no-untyped-def]
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
     assistant = Assistant.objects.create(owner=alice, model="gpt-4o", tools=tools)
     fake.script(
         fake.tool_turn(("get_weather", '{"city": "Paris"}'), ("get_weather", '{"city": "Rome"}')),

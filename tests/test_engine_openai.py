@@ -21,7 +21,11 @@ WEATHER = [
         "function": {
             "name": "get_weather",
             "description": "Weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         },
     }
 ]
@@ -75,7 +79,9 @@ def test_function_call_round_trip_with_parallel_calls(executor, upstream, thread
     run = Run.objects.get(id=run.id)
     calls = run.required_action["submit_tool_outputs"]["tool_calls"]
     assert [c["function"]["arguments"] for c in calls] == ['{"city": "Paris"}', '{"city": "Oslo"}']
-    services.submit_tool_outputs(run, [{"tool_call_id": c["id"], "output": o} for c, o in zip(calls, ["sunny", "snowy"], strict=True)])
+    services.submit_tool_outputs(
+        run, [{"tool_call_id": c["id"], "output": o} for c, o in zip(calls, ["sunny", "snowy"], strict=True)]
+    )
     run = wait_run(run.id, ("completed", "failed"))
     assert run.status == "completed", run.last_error
     tool_msgs = [m for m in upstream.requests[1]["messages"] if m["role"] == "tool"]
@@ -104,7 +110,9 @@ def test_rate_limited_throughout_fails(executor, upstream, thread, assistant):  
 
 
 @pytest.mark.parametrize("reply", [up_.hang(after=["partial "]), up_.malformed(after=["partial "])])
-def test_stalled_or_malformed_upstream_fails_keeping_partial_text(executor, upstream, thread, assistant, reply):  # type: ignore[no-untyped-def]
+def test_stalled_or_malformed_upstream_fails_keeping_partial_text(
+    executor, upstream, thread, assistant, reply
+):  # type: ignore[no-untyped-def]
     upstream.script(reply)
     run = services.start_run(thread, assistant)
     run = wait_run(run.id, ("completed", "failed"))

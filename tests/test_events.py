@@ -29,7 +29,13 @@ def _logs() -> list:  # type: ignore[type-arg]
 def _delta(i: int) -> tuple[str, dict]:  # type: ignore[type-arg]
     return (
         "thread.message.delta",
-        {"id": "msg_1", "object": "thread.message.delta", "delta": {"content": [{"index": 0, "type": "text", "text": {"value": f"<{i}>", "annotations": []}}]}},
+        {
+            "id": "msg_1",
+            "object": "thread.message.delta",
+            "delta": {
+                "content": [{"index": 0, "type": "text", "text": {"value": f"<{i}>", "annotations": []}}]
+            },
+        },
     )
 
 
@@ -97,7 +103,9 @@ async def test_emitter_merges_deltas_only_under_backpressure() -> None:
     await em.close()
     got = [ev async for ev in log.read("run_x", "", idle_timeout=0.1)]
     assert len(got) < 100  # merged while the slow publish was in flight
-    assert "".join(ev.data["delta"]["content"][0]["text"]["value"] for ev in got) == "".join(f"<{i}>" for i in range(100))
+    assert "".join(ev.data["delta"]["content"][0]["text"]["value"] for ev in got) == "".join(
+        f"<{i}>" for i in range(100)
+    )
 
 
 def test_coalesce_keeps_other_events_and_order() -> None:

@@ -26,7 +26,13 @@ DOC = (
 
 def make_file(owner, name: str, text: str) -> File:  # type: ignore[no-untyped-def]
     data = text.encode()
-    f = File(owner=owner, filename=name, purpose="assistants", bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    f = File(
+        owner=owner,
+        filename=name,
+        purpose="assistants",
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     f.data.save(f.id, ContentFile(data), save=False)
     f.save()
     return f
@@ -58,7 +64,9 @@ def test_run_answers_from_retrieved_passage_with_citation(executor, alice):  # t
     f = make_file(alice, "zorbania.md", DOC)
     vs = store_with(alice, f)
     assistant = Assistant.objects.create(
-        owner=alice, model="gpt-4o", tools=[{"type": "file_search"}],
+        owner=alice,
+        model="gpt-4o",
+        tools=[{"type": "file_search"}],
         tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
     )
     fake.script(search_turn("capital of Zorbania"), answer_from_passage)
@@ -84,7 +92,9 @@ def test_retrieval_never_crosses_owners(executor, alice, bob):  # type: ignore[n
     vs = store_with(alice, make_file(alice, "zorbania.md", DOC))
     # Bob's assistant points at Alice's store (the API refuses this; the engine must too).
     assistant = Assistant.objects.create(
-        owner=bob, model="gpt-4o", tools=[{"type": "file_search"}],
+        owner=bob,
+        model="gpt-4o",
+        tools=[{"type": "file_search"}],
         tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
     )
     fake.script(search_turn("capital of Zorbania"), fake.text_turn("I don't know."))
@@ -102,7 +112,9 @@ def test_message_attachment_is_indexed_into_the_thread_store(executor, alice):  
     assistant = Assistant.objects.create(owner=alice, model="gpt-4o", tools=[{"type": "file_search"}])
     thread = services.create_thread(alice)
     services.post_message(
-        thread, role="user", content="What is the capital?",
+        thread,
+        role="user",
+        content="What is the capital?",
         attachments=[{"file_id": f.id, "tools": [{"type": "file_search"}]}],
     )
     thread.refresh_from_db()
@@ -118,7 +130,9 @@ def test_message_attachment_is_indexed_into_the_thread_store(executor, alice):  
 def test_staff_assistant_stores_serve_chat_users(executor, staff, alice):  # type: ignore[no-untyped-def]
     vs = store_with(staff, make_file(staff, "handbook.md", DOC))
     assistant = Assistant.objects.create(
-        model="gpt-4o", tools=[{"type": "file_search"}], tool_resources={"file_search": {"vector_store_ids": [vs.id]}}
+        model="gpt-4o",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
     )
     fake.script(search_turn("capital of Zorbania"), answer_from_passage)
     thread = services.create_thread(alice, is_chat=True)

@@ -54,7 +54,9 @@ def _die_mid_run(run: Run, *, streamed: bool, text: str = "") -> None:
             type="message_creation",
             step_details={"type": "message_creation", "message_creation": {"message_id": msg.id}},
         )
-    Run.objects.filter(id=run.id).update(streamed=streamed, lease_expires_at=timezone.now() - timedelta(seconds=1))
+    Run.objects.filter(id=run.id).update(
+        streamed=streamed, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
 
 @pytest.mark.django_db(transaction=True)

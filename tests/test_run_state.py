@@ -39,7 +39,9 @@ def test_the_machine_is_the_documented_one() -> None:
 
 @pytest.mark.parametrize("source", ALL)
 @pytest.mark.parametrize("target", ALL)
-def test_transition(make_run, event_log, django_capture_on_commit_callbacks, source: str, target: str) -> None:  # type: ignore[no-untyped-def]
+def test_transition(
+    make_run, event_log, django_capture_on_commit_callbacks, source: str, target: str
+) -> None:  # type: ignore[no-untyped-def]
     run = make_run(source)
     cursor = event_log.end_cursor(run.id)
     if (source, target) in LEGAL:
@@ -64,9 +66,16 @@ def test_stale_expectation_loses_without_writing(make_run) -> None:  # type: ign
 def test_terminal_timestamps_and_lease_cleared(make_run) -> None:  # type: ignore[no-untyped-def]
     run = make_run("queued")
     claimed = state.claim(run.id, "w1")
-    assert claimed is not None and claimed.lease_owner == "w1" and claimed.started_at and claimed.attempts == 1
+    assert (
+        claimed is not None and claimed.lease_owner == "w1" and claimed.started_at and claimed.attempts == 1
+    )
     done = state.transition(run.id, "completed")
-    assert done is not None and done.completed_at is not None and done.lease_owner == "" and done.lease_expires_at is None
+    assert (
+        done is not None
+        and done.completed_at is not None
+        and done.lease_owner == ""
+        and done.lease_expires_at is None
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -36,7 +36,9 @@ FAST = Limits(cpu_seconds=20, wall_seconds=60)
 def sandbox_venv() -> Path:
     """Build the sandbox venv once if `make test` has not already (about a minute)."""
     if not os.path.lexists(sandbox.sandbox_python()):
-        subprocess.run(["bash", str(REPO / "scripts" / "sandbox-venv.sh"), str(sandbox.venv_path())], check=True)
+        subprocess.run(
+            ["bash", str(REPO / "scripts" / "sandbox-venv.sh"), str(sandbox.venv_path())], check=True
+        )
     return sandbox.venv_path()
 
 
@@ -195,8 +197,11 @@ async def test_fork_bomb_is_contained(workdir: Path) -> None:
 
 
 async def test_infinite_loop_is_killed_at_the_wall_timeout(workdir: Path) -> None:
-    result = await run("print('spinning', flush=True)\nwhile True:\n    pass", workdir,
-                       Limits(wall_seconds=2, cpu_seconds=30))
+    result = await run(
+        "print('spinning', flush=True)\nwhile True:\n    pass",
+        workdir,
+        Limits(wall_seconds=2, cpu_seconds=30),
+    )
     assert result.timed_out and result.exit_code is None
     assert result.killed_reason == "Execution timed out after 2 s"
     assert result.logs == "spinning\n"  # output printed before the kill is kept
@@ -253,15 +258,21 @@ async def test_writes_only_land_in_the_workdir(workdir: Path) -> None:
 
 
 async def test_file_size_limit(workdir: Path) -> None:
-    result = await run("open('big.bin', 'wb').write(b'x' * (2 * 1024 * 1024))", workdir,
-                       Limits(max_file_bytes=1024 * 1024, wall_seconds=60))
+    result = await run(
+        "open('big.bin', 'wb').write(b'x' * (2 * 1024 * 1024))",
+        workdir,
+        Limits(max_file_bytes=1024 * 1024, wall_seconds=60),
+    )
     assert "OSError: [Errno 27] File too large" in result.logs
     assert (workdir / "big.bin").stat().st_size <= 1024 * 1024
 
 
 async def test_output_is_capped_with_a_marker(workdir: Path) -> None:
-    result = await run("for i in range(20_000):\n    print(i)\nprint('the end')", workdir,
-                       Limits(max_output_bytes=4096, wall_seconds=60))
+    result = await run(
+        "for i in range(20_000):\n    print(i)\nprint('the end')",
+        workdir,
+        Limits(max_output_bytes=4096, wall_seconds=60),
+    )
     assert result.output_truncated and result.exit_code == 0
     assert result.logs.startswith("0\n1\n2\n")
     assert result.logs.endswith("the end\n")
@@ -311,7 +322,9 @@ async def test_concurrent_executions_are_isolated(workdir: Path) -> None:
         shutil.rmtree(other, ignore_errors=True)
 
 
-async def test_missing_bwrap_raises_sandbox_unavailable(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_missing_bwrap_raises_sandbox_unavailable(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
         await run("print(1)", workdir)

@@ -70,7 +70,13 @@ def assistant_message_id(frames: str) -> str:
 
 
 def completed(frames: str) -> bool:
-    return 'data-status="completed"' in frames and 'msg-assistant' in frames and "data-run-active" in frames and frames.rstrip().endswith("</div>") and _run_idle(frames)
+    return (
+        'data-status="completed"' in frames
+        and "msg-assistant" in frames
+        and "data-run-active" in frames
+        and frames.rstrip().endswith("</div>")
+        and _run_idle(frames)
+    )
 
 
 def _run_idle(frames: str) -> bool:
@@ -95,11 +101,15 @@ async def test_session_cookie_authenticates_and_foreign_origin_is_refused(alice)
     client = Client()
     await sync_to_async(client.force_login)(alice)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-    ok = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"cookie", cookie), (b"origin", b"http://localhost")])
+    ok = WebsocketCommunicator(
+        application, "/ws/chat/", headers=[(b"cookie", cookie), (b"origin", b"http://localhost")]
+    )
     connected, _ = await ok.connect()
     assert connected is True
     await ok.disconnect()
-    evil = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"cookie", cookie), (b"origin", b"http://evil.example")])
+    evil = WebsocketCommunicator(
+        application, "/ws/chat/", headers=[(b"cookie", cookie), (b"origin", b"http://evil.example")]
+    )
     connected, _ = await evil.connect()
     assert connected is False
     anon = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"origin", b"http://localhost")])
@@ -122,7 +132,11 @@ async def test_another_users_run_is_refused(executor, alice, bob, assistant) -> 
 
 # --- streaming -------------------------------------------------------------------------------------
 async def test_deltas_arrive_as_fragments_and_end_as_markdown(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
-    fake.script(fake.text_turn("**Hel", "lo** <img src=x onerror=alert(1)>", " and", " bye", " for", " now", delay=0.15))
+    fake.script(
+        fake.text_turn(
+            "**Hel", "lo** <img src=x onerror=alert(1)>", " and", " bye", " for", " now", delay=0.15
+        )
+    )
     comm = socket(alice, "?tab=t1")
     assert (await comm.connect())[0]
     _, run = await send(alice, "hi")
@@ -134,7 +148,7 @@ async def test_deltas_arrive_as_fragments_and_end_as_markdown(executor, alice, a
     assert delta_count(frames) >= 3
     assert streamed_text(frames, msg_id) == "**Hello** <img src=x onerror=alert(1)> and bye for now"
     assert "<img" not in frames.replace("&lt;img", "")
-    final = frames[frames.rfind(f'id="m-{msg_id}"'):]
+    final = frames[frames.rfind(f'id="m-{msg_id}"') :]
     assert "<strong>Hello</strong>" in final and "&lt;img src=x onerror=alert(1)&gt;" in final
     assert f'data-run-active="{run.id}"' in frames and "Stop" in frames
     await comm.disconnect()
@@ -160,7 +174,9 @@ async def test_reconnect_mid_run_replays_without_loss_or_duplication(executor, a
     await second.disconnect()
 
 
-async def test_page_run_that_finished_before_the_socket_connected_is_shown(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+async def test_page_run_that_finished_before_the_socket_connected_is_shown(
+    executor, alice, assistant
+) -> None:  # type: ignore[no-untyped-def]
     fake.script(fake.text_turn("done", " already"))
     _, run = await send(alice, "quick")
     for _ in range(300):
@@ -218,7 +234,12 @@ async def test_stop_cancels_the_streaming_run(executor, alice, assistant) -> Non
 
 
 async def test_function_tool_activity_is_shown(executor, alice) -> None:  # type: ignore[no-untyped-def]
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
     await sync_to_async(Assistant.objects.create)(name="Helper", model="gpt-4o", is_default=True, tools=tools)
     fake.script(fake.tool_turn(("get_weather", '{"city": "Oslo"}')))
     comm = socket(alice, "?tab=t")
@@ -227,7 +248,9 @@ async def test_function_tool_activity_is_shown(executor, alice) -> None:  # type
     await comm.send_to(text_data=json.dumps({"follow": run.id}))
     frames = await read_until(comm, lambda f: "waiting for a function result" in f)
     assert "Function get_weather" in frames
-    step_args = "".join(html.unescape(m) for m in re.findall(r'beforeend:#c-step_\w+-0-in">(.*?)</div>', frames))
+    step_args = "".join(
+        html.unescape(m) for m in re.findall(r'beforeend:#c-step_\w+-0-in">(.*?)</div>', frames)
+    )
     assert step_args == '{"city": "Oslo"}'
     await comm.disconnect()
 

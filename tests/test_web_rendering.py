@@ -45,8 +45,13 @@ def elements(html: str) -> list[tuple[str, list[str]]]:
 
 @pytest.mark.parametrize(
     "source",
-    ["[x](javascript:alert(1))", "[x](JaVaScRiPt:alert(1))", "[x](data:text/html,<script>alert(1)</script>)",
-     "[x](vbscript:msgbox(1))", "![x](javascript:alert(1))"],
+    [
+        "[x](javascript:alert(1))",
+        "[x](JaVaScRiPt:alert(1))",
+        "[x](data:text/html,<script>alert(1)</script>)",
+        "[x](vbscript:msgbox(1))",
+        "![x](javascript:alert(1))",
+    ],
 )
 def test_dangerous_link_schemes_are_not_links(source: str) -> None:
     html = markdown_to_html(source)
@@ -54,7 +59,7 @@ def test_dangerous_link_schemes_are_not_links(source: str) -> None:
 
 
 def test_safe_links_get_rel_noopener_nofollow() -> None:
-    html = markdown_to_html("see [the docs](https://example.com/a?b=1&c=2 \"Title\")")
+    html = markdown_to_html('see [the docs](https://example.com/a?b=1&c=2 "Title")')
     assert 'href="https://example.com/a?b=1&amp;c=2"' in html
     assert 'rel="noopener nofollow noreferrer"' in html
     assert "Title" in html
@@ -67,9 +72,11 @@ def test_images_become_links_so_the_page_fetches_nothing() -> None:
 
 
 def test_tables_and_code_blocks_are_kept() -> None:
-    html = markdown_to_html("| a | b |\n|:--|--:|\n| 1 | <2> |\n\n```python\nif x < 1 and y > 2:\n    print('<b>')\n```\n")
-    assert "<table>" in html and "<th style=\"text-align:left\">a</th>" in html
-    assert "<td style=\"text-align:right\">&lt;2&gt;</td>" in html
+    html = markdown_to_html(
+        "| a | b |\n|:--|--:|\n| 1 | <2> |\n\n```python\nif x < 1 and y > 2:\n    print('<b>')\n```\n"
+    )
+    assert "<table>" in html and '<th style="text-align:left">a</th>' in html
+    assert '<td style="text-align:right">&lt;2&gt;</td>' in html
     assert '<pre><code class="language-python">' in html
     assert "if x &lt; 1 and y &gt; 2:" in html and "print('&lt;b&gt;')" in html
 
@@ -92,16 +99,33 @@ def test_streamed_deltas_are_escaped_and_merged() -> None:
     r = EventRenderer("Bot")
     ops = []
     for text in ("<img src=x ", "onerror=alert(1)>", " & more"):
-        ops += r.render("thread.message.delta", {"id": "msg_1", "delta": {"content": [
-            {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}})
+        ops += r.render(
+            "thread.message.delta",
+            {
+                "id": "msg_1",
+                "delta": {
+                    "content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]
+                },
+            },
+        )
     frame = merge(ops)
-    assert frame == '<div hx-swap-oob="beforeend:#m-msg_1-body">&lt;img src=x onerror=alert(1)&gt; &amp; more</div>'
+    assert (
+        frame
+        == '<div hx-swap-oob="beforeend:#m-msg_1-body">&lt;img src=x onerror=alert(1)&gt; &amp; more</div>'
+    )
 
 
 def test_completed_message_is_rerendered_as_sanitized_markdown() -> None:
     r = EventRenderer("Bot")
-    data = {"id": "msg_1", "role": "assistant", "status": "completed", "incomplete_details": None,
-            "content": [{"type": "text", "text": {"value": "**hi** <script>alert(1)</script>", "annotations": []}}]}
+    data = {
+        "id": "msg_1",
+        "role": "assistant",
+        "status": "completed",
+        "incomplete_details": None,
+        "content": [
+            {"type": "text", "text": {"value": "**hi** <script>alert(1)</script>", "annotations": []}}
+        ],
+    }
     frame = merge(r.render("thread.message.completed", data))
     assert "<strong>hi</strong>" in frame and "<script" not in frame and "&lt;script&gt;" in frame
     assert 'id="m-msg_1"' in frame and "Bot" in frame
@@ -109,9 +133,25 @@ def test_completed_message_is_rerendered_as_sanitized_markdown() -> None:
 
 def test_tool_call_arguments_and_outputs_are_escaped() -> None:
     r = EventRenderer("Bot")
-    delta = {"id": "step_1", "delta": {"step_details": {"type": "tool_calls", "tool_calls": [
-        {"index": 0, "id": "call_1", "type": "code_interpreter",
-         "code_interpreter": {"input": "print('<script>')", "outputs": [{"type": "logs", "logs": "<b>out</b>"}]}}]}}}
+    delta = {
+        "id": "step_1",
+        "delta": {
+            "step_details": {
+                "type": "tool_calls",
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "code_interpreter",
+                        "code_interpreter": {
+                            "input": "print('<script>')",
+                            "outputs": [{"type": "logs", "logs": "<b>out</b>"}],
+                        },
+                    }
+                ],
+            }
+        },
+    }
     frame = merge(r.render("thread.run.step.delta", delta))
     assert "Code interpreter" in frame
     assert "print(&#x27;&lt;script&gt;&#x27;)" in frame and "&lt;b&gt;out&lt;/b&gt;" in frame
@@ -120,14 +160,45 @@ def test_tool_call_arguments_and_outputs_are_escaped() -> None:
 
 def test_finished_tool_steps_show_inputs_outputs_and_results() -> None:
     r = EventRenderer("Bot")
-    step = {"id": "step_9", "object": "thread.run.step", "type": "tool_calls", "status": "completed", "last_error": None,
-            "step_details": {"type": "tool_calls", "tool_calls": [
-                {"id": "c1", "type": "code_interpreter", "code_interpreter": {"input": "1+1", "outputs": [
-                    {"type": "logs", "logs": "2"}, {"type": "image", "image": {"file_id": "file-abc"}}]}},
-                {"id": "c2", "type": "file_search", "file_search": {"ranking_options": {}, "results": [
-                    {"file_id": "file-1", "file_name": "<notes>.txt", "score": 0.9}, {"file_id": "file-1", "file_name": "<notes>.txt", "score": 0.5}]}},
-                {"id": "c3", "type": "function", "function": {"name": "lookup", "arguments": "{}", "output": "<found>"}},
-            ]}}
+    step = {
+        "id": "step_9",
+        "object": "thread.run.step",
+        "type": "tool_calls",
+        "status": "completed",
+        "last_error": None,
+        "step_details": {
+            "type": "tool_calls",
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "code_interpreter",
+                    "code_interpreter": {
+                        "input": "1+1",
+                        "outputs": [
+                            {"type": "logs", "logs": "2"},
+                            {"type": "image", "image": {"file_id": "file-abc"}},
+                        ],
+                    },
+                },
+                {
+                    "id": "c2",
+                    "type": "file_search",
+                    "file_search": {
+                        "ranking_options": {},
+                        "results": [
+                            {"file_id": "file-1", "file_name": "<notes>.txt", "score": 0.9},
+                            {"file_id": "file-1", "file_name": "<notes>.txt", "score": 0.5},
+                        ],
+                    },
+                },
+                {
+                    "id": "c3",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": "{}", "output": "<found>"},
+                },
+            ],
+        },
+    }
     frame = merge(r.render("thread.run.step.completed", step))
     assert 'hx-swap-oob="beforeend:#messages"' in frame and 'id="s-step_9"' in frame
     assert "Code interpreter" in frame and "1+1" in frame and ">2<" in frame
@@ -141,12 +212,23 @@ def test_run_lifecycle_fragments() -> None:
     r = EventRenderer("Bot")
     active = merge(r.render("thread.run.in_progress", {"id": "run_1"}))
     assert 'data-run-active="run_1"' in active and 'hx-post="/chat/stop/"' in active
-    failed = merge(r.render("thread.run.failed", {"id": "run_1", "last_error": {"code": "server_error", "message": "<Boom>"}}))
+    failed = merge(
+        r.render(
+            "thread.run.failed", {"id": "run_1", "last_error": {"code": "server_error", "message": "<Boom>"}}
+        )
+    )
     assert "data-run-active" not in failed and "&lt;Boom&gt;" in failed and 'hx-post="/chat/retry/"' in failed
     assert "Stopped." in merge(r.render("thread.run.cancelled", {"id": "run_1"}))
     # Deltas to different targets stay in order; deltas to one target are merged.
-    ops = r.render("thread.message.delta", {"id": "a", "delta": {"content": [{"type": "text", "text": {"value": "1"}}]}})
-    ops += r.render("thread.message.delta", {"id": "b", "delta": {"content": [{"type": "text", "text": {"value": "2"}}]}})
-    ops += r.render("thread.message.delta", {"id": "b", "delta": {"content": [{"type": "text", "text": {"value": "3"}}]}})
-    assert merge(ops) == ('<div hx-swap-oob="beforeend:#m-a-body">1</div>'
-                          '<div hx-swap-oob="beforeend:#m-b-body">23</div>')
+    ops = r.render(
+        "thread.message.delta", {"id": "a", "delta": {"content": [{"type": "text", "text": {"value": "1"}}]}}
+    )
+    ops += r.render(
+        "thread.message.delta", {"id": "b", "delta": {"content": [{"type": "text", "text": {"value": "2"}}]}}
+    )
+    ops += r.render(
+        "thread.message.delta", {"id": "b", "delta": {"content": [{"type": "text", "text": {"value": "3"}}]}}
+    )
+    assert merge(ops) == (
+        '<div hx-swap-oob="beforeend:#m-a-body">1</div><div hx-swap-oob="beforeend:#m-b-body">23</div>'
+    )

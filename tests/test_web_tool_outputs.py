@@ -25,14 +25,36 @@ REPO = Path(__file__).resolve().parent.parent
 def test_bubble_renders_images_file_links_and_citations() -> None:
     text = "Quexlin 【0†zorbania.md】. Data: [csv](sandbox:/mnt/data/d.csv)"
     m = {
-        "id": "msg_x", "role": "assistant", "status": "completed", "incomplete_details": None,
+        "id": "msg_x",
+        "role": "assistant",
+        "status": "completed",
+        "incomplete_details": None,
         "content": [
-            {"type": "text", "text": {"value": text, "annotations": [
-                {"type": "file_citation", "text": "【0†zorbania.md】", "start_index": 8, "end_index": 23,
-                 "file_citation": {"file_id": "file-a", "quote": "The capital of Zorbania is Quexlin"}},
-                {"type": "file_path", "text": "sandbox:/mnt/data/d.csv", "start_index": 40, "end_index": 63,
-                 "file_path": {"file_id": "file-csv"}},
-            ]}},
+            {
+                "type": "text",
+                "text": {
+                    "value": text,
+                    "annotations": [
+                        {
+                            "type": "file_citation",
+                            "text": "【0†zorbania.md】",
+                            "start_index": 8,
+                            "end_index": 23,
+                            "file_citation": {
+                                "file_id": "file-a",
+                                "quote": "The capital of Zorbania is Quexlin",
+                            },
+                        },
+                        {
+                            "type": "file_path",
+                            "text": "sandbox:/mnt/data/d.csv",
+                            "start_index": 40,
+                            "end_index": 63,
+                            "file_path": {"file_id": "file-csv"},
+                        },
+                    ],
+                },
+            },
             {"type": "image_file", "image_file": {"file_id": "file-png"}},
         ],
     }
@@ -40,7 +62,9 @@ def test_bubble_renders_images_file_links_and_citations() -> None:
     assert f'href="{reverse("chat_file", args=["file-csv"])}"' in b.html
     assert "sandbox:" not in b.html
     assert b.images == ["file-png"]
-    assert b.citations == [{"marker": "【0†zorbania.md】", "name": "zorbania.md", "quote": "The capital of Zorbania is Quexlin"}]
+    assert b.citations == [
+        {"marker": "【0†zorbania.md】", "name": "zorbania.md", "quote": "The capital of Zorbania is Quexlin"}
+    ]
 
 
 _problem = sandbox._probe_namespaces()
@@ -49,19 +73,30 @@ _problem = sandbox._probe_namespaces()
 @pytest.mark.skipif(_problem is not None, reason=f"bubblewrap cannot run here: {_problem}")
 def test_generated_png_reaches_the_chat_page(executor, settings, client, alice, bob):  # type: ignore[no-untyped-def]
     if not os.path.lexists(sandbox.sandbox_python()):
-        subprocess.run(["bash", str(REPO / "scripts" / "sandbox-venv.sh"), str(sandbox.venv_path())], check=True)
+        subprocess.run(
+            ["bash", str(REPO / "scripts" / "sandbox-venv.sh"), str(sandbox.venv_path())], check=True
+        )
     root = Path(tempfile.mkdtemp(prefix="ci-web-"))
     root.chmod(0o755)
     settings.CODE_INTERPRETER_WORKDIR_ROOT = str(root)
     settings.CODE_INTERPRETER_WALL_SECONDS = 60
     try:
-        Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True, tools=[{"type": "code_interpreter"}])
+        Assistant.objects.create(
+            name="Helper", model="gpt-4o", is_default=True, tools=[{"type": "code_interpreter"}]
+        )
         code = "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.bar([1,2],[3,4])\nplt.savefig('/mnt/data/bars.png')"
-        fake.script(fake.tool_turn(("code_interpreter", json.dumps({"code": code}))), fake.text_turn("Here is the chart."))
+        fake.script(
+            fake.tool_turn(("code_interpreter", json.dumps({"code": code}))),
+            fake.text_turn("Here is the chart."),
+        )
         _, run = chat.send(alice, "Draw a bar chart")
         run = wait_run(run.id, timeout=120)
         assert run.status == "completed", run.last_error
-        png = File.objects.get(id=next(p for p in Message.objects.get(run=run).content if p["type"] == "image_file")["image_file"]["file_id"])
+        png = File.objects.get(
+            id=next(p for p in Message.objects.get(run=run).content if p["type"] == "image_file")[
+                "image_file"
+            ]["file_id"]
+        )
         url = reverse("chat_file", args=[png.id])
         client.force_login(alice)
         page = client.get(reverse("chat")).content.decode()
@@ -80,10 +115,29 @@ def test_citations_show_on_the_chat_page(client, alice) -> None:  # type: ignore
     thread = chat.live_thread(alice)
     assert thread is not None
     Message.objects.create(
-        thread=thread, role="assistant", status="completed",
-        content=[{"type": "text", "text": {"value": "It is Quexlin 【0†zorbania.md】.", "annotations": [
-            {"type": "file_citation", "text": "【0†zorbania.md】", "start_index": 14, "end_index": 29,
-             "file_citation": {"file_id": "file-a", "quote": "The capital of Zorbania is Quexlin"}}]}}],
+        thread=thread,
+        role="assistant",
+        status="completed",
+        content=[
+            {
+                "type": "text",
+                "text": {
+                    "value": "It is Quexlin 【0†zorbania.md】.",
+                    "annotations": [
+                        {
+                            "type": "file_citation",
+                            "text": "【0†zorbania.md】",
+                            "start_index": 14,
+                            "end_index": 29,
+                            "file_citation": {
+                                "file_id": "file-a",
+                                "quote": "The capital of Zorbania is Quexlin",
+                            },
+                        }
+                    ],
+                },
+            }
+        ],
     )
     client.force_login(alice)
     page = client.get(reverse("chat")).content.decode()

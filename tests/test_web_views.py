@@ -46,7 +46,12 @@ def test_signup_logs_in_and_opens_the_chat(client, assistant) -> None:  # type: 
     assert page.status_code == 200 and b'name="username"' in page.content
     response = client.post(
         "/accounts/signup/",
-        {"username": "carol", "email": "carol@example.com", "password1": "a-Long-pass-987", "password2": "a-Long-pass-987"},
+        {
+            "username": "carol",
+            "email": "carol@example.com",
+            "password1": "a-Long-pass-987",
+            "password2": "a-Long-pass-987",
+        },
     )
     assert response.status_code == 302 and response["Location"] == "/"
     page = client.get("/")
@@ -56,7 +61,10 @@ def test_signup_logs_in_and_opens_the_chat(client, assistant) -> None:  # type: 
 
 
 def test_signup_rejects_mismatched_passwords(client, db) -> None:  # type: ignore[no-untyped-def]
-    response = client.post("/accounts/signup/", {"username": "dave", "password1": "a-Long-pass-987", "password2": "other-pass-987"})
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "dave", "password1": "a-Long-pass-987", "password2": "other-pass-987"},
+    )
     assert response.status_code == 200
     assert b"form-error" in response.content
 
@@ -67,7 +75,11 @@ def test_login_logout_and_password_change(client, alice) -> None:  # type: ignor
     assert client.get("/accounts/logout/").status_code == 405  # log out is POST only
     response = client.post(
         "/accounts/password_change/",
-        {"old_password": "alice-password-123", "new_password1": "brand-New-pass-456", "new_password2": "brand-New-pass-456"},
+        {
+            "old_password": "alice-password-123",
+            "new_password1": "brand-New-pass-456",
+            "new_password2": "brand-New-pass-456",
+        },
     )
     assert response.status_code == 302
     assert client.post("/accounts/logout/").status_code == 302
@@ -83,7 +95,9 @@ def test_password_reset_sends_a_working_link(client, alice) -> None:  # type: ig
     assert link is not None
     confirm = client.get(link.group(1), follow=True)
     assert confirm.status_code == 200 and b"new_password1" in confirm.content
-    done = client.post(confirm.redirect_chain[-1][0], {"new_password1": "reset-Pass-777", "new_password2": "reset-Pass-777"})
+    done = client.post(
+        confirm.redirect_chain[-1][0], {"new_password1": "reset-Pass-777", "new_password2": "reset-Pass-777"}
+    )
     assert done.status_code == 302
     assert client.login(username="alice", password="reset-Pass-777")
 
@@ -169,7 +183,9 @@ def test_stop_cancels_a_queued_run_and_only_the_owners(client, alice, bob, assis
 def test_retry_starts_a_new_run_without_a_new_message(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
     client_alice.post("/chat/send/", {"text": "hi"}, **HX)
     first = Run.objects.get()
-    Run.objects.filter(id=first.id).update(status="failed", last_error={"code": "server_error", "message": "Upstream exploded"})
+    Run.objects.filter(id=first.id).update(
+        status="failed", last_error={"code": "server_error", "message": "Upstream exploded"}
+    )
     page = client_alice.get("/")
     assert b"Upstream exploded" in page.content and b"Retry" in page.content
     response = client_alice.post("/chat/retry/", **HX)
@@ -196,7 +212,14 @@ def test_new_conversation_archives_the_thread(client_alice, alice, assistant) ->
 
 def test_history_pages_newest_first_then_older(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
     thread = chat.live_thread(alice)
-    ids = [Message.objects.create(thread=thread, role="user", content=[{"type": "text", "text": {"value": f"note {i:03d}", "annotations": []}}]).id for i in range(70)]
+    ids = [
+        Message.objects.create(
+            thread=thread,
+            role="user",
+            content=[{"type": "text", "text": {"value": f"note {i:03d}", "annotations": []}}],
+        ).id
+        for i in range(70)
+    ]
     page = client_alice.get("/").content.decode()
     shown = re.findall(r"note (\d{3})", page)
     assert shown == [f"{i:03d}" for i in range(40, 70)]  # the newest 30, oldest of them at the top
@@ -212,7 +235,11 @@ def test_history_pages_newest_first_then_older(client_alice, alice, assistant) -
 
 def test_history_is_per_user(client, alice, bob, assistant) -> None:  # type: ignore[no-untyped-def]
     thread = chat.live_thread(alice)
-    Message.objects.create(thread=thread, role="user", content=[{"type": "text", "text": {"value": "alice secret", "annotations": []}}])
+    Message.objects.create(
+        thread=thread,
+        role="user",
+        content=[{"type": "text", "text": {"value": "alice secret", "annotations": []}}],
+    )
     client.force_login(bob)
     assert b"alice secret" not in client.get("/").content
     assert b"alice secret" not in client.get("/chat/history/?before=msg_zzzzzzzzzzzzzzzzzzzzzzzz").content
@@ -221,12 +248,17 @@ def test_history_is_per_user(client, alice, bob, assistant) -> None:  # type: ig
 def test_page_leaves_the_active_runs_messages_to_the_socket(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
     client_alice.post("/chat/send/", {"text": "question"}, **HX)
     run = Run.objects.get()
-    Message.objects.create(thread=run.thread, role="assistant", run=run, status="in_progress",
-                           content=[{"type": "text", "text": {"value": "half an answ", "annotations": []}}])
+    Message.objects.create(
+        thread=run.thread,
+        role="assistant",
+        run=run,
+        status="in_progress",
+        content=[{"type": "text", "text": {"value": "half an answ", "annotations": []}}],
+    )
     page = client_alice.get("/").content.decode()
     assert "question" in page and "half an answ" not in page
     assert f"run={run.id}" in page  # the socket replays this run from its first event
-    assert "<fieldset id=\"composer-fields\" disabled>" in page
+    assert '<fieldset id="composer-fields" disabled>' in page
 
 
 def test_csrf_is_enforced_on_every_form(alice, assistant) -> None:  # type: ignore[no-untyped-def]
@@ -249,7 +281,9 @@ def test_attachment_is_stored_and_attached_for_both_tools(client_alice, alice, a
     f = File.objects.get(owner=alice)
     assert f.filename == "notes.txt" and f.bytes == 23 and f.purpose == "assistants" and len(f.sha256) == 64
     msg = Message.objects.get(thread__owner=alice)
-    assert msg.attachments == [{"file_id": f.id, "tools": [{"type": "file_search"}, {"type": "code_interpreter"}]}]
+    assert msg.attachments == [
+        {"file_id": f.id, "tools": [{"type": "file_search"}, {"type": "code_interpreter"}]}
+    ]
     assert b"notes.txt" in response.content
     assert b"notes.txt" in client_alice.get("/").content
     download = client_alice.get(f"/chat/files/{f.id}/")
@@ -286,13 +320,42 @@ def test_history_shows_tool_activity_between_messages(client_alice, alice, assis
     from assistants_app.models import RunStep
 
     thread = chat.live_thread(alice)
-    ask = Message.objects.create(thread=thread, role="user", content=[{"type": "text", "text": {"value": "weather in Oslo?", "annotations": []}}])
-    run = Run.objects.create(thread=thread, assistant=assistant, assistant_ref=assistant.id, model="m", status="completed")
-    RunStep.objects.create(run=run, thread_id_ref=thread.id, assistant_ref=assistant.id, type="tool_calls", status="completed",
-                           step_details={"type": "tool_calls", "tool_calls": [
-                               {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}', "output": "<4 C>"}}]})
-    Message.objects.create(thread=thread, role="assistant", run=run, content=[{"type": "text", "text": {"value": "It is 4 C.", "annotations": []}}])
+    ask = Message.objects.create(
+        thread=thread,
+        role="user",
+        content=[{"type": "text", "text": {"value": "weather in Oslo?", "annotations": []}}],
+    )
+    run = Run.objects.create(
+        thread=thread, assistant=assistant, assistant_ref=assistant.id, model="m", status="completed"
+    )
+    RunStep.objects.create(
+        run=run,
+        thread_id_ref=thread.id,
+        assistant_ref=assistant.id,
+        type="tool_calls",
+        status="completed",
+        step_details={
+            "type": "tool_calls",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}', "output": "<4 C>"},
+                }
+            ],
+        },
+    )
+    Message.objects.create(
+        thread=thread,
+        role="assistant",
+        run=run,
+        content=[{"type": "text", "text": {"value": "It is 4 C.", "annotations": []}}],
+    )
     page = client_alice.get("/").content.decode()
-    i_ask, i_tool, i_answer = page.index("weather in Oslo?"), page.index("Function get_weather"), page.index("It is 4 C.")
+    i_ask, i_tool, i_answer = (
+        page.index("weather in Oslo?"),
+        page.index("Function get_weather"),
+        page.index("It is 4 C."),
+    )
     assert i_ask < i_tool < i_answer
     assert "&lt;4 C&gt;" in page and ask.id in page

@@ -29,12 +29,17 @@ class AssistantAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "description", "model", "is_default", "instructions")}),
         ("Sampling", {"fields": ("temperature", "top_p", "response_format_type", "response_format_schema")}),
         ("Tools", {"fields": ("enable_file_search", "enable_code_interpreter", "functions")}),
-        ("Retrieval files", {"fields": ("retrieval_files", "retrieval_files_status", "tool_resources_display")}),
+        (
+            "Retrieval files",
+            {"fields": ("retrieval_files", "retrieval_files_status", "tool_resources_display")},
+        ),
         ("Model backend", {"fields": ("backend_base_url", "backend_api_key_env")}),
         ("Record", {"fields": ("id", "owner", "created_at"), "classes": ("collapse",)}),
     )
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> type[ModelForm]:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[ModelForm]:
         form = super().get_form(request, obj, change=change, **kwargs)
         choices = model_choices.model_choices(obj)
         return type(form.__name__, (form,), {"model_choices": choices})
@@ -67,14 +72,18 @@ class AssistantAdmin(admin.ModelAdmin):
         )
         if not any(t.get("type") == "file_search" for t in obj.tools or []):
             self.message_user(
-                request, "File search is off for this assistant: enable it to let runs search these files.",
+                request,
+                "File search is off for this assistant: enable it to let runs search these files.",
                 messages.WARNING,
             )
 
     # --- display -------------------------------------------------------------------------------------
     @admin.display(description="tools")
     def tool_summary(self, obj: Assistant) -> str:
-        names = [t["function"].get("name", "?") if t.get("type") == "function" else t.get("type", "?") for t in obj.tools or []]
+        names = [
+            t["function"].get("name", "?") if t.get("type") == "function" else t.get("type", "?")
+            for t in obj.tools or []
+        ]
         return ", ".join(names) or "-"
 
     @admin.display(description="backend")
@@ -94,7 +103,13 @@ class AssistantAdmin(admin.ModelAdmin):
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (admin_link(r, r.file.filename), r.file.bytes, r.status, r.chunk_count, error_message(r.last_error) or "-")
+                (
+                    admin_link(r, r.file.filename),
+                    r.file.bytes,
+                    r.status,
+                    r.chunk_count,
+                    error_message(r.last_error) or "-",
+                )
                 for r in rows
             ),
         )

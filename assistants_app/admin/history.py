@@ -41,8 +41,16 @@ class ThreadAdmin(ReadOnlyAdmin):
     search_fields = ("id", "owner__username")
     list_select_related = ("owner",)
     fields = (
-        "id", "owner", "created_at", "is_chat", "archived_at", "run_count", "total_tokens",
-        "related", "metadata_display", "tool_resources_display",
+        "id",
+        "owner",
+        "created_at",
+        "is_chat",
+        "archived_at",
+        "run_count",
+        "total_tokens",
+        "related",
+        "metadata_display",
+        "tool_resources_display",
     )
     readonly_fields = fields
 
@@ -89,9 +97,21 @@ class MessageAdmin(ReadOnlyAdmin):
     search_fields = ("id", "thread__id", "thread__owner__username", "run__id")
     list_select_related = ("thread", "run")
     fields = (
-        "id", "thread_link", "role", "status", "created_at", "completed_at", "incomplete_at", "run_link",
-        "assistant_id", "token_count", "text", "content_display", "attachments_display",
-        "incomplete_details_display", "metadata_display",
+        "id",
+        "thread_link",
+        "role",
+        "status",
+        "created_at",
+        "completed_at",
+        "incomplete_at",
+        "run_link",
+        "assistant_id",
+        "token_count",
+        "text",
+        "content_display",
+        "attachments_display",
+        "incomplete_details_display",
+        "metadata_display",
     )
     readonly_fields = fields
 
@@ -132,8 +152,18 @@ class MessageAdmin(ReadOnlyAdmin):
 @admin.register(Run)
 class RunAdmin(ReadOnlyAdmin):
     list_display = (
-        "id", "thread", "owner", "status", "model", "created_at", "started_at", "duration",
-        "prompt_tokens", "completion_tokens", "total_tokens", "error",
+        "id",
+        "thread",
+        "owner",
+        "status",
+        "model",
+        "created_at",
+        "started_at",
+        "duration",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "error",
     )
     list_filter = ("status", "model")
     search_fields = ("id", "thread__id", "thread__owner__username", "assistant_ref", "model")
@@ -141,13 +171,41 @@ class RunAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     actions = ("cancel_selected",)
     fields = (
-        "id", "thread_link", "owner", "assistant_link", "assistant_ref", "status", "model",
-        "created_at", "started_at", "expires_at", "completed_at", "cancelled_at", "failed_at", "duration",
-        "usage_display", "last_error_display", "incomplete_details_display", "required_action_display",
-        "steps_link", "instructions", "tools_display", "tool_resources_display", "temperature", "top_p",
-        "max_prompt_tokens", "max_completion_tokens", "truncation_strategy_display", "response_format_display",
-        "tool_choice_display", "parallel_tool_calls", "metadata_display", "attempts", "lease_owner",
-        "lease_expires_at", "streamed",
+        "id",
+        "thread_link",
+        "owner",
+        "assistant_link",
+        "assistant_ref",
+        "status",
+        "model",
+        "created_at",
+        "started_at",
+        "expires_at",
+        "completed_at",
+        "cancelled_at",
+        "failed_at",
+        "duration",
+        "usage_display",
+        "last_error_display",
+        "incomplete_details_display",
+        "required_action_display",
+        "steps_link",
+        "instructions",
+        "tools_display",
+        "tool_resources_display",
+        "temperature",
+        "top_p",
+        "max_prompt_tokens",
+        "max_completion_tokens",
+        "truncation_strategy_display",
+        "response_format_display",
+        "tool_choice_display",
+        "parallel_tool_calls",
+        "metadata_display",
+        "attempts",
+        "lease_owner",
+        "lease_expires_at",
+        "streamed",
     )
     readonly_fields = fields
 
@@ -273,16 +331,32 @@ class RunStepAdmin(ReadOnlyAdmin):
     search_fields = ("id", "run__id", "thread_id_ref")
     list_select_related = ("run",)
     fields = (
-        "id", "run_link", "thread_id_ref", "assistant_ref", "type", "status", "created_at", "completed_at",
-        "cancelled_at", "failed_at", "expired_at", "tool_calls", "step_details_display", "usage_display",
-        "last_error_display", "metadata_display",
+        "id",
+        "run_link",
+        "thread_id_ref",
+        "assistant_ref",
+        "type",
+        "status",
+        "created_at",
+        "completed_at",
+        "cancelled_at",
+        "failed_at",
+        "expired_at",
+        "tool_calls",
+        "step_details_display",
+        "usage_display",
+        "last_error_display",
+        "metadata_display",
     )
     readonly_fields = fields
 
     @admin.display(description="tools")
     def tool_names(self, obj: RunStep) -> str:
         calls = (obj.step_details or {}).get("tool_calls") or []
-        names = [(c.get("function") or {}).get("name", "?") if c.get("type") == "function" else c.get("type", "?") for c in calls]
+        names = [
+            (c.get("function") or {}).get("name", "?") if c.get("type") == "function" else c.get("type", "?")
+            for c in calls
+        ]
         return ", ".join(names) or "-"
 
     @admin.display(description="tokens")
@@ -298,9 +372,7 @@ class RunStepAdmin(ReadOnlyAdmin):
         rows = _tool_call_rows(obj.step_details or {})
         if not rows:
             return "-"
-        body = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
-        )
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
         return format_html(
             "<table><thead><tr><th>call</th><th>tool</th><th>input</th><th>output</th></tr></thead>"
             "<tbody>{}</tbody></table>",

@@ -24,7 +24,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     actions = ("revoke_selected",)
     readonly_fields = ("prefix_shown", "user", "created_at", "last_used_at", "revoked_at")
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> type[ModelForm]:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[ModelForm]:
         if obj is None:
             kwargs["form"] = ApiKeyCreateForm
         return super().get_form(request, obj, change=change, **kwargs)
@@ -46,11 +48,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
             obj.save(update_fields=["name"])
             return
         new = create_key(form.cleaned_data["user"], name=form.cleaned_data.get("name") or "")
-        obj.pk, obj.prefix, obj.digest, obj.created_at = new.key.pk, new.key.prefix, new.key.digest, new.key.created_at
+        obj.pk, obj.prefix, obj.digest, obj.created_at = (
+            new.key.pk,
+            new.key.prefix,
+            new.key.digest,
+            new.key.created_at,
+        )
         # Only a digest is stored: this message is the one time anyone sees the key.
         request._new_api_key = new.raw  # type: ignore[attr-defined]
 
-    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
+    def response_add(
+        self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None
+    ) -> HttpResponse:
         raw = getattr(request, "_new_api_key", None)
         if raw is None:
             return super().response_add(request, obj, post_url_continue)

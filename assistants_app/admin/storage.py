@@ -20,7 +20,15 @@ class FileAdmin(ReadOnlyAdmin):
     search_fields = ("id", "filename", "owner__username", "sha256")
     list_select_related = ("owner",)
     fields = (
-        "id", "filename", "owner", "purpose", "bytes", "sha256", "content_type", "created_at", "expires_at",
+        "id",
+        "filename",
+        "owner",
+        "purpose",
+        "bytes",
+        "sha256",
+        "content_type",
+        "created_at",
+        "expires_at",
         "vector_stores",
     )
     readonly_fields = fields
@@ -66,7 +74,16 @@ class VectorStoreAdmin(ReadOnlyAdmin):
     list_display = ("id", "name", "owner", "file_count", "created_at", "last_active_at")
     search_fields = ("id", "name", "owner__username")
     list_select_related = ("owner",)
-    fields = ("id", "name", "description", "owner", "created_at", "last_active_at", "expires_at", "metadata_display")
+    fields = (
+        "id",
+        "name",
+        "description",
+        "owner",
+        "created_at",
+        "last_active_at",
+        "expires_at",
+        "metadata_display",
+    )
     readonly_fields = fields
     inlines = (VectorStoreFileInline,)
 
@@ -84,15 +101,35 @@ class VectorStoreAdmin(ReadOnlyAdmin):
 
 @admin.register(VectorStoreFile)
 class VectorStoreFileAdmin(ReadOnlyAdmin):
-    list_display = ("id", "filename", "vector_store", "status", "chunk_count", "usage_bytes", "attempts", "error", "created_at")
+    list_display = (
+        "id",
+        "filename",
+        "vector_store",
+        "status",
+        "chunk_count",
+        "usage_bytes",
+        "attempts",
+        "error",
+        "created_at",
+    )
     list_filter = ("status",)
     search_fields = ("file__id", "file__filename", "vector_store__id", "vector_store__name")
     list_select_related = ("file", "vector_store")
     actions = ("reindex_selected",)
     fields = (
-        "id", "file_link", "vector_store_link", "status", "chunk_count", "usage_bytes", "attempts",
-        "last_error_display", "chunking_strategy_display", "attributes_display", "claimed_by",
-        "claim_expires_at", "created_at",
+        "id",
+        "file_link",
+        "vector_store_link",
+        "status",
+        "chunk_count",
+        "usage_bytes",
+        "attempts",
+        "last_error_display",
+        "chunking_strategy_display",
+        "attributes_display",
+        "claimed_by",
+        "claim_expires_at",
+        "created_at",
     )
     readonly_fields = fields
 

@@ -39,9 +39,36 @@ P = "/assistants"
 ITEM = "/assistants/{assistant_id}"
 T = ("Assistants",)
 OPERATIONS = [
-    Operation("POST", P, create, "createAssistant", "Create an assistant", "Assistant", body=specs.ASSISTANT_CREATE, tags=T),
-    Operation("GET", P, list_, "listAssistants", "List assistants", "AssistantList", query=specs.ASSISTANT_LIST_QUERY, tags=T),
+    Operation(
+        "POST",
+        P,
+        create,
+        "createAssistant",
+        "Create an assistant",
+        "Assistant",
+        body=specs.ASSISTANT_CREATE,
+        tags=T,
+    ),
+    Operation(
+        "GET",
+        P,
+        list_,
+        "listAssistants",
+        "List assistants",
+        "AssistantList",
+        query=specs.ASSISTANT_LIST_QUERY,
+        tags=T,
+    ),
     Operation("GET", ITEM, retrieve, "getAssistant", "Retrieve an assistant", "Assistant", tags=T),
-    Operation("POST", ITEM, update, "modifyAssistant", "Modify an assistant", "Assistant", body=specs.ASSISTANT_UPDATE, tags=T),
+    Operation(
+        "POST",
+        ITEM,
+        update,
+        "modifyAssistant",
+        "Modify an assistant",
+        "Assistant",
+        body=specs.ASSISTANT_UPDATE,
+        tags=T,
+    ),
     Operation("DELETE", ITEM, delete, "deleteAssistant", "Delete an assistant", "AssistantDeleted", tags=T),
 ]

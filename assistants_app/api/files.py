@@ -40,7 +40,9 @@ def _too_large() -> PayloadTooLarge:
 
 def live_files(user: Any) -> QuerySet[File]:
     # A file past its expires_after is gone for the API, even before anything purges it.
-    return File.objects.filter(owner=user).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+    return File.objects.filter(owner=user).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    )
 
 
 def get_file(user: Any, file_id: str) -> File:
@@ -53,7 +55,9 @@ def get_file(user: Any, file_id: str) -> File:
 def upload(ctx: Ctx) -> dict[str, Any]:
     request = ctx.request
     if not (request.content_type or "").startswith("multipart/form-data"):
-        raise InvalidRequest("Uploads must be sent as multipart/form-data with 'file' and 'purpose'.", param="file")
+        raise InvalidRequest(
+            "Uploads must be sent as multipart/form-data with 'file' and 'purpose'.", param="file"
+        )
     # Refuse before parsing when the client says how big the body is.
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -64,12 +68,18 @@ def upload(ctx: Ctx) -> dict[str, Any]:
     form, files = request.POST, request.FILES
     for key in list(form.keys()) + list(files.keys()):
         if key not in UPLOAD_FIELDS and key != "file":
-            raise InvalidRequest(f"Unrecognized request argument supplied: {key}", param=key, code="unknown_parameter")
+            raise InvalidRequest(
+                f"Unrecognized request argument supplied: {key}", param=key, code="unknown_parameter"
+            )
     upload = files.get("file")
     if upload is None:
-        raise InvalidRequest("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
+        raise InvalidRequest(
+            "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
+        )
     if form.get("purpose") is None:
-        raise InvalidRequest("Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter")
+        raise InvalidRequest(
+            "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
+        )
     purpose = _PURPOSE.check(form.get("purpose"), "purpose")
     if (upload.size or 0) > _max_bytes():
         raise _too_large()
@@ -81,9 +91,13 @@ def upload(ctx: Ctx) -> dict[str, Any]:
         try:
             expires = int(_EXPIRES_SECONDS.check(int(seconds or ""), "expires_after.seconds"))
         except ValueError:
-            raise InvalidRequest("expires_after.seconds must be an integer.", param="expires_after.seconds") from None
+            raise InvalidRequest(
+                "expires_after.seconds must be an integer.", param="expires_after.seconds"
+            ) from None
     name = _display_name(upload.name or "upload")
-    return file_obj(services_api.store_file(ctx.user, upload, purpose=purpose, filename=name, expires_after=expires))
+    return file_obj(
+        services_api.store_file(ctx.user, upload, purpose=purpose, filename=name, expires_after=expires)
+    )
 
 
 def _display_name(name: str) -> str:
@@ -132,8 +146,19 @@ def content(ctx: Ctx, file_id: str) -> HttpResponseBase:
 T = ("Files",)
 OPERATIONS = [
     Operation("POST", "/files", upload, "createFile", "Upload a file", "OpenAIFile", multipart=True, tags=T),
-    Operation("GET", "/files", list_, "listFiles", "List files", "FileList", query=specs.FILE_LIST_QUERY, tags=T),
+    Operation(
+        "GET", "/files", list_, "listFiles", "List files", "FileList", query=specs.FILE_LIST_QUERY, tags=T
+    ),
     Operation("GET", "/files/{file_id}", retrieve, "retrieveFile", "Retrieve a file", "OpenAIFile", tags=T),
     Operation("DELETE", "/files/{file_id}", delete, "deleteFile", "Delete a file", "FileDeleted", tags=T),
-    Operation("GET", "/files/{file_id}/content", content, "downloadFile", "Download a file's content", "", binary=True, tags=T),
+    Operation(
+        "GET",
+        "/files/{file_id}/content",
+        content,
+        "downloadFile",
+        "Download a file's content",
+        "",
+        binary=True,
+        tags=T,
+    ),
 ]

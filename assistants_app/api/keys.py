@@ -24,9 +24,30 @@ PREFIX_SHOWN = 12  # "sk-as-" + 6 characters: enough to tell keys apart in a lis
 
 # Strings people paste into examples and configs. A "key" like these is refused before any lookup.
 _COMMON = {
-    "sk-", "sk-test", "sk-xxx", "test", "testkey", "test-key", "secret", "password", "changeme",
-    "apikey", "api-key", "api_key", "your-api-key", "<your_api_key>", "your_api_key", "x", "dummy",
-    "none", "null", "undefined", "admin", "letmein", "1234567890", "sk-1234567890",
+    "sk-",
+    "sk-test",
+    "sk-xxx",
+    "test",
+    "testkey",
+    "test-key",
+    "secret",
+    "password",
+    "changeme",
+    "apikey",
+    "api-key",
+    "api_key",
+    "your-api-key",
+    "<your_api_key>",
+    "your_api_key",
+    "x",
+    "dummy",
+    "none",
+    "null",
+    "undefined",
+    "admin",
+    "letmein",
+    "1234567890",
+    "sk-1234567890",
 }
 
 
@@ -44,7 +65,7 @@ def is_weak_key(raw_key: str) -> bool:
     key = raw_key.strip()
     if len(key) < MIN_KEY_LENGTH or key.lower() in _COMMON:
         return True
-    body = key[len(KEY_PREFIX):] if key.startswith(KEY_PREFIX) else key
+    body = key[len(KEY_PREFIX) :] if key.startswith(KEY_PREFIX) else key
     return len(set(body)) < 8
 
 

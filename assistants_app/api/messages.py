@@ -44,9 +44,29 @@ P = "/threads/{thread_id}/messages"
 ITEM = "/threads/{thread_id}/messages/{message_id}"
 T = ("Messages",)
 OPERATIONS = [
-    Operation("POST", P, create, "createMessage", "Create a message", "Message", body=specs.MESSAGE_CREATE, tags=T),
-    Operation("GET", P, list_, "listMessages", "List messages", "MessageList", query=specs.MESSAGE_LIST_QUERY, tags=T),
+    Operation(
+        "POST", P, create, "createMessage", "Create a message", "Message", body=specs.MESSAGE_CREATE, tags=T
+    ),
+    Operation(
+        "GET",
+        P,
+        list_,
+        "listMessages",
+        "List messages",
+        "MessageList",
+        query=specs.MESSAGE_LIST_QUERY,
+        tags=T,
+    ),
     Operation("GET", ITEM, retrieve, "getMessage", "Retrieve a message", "Message", tags=T),
-    Operation("POST", ITEM, update, "modifyMessage", "Modify a message's metadata", "Message", body=specs.MESSAGE_UPDATE, tags=T),
+    Operation(
+        "POST",
+        ITEM,
+        update,
+        "modifyMessage",
+        "Modify a message's metadata",
+        "Message",
+        body=specs.MESSAGE_UPDATE,
+        tags=T,
+    ),
     Operation("DELETE", ITEM, delete, "deleteMessage", "Delete a message", "MessageDeleted", tags=T),
 ]

@@ -39,7 +39,10 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.body is not None:
         # A body whose every field is optional may be left out altogether (the server reads it as {}).
         required = any(f.required for f in op.body.fields.values())
-        doc["requestBody"] = {"required": required, "content": {"application/json": {"schema": op.body.base_schema()}}}
+        doc["requestBody"] = {
+            "required": required,
+            "content": {"application/json": {"schema": op.body.base_schema()}},
+        }
     if op.multipart:
         doc["requestBody"] = {
             "required": True,
@@ -121,4 +124,6 @@ def serve(ctx: Ctx) -> JsonResponse:
     return JsonResponse(document())
 
 
-OPERATION = Operation("GET", "/openapi.json", serve, "getOpenAPI", "This document", "", public=True, tags=("Meta",))
+OPERATION = Operation(
+    "GET", "/openapi.json", serve, "getOpenAPI", "This document", "", public=True, tags=("Meta",)
+)

@@ -47,7 +47,9 @@ def check_text(value: str, path: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidRequest(f"Invalid '{path}': not valid Unicode (unpaired surrogate).", param=path) from None
+        raise InvalidRequest(
+            f"Invalid '{path}': not valid Unicode (unpaired surrogate).", param=path
+        ) from None
     return value
 
 
@@ -99,8 +101,17 @@ class Field:
         return self.check(value, path)
 
     def expected(self) -> str:
-        return _JSON_TYPE_NAMES.get({"string": str, "integer": int, "number": float, "boolean": bool,
-                                     "array": list, "object": dict}.get(self.json_type, object), "a value")
+        return _JSON_TYPE_NAMES.get(
+            {
+                "string": str,
+                "integer": int,
+                "number": float,
+                "boolean": bool,
+                "array": list,
+                "object": dict,
+            }.get(self.json_type, object),
+            "a value",
+        )
 
 
 class Str(Field):
@@ -164,7 +175,9 @@ class Const(Str):
 class Num(Field):
     json_type = "number"
 
-    def __init__(self, *, minimum: float | None = None, maximum: float | None = None, integer: bool = False, **kw: Any) -> None:
+    def __init__(
+        self, *, minimum: float | None = None, maximum: float | None = None, integer: bool = False, **kw: Any
+    ) -> None:
         super().__init__(**kw)
         self.minimum, self.maximum, self.integer = minimum, maximum, integer
         if integer:
@@ -358,7 +371,9 @@ class Obj(Field):
             sub = join(path, name)
             if name not in value:
                 if field.required:
-                    raise InvalidRequest(f"Missing required parameter: '{sub}'.", param=sub, code="missing_required_parameter")
+                    raise InvalidRequest(
+                        f"Missing required parameter: '{sub}'.", param=sub, code="missing_required_parameter"
+                    )
                 continue
             checked = field.validate(value[name], sub)
             if checked is not None:
@@ -394,7 +409,8 @@ class Tagged(Field):
         if variant is None:
             options = ", ".join(f"'{t}'" for t in self.variants)
             raise InvalidRequest(
-                f"Invalid value for '{join(path, 'type')}': expected one of {options}.", param=join(path, "type")
+                f"Invalid value for '{join(path, 'type')}': expected one of {options}.",
+                param=join(path, "type"),
             )
         return variant.check(value, path)
 
@@ -485,13 +501,17 @@ def _convert(field: Field, raw: str, name: str) -> Any:
     return raw
 
 
-def list_query(*, max_limit: int = 100, default_limit: int = 20, before: bool = True, **extra: Field) -> Query:
+def list_query(
+    *, max_limit: int = 100, default_limit: int = 20, before: bool = True, **extra: Field
+) -> Query:
     fields: dict[str, Field] = {
         "limit": Int(minimum=1, maximum=max_limit, description=f"1 to {max_limit}, default {default_limit}"),
         "order": Str(enum=("asc", "desc"), description="Sort by created_at; default desc"),
         "after": Str(max_len=64, description="A cursor: the id of the last object of the previous page"),
     }
     if before:
-        fields["before"] = Str(max_len=64, description="A cursor: the id of the first object of the next page")
+        fields["before"] = Str(
+            max_len=64, description="A cursor: the id of the first object of the next page"
+        )
     fields.update(extra)
     return Query(fields)

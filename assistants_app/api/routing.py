@@ -74,7 +74,9 @@ def _parse_json(request: HttpRequest) -> Any:
         ) from None
 
 
-def handle(op: Operation | None, allowed: list[str], request: HttpRequest, kwargs: dict[str, str]) -> HttpResponseBase:
+def handle(
+    op: Operation | None, allowed: list[str], request: HttpRequest, kwargs: dict[str, str]
+) -> HttpResponseBase:
     request_id = f"req_{secrets.token_hex(16)}"
     response = _handle(op, allowed, request, kwargs, request_id)
     # The SDK exposes this as `._request_id`; it ties a client's report to the server log.
@@ -102,7 +104,9 @@ def _handle(
             ctx.query = op.query.check(request.GET)
         elif request.GET:
             first = next(iter(request.GET.keys()))
-            raise InvalidRequest(f"Unrecognized query parameter: {first}", param=first, code="unknown_parameter")
+            raise InvalidRequest(
+                f"Unrecognized query parameter: {first}", param=first, code="unknown_parameter"
+            )
         if op.body is not None:
             ctx.body = op.body.check(_parse_json(request), "")
         result = op.handler(ctx, **kwargs)

@@ -65,7 +65,9 @@ def submit_tool_outputs(ctx: Ctx, thread_id: str, run_id: str) -> dict[str, Any]
 def list_steps(ctx: Ctx, thread_id: str, run_id: str) -> dict[str, Any]:
     run = services.get_run(ctx.user, thread_id, run_id)
     full = _with_content(ctx)
-    return page(RunStep.objects.filter(run=run), ctx.query, lambda s: step_obj(s, include_file_search_content=full))
+    return page(
+        RunStep.objects.filter(run=run), ctx.query, lambda s: step_obj(s, include_file_search_content=full)
+    )
 
 
 def retrieve_step(ctx: Ctx, thread_id: str, run_id: str, step_id: str) -> dict[str, Any]:
@@ -78,20 +80,54 @@ ITEM = "/threads/{thread_id}/runs/{run_id}"
 T = ("Runs",)
 OPERATIONS = [
     Operation(
-        "POST", P, create, "createRun", "Create a run", "Run",
-        body=specs.RUN_CREATE, query=specs.RUN_CREATE_QUERY, stream=True, tags=T,
+        "POST",
+        P,
+        create,
+        "createRun",
+        "Create a run",
+        "Run",
+        body=specs.RUN_CREATE,
+        query=specs.RUN_CREATE_QUERY,
+        stream=True,
+        tags=T,
     ),
     Operation("GET", P, list_, "listRuns", "List runs", "RunList", query=specs.RUN_LIST_QUERY, tags=T),
-    Operation("GET", ITEM, retrieve, "getRun", "Retrieve a run", "Run", headers=("openai-poll-after-ms",), tags=T),
-    Operation("POST", ITEM, update, "modifyRun", "Modify a run's metadata", "Run", body=specs.RUN_UPDATE, tags=T),
+    Operation(
+        "GET", ITEM, retrieve, "getRun", "Retrieve a run", "Run", headers=("openai-poll-after-ms",), tags=T
+    ),
+    Operation(
+        "POST", ITEM, update, "modifyRun", "Modify a run's metadata", "Run", body=specs.RUN_UPDATE, tags=T
+    ),
     Operation("POST", ITEM + "/cancel", cancel, "cancelRun", "Cancel a run", "Run", body=Obj({}), tags=T),
     Operation(
-        "POST", ITEM + "/submit_tool_outputs", submit_tool_outputs, "submitToolOuputsToRun",
-        "Submit tool outputs to a run waiting for them", "Run", body=specs.SUBMIT_TOOL_OUTPUTS, stream=True, tags=T,
+        "POST",
+        ITEM + "/submit_tool_outputs",
+        submit_tool_outputs,
+        "submitToolOuputsToRun",
+        "Submit tool outputs to a run waiting for them",
+        "Run",
+        body=specs.SUBMIT_TOOL_OUTPUTS,
+        stream=True,
+        tags=T,
     ),
-    Operation("GET", ITEM + "/steps", list_steps, "listRunSteps", "List run steps", "RunStepList", query=specs.STEP_LIST_QUERY, tags=T),
     Operation(
-        "GET", ITEM + "/steps/{step_id}", retrieve_step, "getRunStep", "Retrieve a run step", "RunStep",
-        query=specs.STEP_INCLUDE, tags=T,
+        "GET",
+        ITEM + "/steps",
+        list_steps,
+        "listRunSteps",
+        "List run steps",
+        "RunStepList",
+        query=specs.STEP_LIST_QUERY,
+        tags=T,
+    ),
+    Operation(
+        "GET",
+        ITEM + "/steps/{step_id}",
+        retrieve_step,
+        "getRunStep",
+        "Retrieve a run step",
+        "RunStep",
+        query=specs.STEP_INCLUDE,
+        tags=T,
     ),
 ]

@@ -23,7 +23,11 @@ METADATA = {"type": "object", "additionalProperties": {"type": "string"}}
 
 
 def obj(
-    props: dict[str, Any], *, object_name: str | None = None, optional: tuple[str, ...] = (), closed: bool = False
+    props: dict[str, Any],
+    *,
+    object_name: str | None = None,
+    optional: tuple[str, ...] = (),
+    closed: bool = False,
 ) -> dict[str, Any]:
     if object_name is not None:
         props = {**props, "object": {"type": "string", "enum": [object_name]}}
@@ -59,7 +63,11 @@ def deleted(name: str) -> dict[str, Any]:
     return obj({"id": STR, "deleted": BOOL}, object_name=name)
 
 
-TOOL = {"type": "object", "properties": {"type": {"type": "string", "enum": ["function", "code_interpreter", "file_search"]}}, "required": ["type"]}
+TOOL = {
+    "type": "object",
+    "properties": {"type": {"type": "string", "enum": ["function", "code_interpreter", "file_search"]}},
+    "required": ["type"],
+}
 RESPONSE_FORMAT = {"anyOf": [{"type": "string", "enum": ["auto"]}, OBJ]}
 USAGE = nullable(obj({"prompt_tokens": INT, "completion_tokens": INT, "total_tokens": INT}))
 CONTENT_PART = {
@@ -99,7 +107,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         object_name="assistant",
     ),
     "Thread": obj(
-        {"id": STR, "created_at": TS, "metadata": METADATA, "tool_resources": nullable(OBJ)}, object_name="thread"
+        {"id": STR, "created_at": TS, "metadata": METADATA, "tool_resources": nullable(OBJ)},
+        object_name="thread",
     ),
     "Message": obj(
         {
@@ -128,8 +137,15 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "status": {
                 "type": "string",
                 "enum": [
-                    "queued", "in_progress", "requires_action", "cancelling", "cancelled",
-                    "failed", "completed", "incomplete", "expired",
+                    "queued",
+                    "in_progress",
+                    "requires_action",
+                    "cancelling",
+                    "cancelled",
+                    "failed",
+                    "completed",
+                    "incomplete",
+                    "expired",
                 ],
             },
             "required_action": nullable(OBJ),
@@ -164,7 +180,10 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "assistant_id": STR,
             "thread_id": STR,
             "type": {"type": "string", "enum": ["message_creation", "tool_calls"]},
-            "status": {"type": "string", "enum": ["in_progress", "cancelled", "failed", "completed", "expired"]},
+            "status": {
+                "type": "string",
+                "enum": ["in_progress", "cancelled", "failed", "completed", "expired"],
+            },
             "step_details": OBJ,
             "last_error": nullable(OBJ),
             "expired_at": nullable(TS),

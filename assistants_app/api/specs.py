@@ -57,7 +57,9 @@ FILE_SEARCH_TOOL = Obj(
     }
 )
 CODE_INTERPRETER_TOOL = Obj({"type": Const("code_interpreter")})
-TOOL = Tagged({"function": FUNCTION_TOOL, "file_search": FILE_SEARCH_TOOL, "code_interpreter": CODE_INTERPRETER_TOOL})
+TOOL = Tagged(
+    {"function": FUNCTION_TOOL, "file_search": FILE_SEARCH_TOOL, "code_interpreter": CODE_INTERPRETER_TOOL}
+)
 TOOLS = Arr(TOOL, max_items=128)
 
 RESPONSE_FORMAT = Either(
@@ -88,7 +90,9 @@ TOOL_CHOICE = Either(
     Str(enum=("none", "auto", "required")),
     Tagged(
         {
-            "function": Obj({"type": Const("function"), "function": Obj({"name": Str(required=True)}, required=True)}),
+            "function": Obj(
+                {"type": Const("function"), "function": Obj({"name": Str(required=True)}, required=True)}
+            ),
             "code_interpreter": Obj({"type": Const("code_interpreter")}),
             "file_search": Obj({"type": Const("file_search")}),
         }
@@ -123,7 +127,13 @@ def tool_resources(*, inline_vector_stores: bool) -> Obj:
     file_search: dict[str, Field] = {"vector_store_ids": Arr(Str(max_len=64), max_items=1)}
     if inline_vector_stores:
         file_search["vector_stores"] = Arr(
-            Obj({"file_ids": Arr(Str(max_len=64), max_items=10000), "chunking_strategy": CHUNKING_STRATEGY, "metadata": Metadata()}),
+            Obj(
+                {
+                    "file_ids": Arr(Str(max_len=64), max_items=10000),
+                    "chunking_strategy": CHUNKING_STRATEGY,
+                    "metadata": Metadata(),
+                }
+            ),
             max_items=1,
         )
     return Obj({"code_interpreter": Obj({"file_ids": FILE_IDS}), "file_search": Obj(file_search)})
@@ -135,12 +145,17 @@ CONTENT_PART = Tagged(
     {
         "text": Obj({"type": Const("text"), "text": Str(required=True)}),
         "image_file": Obj(
-            {"type": Const("image_file"), "image_file": Obj({"file_id": ID, "detail": IMAGE_DETAIL}, required=True)}
+            {
+                "type": Const("image_file"),
+                "image_file": Obj({"file_id": ID, "detail": IMAGE_DETAIL}, required=True),
+            }
         ),
         "image_url": Obj(
             {
                 "type": Const("image_url"),
-                "image_url": Obj({"url": Str(required=True, max_len=8192), "detail": IMAGE_DETAIL}, required=True),
+                "image_url": Obj(
+                    {"url": Str(required=True, max_len=8192), "detail": IMAGE_DETAIL}, required=True
+                ),
             }
         ),
     }
@@ -149,7 +164,12 @@ ATTACHMENT = Obj(
     {
         "file_id": ID,
         "tools": Arr(
-            Tagged({"code_interpreter": Obj({"type": Const("code_interpreter")}), "file_search": Obj({"type": Const("file_search")})})
+            Tagged(
+                {
+                    "code_interpreter": Obj({"type": Const("code_interpreter")}),
+                    "file_search": Obj({"type": Const("file_search")}),
+                }
+            )
         ),
     }
 )
@@ -167,6 +187,7 @@ def message_fields() -> dict[str, Field]:
 MESSAGE_CREATE = Obj(message_fields())
 MESSAGE_UPDATE = Obj({"metadata": Metadata()})
 MESSAGE_LIST_QUERY = list_query(run_id=Str(max_len=64, description="Only messages created by this run"))
+
 
 # --- assistants -----------------------------------------------------------------------------------
 def assistant_fields(*, create: bool) -> dict[str, Field]:
@@ -245,7 +266,12 @@ RUN_UPDATE = Obj({"metadata": Metadata()})
 SUBMIT_TOOL_OUTPUTS = Obj(
     {
         "tool_outputs": Arr(
-            Obj({"tool_call_id": Str(max_len=64, required=True), "output": Str(max_len=1_000_000, required=True)}),
+            Obj(
+                {
+                    "tool_call_id": Str(max_len=64, required=True),
+                    "output": Str(max_len=1_000_000, required=True),
+                }
+            ),
             min_items=1,
             max_items=128,
             required=True,
@@ -261,6 +287,9 @@ ASSISTANT_LIST_QUERY = list_query()
 
 # --- files ----------------------------------------------------------------------------------------
 FILE_LIST_QUERY = list_query(
-    max_limit=10_000, default_limit=10_000, before=False, purpose=Str(max_len=32, description="Only files with this purpose")
+    max_limit=10_000,
+    default_limit=10_000,
+    before=False,
+    purpose=Str(max_len=32, description="Only files with this purpose"),
 )
 NO_QUERY = Query({})

@@ -35,7 +35,9 @@ def frame(event: str, data: dict[str, Any]) -> bytes:
 
 
 def error_frame(message: str, code: str = "server_error") -> bytes:
-    return frame("error", {"error": {"message": message, "type": "server_error", "param": None, "code": code}})
+    return frame(
+        "error", {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
+    )
 
 
 def without_file_search_content(event: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +45,9 @@ def without_file_search_content(event: str, data: dict[str, Any]) -> dict[str, A
     if not event.startswith("thread.run.step.") or event == "thread.run.step.delta":
         return data
     details = data.get("step_details") or {}
-    if details.get("type") != "tool_calls" or not any(c.get("type") == "file_search" for c in details.get("tool_calls", [])):
+    if details.get("type") != "tool_calls" or not any(
+        c.get("type") == "file_search" for c in details.get("tool_calls", [])
+    ):
         return data
     calls = []
     for call in details["tool_calls"]:

@@ -39,12 +39,39 @@ def create_and_run(ctx: Ctx) -> dict[str, Any] | HttpResponseBase:
 
 T = ("Threads",)
 OPERATIONS = [
-    Operation("POST", "/threads", create, "createThread", "Create a thread", "Thread", body=specs.THREAD_CREATE, tags=T),
-    Operation("GET", "/threads/{thread_id}", retrieve, "getThread", "Retrieve a thread", "Thread", tags=T),
-    Operation("POST", "/threads/{thread_id}", update, "modifyThread", "Modify a thread", "Thread", body=specs.THREAD_UPDATE, tags=T),
-    Operation("DELETE", "/threads/{thread_id}", delete, "deleteThread", "Delete a thread", "ThreadDeleted", tags=T),
     Operation(
-        "POST", "/threads/runs", create_and_run, "createThreadAndRun", "Create a thread and run it", "Run",
-        body=specs.CREATE_AND_RUN, stream=True, tags=("Runs",),
+        "POST",
+        "/threads",
+        create,
+        "createThread",
+        "Create a thread",
+        "Thread",
+        body=specs.THREAD_CREATE,
+        tags=T,
+    ),
+    Operation("GET", "/threads/{thread_id}", retrieve, "getThread", "Retrieve a thread", "Thread", tags=T),
+    Operation(
+        "POST",
+        "/threads/{thread_id}",
+        update,
+        "modifyThread",
+        "Modify a thread",
+        "Thread",
+        body=specs.THREAD_UPDATE,
+        tags=T,
+    ),
+    Operation(
+        "DELETE", "/threads/{thread_id}", delete, "deleteThread", "Delete a thread", "ThreadDeleted", tags=T
+    ),
+    Operation(
+        "POST",
+        "/threads/runs",
+        create_and_run,
+        "createThreadAndRun",
+        "Create a thread and run it",
+        "Run",
+        body=specs.CREATE_AND_RUN,
+        stream=True,
+        tags=("Runs",),
     ),
 ]

@@ -79,11 +79,20 @@ class Filter(Field):
             self._known(value, ("type", "filters"), path)
             subs = value.get("filters")
             if not isinstance(subs, list) or not subs:
-                raise InvalidRequest(f"Invalid '{join(path, 'filters')}': expected a non-empty array.", param=join(path, "filters"))
-            return {"type": kind, "filters": [self.check(s, f"{path}.filters[{i}]") for i, s in enumerate(subs)]}
+                raise InvalidRequest(
+                    f"Invalid '{join(path, 'filters')}': expected a non-empty array.",
+                    param=join(path, "filters"),
+                )
+            return {
+                "type": kind,
+                "filters": [self.check(s, f"{path}.filters[{i}]") for i, s in enumerate(subs)],
+            }
         if kind not in COMPARISONS:
             options = ", ".join(f"'{t}'" for t in ("and", "or", *COMPARISONS))
-            raise InvalidRequest(f"Invalid value for '{join(path, 'type')}': expected one of {options}.", param=join(path, "type"))
+            raise InvalidRequest(
+                f"Invalid value for '{join(path, 'type')}': expected one of {options}.",
+                param=join(path, "type"),
+            )
         self._known(value, ("type", "key", "value"), path)
         key, item = value.get("key"), value.get("value")
         if not isinstance(key, str):
@@ -91,7 +100,9 @@ class Filter(Field):
         check_text(key, join(path, "key"))
         sub = join(path, "value")
         if kind in ("in", "nin"):
-            if not isinstance(item, list) or not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in item):
+            if not isinstance(item, list) or not all(
+                isinstance(v, str | int | float) and not isinstance(v, bool) for v in item
+            ):
                 raise _type_error(sub, "an array of strings or numbers", item)
         elif not isinstance(item, SCALAR):
             raise _type_error(sub, "a string, number or boolean", item)
@@ -105,7 +116,9 @@ class Filter(Field):
         for k in value:
             if k not in names:
                 raise InvalidRequest(
-                    f"Unrecognized request argument supplied: {join(path, k)}", param=join(path, k), code="unknown_parameter"
+                    f"Unrecognized request argument supplied: {join(path, k)}",
+                    param=join(path, k),
+                    code="unknown_parameter",
                 )
 
     def base_schema(self) -> dict[str, Any]:
@@ -127,7 +140,11 @@ COMPOUND_FILTER: dict[str, Any] = {
     "type": "object",
     "properties": {
         "type": {"type": "string", "enum": ["and", "or"]},
-        "filters": {"type": "array", "minItems": 1, "items": {"anyOf": [COMPARISON_FILTER, {"type": "object"}]}},
+        "filters": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"anyOf": [COMPARISON_FILTER, {"type": "object"}]},
+        },
     },
     "required": ["type", "filters"],
     "additionalProperties": False,
@@ -154,13 +171,21 @@ STORE_UPDATE = Obj(
         "metadata": Metadata(),
     }
 )
-FILE_CREATE = Obj({"file_id": specs.ID, "attributes": Attributes(), "chunking_strategy": specs.CHUNKING_STRATEGY})
+FILE_CREATE = Obj(
+    {"file_id": specs.ID, "attributes": Attributes(), "chunking_strategy": specs.CHUNKING_STRATEGY}
+)
 FILE_UPDATE = Obj({"attributes": Attributes(description="Required; null removes every attribute")})
 BATCH_CREATE = Obj(
     {
         "file_ids": Arr(Str(min_len=1, max_len=64), max_items=2000),
         "files": Arr(
-            Obj({"file_id": specs.ID, "attributes": Attributes(), "chunking_strategy": specs.CHUNKING_STRATEGY}),
+            Obj(
+                {
+                    "file_id": specs.ID,
+                    "attributes": Attributes(),
+                    "chunking_strategy": specs.CHUNKING_STRATEGY,
+                }
+            ),
             max_items=2000,
         ),
         "attributes": Attributes(),
@@ -217,7 +242,9 @@ def _page_by_file_id(
 
 def _store_obj(store: VectorStore) -> dict[str, Any]:
     stats = svc.stats_of(store)
-    return vector_store_obj(store, status=svc.store_status(store, stats), counts=stats.counts, usage_bytes=stats.usage_bytes)
+    return vector_store_obj(
+        store, status=svc.store_status(store, stats), counts=stats.counts, usage_bytes=stats.usage_bytes
+    )
 
 
 def _batch_obj(batch: VectorStoreFileBatch) -> dict[str, Any]:
@@ -273,7 +300,9 @@ def file_update(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]:
     vs_file = svc.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id)
     # The SDK makes `attributes` required but nullable: null clears them, leaving it out is an error.
     if "attributes" not in _raw_body(ctx):
-        raise InvalidRequest("Missing required parameter: 'attributes'.", param="attributes", code="missing_required_parameter")
+        raise InvalidRequest(
+            "Missing required parameter: 'attributes'.", param="attributes", code="missing_required_parameter"
+        )
     return vector_store_file_obj(svc.set_attributes(vs_file, ctx.body.get("attributes")))
 
 
@@ -311,11 +340,15 @@ def batch_cancel(ctx: Ctx, vector_store_id: str, batch_id: str) -> dict[str, Any
 def batch_files(ctx: Ctx, vector_store_id: str, batch_id: str) -> dict[str, Any]:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
     batch = svc.get_batch(store, batch_id)
-    return _page_by_file_id(svc.files_of(store, ctx.query.get("filter"), batch), ctx.query, vector_store_file_obj)
+    return _page_by_file_id(
+        svc.files_of(store, ctx.query.get("filter"), batch), ctx.query, vector_store_file_obj
+    )
 
 
 # --- response schemas (openapi.py merges them into the document's components) ----------------------
-FILE_COUNTS = obj({"in_progress": INT, "completed": INT, "failed": INT, "cancelled": INT, "total": INT}, closed=True)
+FILE_COUNTS = obj(
+    {"in_progress": INT, "completed": INT, "failed": INT, "cancelled": INT, "total": INT}, closed=True
+)
 STATIC_CHUNKING = obj(
     {
         "type": {"type": "string", "enum": ["static"]},
@@ -366,7 +399,13 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "status": {"type": "string", "enum": list(STATUSES)},
             "last_error": nullable(
                 obj(
-                    {"code": {"type": "string", "enum": ["server_error", "unsupported_file", "invalid_file"]}, "message": STR},
+                    {
+                        "code": {
+                            "type": "string",
+                            "enum": ["server_error", "unsupported_file", "invalid_file"],
+                        },
+                        "message": STR,
+                    },
                     closed=True,
                 )
             ),
@@ -416,53 +455,151 @@ BATCHES = ITEM + "/file_batches"
 BATCH = BATCHES + "/{batch_id}"
 T = ("Vector stores",)
 OPERATIONS = [
-    Operation("POST", P, create, "createVectorStore", "Create a vector store", "VectorStore", body=STORE_CREATE, tags=T),
-    Operation("GET", P, list_, "listVectorStores", "List vector stores", "VectorStoreList", query=STORE_LIST_QUERY, tags=T),
+    Operation(
+        "POST",
+        P,
+        create,
+        "createVectorStore",
+        "Create a vector store",
+        "VectorStore",
+        body=STORE_CREATE,
+        tags=T,
+    ),
+    Operation(
+        "GET",
+        P,
+        list_,
+        "listVectorStores",
+        "List vector stores",
+        "VectorStoreList",
+        query=STORE_LIST_QUERY,
+        tags=T,
+    ),
     Operation("GET", ITEM, retrieve, "getVectorStore", "Retrieve a vector store", "VectorStore", tags=T),
-    Operation("POST", ITEM, update, "modifyVectorStore", "Modify a vector store", "VectorStore", body=STORE_UPDATE, tags=T),
-    Operation("DELETE", ITEM, delete, "deleteVectorStore", "Delete a vector store (and its chunks)", "VectorStoreDeleted", tags=T),
     Operation(
-        "POST", ITEM + "/search", search, "searchVectorStore", "Search a vector store", "VectorStoreSearchResults",
-        body=SEARCH, tags=T,
+        "POST",
+        ITEM,
+        update,
+        "modifyVectorStore",
+        "Modify a vector store",
+        "VectorStore",
+        body=STORE_UPDATE,
+        tags=T,
     ),
     Operation(
-        "POST", FILES, file_create, "createVectorStoreFile", "Attach a file to a vector store", "VectorStoreFile",
-        body=FILE_CREATE, tags=T,
+        "DELETE",
+        ITEM,
+        delete,
+        "deleteVectorStore",
+        "Delete a vector store (and its chunks)",
+        "VectorStoreDeleted",
+        tags=T,
     ),
     Operation(
-        "GET", FILES, file_list, "listVectorStoreFiles", "List a vector store's files", "VectorStoreFileList",
-        query=FILE_LIST_QUERY, tags=T,
+        "POST",
+        ITEM + "/search",
+        search,
+        "searchVectorStore",
+        "Search a vector store",
+        "VectorStoreSearchResults",
+        body=SEARCH,
+        tags=T,
     ),
     Operation(
-        "GET", FILE, file_retrieve, "getVectorStoreFile", "Retrieve a vector store file", "VectorStoreFile",
-        headers=("openai-poll-after-ms",), tags=T,
+        "POST",
+        FILES,
+        file_create,
+        "createVectorStoreFile",
+        "Attach a file to a vector store",
+        "VectorStoreFile",
+        body=FILE_CREATE,
+        tags=T,
     ),
     Operation(
-        "POST", FILE, file_update, "updateVectorStoreFileAttributes", "Update a vector store file's attributes",
-        "VectorStoreFile", body=FILE_UPDATE, tags=T,
+        "GET",
+        FILES,
+        file_list,
+        "listVectorStoreFiles",
+        "List a vector store's files",
+        "VectorStoreFileList",
+        query=FILE_LIST_QUERY,
+        tags=T,
     ),
     Operation(
-        "DELETE", FILE, file_delete, "deleteVectorStoreFile", "Detach a file from a vector store (the file stays)",
-        "VectorStoreFileDeleted", tags=T,
+        "GET",
+        FILE,
+        file_retrieve,
+        "getVectorStoreFile",
+        "Retrieve a vector store file",
+        "VectorStoreFile",
+        headers=("openai-poll-after-ms",),
+        tags=T,
     ),
     Operation(
-        "GET", FILE + "/content", file_content, "retrieveVectorStoreFileContent", "A vector store file's parsed text",
-        "VectorStoreFileContent", tags=T,
+        "POST",
+        FILE,
+        file_update,
+        "updateVectorStoreFileAttributes",
+        "Update a vector store file's attributes",
+        "VectorStoreFile",
+        body=FILE_UPDATE,
+        tags=T,
     ),
     Operation(
-        "POST", BATCHES, batch_create, "createVectorStoreFileBatch", "Attach files to a vector store as a batch",
-        "VectorStoreFileBatch", body=BATCH_CREATE, tags=T,
+        "DELETE",
+        FILE,
+        file_delete,
+        "deleteVectorStoreFile",
+        "Detach a file from a vector store (the file stays)",
+        "VectorStoreFileDeleted",
+        tags=T,
     ),
     Operation(
-        "GET", BATCH, batch_retrieve, "getVectorStoreFileBatch", "Retrieve a vector store file batch",
-        "VectorStoreFileBatch", headers=("openai-poll-after-ms",), tags=T,
+        "GET",
+        FILE + "/content",
+        file_content,
+        "retrieveVectorStoreFileContent",
+        "A vector store file's parsed text",
+        "VectorStoreFileContent",
+        tags=T,
     ),
     Operation(
-        "POST", BATCH + "/cancel", batch_cancel, "cancelVectorStoreFileBatch", "Cancel a vector store file batch",
-        "VectorStoreFileBatch", tags=T,
+        "POST",
+        BATCHES,
+        batch_create,
+        "createVectorStoreFileBatch",
+        "Attach files to a vector store as a batch",
+        "VectorStoreFileBatch",
+        body=BATCH_CREATE,
+        tags=T,
     ),
     Operation(
-        "GET", BATCH + "/files", batch_files, "listFilesInVectorStoreBatch", "List the files of a batch",
-        "VectorStoreFileList", query=FILE_LIST_QUERY, tags=T,
+        "GET",
+        BATCH,
+        batch_retrieve,
+        "getVectorStoreFileBatch",
+        "Retrieve a vector store file batch",
+        "VectorStoreFileBatch",
+        headers=("openai-poll-after-ms",),
+        tags=T,
+    ),
+    Operation(
+        "POST",
+        BATCH + "/cancel",
+        batch_cancel,
+        "cancelVectorStoreFileBatch",
+        "Cancel a vector store file batch",
+        "VectorStoreFileBatch",
+        tags=T,
+    ),
+    Operation(
+        "GET",
+        BATCH + "/files",
+        batch_files,
+        "listFilesInVectorStoreBatch",
+        "List the files of a batch",
+        "VectorStoreFileList",
+        query=FILE_LIST_QUERY,
+        tags=T,
     ),
 ]

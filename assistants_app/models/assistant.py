@@ -28,7 +28,10 @@ class Assistant(models.Model):
     # Per-assistant model backend; empty means the environment's OPENAI_BASE_URL / OPENAI_API_KEY.
     backend_base_url = models.CharField(max_length=500, blank=True, default="")
     backend_api_key_env = models.CharField(
-        max_length=100, blank=True, default="", help_text="Name of an environment variable holding the API key"
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="Name of an environment variable holding the API key",
     )
 
     class Meta:

@@ -33,7 +33,9 @@ class File(models.Model):
 
 class VectorStore(models.Model):
     id = IdField(default=new_vector_store_id)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vector_stores")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vector_stores"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     name = models.CharField(max_length=256, blank=True, default="")
     description = models.CharField(max_length=512, blank=True, default="")

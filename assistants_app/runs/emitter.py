@@ -23,7 +23,17 @@ def coalesce(items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[st
             prev = out[-1][1]["delta"]["content"][0]["text"]
             cur = data["delta"]["content"][0]["text"]
             if not prev["annotations"] and not cur["annotations"]:
-                merged = {**out[-1][1], "delta": {"content": [{**out[-1][1]["delta"]["content"][0], "text": {"value": prev["value"] + cur["value"], "annotations": []}}]}}
+                merged = {
+                    **out[-1][1],
+                    "delta": {
+                        "content": [
+                            {
+                                **out[-1][1]["delta"]["content"][0],
+                                "text": {"value": prev["value"] + cur["value"], "annotations": []},
+                            }
+                        ]
+                    },
+                }
                 out[-1] = (event, merged)
                 continue
         out.append((event, data))

@@ -153,14 +153,18 @@ class Execution:
             if functions:
                 await self._require_action(functions)
                 return
-        await self._finish_failed("server_error", f"The run made more than {settings.RUN_MAX_TOOL_ROUNDS} tool rounds.")
+        await self._finish_failed(
+            "server_error", f"The run made more than {settings.RUN_MAX_TOOL_ROUNDS} tool rounds."
+        )
 
     # ---------------------------------------------------------------------------------------------
     async def _race(self, coro: Any) -> None:
         """Run `coro` until done, the run is cancelled, or it expires; cancelling it closes the stream."""
         task = asyncio.ensure_future(coro)
         waiter = asyncio.ensure_future(self.cancel.wait())
-        timeout = max(0.0, (self.run.expires_at - timezone.now()).total_seconds()) if self.run.expires_at else None
+        timeout = (
+            max(0.0, (self.run.expires_at - timezone.now()).total_seconds()) if self.run.expires_at else None
+        )
         try:
             done, _ = await asyncio.wait({task, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -183,7 +187,9 @@ class Execution:
         if self.run.expires_at and timezone.now() >= self.run.expires_at:
             raise RunExpired
 
-    async def _stream(self, backend: Any, request: ChatRequest, rnd: _Round, hosted_by_name: dict[str, Any]) -> None:
+    async def _stream(
+        self, backend: Any, request: ChatRequest, rnd: _Round, hosted_by_name: dict[str, Any]
+    ) -> None:
         limit = request.max_tokens
         stream = backend.stream(request)
         try:
@@ -263,7 +269,9 @@ class Execution:
             {
                 "id": rnd.message.id,
                 "object": "thread.message.delta",
-                "delta": {"content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]},
+                "delta": {
+                    "content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]
+                },
             },
         )
 
@@ -286,9 +294,15 @@ class Execution:
         assert rnd.message is not None
         await self._persisted()
         content, msg_id = _text_content(rnd.text), rnd.message.id
-        await db(lambda: Message.objects.filter(id=msg_id, status=Message.Status.IN_PROGRESS).update(content=content))()
+        await db(
+            lambda: Message.objects.filter(id=msg_id, status=Message.Status.IN_PROGRESS).update(
+                content=content
+            )
+        )()
 
-    async def _close_message(self, rnd: _Round, *, status: str = "completed", reason: str | None = None) -> None:
+    async def _close_message(
+        self, rnd: _Round, *, status: str = "completed", reason: str | None = None
+    ) -> None:
         if rnd.message is None or rnd.message.status != Message.Status.IN_PROGRESS:
             return
         msg, step = rnd.message, rnd.message_step
@@ -307,12 +321,23 @@ class Execution:
         step.usage = self._round_usage(rnd)
 
         def save() -> None:
-            msg.save(update_fields=["content", "token_count", "status", "completed_at", "incomplete_at", "incomplete_details"])
+            msg.save(
+                update_fields=[
+                    "content",
+                    "token_count",
+                    "status",
+                    "completed_at",
+                    "incomplete_at",
+                    "incomplete_details",
+                ]
+            )
             step.save()
 
         await db(save)()
         m = message_obj(msg)
-        self.emitter.emit("thread.message.completed" if msg.status == "completed" else "thread.message.incomplete", m)
+        self.emitter.emit(
+            "thread.message.completed" if msg.status == "completed" else "thread.message.incomplete", m
+        )
         self.emitter.emit(f"thread.run.step.{step.status}", step_obj(step))
 
     # --- tools -----------------------------------------------------------------------------------
@@ -323,7 +348,11 @@ class Execution:
             ttype = tool.get("type")
             if ttype == "function":
                 fn = tool["function"]
-                spec = {"name": fn["name"], "description": fn.get("description", ""), "parameters": fn.get("parameters") or {"type": "object", "properties": {}}}
+                spec = {
+                    "name": fn["name"],
+                    "description": fn.get("description", ""),
+                    "parameters": fn.get("parameters") or {"type": "object", "properties": {}},
+                }
                 if fn.get("strict") is not None:
                     spec["strict"] = fn["strict"]
                 specs.append({"type": "function", "function": spec})
@@ -399,7 +428,9 @@ class Execution:
             {
                 "id": rnd.tool_step.id,
                 "object": "thread.run.step.delta",
-                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [{"index": index, **call_payload}]}},
+                "delta": {
+                    "step_details": {"type": "tool_calls", "tool_calls": [{"index": index, **call_payload}]}
+                },
             },
         )
 
@@ -422,7 +453,12 @@ class Execution:
                 )
                 outcome = await self._race_value(impl.execute(ctx, call.arguments))
                 # `_arguments` / `_output` are what the model wrote and reads; API objects omit them.
-                tc = {**outcome.tool_call, "id": call.id, "_arguments": call.arguments, "_output": outcome.output}
+                tc = {
+                    **outcome.tool_call,
+                    "id": call.id,
+                    "_arguments": call.arguments,
+                    "_output": outcome.output,
+                }
                 self.tool_files += outcome.files
                 self.citations += outcome.citations
                 calls.append(tc)
@@ -430,10 +466,20 @@ class Execution:
             output = None
             if call.name not in functions:
                 output = f"Error: there is no tool named {call.name!r}."
-            tc = {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments, "output": output}}
+            tc = {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments, "output": output},
+            }
             calls.append(tc)
             if output is None:
-                pending.append({"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}})
+                pending.append(
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                )
         step.step_details = {"type": "tool_calls", "tool_calls": calls}
         step.usage = self._round_usage(rnd)
         if not pending:
@@ -455,7 +501,9 @@ class Execution:
     def _load(self) -> tuple[Assistant | None, RunStep | None]:
         """The assistant, and (after submit_tool_outputs) the waiting step, now completed."""
         assistant = Assistant.objects.filter(id=self.run.assistant_ref).first()
-        step = RunStep.objects.filter(run=self.run, type="tool_calls", status=RunStep.Status.IN_PROGRESS).first()
+        step = RunStep.objects.filter(
+            run=self.run, type="tool_calls", status=RunStep.Status.IN_PROGRESS
+        ).first()
         if step is None or any(_call_output(c) is None for c in step.step_details.get("tool_calls", [])):
             return assistant, None
         step.status, step.completed_at = RunStep.Status.COMPLETED, timezone.now()
@@ -474,7 +522,11 @@ class Execution:
                     "role": "assistant",
                     "content": None,
                     "tool_calls": [
-                        {"id": c["id"], "type": "function", "function": {"name": _call_name(c), "arguments": _call_arguments(c)}}
+                        {
+                            "id": c["id"],
+                            "type": "function",
+                            "function": {"name": _call_name(c), "arguments": _call_arguments(c)},
+                        }
                         for c in calls
                     ],
                 }
@@ -522,7 +574,9 @@ class Execution:
         self.usage["completion_tokens"] += completion
         self.usage["total_tokens"] = self.usage["prompt_tokens"] + self.usage["completion_tokens"]
 
-    async def _end(self, target: str, fields: dict[str, Any], expected: list[str] | None = None) -> Run | None:
+    async def _end(
+        self, target: str, fields: dict[str, Any], expected: list[str] | None = None
+    ) -> Run | None:
         await self.emitter.flush()
         fields = {"usage": self.usage, **fields}
         return await db(state.transition)(
@@ -548,7 +602,9 @@ class Execution:
 
     async def _finish_cancelled(self) -> None:
         await self._close_open_messages("run_cancelled")
-        await db(state.transition)(self.run.id, state.CANCELLING, expected=[state.IN_PROGRESS], owner=self.owner)
+        await db(state.transition)(
+            self.run.id, state.CANCELLING, expected=[state.IN_PROGRESS], owner=self.owner
+        )
         await self._end(state.CANCELLED, {}, expected=[state.CANCELLING])
 
     async def _finish_expired(self) -> None:
@@ -576,7 +632,11 @@ class Execution:
         annotations += resolve_citations(text, self.citations)
         annotations.sort(key=lambda a: a["start_index"])
         content = [{"type": "text", "text": {"value": text, "annotations": annotations}}] if text else []
-        content += [{"type": "image_file", "image_file": {"file_id": f["file_id"]}} for f in self.tool_files if f["image"]]
+        content += [
+            {"type": "image_file", "image_file": {"file_id": f["file_id"]}}
+            for f in self.tool_files
+            if f["image"]
+        ]
         self.tool_files, self.citations = [], []
         return content
 
@@ -594,7 +654,11 @@ class Execution:
         rnd = self._round
         if rnd is not None and rnd.message is not None and rnd.message.status == Message.Status.IN_PROGRESS:
             content, msg_id = _text_content(rnd.text), rnd.message.id
-            await db(lambda: Message.objects.filter(id=msg_id).update(content=content, token_count=count_tokens(rnd.text) + 4))()
+            await db(
+                lambda: Message.objects.filter(id=msg_id).update(
+                    content=content, token_count=count_tokens(rnd.text) + 4
+                )
+            )()
         rows = await db(close_open_outputs)(self.run.id, reason, error)
         for event, payload in rows:
             self.emitter.emit(event, payload)
@@ -602,7 +666,12 @@ class Execution:
 
 # How a message ended (incomplete_details.reason) decides how its step ended.
 _STEP_STATUS = {"run_cancelled": "cancelled", "run_expired": "expired", "run_failed": "failed"}
-_STEP_STAMP = {"cancelled": "cancelled_at", "expired": "expired_at", "failed": "failed_at", "completed": "completed_at"}
+_STEP_STAMP = {
+    "cancelled": "cancelled_at",
+    "expired": "expired_at",
+    "failed": "failed_at",
+    "completed": "completed_at",
+}
 
 
 def step_status_for(reason: str) -> str:
@@ -614,12 +683,18 @@ def end_step(step: RunStep, status: str, now: Any) -> None:
     setattr(step, _STEP_STAMP[status], now)
 
 
-def close_open_outputs(run_id: str, reason: str, error: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
+def close_open_outputs(
+    run_id: str, reason: str, error: dict[str, Any] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """Close a run's in-progress messages and steps. Used by the engine and by lease recovery."""
     now = timezone.now()
     events: list[tuple[str, dict[str, Any]]] = []
     for msg in Message.objects.filter(run_id=run_id, status=Message.Status.IN_PROGRESS):
-        msg.status, msg.incomplete_at, msg.incomplete_details = Message.Status.INCOMPLETE, now, {"reason": reason}
+        msg.status, msg.incomplete_at, msg.incomplete_details = (
+            Message.Status.INCOMPLETE,
+            now,
+            {"reason": reason},
+        )
         msg.save(update_fields=["status", "incomplete_at", "incomplete_details"])
         events.append(("thread.message.incomplete", message_obj(msg)))
     step_status = step_status_for(reason)

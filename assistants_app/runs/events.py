@@ -52,7 +52,9 @@ class EventLog(Protocol):
 
     def end_cursor(self, run_id: str) -> str: ...
 
-    def read(self, run_id: str, after: str = "", *, idle_timeout: float | None = None) -> AsyncIterator[RunEvent]:
+    def read(
+        self, run_id: str, after: str = "", *, idle_timeout: float | None = None
+    ) -> AsyncIterator[RunEvent]:
         """Yield events after `after` as they come; stops after `idle_timeout` seconds without one."""
         ...
 
@@ -125,7 +127,9 @@ class MemoryEventLog:
         with log.lock:
             return str(len(log.events))
 
-    async def read(self, run_id: str, after: str = "", *, idle_timeout: float | None = None) -> AsyncIterator[RunEvent]:
+    async def read(
+        self, run_id: str, after: str = "", *, idle_timeout: float | None = None
+    ) -> AsyncIterator[RunEvent]:
         log = self._get(run_id)
         pos = int(after or 0)
         loop = asyncio.get_running_loop()
@@ -206,7 +210,9 @@ class RedisEventLog:
         entries = self._sync.xrevrange(self._key(run_id), count=1)
         return entries[0][0].decode() if entries else ""
 
-    async def read(self, run_id: str, after: str = "", *, idle_timeout: float | None = None) -> AsyncIterator[RunEvent]:
+    async def read(
+        self, run_id: str, after: str = "", *, idle_timeout: float | None = None
+    ) -> AsyncIterator[RunEvent]:
         key = self._key(run_id)
         client = self._async()
         pos = after or "0-0"

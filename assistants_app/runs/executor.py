@@ -201,7 +201,9 @@ def _lease_lost(run_id: str, worker_id: str) -> bool:
 
 
 def _release(worker_id: str, ids: list[str]) -> None:
-    Run.objects.filter(id__in=ids, lease_owner=worker_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    Run.objects.filter(id__in=ids, lease_owner=worker_id).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
 
 class ThreadedExecutor:

@@ -60,7 +60,9 @@ def reap_lost() -> int:
             outputs = []
             done = state.transition(run.id, state.QUEUED, expected=[state.IN_PROGRESS])
         else:
-            outputs = close_open_outputs(run.id, "run_failed", {"code": "server_error", "message": WORKER_LOST})
+            outputs = close_open_outputs(
+                run.id, "run_failed", {"code": "server_error", "message": WORKER_LOST}
+            )
             done = state.transition(
                 run.id,
                 state.FAILED,

@@ -144,7 +144,7 @@ def renew_leases(worker_id: str, run_ids: Iterable[str]) -> set[str]:
         lease_expires_at=until
     )
     return set(
-        Run.objects.filter(id__in=ids, lease_owner=worker_id, status__in=[IN_PROGRESS, CANCELLING]).values_list(
-            "id", flat=True
-        )
+        Run.objects.filter(
+            id__in=ids, lease_owner=worker_id, status__in=[IN_PROGRESS, CANCELLING]
+        ).values_list("id", flat=True)
     )

@@ -123,8 +123,9 @@ class HistoryPage:
         return merged
 
 
-def history(thread: Thread, *, before: str | None = None, exclude_run: str | None = None,
-            limit: int = HISTORY_PAGE) -> HistoryPage:
+def history(
+    thread: Thread, *, before: str | None = None, exclude_run: str | None = None, limit: int = HISTORY_PAGE
+) -> HistoryPage:
     """A page of finished messages, newest first from the index, returned oldest first.
 
     Messages of `exclude_run` (the run still streaming) are left to the websocket, which replays
@@ -146,7 +147,9 @@ def history(thread: Thread, *, before: str | None = None, exclude_run: str | Non
     return page
 
 
-def _tool_steps(thread: Thread, oldest: Message | None, before: str | None, exclude_run: str | None) -> list[RunStep]:
+def _tool_steps(
+    thread: Thread, oldest: Message | None, before: str | None, exclude_run: str | None
+) -> list[RunStep]:
     """The tool steps that happened within a history page's span of time."""
     qs = RunStep.objects.filter(run__thread=thread, type="tool_calls")
     if exclude_run:
@@ -185,7 +188,9 @@ def store_attachment(user: Any, upload: UploadedFile) -> File:
     suffix = PurePath(name).suffix.lower()
     if suffix not in ALLOWED_EXTENSIONS:
         allowed = ", ".join(sorted(ALLOWED_EXTENSIONS))
-        raise ChatError(f"Files of type “{suffix or name}” can't be attached. Allowed: {allowed}.", status=415)
+        raise ChatError(
+            f"Files of type “{suffix or name}” can't be attached. Allowed: {allowed}.", status=415
+        )
     digest = hashlib.sha256()
     for chunk in upload.chunks():
         digest.update(chunk)
@@ -217,7 +222,9 @@ def send(user: Any, text: str, uploads: list[UploadedFile] = ()) -> tuple[Messag
     if not text:
         raise ChatError("Type a message first.")
     if len(text) > MAX_MESSAGE_CHARS:
-        raise ChatError(f"That message is too long ({len(text)} characters; the limit is {MAX_MESSAGE_CHARS}).")
+        raise ChatError(
+            f"That message is too long ({len(text)} characters; the limit is {MAX_MESSAGE_CHARS})."
+        )
     assistant = default_assistant()
     thread = live_thread(user)
     assert thread is not None

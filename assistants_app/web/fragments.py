@@ -57,7 +57,9 @@ _INCOMPLETE_NOTES = {
 
 
 def _annotations(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [a for p in content if p.get("type") == "text" for a in (p.get("text") or {}).get("annotations") or []]
+    return [
+        a for p in content if p.get("type") == "text" for a in (p.get("text") or {}).get("annotations") or []
+    ]
 
 
 def _link_files(content: list[dict[str, Any]], text: str) -> str:
@@ -77,7 +79,9 @@ def _citations(content: list[dict[str, Any]]) -> list[dict[str, str]]:
             continue
         seen.add(a.get("text", ""))
         marker = a.get("text", "")
-        name = marker.split("†", 1)[1].rstrip("】") if "†" in marker else a["file_citation"].get("file_id", "")
+        name = (
+            marker.split("†", 1)[1].rstrip("】") if "†" in marker else a["file_citation"].get("file_id", "")
+        )
         out.append({"marker": marker, "name": name, "quote": a["file_citation"].get("quote", "")})
     return out
 
@@ -145,7 +149,14 @@ def follow(run_id: str | None) -> str:
 # --- tool steps ------------------------------------------------------------------------------------
 def _call_view(call: dict[str, Any], index: int, *, final: bool) -> dict[str, Any]:
     kind = call.get("type", "function")
-    view: dict[str, Any] = {"type": kind, "index": index, "input": "", "outputs": [], "status": "", "open": not final}
+    view: dict[str, Any] = {
+        "type": kind,
+        "index": index,
+        "input": "",
+        "outputs": [],
+        "status": "",
+        "open": not final,
+    }
     if kind == "function":
         fn = call.get("function") or {}
         view["title"] = f"Function {fn.get('name') or ''}".strip()
@@ -273,7 +284,9 @@ class EventRenderer:
         if kind == "requires_action":
             names = [
                 c.get("function", {}).get("name", "")
-                for c in ((data.get("required_action") or {}).get("submit_tool_outputs") or {}).get("tool_calls", [])
+                for c in ((data.get("required_action") or {}).get("submit_tool_outputs") or {}).get(
+                    "tool_calls", []
+                )
             ]
             notice = f"The assistant is waiting for a function result ({', '.join(names)}) that the chat page can't provide."
             return [run_controls(run_id, "Waiting for a tool result…"), run_notice(notice)]
@@ -288,7 +301,10 @@ class EventRenderer:
             return [run_controls(None), run_notice("The reply took too long and was stopped.", retry=True)]
         if kind == "incomplete":
             reason = (data.get("incomplete_details") or {}).get("reason") or "a limit"
-            return [run_controls(None), run_notice(f"The reply is incomplete ({reason}).", retry=True, kind="info")]
+            return [
+                run_controls(None),
+                run_notice(f"The reply is incomplete ({reason}).", retry=True, kind="info"),
+            ]
         return []
 
 
@@ -312,4 +328,3 @@ def merge(ops: list[Op]) -> str:
     if pending is not None:
         out.append(append_text(pending.target, pending.text))
     return "".join(out)
-

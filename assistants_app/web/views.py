@@ -124,7 +124,9 @@ def _run_started(request: HtmxHttpRequest, run_id: str, *parts: str) -> HttpResp
 @require_POST
 def chat_send(request: HtmxHttpRequest) -> HttpResponse:
     try:
-        message, run = chat.send(request.user, request.POST.get("text", ""), request.FILES.getlist("attachments"))
+        message, run = chat.send(
+            request.user, request.POST.get("text", ""), request.FILES.getlist("attachments")
+        )
     except chat.ChatError as exc:
         return _feedback(request, exc.message, exc.status)
     except OperationalError:
@@ -206,4 +208,3 @@ def signup(request: HttpRequest) -> HttpResponse:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("chat")
     return render(request, "registration/signup.html", {"form": form})
-

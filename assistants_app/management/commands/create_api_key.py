@@ -11,12 +11,16 @@ from assistants_app.api.keys import create_key
 
 
 class Command(BaseCommand):
-    help = "Create a /v1 API key for a user. The key is printed once, on the last line; only its hash is stored."
+    help = (
+        "Create a /v1 API key for a user. The key is printed once, on the last line; only its hash is stored."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("username")
         parser.add_argument("--name", default="", help="A label to tell keys apart")
-        parser.add_argument("--create-user", action="store_true", help="Create the user (no password) if missing")
+        parser.add_argument(
+            "--create-user", action="store_true", help="Create the user (no password) if missing"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
@@ -29,5 +33,7 @@ class Command(BaseCommand):
             user.set_unusable_password()
             user.save()
         new = create_key(user, name=options["name"])
-        self.stdout.write(f"Created API key {new.key.id} ({new.key.prefix}…) for {username}. Store it now: it is not shown again.")
+        self.stdout.write(
+            f"Created API key {new.key.id} ({new.key.prefix}…) for {username}. Store it now: it is not shown again."
+        )
         self.stdout.write(new.raw)

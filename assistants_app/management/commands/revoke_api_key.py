@@ -27,6 +27,10 @@ class Command(BaseCommand):
         if not matches:
             raise CommandError(f"No active API key matches {ref!r}.")
         if len(matches) > 1:
-            raise CommandError(f"{len(matches)} keys match {ref!r}; use the key id: {', '.join(str(k.id) for k in matches)}.")
+            raise CommandError(
+                f"{len(matches)} keys match {ref!r}; use the key id: {', '.join(str(k.id) for k in matches)}."
+            )
         key = revoke_key(matches[0].id)
-        self.stdout.write(f"Revoked API key {key.id} ({key.prefix}…) of {key.user} at {key.revoked_at:%Y-%m-%d %H:%M:%S}.")
+        self.stdout.write(
+            f"Revoked API key {key.id} ({key.prefix}…) of {key.user} at {key.revoked_at:%Y-%m-%d %H:%M:%S}."
+        )

@@ -53,7 +53,14 @@ class Command(BaseCommand):
         try:
             # Daphne installs SIGINT/SIGTERM handlers and returns when its reactor stops.
             CommandLineInterface().run(
-                ["-b", options["host"], "-p", str(options["port"]), "--proxy-headers", "chatsite.asgi:application"]
+                [
+                    "-b",
+                    options["host"],
+                    "-p",
+                    str(options["port"]),
+                    "--proxy-headers",
+                    "chatsite.asgi:application",
+                ]
             )
         finally:
             if executor is not None:

@@ -100,8 +100,14 @@ class Limits:
     max_file_bytes: int = _setting_factory("CODE_INTERPRETER_MAX_FILE_BYTES", 32 * MiB)
 
     def __post_init__(self) -> None:
-        for name in ("cpu_seconds", "wall_seconds", "memory_bytes", "max_processes", "max_output_bytes",
-                     "max_file_bytes"):
+        for name in (
+            "cpu_seconds",
+            "wall_seconds",
+            "memory_bytes",
+            "max_processes",
+            "max_output_bytes",
+            "max_file_bytes",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Limits.{name} must be positive")
 
@@ -188,17 +194,39 @@ def _spawn_kwargs() -> dict[str, Any]:
 def _probe_namespaces() -> str | None:
     """Start an empty sandbox once; None if it works, else bwrap's complaint. Cached per process."""
     try:
-        argv = [_bwrap(), "--unshare-all", "--unshare-user", "--disable-userns", "--as-pid-1", "--die-with-parent",
-                "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64",
-                "/lib64", "--proc", "/proc", "--dev", "/dev", "--", "/usr/bin/true"]
+        argv = [
+            _bwrap(),
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--as-pid-1",
+            "--die-with-parent",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--",
+            "/usr/bin/true",
+        ]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, **_spawn_kwargs())
     except SandboxUnavailable as exc:
         return str(exc)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"bwrap could not be started: {exc}"
     if proc.returncode != 0:
-        return (f"bwrap cannot create namespaces here ({proc.stderr.strip() or proc.returncode}); "
-                f"unprivileged user namespaces must be enabled (package {BWRAP_PACKAGE})")
+        return (
+            f"bwrap cannot create namespaces here ({proc.stderr.strip() or proc.returncode}); "
+            f"unprivileged user namespaces must be enabled (package {BWRAP_PACKAGE})"
+        )
     return None
 
 
@@ -209,7 +237,8 @@ def _check_available() -> None:
     python = sandbox_python()
     if not os.path.lexists(python):  # a symlink to the base prefix, which may be unreachable here
         raise SandboxUnavailable(
-            f"the sandbox venv is missing ({python} not found); build it with scripts/sandbox-venv.sh")
+            f"the sandbox venv is missing ({python} not found); build it with scripts/sandbox-venv.sh"
+        )
 
 
 def available() -> bool:
@@ -325,74 +354,160 @@ def _matplotlib_cache_args(venv: Path, data_fds: list[int]) -> list[str]:
     return args
 
 
-def _bwrap_argv(venv: Path, workdir: Path, limits: Limits, status_fd: int, json_fd: int,
-                data_fds: list[int]) -> list[str]:
+def _bwrap_argv(
+    venv: Path, workdir: Path, limits: Limits, status_fd: int, json_fd: int, data_fds: list[int]
+) -> list[str]:
     base = _base_prefix(venv)
     base_copy = venv / "base-python"
     # Prefer the venv's copy of the base prefix: the real one may be unreachable for the sandbox uid.
     base_src = base_copy if base_copy.is_dir() else base
     tmpfs = str(_tmpfs_bytes())
-    passwd = f"root:x:0:0::/root:/bin/sh\nsandbox:x:{INNER_UID}:{INNER_UID}::/tmp:/bin/sh\n" \
-             "nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"
+    passwd = (
+        f"root:x:0:0::/root:/bin/sh\nsandbox:x:{INNER_UID}:{INNER_UID}::/tmp:/bin/sh\n"
+        "nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"
+    )
     group = f"root:x:0:\nsandbox:x:{INNER_UID}:\nnogroup:x:65534:\n"
     hosts = "127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n"
     argv = [
         _bwrap(),
         "--unshare-all",  # user, pid, net (loopback only, unreachable from the host), ipc, uts, cgroup
-        "--unshare-user", "--disable-userns",  # and no nested user namespaces for the code
-        "--uid", str(INNER_UID), "--gid", str(INNER_UID),
-        "--hostname", "sandbox",
+        "--unshare-user",
+        "--disable-userns",  # and no nested user namespaces for the code
+        "--uid",
+        str(INNER_UID),
+        "--gid",
+        str(INNER_UID),
+        "--hostname",
+        "sandbox",
         "--as-pid-1",  # no bwrap reaper as pid 1: bwrap could exit before it and leave a zombie (_kill)
         "--die-with-parent",  # the server's death (or the fallback SIGKILL of bwrap) kills the sandbox
         "--new-session",  # no controlling terminal: blocks TIOCSTI injection into the server's tty
-        "--cap-drop", "ALL",
+        "--cap-drop",
+        "ALL",
         # Filesystem: /usr read-only, minus /usr/local (site-specific tools and configuration).
-        "--ro-bind", "/usr", "/usr",
-        "--tmpfs", "/usr/local",
-        "--symlink", "usr/bin", "/bin",
-        "--symlink", "usr/sbin", "/sbin",
-        "--symlink", "usr/lib", "/lib",
-        "--symlink", "usr/lib64", "/lib64",
-        "--dir", "/etc",
-        "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
-        "--ro-bind-data", str(_data_fd(passwd, data_fds)), "/etc/passwd",
-        "--ro-bind-data", str(_data_fd(group, data_fds)), "/etc/group",
-        "--ro-bind-data", str(_data_fd(hosts, data_fds)), "/etc/hosts",
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--perms", "1777", "--size", tmpfs, "--tmpfs", "/dev/shm",
-        "--perms", "1777", "--size", tmpfs, "--tmpfs", "/tmp",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--tmpfs",
+        "/usr/local",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/sbin",
+        "/sbin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--dir",
+        "/etc",
+        "--ro-bind-try",
+        "/etc/ld.so.cache",
+        "/etc/ld.so.cache",
+        "--ro-bind-data",
+        str(_data_fd(passwd, data_fds)),
+        "/etc/passwd",
+        "--ro-bind-data",
+        str(_data_fd(group, data_fds)),
+        "/etc/group",
+        "--ro-bind-data",
+        str(_data_fd(hosts, data_fds)),
+        "/etc/hosts",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--perms",
+        "1777",
+        "--size",
+        tmpfs,
+        "--tmpfs",
+        "/dev/shm",
+        "--perms",
+        "1777",
+        "--size",
+        tmpfs,
+        "--tmpfs",
+        "/tmp",
         *_matplotlib_cache_args(venv, data_fds),
         # The interpreter, at the paths the venv expects; after /tmp so a venv there stays visible.
-        "--ro-bind", str(base_src), str(base),
-        "--ro-bind", str(venv), str(venv),
-        "--bind", str(workdir), SANDBOX_WORKDIR,
-        "--remount-ro", "/dev",
-        "--remount-ro", "/",  # bwrap's root is an unbounded tmpfs: no writes outside the mounts above
-        "--chdir", SANDBOX_WORKDIR,
+        "--ro-bind",
+        str(base_src),
+        str(base),
+        "--ro-bind",
+        str(venv),
+        str(venv),
+        "--bind",
+        str(workdir),
+        SANDBOX_WORKDIR,
+        "--remount-ro",
+        "/dev",
+        "--remount-ro",
+        "/",  # bwrap's root is an unbounded tmpfs: no writes outside the mounts above
+        "--chdir",
+        SANDBOX_WORKDIR,
         "--clearenv",
-        "--setenv", "PATH", f"{venv}/bin:/usr/bin:/bin",
-        "--setenv", "HOME", "/tmp",
-        "--setenv", "USER", "sandbox",
-        "--setenv", "LOGNAME", "sandbox",
-        "--setenv", "LANG", "C.UTF-8",
-        "--setenv", "TMPDIR", "/tmp",
-        "--setenv", "PYTHONUNBUFFERED", "1",  # keeps stdout and stderr interleaved in order
-        "--setenv", "PYTHONIOENCODING", "utf-8",
-        "--setenv", "PYTHONDONTWRITEBYTECODE", "1",  # no __pycache__ reported as output files
-        "--setenv", "MPLBACKEND", "Agg",
-        "--setenv", "MPLCONFIGDIR", MPLCONFIGDIR,
+        "--setenv",
+        "PATH",
+        f"{venv}/bin:/usr/bin:/bin",
+        "--setenv",
+        "HOME",
+        "/tmp",
+        "--setenv",
+        "USER",
+        "sandbox",
+        "--setenv",
+        "LOGNAME",
+        "sandbox",
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+        "--setenv",
+        "TMPDIR",
+        "/tmp",
+        "--setenv",
+        "PYTHONUNBUFFERED",
+        "1",  # keeps stdout and stderr interleaved in order
+        "--setenv",
+        "PYTHONIOENCODING",
+        "utf-8",
+        "--setenv",
+        "PYTHONDONTWRITEBYTECODE",
+        "1",  # no __pycache__ reported as output files
+        "--setenv",
+        "MPLBACKEND",
+        "Agg",
+        "--setenv",
+        "MPLCONFIGDIR",
+        MPLCONFIGDIR,
         # One BLAS/OpenMP thread: CPU time is rationed per process and each thread's stack and
         # malloc arena count against RLIMIT_AS.
-        "--setenv", "OPENBLAS_NUM_THREADS", "1",
-        "--setenv", "OMP_NUM_THREADS", "1",
-        "--setenv", "MKL_NUM_THREADS", "1",
-        "--setenv", "MALLOC_ARENA_MAX", "2",
-        "--json-status-fd", str(json_fd),
+        "--setenv",
+        "OPENBLAS_NUM_THREADS",
+        "1",
+        "--setenv",
+        "OMP_NUM_THREADS",
+        "1",
+        "--setenv",
+        "MKL_NUM_THREADS",
+        "1",
+        "--setenv",
+        "MALLOC_ARENA_MAX",
+        "2",
+        "--json-status-fd",
+        str(json_fd),
         "--",
-        str(sandbox_python()), "-c", RUNNER,
-        str(max(1, int(limits.cpu_seconds + 0.999))), str(int(limits.memory_bytes)),
-        str(int(limits.max_processes)), str(int(limits.max_file_bytes)), str(status_fd),
+        str(sandbox_python()),
+        "-c",
+        RUNNER,
+        str(max(1, int(limits.cpu_seconds + 0.999))),
+        str(int(limits.memory_bytes)),
+        str(int(limits.max_processes)),
+        str(int(limits.max_file_bytes)),
+        str(status_fd),
     ]
     return argv
 
@@ -413,7 +528,12 @@ def _snapshot(workdir: Path) -> _Snapshot:
             except OSError:
                 continue
             if (st.st_mode & 0o170000) == 0o100000:  # S_ISREG
-                found[os.path.relpath(path, workdir)] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                found[os.path.relpath(path, workdir)] = (
+                    st.st_ino,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                )
     return found
 
 
@@ -488,8 +608,10 @@ class _OutputBuffer:
         if not self.truncated:
             return (self.head + self.tail).decode("utf-8", "replace")
         omitted = self.total - len(self.head) - len(self.tail)
-        marker = (f"\n\n[... output truncated: {omitted} bytes omitted, "
-                  f"{self.head_limit + self.tail_limit} bytes kept ...]\n\n")
+        marker = (
+            f"\n\n[... output truncated: {omitted} bytes omitted, "
+            f"{self.head_limit + self.tail_limit} bytes kept ...]\n\n"
+        )
         return self.head.decode("utf-8", "replace") + marker + self.tail.decode("utf-8", "replace")
 
 
@@ -580,8 +702,9 @@ async def execute(code: str, workdir: Path, *, limits: Limits | None = None) -> 
         assert proc.stdin is not None and proc.stdout is not None
         feeder = asyncio.create_task(_feed(proc.stdin, code.encode("utf-8", "surrogatepass")))
         try:
-            await asyncio.wait_for(asyncio.gather(_pump(proc.stdout, out), proc.wait()),
-                                   timeout=limits.wall_seconds)
+            await asyncio.wait_for(
+                asyncio.gather(_pump(proc.stdout, out), proc.wait()), timeout=limits.wall_seconds
+            )
         except TimeoutError:
             killed_by_us = True
             bwrap_status += _read_available(json_r).decode(errors="replace")
@@ -610,13 +733,17 @@ async def execute(code: str, workdir: Path, *, limits: Limits | None = None) -> 
         # bwrap never ran the command (it reports "exit-code" for anything it started).
         message = out.text().strip() or f"exit status {proc.returncode}"
         if "Permission denied" in message and _host_uid() is not None:
-            message += (f" (bwrap runs as uid {_host_uid()}: every directory above the workdir and the "
-                        "sandbox venv must be searchable by that uid)")
+            message += (
+                f" (bwrap runs as uid {_host_uid()}: every directory above the workdir and the "
+                "sandbox venv must be searchable by that uid)"
+            )
         raise SandboxUnavailable(f"bwrap failed to start the sandbox: {message}")
 
     timed_out = killed_by_us
     memory_exceeded = _STATUS_MEMORY in status
-    signum = exit_code - _SIGNAL_EXIT_BASE if exit_code is not None and exit_code > _SIGNAL_EXIT_BASE else None
+    signum = (
+        exit_code - _SIGNAL_EXIT_BASE if exit_code is not None and exit_code > _SIGNAL_EXIT_BASE else None
+    )
     killed_reason: str | None = None
     if killed_by_us:
         exit_code = None
@@ -626,7 +753,9 @@ async def execute(code: str, workdir: Path, *, limits: Limits | None = None) -> 
         killed_reason = f"CPU time limit of {limits.cpu_seconds:g} s exceeded"
     elif signum == signal.SIGXFSZ:
         killed_reason = f"File size limit of {_human_bytes(limits.max_file_bytes)} exceeded"
-    elif signum in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS) and _looks_out_of_memory(out):
+    elif signum in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS) and _looks_out_of_memory(
+        out
+    ):
         memory_exceeded = True
     elif signum is not None:
         killed_reason = f"Killed by signal {_SIGNAL_NAMES.get(signum, signum)}"
@@ -663,5 +792,6 @@ def _json_field(bwrap_status: str, name: str) -> int | None:
 def _looks_out_of_memory(out: _OutputBuffer) -> bool:
     """C extensions that hit RLIMIT_AS abort instead of raising MemoryError; recognise their words."""
     tail = out.tail.decode("utf-8", "replace") if out.tail else out.head.decode("utf-8", "replace")
-    return any(w in tail for w in ("std::bad_alloc", "Cannot allocate memory", "out of memory",
-                                   "MemoryError"))
+    return any(
+        w in tail for w in ("std::bad_alloc", "Cannot allocate memory", "out of memory", "MemoryError")
+    )

@@ -37,7 +37,9 @@ DESCRIPTION = (
 
 
 def workdir_for(thread_id: str) -> Path:
-    root = getattr(settings, "CODE_INTERPRETER_WORKDIR_ROOT", "") or Path(settings.DATA_DIR) / "code-interpreter"
+    root = (
+        getattr(settings, "CODE_INTERPRETER_WORKDIR_ROOT", "") or Path(settings.DATA_DIR) / "code-interpreter"
+    )
     return Path(root) / thread_id
 
 
@@ -68,7 +70,7 @@ class CodeInterpreter:
         after = partial_code(arguments_so_far)
         if len(after) <= len(before):
             return None
-        return {"type": "code_interpreter", "code_interpreter": {"input": after[len(before):]}}
+        return {"type": "code_interpreter", "code_interpreter": {"input": after[len(before) :]}}
 
     async def execute(self, ctx: hosted.ToolContext, arguments: str) -> hosted.ToolOutcome:
         code = parse_code(arguments)
@@ -79,9 +81,15 @@ class CodeInterpreter:
         except sandbox.SandboxUnavailable as exc:
             logs = f"The code interpreter is not available on this server: {exc}"
             failed: list[dict[str, Any]] = [{"type": "logs", "logs": logs}]
-            ctx.emit_delta({"type": "code_interpreter", "code_interpreter": {"outputs": [{"index": 0, **failed[0]}]}})
+            ctx.emit_delta(
+                {"type": "code_interpreter", "code_interpreter": {"outputs": [{"index": 0, **failed[0]}]}}
+            )
             return hosted.ToolOutcome(
-                output=logs, tool_call={"type": "code_interpreter", "code_interpreter": {"input": code, "outputs": failed}}
+                output=logs,
+                tool_call={
+                    "type": "code_interpreter",
+                    "code_interpreter": {"input": code, "outputs": failed},
+                },
             )
         logs = result.logs
         if result.killed_reason:
@@ -163,7 +171,11 @@ def seed_workdir(run: Run, workdir: Path) -> None:
     thread = Thread.objects.get(id=run.thread_id)
     ids: list[str] = list((run.tool_resources or {}).get("code_interpreter", {}).get("file_ids", []))
     ids += (thread.tool_resources or {}).get("code_interpreter", {}).get("file_ids", [])
-    for attachments in Message.objects.filter(thread_id=run.thread_id).exclude(attachments=[]).values_list("attachments", flat=True):
+    for attachments in (
+        Message.objects.filter(thread_id=run.thread_id)
+        .exclude(attachments=[])
+        .values_list("attachments", flat=True)
+    ):
         for att in attachments or []:
             if any(t.get("type") == "code_interpreter" for t in att.get("tools", [])):
                 ids.append(att.get("file_id"))

@@ -200,7 +200,9 @@ def _dense_block(owner_id: int, store_id: str) -> _DenseBlock | None:
         if cached is not None and cached[0] == signature:
             _dense_cache.move_to_end(key)
             return cached
-    rows: list[Any] = list(store_chunks.filter(embedding__isnull=False).values_list("id", "vs_file_id", "embedding"))
+    rows: list[Any] = list(
+        store_chunks.filter(embedding__isnull=False).values_list("id", "vs_file_id", "embedding")
+    )
     if not rows:
         return None
     dims = {len(bytes(r[2])) for r in rows}

@@ -44,7 +44,9 @@ class FileSearch:
             "description": DESCRIPTION,
             "parameters": {
                 "type": "object",
-                "properties": {"query": {"type": "string", "description": "What to look for, in a few words."}},
+                "properties": {
+                    "query": {"type": "string", "description": "What to look for, in a few words."}
+                },
                 "required": ["query"],
             },
         }
@@ -57,12 +59,16 @@ class FileSearch:
 
     async def execute(self, ctx: hosted.ToolContext, arguments: str) -> hosted.ToolOutcome:
         query = parse_query(arguments)
-        config = next((t.get("file_search") or {} for t in ctx.run.tools or [] if t.get("type") == "file_search"), {})
+        config = next(
+            (t.get("file_search") or {} for t in ctx.run.tools or [] if t.get("type") == "file_search"), {}
+        )
         max_results = int(config.get("max_num_results") or DEFAULT_MAX_RESULTS)
         threshold = float((config.get("ranking_options") or {}).get("score_threshold") or 0.0)
         ranking = {"ranker": "default_2024_08_21", "score_threshold": threshold}
         try:
-            results = await sync_to_async(run_search, thread_sensitive=False)(ctx.run, query, max_results, threshold)
+            results = await sync_to_async(run_search, thread_sensitive=False)(
+                ctx.run, query, max_results, threshold
+            )
         except SearchError as exc:
             results, error = [], exc.message
         else:
@@ -88,10 +94,15 @@ class FileSearch:
             output = f"No passages matched {query!r}."
         else:
             output = "\n\n".join(passages)
-        ctx.emit_delta({"type": "file_search", "file_search": {"ranking_options": ranking, "results": step_results}})
+        ctx.emit_delta(
+            {"type": "file_search", "file_search": {"ranking_options": ranking, "results": step_results}}
+        )
         return hosted.ToolOutcome(
             output=output,
-            tool_call={"type": "file_search", "file_search": {"ranking_options": ranking, "results": step_results}},
+            tool_call={
+                "type": "file_search",
+                "file_search": {"ranking_options": ranking, "results": step_results},
+            },
             citations=citations,
         )
 
@@ -116,7 +127,9 @@ def stores_by_owner(run: Run) -> dict[int, list[str]]:
     grouped: dict[int, list[str]] = {}
     live = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
     thread_ids = (thread.tool_resources or {}).get("file_search", {}).get("vector_store_ids", [])
-    for vs_id in VectorStore.objects.filter(live, id__in=thread_ids, owner=thread.owner).values_list("id", flat=True):
+    for vs_id in VectorStore.objects.filter(live, id__in=thread_ids, owner=thread.owner).values_list(
+        "id", flat=True
+    ):
         grouped.setdefault(thread.owner_id, []).append(vs_id)
     assistant = run.assistant
     assistant_ids = (run.tool_resources or {}).get("file_search", {}).get("vector_store_ids", [])
@@ -151,7 +164,9 @@ def _wait_for_indexing(store_ids: list[str]) -> None:
     while (
         store_ids
         and time.monotonic() < deadline
-        and VectorStoreFile.objects.filter(vector_store_id__in=store_ids, status=VectorStoreFile.Status.IN_PROGRESS).exists()
+        and VectorStoreFile.objects.filter(
+            vector_store_id__in=store_ids, status=VectorStoreFile.Status.IN_PROGRESS
+        ).exists()
     ):
         time.sleep(0.2)
 
