@@ -46,25 +46,27 @@ def authenticate(request: HttpRequest) -> ApiKey:
 def _bad_key(request: HttpRequest) -> None:
     """Count a bad key against the client's address; past the limit, answer 429 instead of 401.
 
-    Fixed windows of API_KEY_FAILURE_WINDOW_SECONDS in the cache (Redis when REDIS_URL is set, so
-    every process shares the count). A valid key is never counted or refused: the check runs only
-    after a lookup has failed, so a client with a good key behind the same address is not slowed.
+    The window opens at an address's first bad key and lasts API_KEY_FAILURE_WINDOW_SECONDS (the
+    counter's expiry, which incrementing keeps). It lives in the cache: Redis when REDIS_URL is set,
+    so every process shares the count. A valid key is never counted or refused: this runs only after
+    a lookup has failed, so a client with a good key behind the same address is not slowed.
     """
     limit = int(settings.API_KEY_FAILURE_LIMIT)
     window = int(settings.API_KEY_FAILURE_WINDOW_SECONDS)
     if limit <= 0 or window <= 0:
         return
     now = time.time()
-    slot = int(now // window)
-    name = f"apikey-failures:{client_address(request)}:{slot}"
-    cache.add(name, 0, timeout=window + 1)
+    name = f"apikey-failures:{client_address(request)}"
+    cache.add(f"{name}:since", now, timeout=window)
+    cache.add(name, 0, timeout=window)
     try:
         count = cache.incr(name)
-    except ValueError:  # expired between add and incr
-        cache.set(name, 1, timeout=window + 1)
+    except ValueError:  # expired between add and incr: a new window
+        cache.set(name, 1, timeout=window)
         count = 1
     if count > limit:
-        raise TooManyBadKeys(retry_after=(slot + 1) * window - now)
+        since = float(cache.get(f"{name}:since") or now)
+        raise TooManyBadKeys(retry_after=max(1.0, since + window - now))
 
 
 _touched: dict[int, float] = {}
