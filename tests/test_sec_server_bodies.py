@@ -58,7 +58,9 @@ def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return int(status_line.split()[1]), headers, body
 
 
-def _declared_only(live: LiveServer, path: str, length: int, **headers: str) -> tuple[int, dict[str, str], bytes]:
+def _declared_only(
+    live: LiveServer, path: str, length: int, **headers: str
+) -> tuple[int, dict[str, str], bytes]:
     """Send headers that announce `length` bytes, and none of the body."""
     with _connect(live) as sock:
         sock.sendall(_head("POST", path, {"Content-Length": str(length), **headers}))
@@ -74,7 +76,10 @@ def test_oversized_content_length_is_refused_before_the_body(live: LiveServer) -
     assert b"too large" in body
     # Under /v1: an OpenAI error object, not retried by the SDK.
     status, headers, body = _declared_only(
-        live, "/v1/assistants", DATA_LIMIT + 1, **{"Content-Type": "application/json", "Authorization": "Bearer x"}
+        live,
+        "/v1/assistants",
+        DATA_LIMIT + 1,
+        **{"Content-Type": "application/json", "Authorization": "Bearer x"},
     )
     assert status == 413 and headers["x-should-retry"] == "false"
     error = json.loads(body)["error"]
@@ -98,7 +103,7 @@ def test_upload_route_has_the_file_cap(live: LiveServer) -> None:
     content = b"a" * (DATA_LIMIT * 3)
     f = live.client().files.create(file=("three-times.txt", content), purpose="assistants")
     assert f.bytes == len(content)
-    status, headers, body = _declared_only(
+    status, _headers, body = _declared_only(
         live, "/v1/files", UPLOAD_LIMIT + 1, **{"Content-Type": "multipart/form-data; boundary=x"}
     )
     assert status == 413 and json.loads(body)["error"]["code"] == "payload_too_large"
@@ -120,7 +125,11 @@ def test_chunked_body_is_cut_off_while_it_is_read(live: LiveServer) -> None:
             _head(
                 "POST",
                 "/v1/assistants",
-                {"Transfer-Encoding": "chunked", "Content-Type": "application/json", "Authorization": "Bearer x"},
+                {
+                    "Transfer-Encoding": "chunked",
+                    "Content-Type": "application/json",
+                    "Authorization": "Bearer x",
+                },
             )
         )
         answered = False
@@ -158,7 +167,10 @@ def test_chunked_multipart_upload_within_the_cap_works(live: LiveServer) -> None
     response = httpx2.post(
         f"{live.base_url}/files",
         content=body(),
-        headers={"Authorization": f"Bearer {live.keys['alice']}", "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        headers={
+            "Authorization": f"Bearer {live.keys['alice']}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
         timeout=30,
     )
     assert response.request.headers.get("transfer-encoding") == "chunked"
@@ -179,4 +191,9 @@ def test_forwarded_for_from_an_untrusted_peer_does_not_dodge_the_key_throttle(li
         statuses.append(response.status_code)
     assert statuses[:3] == [401, 401, 401] and statuses[-1] == 429, statuses
     # A valid key from the same address still works.
-    assert httpx2.get(f"{live.base_url}/assistants", headers={"Authorization": f"Bearer {live.keys['bob']}"}).status_code == 200
+    assert (
+        httpx2.get(
+            f"{live.base_url}/assistants", headers={"Authorization": f"Bearer {live.keys['bob']}"}
+        ).status_code
+        == 200
+    )

@@ -54,9 +54,14 @@ def test_900_deep_function_parameters_are_400_and_a_sane_schema_passes(alice) ->
     assert response.json()["error"]["code"] == "nested_too_deeply"
     assert response.json()["error"]["param"] == "tools"
     # Positive control: a realistic nested schema is stored.
-    sane = {"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {"type": "string"}}}}}
+    sane = {
+        "type": "object",
+        "properties": {"a": {"type": "object", "properties": {"b": {"type": "string"}}}},
+    }
     tool["function"]["parameters"] = sane
-    ok = client.post("/v1/assistants", json.dumps({"model": "m", "tools": [tool]}), content_type="application/json")
+    ok = client.post(
+        "/v1/assistants", json.dumps({"model": "m", "tools": [tool]}), content_type="application/json"
+    )
     assert ok.status_code == 200, ok.content
     assert ok.json()["tools"][0]["function"]["parameters"] == sane
 

@@ -122,7 +122,9 @@ def test_run_cap_is_429_through_the_api_without_retry(alice, settings) -> None: 
     settings.RUN_MAX_ACTIVE_PER_USER = 2
     raw = keys.create_key(alice).raw
     client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    assistant = json.loads(client.post("/v1/assistants", {"model": "m"}, content_type="application/json").content)
+    assistant = json.loads(
+        client.post("/v1/assistants", {"model": "m"}, content_type="application/json").content
+    )
     body = {"assistant_id": assistant["id"], "thread": {"messages": [{"role": "user", "content": "hi"}]}}
     for _ in range(2):
         ok = client.post("/v1/threads/runs", body, content_type="application/json")

@@ -49,23 +49,34 @@ async def test_cross_port_origin_is_refused_by_the_application(alice) -> None:
     await sync_to_async(client.force_login)(alice)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     headers = [(b"cookie", cookie), (b"host", b"127.0.0.1:8000")]
-    ok = WebsocketCommunicator(application, "/ws/chat/", headers=[*headers, (b"origin", b"http://127.0.0.1:8000")])
+    ok = WebsocketCommunicator(
+        application, "/ws/chat/", headers=[*headers, (b"origin", b"http://127.0.0.1:8000")]
+    )
     connected, _ = await ok.connect()
     assert connected is True
     await ok.disconnect()
-    other_port = WebsocketCommunicator(application, "/ws/chat/", headers=[*headers, (b"origin", b"http://127.0.0.1:1")])
+    other_port = WebsocketCommunicator(
+        application, "/ws/chat/", headers=[*headers, (b"origin", b"http://127.0.0.1:1")]
+    )
     connected, _ = await other_port.connect()
     assert connected is False
 
 
 # --- trusted proxies ------------------------------------------------------------------------------
-async def _seen(trusted: list[str], peer: str, headers: list[tuple[bytes, bytes]], kind: str = "http") -> dict:
+async def _seen(
+    trusted: list[str], peer: str, headers: list[tuple[bytes, bytes]], kind: str = "http"
+) -> dict:
     seen: dict[str, Any] = {}
 
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         seen.update(scope)
 
-    scope = {"type": kind, "scheme": "http" if kind == "http" else "ws", "client": (peer, 5555), "headers": headers}
+    scope = {
+        "type": kind,
+        "scheme": "http" if kind == "http" else "ws",
+        "client": (peer, 5555),
+        "headers": headers,
+    }
     await TrustedProxies(app, trusted=trusted)(scope, None, None)
     return seen
 
@@ -103,6 +114,10 @@ def test_bad_trusted_proxies_setting_refuses_to_start() -> None:
 
     env = {**os.environ, "TRUSTED_PROXIES": "10.0.0.0/8,proxy.example"}
     done = subprocess.run(
-        [sys.executable, "-c", "import chatsite.settings"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", "import chatsite.settings"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode != 0 and "proxy.example" in done.stderr

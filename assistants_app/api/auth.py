@@ -12,7 +12,6 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from assistants_app.models import ApiKey
-
 from assistants_app.server.proxies import client_address
 
 from .errors import TooManyBadKeys, Unauthorized

@@ -48,7 +48,5 @@ def queued_in_turn(limit: int, last_served: Mapping[int, float] | None = None) -
         .annotate(n=Count("id"))
         .values_list("thread__owner_id", "n")
     )
-    queued.sort(
-        key=lambda row: (row[2] + executing.get(row[1], 0), served.get(row[1], -math.inf), row[0])
-    )
+    queued.sort(key=lambda row: (row[2] + executing.get(row[1], 0), served.get(row[1], -math.inf), row[0]))
     return [(run_id, owner) for run_id, owner, _ in queued[:limit]]

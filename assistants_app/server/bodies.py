@@ -24,7 +24,7 @@ ADMIN_UPLOAD_URL_NAMES = frozenset({"assistants_app_assistant_add", "assistants_
 V = TypeVar("V", bound=Callable[..., Any])
 
 
-def accepts_uploads(view: V) -> V:
+def accepts_uploads[V: Callable[..., Any]](view: V) -> V:
     """Mark a view as an upload route: its bodies may be as large as a file upload."""
     view.accepts_uploads = True  # type: ignore[attr-defined]
     return view
@@ -54,17 +54,26 @@ def limit_for(path: str) -> int:
 def too_large_response(path: str, limit: int) -> bytes:
     """A complete HTTP/1.1 413 response: an OpenAI error object under /v1, plain words elsewhere."""
     if path == "/v1" or path.startswith("/v1/"):
-        message = (
-            f"The request body is too large: this endpoint accepts at most {limit} bytes."
-            + (" (FILE_UPLOAD_MAX_BYTES plus multipart framing)" if limit == upload_limit() else "")
+        message = f"The request body is too large: this endpoint accepts at most {limit} bytes." + (
+            " (FILE_UPLOAD_MAX_BYTES plus multipart framing)" if limit == upload_limit() else ""
         )
-        error = {"message": message, "type": "invalid_request_error", "param": None, "code": "payload_too_large"}
+        error = {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "payload_too_large",
+        }
         body = json.dumps({"error": error}).encode()
         headers = [b"Content-Type: application/json", b"x-should-retry: false"]
     else:
         body = f"The request is too large: at most {_human(limit)} can be sent here.\n".encode()
         headers = [b"Content-Type: text/plain; charset=utf-8"]
-    head = [b"HTTP/1.1 413 Payload Too Large", *headers, b"Content-Length: %d" % len(body), b"Connection: close"]
+    head = [
+        b"HTTP/1.1 413 Payload Too Large",
+        *headers,
+        b"Content-Length: %d" % len(body),
+        b"Connection: close",
+    ]
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 

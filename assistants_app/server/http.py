@@ -90,7 +90,7 @@ class CappedWebRequest(http_protocol.WebRequest):
         if channel is None or channel.transport is None:
             return
         channel.transport.write(bodies.too_large_response(self._path_for_limit, self._body_limit))
-        self._linger = reactor.callLater(LINGER_SECONDS, self._close)  # type: ignore[attr-defined]
+        self._linger = reactor.callLater(LINGER_SECONDS, self._close)  # type: ignore[attr-defined,arg-type]
 
     def _discard(self, n: int) -> None:
         self._discarded += n

@@ -42,7 +42,7 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
     # Django's own rule (CsrfViewMiddleware._origin_verified): Host (validated against
     # ALLOWED_HOSTS) with the request's scheme, or CSRF_TRUSTED_ORIGINS.
     try:
-        return bool(CsrfViewMiddleware(_no_response)._origin_verified(request))
+        return bool(CsrfViewMiddleware(_no_response)._origin_verified(request))  # type: ignore[attr-defined]
     except KeyError:  # neither a Host header nor a server address: nothing to compare with
         return False
 

@@ -33,7 +33,7 @@ class TrustedProxies:
         if trusted:
             from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-            self.inner = ProxyHeadersMiddleware(_KeepValidClient(app), trusted_hosts=trusted)
+            self.inner = ProxyHeadersMiddleware(_KeepValidClient(app), trusted_hosts=trusted)  # type: ignore[arg-type]
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket") and self.inner is not self.app:
