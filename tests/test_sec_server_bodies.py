@@ -189,7 +189,9 @@ def test_forwarded_for_from_an_untrusted_peer_does_not_dodge_the_key_throttle(li
             headers={"Authorization": f"Bearer sk-as-{'Zq8Xw3Vt' * 5}{i}", "X-Forwarded-For": f"10.9.8.{i}"},
         )
         statuses.append(response.status_code)
-    assert statuses[:3] == [401, 401, 401] and statuses[-1] == 429, statuses
+    # In phase 2 every server shares one Redis, so earlier bad keys from 127.0.0.1 may already
+    # count: at most the limit (3) are 401, and the burst ends in 429 either way.
+    assert statuses.count(401) <= 3 and statuses[-1] == 429, statuses
     # A valid key from the same address still works.
     assert (
         httpx2.get(

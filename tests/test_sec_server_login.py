@@ -7,7 +7,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-pytestmark = pytest.mark.django_db
+# Also in phase 2: axes' tables on PostgreSQL.
+pytestmark = [pytest.mark.django_db, pytest.mark.production]
 
 LOGIN = "/accounts/login/"
 

@@ -3,7 +3,8 @@
 The run row is the task: a queued run is claimed by a conditional UPDATE (state.claim), so any
 number of executors — a thread inside the web process (embedded mode) or `manage.py run_worker`
 processes on other machines (external mode, PostgreSQL + Redis) — share the queue and exactly one
-executes each run. A claimed run carries a lease that its executor renews; when a worker dies the
+executes each run. Which queued runs an executor tries first is fairness.py's turn order (fair across
+owners, not first come). A claimed run carries a lease that its executor renews; when a worker dies the
 lease runs out and any executor's reaper ends or requeues the run (see recovery.py).
 """
 
