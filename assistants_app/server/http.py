@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Any
 
 from daphne import http_protocol
-from twisted.internet import reactor
 
 from . import bodies
 
@@ -90,6 +89,10 @@ class CappedWebRequest(http_protocol.WebRequest):
         if channel is None or channel.transport is None:
             return
         channel.transport.write(bodies.too_large_response(self._path_for_limit, self._body_limit))
+        # Imported here: importing the reactor installs one, and daphne installs its asyncio reactor
+        # when it starts.
+        from twisted.internet import reactor
+
         self._linger = reactor.callLater(LINGER_SECONDS, self._close)  # type: ignore[attr-defined,arg-type]
 
     def _discard(self, n: int) -> None:
