@@ -312,7 +312,7 @@ for _proxy in TRUSTED_PROXIES:
         raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network") from exc
 
 # Runs one user may have queued or active at once (0: no cap); over it, starting a run answers 429.
-RUN_MAX_ACTIVE_PER_USER = env_int("RUN_MAX_ACTIVE_PER_USER", 16)
+RUN_MAX_ACTIVE_PER_USER = env_int("RUN_MAX_ACTIVE_PER_USER", 64)
 
 # Login guessing (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one username, or from
 # one address, that username / address is locked out for LOGIN_LOCKOUT_SECONDS.
