@@ -35,7 +35,6 @@ def base_prefix(venv: Path) -> Path:
     raise SandboxUnavailable(f"{venv}/pyvenv.cfg has no 'home' line; rebuild with scripts/sandbox-venv.sh")
 
 
-
 # --------------------------------------------------------------------------- availability
 
 _NO_BWRAP = (
@@ -393,4 +392,3 @@ def bwrap_argv(
         str(status_fd),
     ]
     return argv
-

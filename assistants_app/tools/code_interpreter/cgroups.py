@@ -67,7 +67,7 @@ def _mounts() -> dict[str, Path]:
     with contextlib.suppress(OSError), open("/proc/self/mountinfo") as fh:
         for line in fh:
             left, _, right = line.partition(" - ")
-            fstype, _source, options = (right.split() + ["", "", ""])[:3]
+            fstype, _source, options = [*right.split(), "", "", ""][:3]
             mount_point = Path(left.split()[4].replace("\\040", " "))
             if fstype == "cgroup2":
                 found.setdefault("", mount_point)
@@ -234,7 +234,11 @@ class ExecutionCgroup:
         return 0.0
 
     def oom_killed(self) -> bool:
-        path = self.paths[""] / "memory.events" if self.version == 2 else self.paths["memory"] / "memory.oom_control"
+        path = (
+            self.paths[""] / "memory.events"
+            if self.version == 2
+            else self.paths["memory"] / "memory.oom_control"
+        )
         return _counter_of(path, "oom_kill") > 0
 
     def pids_limited(self) -> bool:

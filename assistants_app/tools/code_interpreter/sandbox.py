@@ -229,6 +229,7 @@ class _Monitor:
 
 # --------------------------------------------------------------------------- execute
 
+
 def _read_available(fd: int) -> bytes:
     """Whatever is buffered in a pipe, without blocking."""
     os.set_blocking(fd, False)
@@ -278,7 +279,6 @@ class _OutputBuffer:
             f"{self.head_limit + self.tail_limit} bytes kept ...]\n\n"
         )
         return self.head.decode("utf-8", "replace") + marker + self.tail.decode("utf-8", "replace")
-
 
 
 async def _pump(stream: asyncio.StreamReader, out: _OutputBuffer) -> None:
@@ -497,8 +497,10 @@ def _explain(
         result.exit_code = None
     if killed_by_us:
         result.killed_reason = f"Execution timed out after {limits.wall_seconds:g} s"
-    elif monitor.reason == "cpu" or signum == signal.SIGXCPU or (
-        signum == signal.SIGKILL and STATUS_CPU in status
+    elif (
+        monitor.reason == "cpu"
+        or signum == signal.SIGXCPU
+        or (signum == signal.SIGKILL and STATUS_CPU in status)
     ):
         result.timed_out = True
         result.killed_reason = f"CPU time limit of {limits.cpu_seconds:g} s exceeded"
