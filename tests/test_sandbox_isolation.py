@@ -153,7 +153,7 @@ async def test_workdir_quota_stops_an_execution_while_it_writes(workdir: Path) -
     assert result.killed_reason is not None and result.killed_reason.startswith("Disk quota of /mnt/data")
     assert result.files == []
     assert sorted(os.listdir(workdir)) == ["kept.csv"]  # its files removed, not ours
-    assert os.path.getsize(workdir / "kept.csv") == len("a,b\n1,2\n")
+    assert os.stat(workdir / "kept.csv").st_size == len("a,b\n1,2\n")
 
 
 async def test_workdir_entry_limit_stops_a_flood_of_empty_files(workdir: Path) -> None:
