@@ -20,8 +20,9 @@ from assistants_app.models import Assistant, File, Message, Run
 from assistants_app.tools.code_interpreter import sandbox
 from assistants_app.tools.code_interpreter.tool import seed_workdir, store_outputs, workdir_for
 from tests.helpers import wait_run
-from tests.test_code_interpreter import ci_settings as _ci_settings  # noqa: F401  (the fixture)
-from tests.test_code_interpreter import needs_sandbox
+from tests.test_code_interpreter import ci_settings, needs_sandbox  # noqa: F401  (ci_settings: a fixture)
+
+pytestmark = pytest.mark.usefixtures("ci_settings")
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def _run_with_attachments(alice, assistant, files: list[File]) -> Run:  # type: 
 
 
 @needs_sandbox
-def test_a_link_planted_by_the_code_never_redirects_seeding(ci_settings, alice, assistant, host_dir):  # type: ignore[no-untyped-def]
+def test_a_link_planted_by_the_code_never_redirects_seeding(settings, alice, assistant, host_dir):  # type: ignore[no-untyped-def]
     target = host_dir / "evil.pth"  # on a real server: a .pth in site-packages, run as root
     notes = _upload(alice, "notes.txt", b"import os; os.system('id')\n")
     data = _upload(alice, "data.csv", b"a,b\n1,2\n")
@@ -81,7 +82,7 @@ def test_a_link_planted_by_the_code_never_redirects_seeding(ci_settings, alice, 
         assert (workdir / "data.csv").stat().st_uid == uid
 
 
-def test_seeding_skips_names_taken_by_any_kind_of_entry(ci_settings, alice, assistant, host_dir):  # type: ignore[no-untyped-def]
+def test_seeding_skips_names_taken_by_any_kind_of_entry(settings, alice, assistant, host_dir):  # type: ignore[no-untyped-def]
     files = [_upload(alice, n, b"new") for n in ("link.txt", "fifo.txt", "dir.txt", "plain.txt", "fresh.txt")]
     run = _run_with_attachments(alice, assistant, files)
     workdir = workdir_for(run.thread_id)
@@ -96,8 +97,8 @@ def test_seeding_skips_names_taken_by_any_kind_of_entry(ci_settings, alice, assi
     assert (workdir / "fresh.txt").read_bytes() == b"new"
 
 
-def test_seeding_respects_the_workdir_quota(ci_settings, alice, assistant):  # type: ignore[no-untyped-def]
-    ci_settings.CODE_INTERPRETER_WORKDIR_BYTES = 64 * 1024
+def test_seeding_respects_the_workdir_quota(settings, alice, assistant):  # type: ignore[no-untyped-def]
+    settings.CODE_INTERPRETER_WORKDIR_BYTES = 64 * 1024
     small = _upload(alice, "small.txt", b"s" * 1000)
     big = _upload(alice, "big.bin", b"b" * 200_000)
     run = _run_with_attachments(alice, assistant, [small, big])
@@ -108,7 +109,7 @@ def test_seeding_respects_the_workdir_quota(ci_settings, alice, assistant):  # t
     ]
 
 
-def test_outputs_are_never_read_through_a_linked_directory(ci_settings, alice, assistant, host_dir):  # type: ignore[no-untyped-def]
+def test_outputs_are_never_read_through_a_linked_directory(settings, alice, assistant, host_dir):  # type: ignore[no-untyped-def]
     (host_dir / "secret.txt").write_text("the server's secret")
     run = _run_with_attachments(alice, assistant, [])
     workdir = workdir_for(run.thread_id)
@@ -123,8 +124,8 @@ def test_outputs_are_never_read_through_a_linked_directory(ci_settings, alice, a
     assert stored.data.open("rb").read() == b"a real output" and stored.origin_thread_id == run.thread_id
 
 
-def test_outputs_per_execution_are_capped(ci_settings, alice, assistant):  # type: ignore[no-untyped-def]
-    ci_settings.CODE_INTERPRETER_MAX_OUTPUT_FILES = 5
+def test_outputs_per_execution_are_capped(settings, alice, assistant):  # type: ignore[no-untyped-def]
+    settings.CODE_INTERPRETER_MAX_OUTPUT_FILES = 5
     run = _run_with_attachments(alice, assistant, [])
     workdir = workdir_for(run.thread_id)
     workdir.mkdir(parents=True)
@@ -136,8 +137,8 @@ def test_outputs_per_execution_are_capped(ci_settings, alice, assistant):  # typ
     assert notes == ["Only the first 5 files written were kept as outputs; 95 more were left in /mnt/data."]
 
 
-def test_outputs_over_the_owner_quota_are_not_saved(ci_settings, alice, assistant):  # type: ignore[no-untyped-def]
-    ci_settings.USER_STORAGE_QUOTA_BYTES = 10_000
+def test_outputs_over_the_owner_quota_are_not_saved(settings, alice, assistant):  # type: ignore[no-untyped-def]
+    settings.USER_STORAGE_QUOTA_BYTES = 10_000
     kept = _upload(alice, "mine.csv", b"x" * 6000)
     run = _run_with_attachments(alice, assistant, [])
     workdir = workdir_for(run.thread_id)
@@ -153,7 +154,7 @@ def test_outputs_over_the_owner_quota_are_not_saved(ci_settings, alice, assistan
 
 
 @needs_sandbox
-def test_a_non_utf8_output_name_is_skipped_with_a_note(executor, ci_settings, alice, assistant):  # type: ignore[no-untyped-def]
+def test_a_non_utf8_output_name_is_skipped_with_a_note(executor, settings, alice, assistant):  # type: ignore[no-untyped-def]
     code = (
         "open(b'caf\\xe9.txt', 'wb').write(b'latin-1 name')\nopen('ok.txt', 'w').write('fine')\nprint('done')"
     )

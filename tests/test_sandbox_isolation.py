@@ -13,18 +13,21 @@ import pytest
 from assistants_app.tools.code_interpreter import cgroups, sandbox
 from assistants_app.tools.code_interpreter import workdir as wd
 from assistants_app.tools.code_interpreter.sandbox import ExecutionResult, Limits, execute
-from tests.test_sandbox import sandbox_venv as _sandbox_venv  # noqa: F401  (the fixture)
+from tests.test_sandbox import sandbox_venv  # noqa: F401  (a fixture)
 
 MiB = 1024 * 1024
 _problem = sandbox._probe_namespaces()
-pytestmark = pytest.mark.skipif(_problem is not None, reason=f"bubblewrap cannot run here: {_problem}")
+pytestmark = [
+    pytest.mark.skipif(_problem is not None, reason=f"bubblewrap cannot run here: {_problem}"),
+    pytest.mark.usefixtures("sandbox_venv"),
+]
 needs_cgroups = pytest.mark.skipif(
     cgroups.detect().version is None, reason=f"no per-execution cgroups: {cgroups.detect().problem}"
 )
 
 
 @pytest.fixture
-def workdir(sandbox_venv: Path) -> Iterator[Path]:
+def workdir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="sandbox-test-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
