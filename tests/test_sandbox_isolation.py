@@ -233,3 +233,43 @@ def test_admin_index_warns_about_missing_cgroups_and_seccomp(client, staff, sett
     assert "no per-execution cgroup (disabled by CODE_INTERPRETER_CGROUPS=off)" in page
     assert "Enforced instead, per process only: RLIMIT_AS 512 MiB" in page
     assert "no seccomp filter: disabled by CODE_INTERPRETER_SECCOMP=0" in page
+
+
+def test_cgroup_v2_files_on_a_delegated_tree(tmp_path: Path) -> None:
+    """The v2 protocol against a stand-in tree (these machines only have v1 controllers): the
+    server moves into a leaf, enables memory and pids for siblings, and sets and reads the limits."""
+    own = tmp_path / "service"
+    own.mkdir()
+    (own / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (own / "cgroup.subtree_control").write_text("")
+    (own / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    support = cgroups._v2({"": tmp_path}, {"": "/service"})
+    assert support.version == 2 and support.parents == {"": own / cgroups.GROUP}
+    assert (own / "server" / "cgroup.procs").read_text() == str(os.getpid())
+    assert (own / "cgroup.subtree_control").read_text() == "+memory +pids"
+
+    cg = cgroups.ExecutionCgroup(support, memory_bytes=512 * MiB, max_processes=64)
+    path = cg.paths[""]
+    assert (path / "memory.max").read_text() == str(512 * MiB)
+    assert (path / "memory.swap.max").read_text() == "0"
+    assert (path / "memory.oom.group").read_text() == "1"
+    assert (path / "pids.max").read_text() == "64"
+    (path / "cpu.stat").write_text("usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n")
+    (path / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 1\n")
+    (path / "pids.events").write_text("max 0\n")
+    assert cg.cpu_seconds() == 2.5 and cg.oom_killed() and not cg.pids_limited()
+    cg.kill()
+    assert (path / "cgroup.kill").read_text() == "1"
+    # A second process of the same server finds itself in the leaf and uses the same parent.
+    (own / "server" / "cgroup.controllers").write_text("memory pids\n")
+    again = cgroups._v2({"": tmp_path}, {"": "/service/server"})
+    assert again.version == 2 and again.parents == support.parents
+
+
+def test_cgroup_v2_without_delegated_controllers_is_reported(tmp_path: Path) -> None:
+    own = tmp_path / "user.slice"
+    own.mkdir()
+    (own / "cgroup.controllers").write_text("cpu io\n")
+    support = cgroups._v2({"": tmp_path}, {"": "/user.slice"})
+    assert support.version is None
+    assert support.problem == f"cgroup v2: controllers memory, pids not delegated to {own}"

@@ -63,7 +63,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import signal
@@ -71,7 +70,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cgroups, seccomp
+from . import cgroups, seccomp, streams
 from . import workdir as wd
 from .bwrap import (
     STATUS_CPU,
@@ -230,100 +229,6 @@ class _Monitor:
 # --------------------------------------------------------------------------- execute
 
 
-def _read_available(fd: int) -> bytes:
-    """Whatever is buffered in a pipe, without blocking."""
-    os.set_blocking(fd, False)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class _OutputBuffer:
-    """Keeps the head and the tail of the output within `limit` bytes (tracebacks come last)."""
-
-    def __init__(self, limit: int) -> None:
-        self.head_limit = limit // 2
-        self.tail_limit = limit - self.head_limit
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.total = 0
-
-    def add(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        room = self.head_limit - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        if chunk:
-            self.tail += chunk
-            if len(self.tail) > self.tail_limit:
-                del self.tail[: len(self.tail) - self.tail_limit]
-
-    @property
-    def truncated(self) -> bool:
-        return self.total > len(self.head) + len(self.tail)
-
-    def text(self) -> str:
-        if not self.truncated:
-            return (self.head + self.tail).decode("utf-8", "replace")
-        omitted = self.total - len(self.head) - len(self.tail)
-        marker = (
-            f"\n\n[... output truncated: {omitted} bytes omitted, "
-            f"{self.head_limit + self.tail_limit} bytes kept ...]\n\n"
-        )
-        return self.head.decode("utf-8", "replace") + marker + self.tail.decode("utf-8", "replace")
-
-
-async def _pump(stream: asyncio.StreamReader, out: _OutputBuffer) -> None:
-    while chunk := await stream.read(65536):
-        out.add(chunk)
-
-
-async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
-    with contextlib.suppress(ConnectionError):  # the code may exit before reading everything
-        stdin.write(data)
-        await stdin.drain()
-        stdin.close()
-        await stdin.wait_closed()
-
-
-def _kill(proc: asyncio.subprocess.Process, bwrap_status: str) -> None:
-    """SIGKILL the sandbox's pid 1, which takes every process of its pid namespace with it.
-
-    Killing the sandbox's pid 1 rather than bwrap lets bwrap reap it and exit normally: were bwrap
-    killed first (--die-with-parent then kills pid 1), pid 1 would be re-parented to the host's
-    init, which in some containers never reaps, and stay a zombie. bwrap is the fallback.
-    """
-    child = _json_field(bwrap_status, "child-pid")
-    if child is not None and proc.returncode is None:
-        with contextlib.suppress(OSError):
-            pidfd = os.pidfd_open(child)
-            try:
-                # Still bwrap's child, so not a recycled pid (bwrap is alive: it has not reaped it).
-                if _parent_pid(child) == proc.pid:
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                    return
-            finally:
-                os.close(pidfd)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _parent_pid(pid: int) -> int | None:
-    with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("PPid:"):
-                return int(line.split()[1])
-    return None
-
-
 async def execute(code: str, workdir: Path, *, limits: Limits | None = None) -> ExecutionResult:
     """Run `code` in a fresh sandboxed process with `workdir` as /mnt/data (and cwd).
 
@@ -362,7 +267,7 @@ async def _run(
     json_r, json_w = os.pipe()
     data_fds: list[int] = []  # filled by bwrap_argv
     child_fds = [status_w, json_w]  # the write ends go to bwrap only
-    out = _OutputBuffer(limits.max_output_bytes)
+    out = streams.OutputBuffer(limits.max_output_bytes)
     monitor = _Monitor(cg, fd, limits, before)
     killed_by_us = False
     bwrap_status = ""
@@ -415,21 +320,21 @@ async def _run(
 
         def kill() -> None:
             nonlocal bwrap_status
-            bwrap_status += _read_available(json_r).decode(errors="replace")
-            _kill(proc, bwrap_status)
+            bwrap_status += streams.read_available(json_r).decode(errors="replace")
+            streams.kill(proc, bwrap_status)
 
-        feeder = asyncio.create_task(_feed(proc.stdin, b"\n" + code.encode("utf-8", "surrogatepass")))
+        feeder = asyncio.create_task(streams.feed(proc.stdin, b"\n" + code.encode("utf-8", "surrogatepass")))
         watcher = asyncio.create_task(monitor.watch(kill))
         try:
             await asyncio.wait_for(
-                asyncio.gather(_pump(proc.stdout, out), proc.wait()), timeout=limits.wall_seconds
+                asyncio.gather(streams.pump(proc.stdout, out), proc.wait()), timeout=limits.wall_seconds
             )
         except TimeoutError:
             killed_by_us = True
             kill()
             # The namespace dies with its pid 1; give the last output a moment to drain, then move on.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(_pump(proc.stdout, out), proc.wait()), timeout=5)
+                await asyncio.wait_for(asyncio.gather(streams.pump(proc.stdout, out), proc.wait()), timeout=5)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -442,13 +347,13 @@ async def _run(
             with contextlib.suppress(asyncio.CancelledError):
                 await feeder
         duration = time.monotonic() - start
-        status = _read_available(status_r)
-        bwrap_status += _read_available(json_r).decode(errors="replace")
+        status = streams.read_available(status_r)
+        bwrap_status += streams.read_available(json_r).decode(errors="replace")
     finally:
         for f in (status_r, json_r, *child_fds, *data_fds):
             os.close(f)
 
-    exit_code = _json_field(bwrap_status, "exit-code")
+    exit_code = streams.json_field(bwrap_status, "exit-code")
     if exit_code is None and not killed_by_us and monitor.reason is None:
         # bwrap never ran the command (it reports "exit-code" for anything it started).
         message = out.text().strip() or f"exit status {proc.returncode}"
@@ -487,7 +392,7 @@ def _explain(
     limits: Limits,
     monitor: _Monitor,
     status: bytes,
-    out: _OutputBuffer,
+    out: streams.OutputBuffer,
     killed_by_us: bool,
 ) -> None:
     """Set killed_reason and the flags from what killed the code (ours first, then its signal)."""
@@ -528,17 +433,7 @@ def _explain(
 _SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
 
 
-def _json_field(bwrap_status: str, name: str) -> int | None:
-    """A field of bwrap's --json-status-fd stream (one JSON object per line): child-pid, exit-code."""
-    for line in bwrap_status.splitlines():
-        with contextlib.suppress(ValueError, TypeError):
-            doc = json.loads(line)
-            if isinstance(doc, dict) and name in doc:
-                return int(doc[name])
-    return None
-
-
-def _looks_out_of_memory(out: _OutputBuffer) -> bool:
+def _looks_out_of_memory(out: streams.OutputBuffer) -> bool:
     """C extensions that hit RLIMIT_AS abort instead of raising MemoryError; recognise their words."""
     tail = out.tail.decode("utf-8", "replace") if out.tail else out.head.decode("utf-8", "replace")
     return any(
