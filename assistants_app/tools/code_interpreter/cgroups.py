@@ -140,6 +140,9 @@ def detect() -> Support:
         support = probe(mounts, own)
         if support.version is not None:
             _remove_stale(support)
+            for parent in support.parents.values():  # made again by each execution, see close()
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
             return support
         problems.append(support.problem)
     return Support(None, problem="; ".join(problems) or f"unknown CODE_INTERPRETER_CGROUPS={mode!r}")
@@ -198,7 +201,7 @@ class ExecutionCgroup:
         created: list[Path] = []
         try:
             for path in self.paths.values():
-                path.mkdir()
+                _make(path, v2=self.version == 2)
                 created.append(path)
             if self.version == 2:
                 cg = self.paths[""]
@@ -265,9 +268,26 @@ class ExecutionCgroup:
                         os.kill(int(pid), signal.SIGKILL)
 
     def close(self) -> None:
-        """Kill what is left and remove the cgroup(s)."""
+        """Kill what is left and remove the cgroup(s), and their parent once no execution uses it:
+        nothing is left behind in the server's cgroup (which its supervisor may want to remove)."""
         for path in self.paths.values():
             _kill_and_remove(path)
+            with contextlib.suppress(OSError):  # EBUSY while other executions run
+                path.parent.rmdir()
+
+
+def _make(path: Path, *, v2: bool) -> None:
+    """mkdir the execution's cgroup, (re)creating the parent that the last close() removed."""
+    for attempt in range(3):
+        try:
+            path.parent.mkdir(exist_ok=True)
+            if v2:
+                (path.parent / "cgroup.subtree_control").write_text("+memory +pids")
+            path.mkdir()
+            return
+        except FileNotFoundError:  # another process removed the parent in between: again
+            if attempt == 2:
+                raise
 
 
 def _counter_of(path: Path, key: str) -> int:
