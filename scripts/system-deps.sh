@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the product and its tests need, then builds the sandbox venv.
 #
-#   bash scripts/system-deps.sh runtime   # bubblewrap, libseccomp2 (code-interpreter sandbox)
+#   bash scripts/system-deps.sh runtime   # bubblewrap (code-interpreter sandbox)
 #   bash scripts/system-deps.sh test      # runtime + postgresql, redis-server, chromium, fonts
 #   bash scripts/system-deps.sh           # same as "test"
 #
@@ -21,6 +21,7 @@ esac
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 log() { echo "system-deps: $*" >&2; }
 
+# libseccomp2: the sandbox's seccomp filter (pyseccomp loads libseccomp.so.2).
 RUNTIME_PKGS=(bubblewrap libseccomp2)
 # Debian's chromium only depends on libfontconfig1: without a font package headless pages render
 # with no glyphs at all, so install metric-compatible Liberation fonts plus DejaVu. Recommends are
