@@ -22,7 +22,8 @@ esac
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 log() { echo "system-deps: $*" >&2; }
 
-RUNTIME_PKGS=(bubblewrap)
+# libseccomp2: the sandbox's seccomp filter (pyseccomp loads libseccomp.so.2).
+RUNTIME_PKGS=(bubblewrap libseccomp2)
 # Debian's chromium only depends on libfontconfig1: without a font package headless pages render
 # with no glyphs at all, so install metric-compatible Liberation fonts plus DejaVu. Recommends are
 # skipped (they pull in printing/desktop packages); of them only Mesa's software GL is kept.
