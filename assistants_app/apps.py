@@ -7,3 +7,9 @@ class AssistantsAppConfig(AppConfig):
     name = "assistants_app"
     verbose_name = "Assistants"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks, services_storage
+
+        services_storage.connect()
+        checks.register()

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import services, services_vector_stores
+from . import services, services_storage, services_vector_stores
 from .api.sniff import sniff_content_type
 from .errors import InvalidRequest, ThreadBusy
 from .models import Assistant, File, Message, Run, Thread
@@ -306,17 +306,8 @@ def store_file(
         expires_at=timezone.now() + timedelta(seconds=expires_after) if expires_after else None,
     )
     # The storage name comes from file_upload_path (owner id / file id), never from `filename`.
-    row.data.save("upload", upload, save=False)
-    try:
-        row.save()
-    except Exception:
-        row.data.delete(save=False)
-        raise
-    return row
+    return services_storage.save_file(row, upload)
 
 
 def delete_file(file: File) -> None:
-    storage, name = file.data.storage, file.data.name
-    file.delete()
-    if name:
-        transaction.on_commit(lambda: storage.delete(name))
+    file.delete()  # the blob goes after commit (services_storage)

@@ -282,6 +282,18 @@ CODE_INTERPRETER_VENV = env_str("CODE_INTERPRETER_VENV", str(DATA_DIR / "sandbox
 CODE_INTERPRETER_SANDBOX_UID = env_int("CODE_INTERPRETER_SANDBOX_UID", 65534)
 # Per-thread working directories (/mnt/data inside); every directory above must be world-searchable.
 CODE_INTERPRETER_WORKDIR_ROOT = env_str("CODE_INTERPRETER_WORKDIR_ROOT", str(DATA_DIR / "code-interpreter"))
+# --- Code interpreter isolation and quotas (docs/security.md, "The code interpreter sandbox") ------
+# Size (allocated bytes) and entries (files + directories) of one thread's /mnt/data, enforced while
+# the code runs; the number of files one execution may turn into downloadable outputs.
+CODE_INTERPRETER_WORKDIR_BYTES = env_int("CODE_INTERPRETER_WORKDIR_BYTES", 256 * 1024 * 1024)
+CODE_INTERPRETER_WORKDIR_MAX_FILES = env_int("CODE_INTERPRETER_WORKDIR_MAX_FILES", 5000)
+CODE_INTERPRETER_MAX_OUTPUT_FILES = env_int("CODE_INTERPRETER_MAX_OUTPUT_FILES", 50)
+# Per-execution cgroups: auto (v2 if delegated, else v1), v2, v1, or off (per-process rlimits only).
+CODE_INTERPRETER_CGROUPS = env_str("CODE_INTERPRETER_CGROUPS", "auto")
+# The seccomp filter (libseccomp via pyseccomp); 0 turns it off.
+CODE_INTERPRETER_SECCOMP = env_bool("CODE_INTERPRETER_SECCOMP", True)
+# Total bytes of one user's files (uploads and code-interpreter outputs); 0 = unlimited.
+USER_STORAGE_QUOTA_BYTES = env_int("USER_STORAGE_QUOTA_BYTES", 1024 * 1024 * 1024)
 
 # --- Files -----------------------------------------------------------------------------------------
 FILE_UPLOAD_MAX_BYTES = env_int("FILE_UPLOAD_MAX_BYTES", 32 * 1024 * 1024)

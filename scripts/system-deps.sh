@@ -2,7 +2,8 @@
 # Installs the Debian packages the product and its tests need, then builds the sandbox venv.
 #
 #   bash scripts/system-deps.sh runtime   # bubblewrap (code-interpreter sandbox)
-#   bash scripts/system-deps.sh test      # runtime + postgresql, redis-server, chromium, fonts
+#   bash scripts/system-deps.sh test      # runtime + postgresql, redis-server, chromium, fonts,
+#                                         # node/npm if absent, then the Node SDK (scripts/node-sdk.sh)
 #   bash scripts/system-deps.sh           # same as "test"
 #
 # Idempotent and fast when everything is present: one dpkg-query call, no apt unless a package is
@@ -21,11 +22,16 @@ esac
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 log() { echo "system-deps: $*" >&2; }
 
-RUNTIME_PKGS=(bubblewrap)
+# libseccomp2: the sandbox's seccomp filter (pyseccomp loads libseccomp.so.2).
+RUNTIME_PKGS=(bubblewrap libseccomp2)
 # Debian's chromium only depends on libfontconfig1: without a font package headless pages render
 # with no glyphs at all, so install metric-compatible Liberation fonts plus DejaVu. Recommends are
 # skipped (they pull in printing/desktop packages); of them only Mesa's software GL is kept.
 TEST_PKGS=(postgresql redis-server chromium fonts-liberation fonts-dejavu-core libgl1-mesa-dri)
+# The Node SDK conformance tests (scripts/node-sdk.sh) need node + npm: Debian's only when the
+# machine has none (a node from elsewhere, e.g. NodeSource's nodejs that bundles npm, is kept).
+command -v node >/dev/null || TEST_PKGS+=(nodejs)
+command -v npm >/dev/null || TEST_PKGS+=(npm)
 
 PKGS=("${RUNTIME_PKGS[@]}")
 [[ "$MODE" == test ]] && PKGS+=("${TEST_PKGS[@]}")
@@ -48,6 +54,8 @@ missing_bins() {
     command -v redis-server >/dev/null || echo redis-server
     [[ -x /usr/bin/chromium ]] || echo /usr/bin/chromium
     compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || echo initdb
+    command -v node >/dev/null || echo node
+    command -v npm >/dev/null || echo npm
   fi
 }
 
@@ -107,4 +115,9 @@ fi
 # The code-interpreter sandbox's own venv (script owned by another part of the project).
 if [[ -f "$ROOT/scripts/sandbox-venv.sh" ]]; then
   bash "$ROOT/scripts/sandbox-venv.sh"
+fi
+
+# The pinned openai Node SDK for tests/test_api_node_sdk.py (npm ci, skipped when up to date).
+if [[ "$MODE" == test ]]; then
+  bash "$ROOT/scripts/node-sdk.sh"
 fi

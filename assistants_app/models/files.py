@@ -22,6 +22,9 @@ class File(models.Model):
     sha256 = models.CharField(max_length=64, blank=True, default="", db_index=True)
     content_type = models.CharField(max_length=100, blank=True, default="")
     data = models.FileField(upload_to=file_upload_path, max_length=255)
+    # The thread whose code-interpreter execution wrote this file (purpose "assistants_output"):
+    # deleting that thread deletes the file (services_storage). Empty for uploads.
+    origin_thread_id = models.CharField(max_length=40, blank=True, default="", db_index=True)
 
     class Meta:
         ordering = ["-id"]

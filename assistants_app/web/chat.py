@@ -22,7 +22,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from assistants_app import services
+from assistants_app import services, services_storage
 from assistants_app.errors import InvalidRequest, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES
@@ -205,9 +205,19 @@ def store_attachment(user: Any, upload: UploadedFile) -> File:
         sha256=digest.hexdigest(),
         content_type=(upload.content_type or "")[:100],
     )
-    f.data.save(name, upload, save=False)
-    f.save()
-    return f
+    try:
+        return services_storage.save_file(f, upload, name=name)
+    except services_storage.StorageQuotaExceeded as exc:
+        raise _quota_error(exc) from exc
+
+
+def _quota_error(exc: services_storage.StorageQuotaExceeded) -> ChatError:
+    return ChatError(
+        f"There is no room left for this file: you have used {_human(exc.used)} of your "
+        f"{_human(exc.quota)} of storage, and it needs {_human(exc.size)}. "
+        "An administrator can remove old files or raise the limit.",
+        status=413,
+    )
 
 
 def _human(n: int) -> str:
@@ -236,6 +246,10 @@ def send(user: Any, text: str, uploads: list[UploadedFile] = ()) -> tuple[Messag
     with _run_quota_words():
         # Before the attachments are stored: a refused message leaves nothing behind.
         services.check_run_quota(user.pk)
+    try:  # all of them, before storing any: no half-stored message
+        services_storage.check_quota(user.pk, sum(u.size or 0 for u in uploads))
+    except services_storage.StorageQuotaExceeded as exc:
+        raise _quota_error(exc) from exc
     files = [store_attachment(user, u) for u in uploads]
     attachments = [{"file_id": f.id, "tools": ATTACHMENT_TOOLS} for f in files]
     try:

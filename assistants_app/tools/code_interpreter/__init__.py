@@ -9,6 +9,15 @@ from .sandbox import (
     available,
     execute,
     sandbox_python,
+    status,
 )
 
-__all__ = ["ExecutionResult", "Limits", "SandboxUnavailable", "available", "execute", "sandbox_python"]
+__all__ = [
+    "ExecutionResult",
+    "Limits",
+    "SandboxUnavailable",
+    "available",
+    "execute",
+    "sandbox_python",
+    "status",
+]

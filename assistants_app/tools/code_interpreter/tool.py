@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files.base import ContentFile
 
+from assistants_app import services_storage
 from assistants_app.models import File, Message, Run, Thread
 from assistants_app.tools import hosted
 
-from . import sandbox
+from . import config, sandbox
+from . import workdir as wd
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
 MAX_LOGS_FOR_MODEL = 8000
@@ -36,11 +39,7 @@ DESCRIPTION = (
 )
 
 
-def workdir_for(thread_id: str) -> Path:
-    root = (
-        getattr(settings, "CODE_INTERPRETER_WORKDIR_ROOT", "") or Path(settings.DATA_DIR) / "code-interpreter"
-    )
-    return Path(root) / thread_id
+workdir_for = config.workdir_for
 
 
 def safe_name(name: str) -> str:
@@ -75,7 +74,7 @@ class CodeInterpreter:
     async def execute(self, ctx: hosted.ToolContext, arguments: str) -> hosted.ToolOutcome:
         code = parse_code(arguments)
         workdir = workdir_for(ctx.run.thread_id)
-        await sync_to_async(seed_workdir, thread_sensitive=False)(ctx.run, workdir)
+        seeding = await sync_to_async(seed_workdir, thread_sensitive=False)(ctx.run, workdir)
         try:
             result = await sandbox.execute(code, workdir)
         except sandbox.SandboxUnavailable as exc:
@@ -96,7 +95,12 @@ class CodeInterpreter:
             logs = f"{logs.rstrip()}\n{result.killed_reason}".lstrip()
         elif result.exit_code not in (0, None) and not logs.strip():
             logs = f"Process exited with status {result.exit_code}."
-        files = await sync_to_async(store_outputs, thread_sensitive=False)(ctx.run, workdir, result.files)
+        files, storing = await sync_to_async(store_outputs, thread_sensitive=False)(
+            ctx.run, workdir, result.files
+        )
+        notes = [*seeding, *result.notes, *storing]
+        if notes:
+            logs = "\n".join([logs.rstrip(), *notes]).lstrip()
         outputs: list[dict[str, Any]] = []
         if logs:
             outputs.append({"type": "logs", "logs": logs})
@@ -165,9 +169,7 @@ def partial_code(arguments: str) -> str:
     return "".join(out)
 
 
-def seed_workdir(run: Run, workdir: Path) -> None:
-    """Copy in the files this run may use; never overwrite what the code already changed."""
-    workdir.mkdir(parents=True, exist_ok=True)
+def _attached_files(run: Run) -> list[File]:
     thread = Thread.objects.get(id=run.thread_id)
     ids: list[str] = list((run.tool_resources or {}).get("code_interpreter", {}).get("file_ids", []))
     ids += (thread.tool_resources or {}).get("code_interpreter", {}).get("file_ids", [])
@@ -185,37 +187,88 @@ def seed_workdir(run: Run, workdir: Path) -> None:
         owner = run.assistant.owner_id if run.assistant else None
         if owner:
             owners.append(owner)
-    for f in File.objects.filter(id__in=set(ids), owner_id__in=owners):
-        target = workdir / safe_name(f.filename)
-        if target.exists():
-            continue
-        with f.data.open("rb") as src:
-            target.write_bytes(src.read())
+    return list(File.objects.filter(id__in=set(ids), owner_id__in=owners).order_by("id"))
 
 
-def store_outputs(run: Run, workdir: Path, paths: list[Path]) -> list[dict[str, Any]]:
+def seed_workdir(run: Run, workdir: Path) -> list[str]:
+    """Copy in the files this run may use; never overwrite what the code already changed.
+
+    Link-safe (workdir.py): a name the code took, a dangling symlink included, is left alone, so a
+    link planted in /mnt/data can never make the server write elsewhere. Returns notes for the logs.
+    """
+    limits = sandbox.Limits()
+    notes = []
+    uid = config.host_uid()
+    with wd.opened(wd.open_workdir(workdir.parent, workdir.name, uid=uid)) as fd:
+        used = wd.scan(fd, max_entries=limits.workdir_max_files).disk_bytes
+        for f in _attached_files(run):
+            name = safe_name(f.filename)
+            try:
+                os.stat(name, dir_fd=fd, follow_symlinks=False)
+                continue  # already there (or the code made something of that name): keep it
+            except FileNotFoundError:
+                pass
+            if used + f.bytes > limits.workdir_bytes:
+                notes.append(
+                    f"{name} was not copied to /mnt/data: it would exceed the working directory's "
+                    f"quota of {config.human_bytes(limits.workdir_bytes)}."
+                )
+                continue
+            with f.data.open("rb") as src:
+                if wd.write_new(fd, name, src.chunks(), uid=uid):
+                    used += f.bytes
+    return notes
+
+
+def store_outputs(run: Run, workdir: Path, paths: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Turn the files an execution wrote into File rows of the thread's owner; notes for the logs.
+
+    Read link-safely (a symlink, FIFO or device is refused, even one swapped in after the scan),
+    within the per-execution count and the owner's storage quota (services_storage).
+    """
     owner_id = Thread.objects.filter(id=run.thread_id).values_list("owner_id", flat=True).get()
-    out = []
-    for rel in paths:
-        full = workdir / rel
-        if not full.is_file() or full.is_symlink():
-            continue
-        data = full.read_bytes()
-        if len(data) > settings.FILE_UPLOAD_MAX_BYTES:
-            continue
-        name = rel.name
-        f = File(
-            owner_id=owner_id,
-            filename=name,
-            purpose="assistants_output",
-            bytes=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            content_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
-        )
-        f.data.save(f.id, ContentFile(data), save=False)
-        f.save()
-        out.append({"file_id": f.id, "name": str(rel), "image": full.suffix.lower() in IMAGE_SUFFIXES})
-    return out
+    out: list[dict[str, Any]] = []
+    notes: list[str] = []
+    limit = config.max_output_files()
+    max_bytes = int(settings.FILE_UPLOAD_MAX_BYTES)
+    with wd.opened(wd.open_workdir(workdir.parent, workdir.name, uid=None, create=False)) as fd:
+        for i, rel in enumerate(paths):
+            name = str(rel)
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                notes.append(f"{shown}: skipped, the file name is not valid UTF-8.")
+                continue
+            if len(out) >= limit:
+                notes.append(
+                    f"Only the first {limit} files written were kept as outputs; "
+                    f"{len(paths) - i} more were left in /mnt/data."
+                )
+                break
+            try:
+                data = wd.read_regular(fd, name, max_bytes)
+            except OSError:
+                continue  # not a regular file any more (or gone): never followed
+            if data is None:
+                notes.append(f"{name}: not kept as an output, it is larger than {max_bytes} bytes.")
+                continue
+            f = File(
+                owner_id=owner_id,
+                filename=rel.name,
+                purpose=services_storage.OUTPUT_PURPOSE,
+                bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                content_type=mimetypes.guess_type(rel.name)[0] or "application/octet-stream",
+                origin_thread_id=run.thread_id,
+            )
+            try:
+                services_storage.save_file(f, ContentFile(data), name=f.id)
+            except services_storage.StorageQuotaExceeded as exc:
+                notes.append(f"{name} and any later files were not saved: {exc.message}")
+                break
+            out.append({"file_id": f.id, "name": name, "image": rel.suffix.lower() in IMAGE_SUFFIXES})
+    return out, notes
 
 
 hosted.register(CodeInterpreter())
