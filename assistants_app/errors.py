@@ -40,3 +40,23 @@ class ThreadBusy(ServiceError):
             code="thread_busy",
         )
         self.run_id = run_id
+
+
+class TooManyActiveRuns(ServiceError):
+    """The owner already has RUN_MAX_ACTIVE_PER_USER runs queued or active.
+
+    A 429, but not one worth an automatic retry: the SDK's retries come within seconds, while the
+    owner's own runs decide when a slot frees up. So the API sends `x-should-retry: false`.
+    """
+
+    status = 429
+    type = "requests"
+    retryable = False
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"You already have {limit} runs queued or in progress, the most allowed at once. "
+            "Wait for one of them to finish (or cancel one), then start this run again.",
+            code="too_many_active_runs",
+        )
+        self.limit = limit

@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from .errors import InvalidRequest, NotFound, ThreadBusy
+from .errors import InvalidRequest, NotFound, ThreadBusy, TooManyActiveRuns
 from .models import Assistant, File, Message, Run, RunStep, Thread, VectorStore, VectorStoreFile
 from .models.run import ACTIVE_STATUSES
 from .runs import signals, state
@@ -200,6 +202,7 @@ def start_run(
             busy = active_run(thread)
             if busy is not None:
                 raise ThreadBusy(thread.id, busy.id)
+            check_run_quota(thread.owner_id, lock=True)
             for m in additional_messages:
                 _insert_message(thread, **m)
             run = state.create_run(
@@ -225,6 +228,23 @@ def start_run(
         # The partial unique index on active runs caught a race that the row lock did not.
         raise ThreadBusy(thread.id, None) from exc
     return run
+
+
+def check_run_quota(owner_id: Any, *, lock: bool = False) -> None:
+    """Refuse a new run when its owner already has RUN_MAX_ACTIVE_PER_USER queued or active runs.
+
+    With `lock` (inside start_run's transaction) the owner's user row is locked first, so that two
+    concurrent starts by one owner cannot both pass the count. Without it this is an early check
+    (the chat page asks before it stores attachments); start_run's check is the one that counts.
+    """
+    limit = int(getattr(settings, "RUN_MAX_ACTIVE_PER_USER", 0) or 0)
+    if limit <= 0:
+        return
+    if lock:
+        get_user_model().objects.select_for_update().filter(pk=owner_id).first()
+    active = Run.objects.filter(thread__owner_id=owner_id, status__in=ACTIVE_STATUSES).count()
+    if active >= limit:
+        raise TooManyActiveRuns(limit)
 
 
 def submit_tool_outputs(run: Run, tool_outputs: list[dict[str, Any]]) -> Run:

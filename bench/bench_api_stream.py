@@ -87,7 +87,10 @@ def main() -> None:
 
     from tests.api_live import start_server
 
-    server = start_server(RUN_CONCURRENCY="256", LOG_LEVEL="ERROR", RUN_CHECKPOINT_SECONDS="1.0")
+    # One key starts every run: lift the per-user cap (RUN_MAX_ACTIVE_PER_USER) for the benchmark.
+    server = start_server(
+        RUN_CONCURRENCY="256", LOG_LEVEL="ERROR", RUN_CHECKPOINT_SECONDS="1.0", RUN_MAX_ACTIVE_PER_USER="0"
+    )
     rows: list[str] = []
     try:
         sync = openai.OpenAI(base_url=server.base_url, api_key=server.keys["alice"])

@@ -5,7 +5,9 @@ The README's "Configuration" table lists the same variables; keep both in step.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -305,4 +307,54 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+}
+
+# --- Web server and API defences (docs/security.md, "The web server and the API") -----------------
+# Request bodies: serve's HTTP layer refuses a body over its limit with 413 before buffering it:
+# FILE_UPLOAD_MAX_BYTES (+ multipart framing) on the upload routes, DATA_UPLOAD_MAX_MEMORY_SIZE
+# elsewhere (both above, in "Files"). See assistants_app/server/bodies.py.
+
+# Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDR networks,
+# comma-separated). Empty: none; the client is the TCP peer.
+TRUSTED_PROXIES = [p.strip() for p in env_str("TRUSTED_PROXIES", "").split(",") if p.strip()]
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network") from exc
+
+# Runs one user may have queued or active at once (0: no cap); over it, starting a run answers 429.
+RUN_MAX_ACTIVE_PER_USER = env_int("RUN_MAX_ACTIVE_PER_USER", 64)
+
+# Login guessing (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one username, or from
+# one address, that username / address is locked out for LOGIN_LOCKOUT_SECONDS.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes requires
+AUTHENTICATION_BACKENDS = [
+    "assistants_app.web.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = max(1, LOGIN_FAILURE_LIMIT)
+AXES_ENABLED = LOGIN_FAILURE_LIMIT > 0
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
+# A success must not wipe the failures: any account holder could then reset their address's count
+# (and with it the guesses at someone else's username) between guesses.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "assistants_app.web.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "assistants_app.server.proxies.client_address"
+AXES_USERNAME_CALLABLE = "assistants_app.web.lockout.username_of"
+AXES_VERBOSE = False
+
+# Bad API keys: more than API_KEY_FAILURE_LIMIT from one address within
+# API_KEY_FAILURE_WINDOW_SECONDS, and that address's bad keys are answered 429 until the window
+# ends (0: off). Counted in the cache, shared by every process when REDIS_URL is set.
+API_KEY_FAILURE_LIMIT = env_int("API_KEY_FAILURE_LIMIT", 20)
+API_KEY_FAILURE_WINDOW_SECONDS = env_int("API_KEY_FAILURE_WINDOW_SECONDS", 60)
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }

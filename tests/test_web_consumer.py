@@ -102,7 +102,9 @@ async def test_session_cookie_authenticates_and_foreign_origin_is_refused(alice)
     await sync_to_async(client.force_login)(alice)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     ok = WebsocketCommunicator(
-        application, "/ws/chat/", headers=[(b"cookie", cookie), (b"origin", b"http://localhost")]
+        application,
+        "/ws/chat/",
+        headers=[(b"cookie", cookie), (b"host", b"localhost"), (b"origin", b"http://localhost")],
     )
     connected, _ = await ok.connect()
     assert connected is True

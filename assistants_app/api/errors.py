@@ -43,6 +43,21 @@ class RateLimited(ServiceError):
         self.retry_after = retry_after
 
 
+class TooManyBadKeys(RateLimited):
+    """Too many bad API keys from one address lately: its bad keys get this instead of a 401 until the
+    window ends. A bad key does not get better by itself, so the SDK is told not to retry."""
+
+    retryable = False
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(retry_after)
+        self.message = (
+            "Too many requests with an incorrect API key from your address. "
+            f"Check the key, and try again in {max(1, int(retry_after + 0.999))} seconds."
+        )
+        self.code = "too_many_invalid_api_keys"
+
+
 class ServerError(ServiceError):
     status = 500
     type = "server_error"
@@ -63,6 +78,8 @@ def error_response(err: ServiceError) -> JsonResponse:
     if isinstance(err, RateLimited):
         response["retry-after"] = str(max(1, int(err.retry_after + 0.999)))
         response["retry-after-ms"] = str(int(err.retry_after * 1000))
+        if not getattr(err, "retryable", True):
+            response["x-should-retry"] = "false"
         return response
     # The SDK retries 408/409/429/5xx unless told not to. None of our errors gets better by sending the
     # same request again at once (a busy thread stays busy until its run ends), and a retried POST

@@ -17,7 +17,7 @@ ERRORS = {
     "401": "Missing, unknown or revoked API key",
     "404": "No such object (or it belongs to another user)",
     "405": "Method not allowed on this URL",
-    "429": "Rate limit reached for this API key",
+    "429": "Rate limit reached for this API key, too many bad keys from this address, or (starting a run) too many runs already queued or in progress",
     "500": "Server error",
 }
 

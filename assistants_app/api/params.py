@@ -53,16 +53,51 @@ def check_text(value: str, path: str) -> str:
     return value
 
 
+# Deeper JSON is refused with a 400: json.loads and every recursive walk over the value (here, the
+# JSON encoder, jsonschema) would otherwise raise RecursionError, a 500. No real schema or payload
+# comes near it (OpenAI's structured outputs allow 10 levels of nesting).
+MAX_JSON_DEPTH = 64
+
+
+def too_deep(path: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Invalid '{path or 'body'}': JSON nested more than {MAX_JSON_DEPTH} levels deep.",
+        param=path or None,
+        code="nested_too_deeply",
+    )
+
+
+def check_depth(value: Any, path: str = "") -> None:
+    """Raise a 400 for JSON nested deeper than MAX_JSON_DEPTH; iterative, so any depth is safe.
+
+    The error names `path` or, for a whole body, the top-level parameter that holds the deep value.
+    """
+    stack: list[tuple[Any, int, str]] = [(value, 0, path)]
+    while stack:
+        item, depth, where = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise too_deep(where)
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                top = where or (str(key) if isinstance(item, dict) else f"[{key}]")
+                stack.append((child, depth + 1, top))
+
+
 def _check_json_text(value: Any, path: str) -> None:
-    if isinstance(value, str):
-        check_text(value, path)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            check_text(k, path)
-            _check_json_text(v, join(path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_json_text(v, f"{path}[{i}]")
+    # Iterative (an explicit stack), so that no nesting depth can exhaust Python's recursion limit.
+    check_depth(value, path)
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            check_text(item, where)
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                check_text(k, where)
+                stack.append((v, join(where, k)))
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
 
 
 def join(path: str, key: str) -> str:

@@ -19,11 +19,12 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from assistants_app.errors import InvalidRequest, ServiceError
+from assistants_app.server.bodies import accepts_uploads
 
 from . import ratelimit
 from .auth import authenticate
 from .errors import MethodNotAllowed, PayloadTooLarge, ServerError, UnknownUrl, error_response
-from .params import Obj, Query
+from .params import Obj, Query, check_depth, too_deep
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +66,17 @@ def _parse_json(request: HttpRequest) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
+    except RecursionError:
+        raise too_deep("") from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
             "your HTTP library correctly. The OpenAI API expects a JSON payload.)",
             code="invalid_json",
         ) from None
+    check_depth(body)
+    return body
 
 
 def handle(
@@ -132,6 +137,8 @@ def view_for(ops: list[Operation]) -> Callable[..., HttpResponseBase]:
     def view(request: HttpRequest, **kwargs: str) -> HttpResponseBase:
         return handle(by_method.get(request.method or ""), allowed, request, kwargs)
 
+    if any(op.multipart for op in ops):
+        accepts_uploads(view)
     return view
 
 

@@ -3,7 +3,8 @@
 The run row is the task: a queued run is claimed by a conditional UPDATE (state.claim), so any
 number of executors — a thread inside the web process (embedded mode) or `manage.py run_worker`
 processes on other machines (external mode, PostgreSQL + Redis) — share the queue and exactly one
-executes each run. A claimed run carries a lease that its executor renews; when a worker dies the
+executes each run. Which queued runs an executor tries first is fairness.py's turn order (fair across
+owners, not first come). A claimed run carries a lease that its executor renews; when a worker dies the
 lease runs out and any executor's reaper ends or requeues the run (see recovery.py).
 """
 
@@ -14,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -23,11 +25,14 @@ from django.utils import timezone
 
 from assistants_app.models import Run
 
-from . import dbpool, recovery, signals, state
+from . import dbpool, fairness, recovery, signals, state
 from .dbpool import db
 from .engine import Execution
 
 log = logging.getLogger(__name__)
+
+# Owners remembered for fair claiming; beyond this, the least recently served are forgotten.
+LAST_SERVED_OWNERS = 10_000
 
 
 def make_worker_id() -> str:
@@ -43,6 +48,8 @@ class Executor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
+        # owner id -> when this executor last claimed one of their runs, least recent first.
+        self._last_served: dict[int, float] = {}
 
     # Thread-safe entry points (called from request threads, signal handlers, pub/sub listeners).
     def wake(self) -> None:
@@ -104,16 +111,24 @@ class Executor:
         free = self.concurrency - len(self.running)
         if free <= 0:
             return
-        candidates = await db(_queued_ids)(free * 2)
-        for run_id in candidates:
+        candidates = await db(fairness.queued_in_turn)(free * 2, dict(self._last_served))
+        for run_id, owner in candidates:
             if len(self.running) >= self.concurrency:
                 break
             run = await db(state.claim)(run_id, self.worker_id)
             if run is None:
                 continue  # another executor won it
+            self._served(owner)
             cancel = asyncio.Event()
             task = asyncio.ensure_future(self._execute(run, cancel))
             self.running[run.id] = (task, cancel)
+
+    def _served(self, owner: int) -> None:
+        """Remember when this executor last claimed a run of `owner` (fairness's tie-break)."""
+        self._last_served.pop(owner, None)
+        self._last_served[owner] = time.monotonic()
+        while len(self._last_served) > LAST_SERVED_OWNERS:
+            self._last_served.pop(next(iter(self._last_served)))  # the least recently served
 
     async def _execute(self, run: Run, cancel: asyncio.Event) -> None:
         try:
@@ -183,10 +198,6 @@ def _warm_up() -> None:
 
     hosted.get("code_interpreter")
     count_tokens("warm up")
-
-
-def _queued_ids(limit: int) -> list[str]:
-    return list(Run.objects.filter(status=state.QUEUED).order_by("id").values_list("id", flat=True)[:limit])
 
 
 def _cancelling_ids(ids: list[str]) -> set[str]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -21,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from assistants_app import services, services_storage
-from assistants_app.errors import InvalidRequest
+from assistants_app.errors import InvalidRequest, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES
 
@@ -241,6 +243,9 @@ def send(user: Any, text: str, uploads: list[UploadedFile] = ()) -> tuple[Messag
     busy = services.active_run(thread)
     if busy is not None:
         raise ChatError("The assistant is still replying. Wait for it, or press Stop.", status=409)
+    with _run_quota_words():
+        # Before the attachments are stored: a refused message leaves nothing behind.
+        services.check_run_quota(user.pk)
     try:  # all of them, before storing any: no half-stored message
         services_storage.check_quota(user.pk, sum(u.size or 0 for u in uploads))
     except services_storage.StorageQuotaExceeded as exc:
@@ -248,11 +253,12 @@ def send(user: Any, text: str, uploads: list[UploadedFile] = ()) -> tuple[Messag
     files = [store_attachment(user, u) for u in uploads]
     attachments = [{"file_id": f.id, "tools": ATTACHMENT_TOOLS} for f in files]
     try:
-        run = services.start_run(
-            thread,
-            assistant,
-            additional_messages=[{"role": "user", "content": text, "attachments": attachments}],
-        )
+        with _run_quota_words():
+            run = services.start_run(
+                thread,
+                assistant,
+                additional_messages=[{"role": "user", "content": text, "attachments": attachments}],
+            )
     except services.ThreadBusy as exc:
         raise ChatError("The assistant is still replying. Wait for it, or press Stop.", status=409) from exc
     message = Message.objects.filter(thread=thread, role="user").order_by("-id").first()
@@ -265,9 +271,23 @@ def retry(user: Any) -> Run:
     assert thread is not None
     assistant = default_assistant()
     try:
-        return services.start_run(thread, assistant)
+        with _run_quota_words():
+            return services.start_run(thread, assistant)
     except services.ThreadBusy as exc:
         raise ChatError("The assistant is already replying.", status=409) from exc
+
+
+@contextmanager
+def _run_quota_words() -> Iterator[None]:
+    """The per-user run cap (shared with the API, which answers 429) in plain words."""
+    try:
+        yield
+    except TooManyActiveRuns as exc:
+        raise ChatError(
+            f"You already have {exc.limit} replies in progress (through the API, too), the most "
+            "allowed at once. Please wait for one to finish, then send again.",
+            status=429,
+        ) from exc
 
 
 def stop(user: Any, run_id: str) -> Run:

@@ -24,6 +24,7 @@ from django_htmx.middleware import HtmxDetails
 
 from assistants_app import services
 from assistants_app.models import File
+from assistants_app.server.bodies import accepts_uploads
 
 from . import chat
 from .fragments import bubble, follow, history_items, render_message, run_controls, run_notice, upsert
@@ -120,6 +121,7 @@ def _run_started(request: HtmxHttpRequest, run_id: str, *parts: str) -> HttpResp
     return HttpResponse("".join([*parts, run_controls(run_id), run_notice(), follow(run_id)]))
 
 
+@accepts_uploads
 @login_required
 @require_POST
 def chat_send(request: HtmxHttpRequest) -> HttpResponse:

@@ -11,27 +11,6 @@ from django.core.management.base import BaseCommand
 log = logging.getLogger(__name__)
 
 
-def _leave_bodies_to_django() -> None:
-    """Stop Twisted from parsing multipart bodies itself.
-
-    Twisted's HTTP request parses every multipart/form-data POST into memory before daphne sees it
-    (Django parses it again, streaming), and answers a body it cannot parse with a bare, non-JSON
-    400 that never reaches the API's error handling. Daphne ignores Twisted's parsed arguments.
-    """
-    from daphne.http_protocol import WebRequest
-
-    if getattr(WebRequest, "_assistants_patched", False):
-        return
-    original = WebRequest.__init__
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self._parsePOSTFormSubmission = False
-
-    WebRequest.__init__ = __init__  # type: ignore[method-assign]
-    WebRequest._assistants_patched = True  # type: ignore[attr-defined]
-
-
 class Command(BaseCommand):
     help = "Serve the web chat, admin and /v1 API with daphne; executes runs in-process unless RUN_EXECUTOR=external."
 
@@ -42,7 +21,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         from daphne.cli import CommandLineInterface
 
-        _leave_bodies_to_django()
+        from assistants_app.server.http import install
+
+        # Request bodies are capped inside Twisted, before they are buffered (server/http.py).
+        install()
 
         executor = None
         if settings.RUN_EXECUTOR == "embedded":
@@ -58,7 +40,8 @@ class Command(BaseCommand):
                     options["host"],
                     "-p",
                     str(options["port"]),
-                    "--proxy-headers",
+                    # No --proxy-headers: X-Forwarded-For / -Proto are honoured only from
+                    # TRUSTED_PROXIES, by the ASGI application (server/proxies.py).
                     "chatsite.asgi:application",
                 ]
             )
