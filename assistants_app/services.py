@@ -237,7 +237,7 @@ def check_run_quota(owner_id: Any, *, lock: bool = False) -> None:
     concurrent starts by one owner cannot both pass the count. Without it this is an early check
     (the chat page asks before it stores attachments); start_run's check is the one that counts.
     """
-    limit = int(getattr(settings, "RUN_MAX_ACTIVE_PER_USER", 0) or 0)
+    limit = int(settings.RUN_MAX_ACTIVE_PER_USER)
     if limit <= 0:
         return
     if lock:

@@ -51,7 +51,7 @@ class StorageQuotaExceeded(ServiceError):
 
 def quota_bytes() -> int:
     """0 means unlimited."""
-    return int(getattr(settings, "USER_STORAGE_QUOTA_BYTES", 0) or 0)
+    return int(settings.USER_STORAGE_QUOTA_BYTES)
 
 
 def used_bytes(user_id: Any) -> int:

@@ -31,7 +31,7 @@ _MULTIPART_SLACK = 64 * 1024
 
 
 def _max_bytes() -> int:
-    return int(getattr(settings, "FILE_UPLOAD_MAX_BYTES", 32 * 1024 * 1024))
+    return int(settings.FILE_UPLOAD_MAX_BYTES)
 
 
 def _too_large() -> PayloadTooLarge:

@@ -38,7 +38,7 @@ def list_(ctx: Ctx, thread_id: str) -> dict[str, Any]:
 def retrieve(ctx: Ctx, thread_id: str, run_id: str) -> HttpResponseBase:
     response = JsonResponse(run_obj(services.get_run(ctx.user, thread_id, run_id)))
     # The SDK's poll helpers wait this long between GETs (instead of their 1 s default).
-    response["openai-poll-after-ms"] = str(getattr(settings, "POLL_AFTER_MS", 500))
+    response["openai-poll-after-ms"] = str(settings.POLL_AFTER_MS)
     return response
 
 

@@ -225,7 +225,7 @@ def _raw_body(ctx: Ctx) -> dict[str, Any]:
 def _poll_hint(body: dict[str, Any]) -> JsonResponse:
     response = JsonResponse(body)
     # The SDK's poll helpers wait this long between GETs (instead of their 1 s default).
-    response["openai-poll-after-ms"] = str(getattr(settings, "POLL_AFTER_MS", 500))
+    response["openai-poll-after-ms"] = str(settings.POLL_AFTER_MS)
     return response
 
 

@@ -130,7 +130,7 @@ class ExecutionResult:
 
 @functools.cache
 def _seccomp_problem() -> str | None:
-    if not setting("CODE_INTERPRETER_SECCOMP", True):
+    if not setting("CODE_INTERPRETER_SECCOMP"):
         return "no seccomp filter: disabled by CODE_INTERPRETER_SECCOMP=0"
     return seccomp.problem()
 

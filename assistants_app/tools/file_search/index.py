@@ -235,7 +235,7 @@ def lexical_candidates(
 
 
 def lexical_budget() -> int:
-    return int(getattr(settings, "FILE_SEARCH_LEXICAL_BUDGET", 20000))
+    return int(settings.FILE_SEARCH_LEXICAL_BUDGET)
 
 
 def prune_terms(
