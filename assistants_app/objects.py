@@ -161,7 +161,7 @@ def file_obj(f: File) -> dict[str, Any]:
     }
 
 
-# --- vector stores (counts and statuses are computed by services_vector_stores) ------------------------
+# --- vector stores (counts and statuses are computed by services/vector_stores.py) ---------------------
 # What OpenAI reports for the auto strategy; rows attached without one (the admin's uploads) use it.
 AUTO_CHUNKING = {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
 

@@ -15,7 +15,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from assistants_app.admin import model_choices
-from assistants_app.api.keys import create_key
 from assistants_app.models import (
     ApiKey,
     Assistant,
@@ -27,6 +26,7 @@ from assistants_app.models import (
     VectorStore,
     VectorStoreFile,
 )
+from assistants_app.services.keys import create_key
 
 pytestmark = pytest.mark.django_db
 

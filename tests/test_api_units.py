@@ -14,14 +14,15 @@ from django.http import QueryDict
 from django.test import RequestFactory
 from django.utils import timezone
 
-from assistants_app.api import auth, keys, ratelimit, specs, sse
+from assistants_app.api import auth, ratelimit, specs, sse
 from assistants_app.api.auth import authenticate
 from assistants_app.api.errors import RateLimited, Unauthorized
 from assistants_app.api.pagination import page
 from assistants_app.api.params import Metadata, Query, Str
-from assistants_app.api.sniff import sniff_content_type
 from assistants_app.errors import InvalidRequest
+from assistants_app.lib.sniff import sniff_content_type
 from assistants_app.models import ApiKey, Thread
+from assistants_app.services import keys
 
 
 def param_of(fn, *args):  # type: ignore[no-untyped-def]
@@ -307,10 +308,11 @@ def test_objects_match_their_published_schemas(alice) -> None:  # type: ignore[n
     """Every field objects.py renders is in schemas.py and the other way round (closed schemas)."""
     import jsonschema_rs
 
-    from assistants_app import services
     from assistants_app.api.schemas import COMPONENTS
     from assistants_app.models import Assistant, File, RunStep
     from assistants_app.objects import assistant_obj, file_obj, message_obj, run_obj, step_obj, thread_obj
+    from assistants_app.services.runs import start_run
+    from assistants_app.services.threads import create_thread
 
     def check(name: str, value: dict) -> None:
         schema = {**COMPONENTS[name], "$defs": {}}
@@ -318,8 +320,8 @@ def test_objects_match_their_published_schemas(alice) -> None:  # type: ignore[n
         assert set(value) == set(COMPONENTS[name]["properties"]), name
 
     assistant = Assistant.objects.create(owner=alice, model="m")
-    thread = services.create_thread(alice, messages=[{"role": "user", "content": "hi"}])
-    run = services.start_run(thread, assistant)
+    thread = create_thread(alice, messages=[{"role": "user", "content": "hi"}])
+    run = start_run(thread, assistant)
     step = RunStep.objects.create(
         run=run,
         thread_id_ref=thread.id,

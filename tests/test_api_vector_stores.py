@@ -632,11 +632,11 @@ def test_tool_resources_attach_and_create_inline_stores(client: openai.OpenAI) -
 def test_objects_match_schemas_and_sdk_models(alice) -> None:  # type: ignore[no-untyped-def]
     import jsonschema_rs
 
-    from assistants_app import services_vector_stores as svc
     from assistants_app.api.vector_stores import COMPONENTS, _batch_obj, _store_obj
     from assistants_app.models import File
     from assistants_app.models import VectorStoreFile as VectorStoreFileRow
     from assistants_app.objects import vector_store_file_obj
+    from assistants_app.services import vector_stores as svc
 
     f = File.objects.create(owner=alice, filename="a.txt", purpose="assistants")
     store = svc.create_store(
@@ -657,9 +657,9 @@ def test_objects_match_schemas_and_sdk_models(alice) -> None:  # type: ignore[no
 
 @pytest.mark.django_db
 def test_batches_adopt_attached_files_and_requeue_only_what_changed(alice) -> None:  # type: ignore[no-untyped-def]
-    from assistants_app import services_vector_stores as svc
     from assistants_app.models import File
     from assistants_app.models import VectorStoreFile as Row
+    from assistants_app.services import vector_stores as svc
 
     f1, f2, f3 = (
         File.objects.create(owner=alice, filename=f"{i}.txt", purpose="assistants") for i in range(3)
@@ -703,9 +703,9 @@ def test_batches_adopt_attached_files_and_requeue_only_what_changed(alice) -> No
 
 @pytest.mark.django_db
 def test_file_text_stitches_overlapping_chunks(alice) -> None:  # type: ignore[no-untyped-def]
-    from assistants_app import services_vector_stores as svc
     from assistants_app.models import Chunk, File
     from assistants_app.models import VectorStoreFile as Row
+    from assistants_app.services import vector_stores as svc
 
     f = File.objects.create(owner=alice, filename="a.txt", purpose="assistants")
     store = svc.create_store(alice, {"name": "s", "file_ids": [f.id]})

@@ -19,10 +19,7 @@ from chatsite.settings import app_setting
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SOURCES = sorted(
-    p
-    for d in ("assistants_app", "chatsite")
-    for p in (ROOT / d).rglob("*.py")
-    if "migrations" not in p.parts
+    p for d in ("assistants_app", "chatsite") for p in (ROOT / d).rglob("*.py") if "migrations" not in p.parts
 )
 
 

@@ -9,8 +9,9 @@ import secrets
 import pytest
 from django.test import Client
 
-from assistants_app.api import keys, params
+from assistants_app.api import params
 from assistants_app.errors import InvalidRequest
+from assistants_app.services import keys
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """Read-only operations views over conversations: threads, messages, runs, run steps.
 
-Nothing here writes history; the one action (cancelling runs) goes through services.cancel_run, the
+Nothing here writes history; the one action (cancelling runs) goes through services.runs.cancel_run, the
 same path as the API and the chat page's stop button.
 """
 
@@ -16,10 +16,10 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from assistants_app import services
 from assistants_app.errors import InvalidRequest
 from assistants_app.models import Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES
+from assistants_app.services import runs
 
 from .common import (
     ReadOnlyAdmin,
@@ -218,7 +218,7 @@ class RunAdmin(ReadOnlyAdmin):
         done, skipped = 0, 0
         for run in queryset.filter(status__in=ACTIVE_STATUSES):
             try:
-                services.cancel_run(run)
+                runs.cancel_run(run)
                 done += 1
             except InvalidRequest:
                 skipped += 1  # finished meanwhile

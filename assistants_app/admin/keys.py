@@ -10,9 +10,10 @@ from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from assistants_app.admin_forms import ApiKeyCreateForm
-from assistants_app.api.keys import create_key, revoke_key
 from assistants_app.models import ApiKey
+from assistants_app.services.keys import create_key, revoke_key
+
+from .forms import ApiKeyCreateForm
 
 
 @admin.register(ApiKey)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistants_app import services, services_api
 from assistants_app.models import Assistant
 from assistants_app.objects import assistant_obj
+from assistants_app.services import assistants, lookups
 
 from . import specs
 from .pagination import page
@@ -14,7 +14,7 @@ from .routing import Ctx, Operation
 
 
 def create(ctx: Ctx) -> dict[str, Any]:
-    return assistant_obj(services_api.create_assistant(ctx.user, ctx.body))
+    return assistant_obj(assistants.create_assistant(ctx.user, ctx.body))
 
 
 def list_(ctx: Ctx) -> dict[str, Any]:
@@ -22,16 +22,16 @@ def list_(ctx: Ctx) -> dict[str, Any]:
 
 
 def retrieve(ctx: Ctx, assistant_id: str) -> dict[str, Any]:
-    return assistant_obj(services.get_assistant(ctx.user, assistant_id))
+    return assistant_obj(lookups.get_assistant(ctx.user, assistant_id))
 
 
 def update(ctx: Ctx, assistant_id: str) -> dict[str, Any]:
-    assistant = services.get_assistant(ctx.user, assistant_id)
-    return assistant_obj(services_api.update_assistant(assistant, ctx.body))
+    assistant = lookups.get_assistant(ctx.user, assistant_id)
+    return assistant_obj(assistants.update_assistant(assistant, ctx.body))
 
 
 def delete(ctx: Ctx, assistant_id: str) -> dict[str, Any]:
-    services_api.delete_assistant(services.get_assistant(ctx.user, assistant_id))
+    assistants.delete_assistant(lookups.get_assistant(ctx.user, assistant_id))
     return {"id": assistant_id, "object": "assistant.deleted", "deleted": True}
 
 

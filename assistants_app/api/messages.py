@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistants_app import services, services_api
 from assistants_app.models import Message
 from assistants_app.objects import message_obj
+from assistants_app.services import lookups, threads
 
 from . import specs
 from .pagination import page
@@ -14,12 +14,12 @@ from .routing import Ctx, Operation
 
 
 def create(ctx: Ctx, thread_id: str) -> dict[str, Any]:
-    thread = services.get_thread(ctx.user, thread_id)
-    return message_obj(services_api.create_message(ctx.user, thread, ctx.body))
+    thread = lookups.get_thread(ctx.user, thread_id)
+    return message_obj(threads.post_message(thread, **ctx.body))
 
 
 def list_(ctx: Ctx, thread_id: str) -> dict[str, Any]:
-    thread = services.get_thread(ctx.user, thread_id)
+    thread = lookups.get_thread(ctx.user, thread_id)
     qs = Message.objects.filter(thread=thread)
     if ctx.query.get("run_id"):
         qs = qs.filter(run_id=ctx.query["run_id"])
@@ -27,16 +27,16 @@ def list_(ctx: Ctx, thread_id: str) -> dict[str, Any]:
 
 
 def retrieve(ctx: Ctx, thread_id: str, message_id: str) -> dict[str, Any]:
-    return message_obj(services.get_message(ctx.user, thread_id, message_id))
+    return message_obj(lookups.get_message(ctx.user, thread_id, message_id))
 
 
 def update(ctx: Ctx, thread_id: str, message_id: str) -> dict[str, Any]:
-    message = services.get_message(ctx.user, thread_id, message_id)
-    return message_obj(services_api.update_metadata(message, ctx.body.get("metadata")))  # type: ignore[arg-type]
+    message = lookups.get_message(ctx.user, thread_id, message_id)
+    return message_obj(threads.set_metadata(message, ctx.body.get("metadata")))  # type: ignore[arg-type]
 
 
 def delete(ctx: Ctx, thread_id: str, message_id: str) -> dict[str, Any]:
-    services_api.delete_message(services.get_message(ctx.user, thread_id, message_id))
+    threads.delete_message(lookups.get_message(ctx.user, thread_id, message_id))
     return {"id": message_id, "object": "thread.message.deleted", "deleted": True}
 
 

@@ -18,6 +18,7 @@ from assistants_app.api.params import (
     Tagged,
     list_query,
 )
+from assistants_app.services.tools import FUNCTION_NAME_PATTERN, MAX_DESCRIPTION
 
 INCLUDE_FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
@@ -31,8 +32,8 @@ FUNCTION_TOOL = Obj(
         "type": Const("function"),
         "function": Obj(
             {
-                "name": Str(required=True, pattern=r"[a-zA-Z0-9_-]{1,64}"),
-                "description": Str(max_len=1024),
+                "name": Str(required=True, pattern=FUNCTION_NAME_PATTERN),
+                "description": Str(max_len=MAX_DESCRIPTION),
                 "parameters": AnyObject(),
                 "strict": Bool(),
             },
@@ -73,7 +74,7 @@ RESPONSE_FORMAT = Either(
                     "type": Const("json_schema"),
                     "json_schema": Obj(
                         {
-                            "name": Str(required=True, pattern=r"[a-zA-Z0-9_-]{1,64}"),
+                            "name": Str(required=True, pattern=FUNCTION_NAME_PATTERN),
                             "description": Str(),
                             "schema": AnyObject(),
                             "strict": Bool(),

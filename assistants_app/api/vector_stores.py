@@ -2,7 +2,7 @@
 
 Request shapes are declared here (params.py types, so the OpenAPI document publishes exactly what is
 enforced), the response schemas too (merged into the document by openapi.py); the use cases live in
-services_vector_stores.py.
+services/vector_stores.py.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpResponseBase, JsonResponse
 
-from assistants_app import services_vector_stores as svc
 from assistants_app.errors import InvalidRequest
 from assistants_app.models import VectorStore, VectorStoreFile, VectorStoreFileBatch
 from assistants_app.objects import vector_store_file_batch_obj, vector_store_file_obj, vector_store_obj
+from assistants_app.services import vector_stores as svc
 
 from . import specs
 from .pagination import page

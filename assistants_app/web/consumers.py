@@ -20,12 +20,12 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from assistants_app import services
 from assistants_app.models import Assistant, Message, Run
 from assistants_app.runs.events import TERMINAL_RUN_EVENTS
 from assistants_app.runs.stream import follow
+from assistants_app.services import chat, lookups
 
-from . import chat
+from . import notices
 from .fragments import EventRenderer, Op, bubble, merge, render_message, run_controls, run_notice, upsert
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=4401)  # before accept(): the handshake is refused
             return
         self.user = user
-        self.group = chat.user_group(user.pk)
+        self.group = notices.user_group(user.pk)
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.tab = query.get("tab", [""])[0][:64]
         page_run = query.get("run", [""])[0]
@@ -137,7 +137,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 run_ids.append(run.id)
         thread = chat.live_thread(self.user, create=False)
         if thread is not None:
-            active = services.active_run(thread)
+            active = lookups.active_run(thread)
             if active is not None and active.id not in run_ids:
                 run_ids.append(active.id)
         return name, run_ids

@@ -22,11 +22,10 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from assistants_app import services
-from assistants_app.models import File
 from assistants_app.server.bodies import accepts_uploads
+from assistants_app.services import chat, lookups
 
-from . import chat
+from . import notices
 from .fragments import bubble, follow, history_items, render_message, run_controls, run_notice, upsert
 
 # Images that a browser may show inline from our origin; anything else (SVG included: it can carry
@@ -63,7 +62,7 @@ def _feedback(request: HtmxHttpRequest, message: str, status: int) -> HttpRespon
 def chat_page(request: HtmxHttpRequest) -> HttpResponse:
     thread = chat.live_thread(request.user)
     assert thread is not None
-    active = services.active_run(thread)
+    active = lookups.active_run(thread)
     page = chat.history(thread, exclude_run=active.id if active else None)
     name, setup_error = _assistant_name()
     notice, retry = setup_error, False
@@ -101,7 +100,7 @@ def chat_history(request: HtmxHttpRequest) -> HttpResponse:
     thread = chat.live_thread(request.user, create=False)
     if thread is None:
         return HttpResponse("")
-    active = services.active_run(thread)
+    active = lookups.active_run(thread)
     page = chat.history(thread, before=before, exclude_run=active.id if active else None)
     name, _ = _assistant_name()
     return render(
@@ -113,7 +112,7 @@ def chat_history(request: HtmxHttpRequest) -> HttpResponse:
 
 # --- actions ---------------------------------------------------------------------------------------
 def _run_started(request: HtmxHttpRequest, run_id: str, *parts: str) -> HttpResponse:
-    chat.notify(request.user.pk, {"type": "chat.run_started", "run_id": run_id, "tab": _tab(request)})
+    notices.notify(request.user.pk, {"type": "chat.run_started", "run_id": run_id, "tab": _tab(request)})
     if not request.htmx:
         return redirect("chat")
     # The socket is told to follow the run only after this response has put the question on the
@@ -167,7 +166,7 @@ def chat_stop(request: HtmxHttpRequest) -> HttpResponse:
 @require_POST
 def chat_new(request: HtmxHttpRequest) -> HttpResponse:
     chat.archive(request.user)
-    chat.notify(request.user.pk, {"type": "chat.reset", "tab": _tab(request)})
+    notices.notify(request.user.pk, {"type": "chat.reset", "tab": _tab(request)})
     if request.htmx:
         response = HttpResponse(status=204)
         response["HX-Redirect"] = "/"
@@ -178,7 +177,7 @@ def chat_new(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def chat_file(request: HtmxHttpRequest, file_id: str) -> FileResponse:
-    f = File.objects.filter(id=file_id, owner_id=request.user.pk).first()
+    f = lookups.live_files(request.user).filter(id=file_id).first()
     if f is None or not f.data:
         raise Http404("No such file.")
     suffix = PurePath(f.filename).suffix.lower()

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from assistants_app.api.keys import revoke_key
 from assistants_app.models import ApiKey
+from assistants_app.services.keys import revoke_key
 
 
 class Command(BaseCommand):

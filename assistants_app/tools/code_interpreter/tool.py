@@ -7,9 +7,7 @@ code interpreter. Files the code writes become File objects the thread's owner c
 
 from __future__ import annotations
 
-import hashlib
 import json
-import mimetypes
 import os
 import re
 from pathlib import Path
@@ -19,8 +17,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files.base import ContentFile
 
-from assistants_app import services_storage
 from assistants_app.models import File, Message, Run, Thread
+from assistants_app.services.files import OUTPUT_PURPOSE, StorageQuotaExceeded, store_file
 from assistants_app.tools import hosted
 
 from . import config, sandbox
@@ -187,7 +185,7 @@ def _attached_files(run: Run) -> list[File]:
         owner = run.assistant.owner_id if run.assistant else None
         if owner:
             owners.append(owner)
-    return list(File.objects.filter(id__in=set(ids), owner_id__in=owners).order_by("id"))
+    return list(File.objects.live().filter(id__in=set(ids), owner_id__in=owners).order_by("id"))
 
 
 def seed_workdir(run: Run, workdir: Path) -> list[str]:
@@ -224,7 +222,7 @@ def store_outputs(run: Run, workdir: Path, paths: list[Path]) -> tuple[list[dict
     """Turn the files an execution wrote into File rows of the thread's owner; notes for the logs.
 
     Read link-safely (a symlink, FIFO or device is refused, even one swapped in after the scan),
-    within the per-execution count and the owner's storage quota (services_storage).
+    within the per-execution count and the owner's storage quota (services/files.py).
     """
     owner_id = Thread.objects.filter(id=run.thread_id).values_list("owner_id", flat=True).get()
     out: list[dict[str, Any]] = []
@@ -253,18 +251,15 @@ def store_outputs(run: Run, workdir: Path, paths: list[Path]) -> tuple[list[dict
             if data is None:
                 notes.append(f"{name}: not kept as an output, it is larger than {max_bytes} bytes.")
                 continue
-            f = File(
-                owner_id=owner_id,
-                filename=rel.name,
-                purpose=services_storage.OUTPUT_PURPOSE,
-                bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                content_type=mimetypes.guess_type(rel.name)[0] or "application/octet-stream",
-                origin_thread_id=run.thread_id,
-            )
             try:
-                services_storage.save_file(f, ContentFile(data), name=f.id)
-            except services_storage.StorageQuotaExceeded as exc:
+                f = store_file(
+                    owner_id,
+                    ContentFile(data),
+                    filename=rel.name,
+                    purpose=OUTPUT_PURPOSE,
+                    origin_thread_id=run.thread_id,
+                )
+            except StorageQuotaExceeded as exc:
                 notes.append(f"{name} and any later files were not saved: {exc.message}")
                 break
             out.append({"file_id": f.id, "name": name, "image": rel.suffix.lower() in IMAGE_SUFFIXES})

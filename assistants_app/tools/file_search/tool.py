@@ -16,8 +16,6 @@ import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db.models import Q
-from django.utils import timezone
 
 from assistants_app.models import Run, Thread, VectorStore, VectorStoreFile
 from assistants_app.tools import hosted
@@ -125,16 +123,15 @@ def stores_by_owner(run: Run) -> dict[int, list[str]]:
     """The run's vector stores grouped by the owner they may be searched as."""
     thread = Thread.objects.select_related("owner").get(id=run.thread_id)
     grouped: dict[int, list[str]] = {}
-    live = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
     thread_ids = (thread.tool_resources or {}).get("file_search", {}).get("vector_store_ids", [])
-    for vs_id in VectorStore.objects.filter(live, id__in=thread_ids, owner=thread.owner).values_list(
-        "id", flat=True
+    for vs_id in (
+        VectorStore.objects.live().filter(id__in=thread_ids, owner=thread.owner).values_list("id", flat=True)
     ):
         grouped.setdefault(thread.owner_id, []).append(vs_id)
     assistant = run.assistant
     assistant_ids = (run.tool_resources or {}).get("file_search", {}).get("vector_store_ids", [])
     if assistant is not None and assistant_ids:
-        stores = VectorStore.objects.filter(live, id__in=assistant_ids)
+        stores = VectorStore.objects.live().filter(id__in=assistant_ids)
         if assistant.owner_id is not None:
             stores = stores.filter(owner_id=assistant.owner_id)
         else:
@@ -146,11 +143,10 @@ def stores_by_owner(run: Run) -> dict[int, list[str]]:
 
 
 def run_search(run: Run, query: str, max_results: int, threshold: float) -> list[Any]:
-    from assistants_app.services_vector_stores import touch
-
     grouped = stores_by_owner(run)
     all_ids = [vs for ids in grouped.values() for vs in ids]
-    touch(all_ids)  # a run's search keeps its stores alive, as the API's expires_after defines
+    # A run's search keeps its stores alive, as the API's expires_after defines.
+    VectorStore.objects.touch(all_ids)
     _wait_for_indexing(all_ids)
     results = []
     for owner_id, ids in grouped.items():

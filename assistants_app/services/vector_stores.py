@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -19,16 +18,22 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .errors import InvalidRequest, NotFound
-from .models import Chunk, File, VectorStore, VectorStoreFile, VectorStoreFileBatch
-from .tools.file_search.chunk import ChunkingStrategyError, chunking_strategy_to_api, parse_chunking_strategy
+from assistants_app.errors import InvalidRequest
+from assistants_app.models import Chunk, File, Thread, VectorStore, VectorStoreFile, VectorStoreFileBatch
+from assistants_app.models.files import store_expiry
+from assistants_app.tools.file_search.chunk import (
+    ChunkingStrategyError,
+    chunking_strategy_to_api,
+    parse_chunking_strategy,
+)
+from assistants_app.tools.file_search.search import SearchError
+from assistants_app.tools.file_search.search import search as run_search
+
+from . import lookups
 
 Status = VectorStoreFile.Status
 STATUSES: tuple[str, ...] = ("in_progress", "completed", "failed", "cancelled")
 AUTO = chunking_strategy_to_api(parse_chunking_strategy(None))
-# Searching bumps last_active_at (and so pushes expires_at out); more often than this would make every
-# search a write.
-TOUCH_EVERY = timedelta(seconds=60)
 
 
 # --- stats -------------------------------------------------------------------------------------------
@@ -61,13 +66,9 @@ def batch_stats(batch: VectorStoreFileBatch) -> dict[str, int]:
 
 
 def store_status(store: VectorStore, stats: Stats) -> str:
-    if is_expired(store):
+    if store.is_expired():
         return "expired"
     return "in_progress" if stats.counts["in_progress"] else "completed"
-
-
-def is_expired(store: VectorStore, now: datetime | None = None) -> bool:
-    return store.expires_at is not None and store.expires_at <= (now or timezone.now())
 
 
 # --- lookups: another owner's object is indistinguishable from a missing one --------------------------
@@ -80,45 +81,17 @@ def get_store(
 ) -> VectorStore:
     # Without stats for the sub-resources (files, batches, search): their polls need no file counts.
     qs = stores_of(user) if stats else VectorStore.objects.filter(owner=user)
-    store = qs.filter(id=vector_store_id).first()
-    if store is None:
-        raise NotFound("vector store", vector_store_id, param=param)
-    return store
+    return lookups.one(qs.filter(id=vector_store_id), "vector store", vector_store_id, param=param)
 
 
 def get_vs_file(store: VectorStore, file_id: str) -> VectorStoreFile:
-    row = VectorStoreFile.objects.filter(vector_store=store, file_id=file_id).first()
-    if row is None:
-        raise NotFound("vector store file", file_id)
-    return row
+    rows = VectorStoreFile.objects.filter(vector_store=store, file_id=file_id)
+    return lookups.one(rows, "vector store file", file_id)
 
 
 def get_batch(store: VectorStore, batch_id: str) -> VectorStoreFileBatch:
-    batch = VectorStoreFileBatch.objects.filter(vector_store=store, id=batch_id).first()
-    if batch is None:
-        raise NotFound("vector store file batch", batch_id)
-    return batch
-
-
-def _live_files(user: Any) -> QuerySet[File]:
-    # A file past its expires_after is gone for the API (as in api/files.py).
-    return File.objects.filter(owner=user).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
-    )
-
-
-def _check_files(user: Any, file_ids: Sequence[str], param: str, suffix: str = "") -> None:
-    found = set(_live_files(user).filter(id__in=set(file_ids)).values_list("id", flat=True))
-    for i, fid in enumerate(file_ids):
-        if fid not in found:
-            raise InvalidRequest(
-                f"No file found with id '{fid}'.", param=f"{param}[{i}]{suffix}", code="invalid_file_id"
-            )
-
-
-def _check_file(user: Any, file_id: str, param: str) -> None:
-    if not _live_files(user).filter(id=file_id).exists():
-        raise InvalidRequest(f"No file found with id '{file_id}'.", param=param, code="invalid_file_id")
+    rows = VectorStoreFileBatch.objects.filter(vector_store=store, id=batch_id)
+    return lookups.one(rows, "vector store file batch", batch_id)
 
 
 def _strategy(raw: Mapping[str, Any] | None, param: str) -> dict[str, Any]:
@@ -132,21 +105,19 @@ def _strategy(raw: Mapping[str, Any] | None, param: str) -> dict[str, Any]:
 
 
 def _refuse_expired(store: VectorStore) -> None:
-    if is_expired(store):
+    if store.is_expired():
         raise InvalidRequest(
             f"Vector store {store.id} has expired; create a new one.", code="vector_store_expired"
         )
 
 
 # --- stores ------------------------------------------------------------------------------------------
-def _expiry(expires_after: Mapping[str, Any] | None, anchor: datetime) -> datetime | None:
-    return anchor + timedelta(days=int(expires_after["days"])) if expires_after else None
 
 
 def create_store(user: Any, fields: Mapping[str, Any], *, param: str = "") -> VectorStore:
     prefix = f"{param}." if param else ""
     file_ids = list(dict.fromkeys(fields.get("file_ids") or []))
-    _check_files(user, fields.get("file_ids") or [], f"{prefix}file_ids")
+    lookups.check_file_ids(user, fields.get("file_ids") or [], f"{prefix}file_ids")
     strategy = _strategy(fields.get("chunking_strategy"), f"{prefix}chunking_strategy")
     now = timezone.now()
     expires_after = fields.get("expires_after")
@@ -157,7 +128,7 @@ def create_store(user: Any, fields: Mapping[str, Any], *, param: str = "") -> Ve
             description=fields.get("description") or "",
             metadata=fields.get("metadata") or {},
             expires_after=dict(expires_after) if expires_after else None,
-            expires_at=_expiry(expires_after, now),
+            expires_at=store_expiry(expires_after, now),
             last_active_at=now,
         )
         VectorStoreFile.objects.bulk_create(
@@ -178,7 +149,7 @@ def update_store(store: VectorStore, fields: Mapping[str, Any], *, clear_expiry:
         expires_after = None if clear_expiry else dict(fields["expires_after"])
         anchor = store.last_active_at or store.created_at
         changed["expires_after"] = expires_after
-        changed["expires_at"] = _expiry(expires_after, anchor)
+        changed["expires_at"] = store_expiry(expires_after, anchor)
     if changed:
         VectorStore.objects.filter(id=store.id).update(**changed)
     return get_store(store.owner, store.id)
@@ -193,19 +164,24 @@ def delete_store(store: VectorStore) -> None:
 
 
 def touch(store_ids: Iterable[str]) -> None:
-    """Mark stores as used (a search, a file added, a run's file search): last_active_at, expires_at.
+    VectorStore.objects.touch(store_ids)
 
-    Expired stores are left alone; writes happen at most once per TOUCH_EVERY per store.
-    """
-    now = timezone.now()
-    stale = VectorStore.objects.filter(id__in=list(store_ids)).filter(
-        Q(last_active_at__isnull=True) | Q(last_active_at__lt=now - TOUCH_EVERY),
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now),
-    )
-    for store_id, expires_after in stale.values_list("id", "expires_after"):
-        VectorStore.objects.filter(id=store_id).update(
-            last_active_at=now, expires_at=_expiry(expires_after, now)
-        )
+
+def attach_to_thread_store(thread: Thread, file_ids: list[str]) -> VectorStore:
+    """Files attached for file search go into the thread's own vector store, as in the Assistants
+    API; the executors index them off the request path."""
+    resources = dict(thread.tool_resources or {})
+    fs = dict(resources.get("file_search") or {})
+    store = VectorStore.objects.filter(id__in=fs.get("vector_store_ids") or [], owner=thread.owner).first()
+    if store is None:
+        store = VectorStore.objects.create(owner=thread.owner, name=f"Files of {thread.id}")
+        fs["vector_store_ids"] = [store.id]
+        resources["file_search"] = fs
+        thread.tool_resources = resources
+        thread.save(update_fields=["tool_resources"])
+    for f in File.objects.filter(id__in=file_ids, owner=thread.owner):
+        VectorStoreFile.objects.get_or_create(vector_store=store, file=f)
+    return store
 
 
 # --- files -------------------------------------------------------------------------------------------
@@ -226,7 +202,7 @@ def _attach(
     return row if created else _reattach(row, attributes=attributes, strategy=strategy, batch=batch)
 
 
-# What queues an attached file for ingestion again (as the admin's reindex does).
+# What queues an attached file for ingestion again (attaching it anew, the admin's re-index).
 REQUEUE: dict[str, Any] = {
     "status": Status.IN_PROGRESS,
     "last_error": None,
@@ -307,9 +283,15 @@ def _attach_many(
         VectorStoreFile.objects.filter(pk__in=pks).update(attributes=json.loads(attrs_json))
 
 
+def requeue(rows: QuerySet[VectorStoreFile]) -> int:
+    """Queue files for ingestion again. Old chunks stay searchable until the new ones replace them
+    (ingest.replace_chunks swaps them in one transaction); a failure deletes them."""
+    return rows.update(**REQUEUE)
+
+
 def add_file(user: Any, store: VectorStore, fields: Mapping[str, Any]) -> VectorStoreFile:
     _refuse_expired(store)
-    _check_file(user, fields["file_id"], "file_id")
+    lookups.check_file_id(user, fields["file_id"], "file_id")
     strategy = _strategy(fields.get("chunking_strategy"), "chunking_strategy")
     with transaction.atomic():
         row = _attach(store, fields["file_id"], attributes=fields.get("attributes"), strategy=strategy)
@@ -398,7 +380,7 @@ def _batch_items(
                 raise InvalidRequest(
                     f"'{name}' applies to 'file_ids' only; with 'files', set it on each file.", param=name
                 )
-        _check_files(user, [f["file_id"] for f in files], "files", ".file_id")
+        lookups.check_file_ids(user, [f["file_id"] for f in files], "files", ".file_id")
         out: dict[str, tuple[str, dict[str, Any] | None, dict[str, Any]]] = {}
         for i, f in enumerate(files):
             strategy = _strategy(f.get("chunking_strategy"), f"files[{i}].chunking_strategy")
@@ -410,7 +392,7 @@ def _batch_items(
             param="file_ids",
             code="missing_required_parameter",
         )
-    _check_files(user, file_ids, "file_ids")
+    lookups.check_file_ids(user, file_ids, "file_ids")
     strategy = _strategy(fields.get("chunking_strategy"), "chunking_strategy")
     return [(fid, fields.get("attributes"), strategy) for fid in dict.fromkeys(file_ids)]
 
@@ -444,9 +426,6 @@ def cancel_batch(batch: VectorStoreFileBatch) -> VectorStoreFileBatch:
 
 # --- search ------------------------------------------------------------------------------------------
 def search(store: VectorStore, fields: Mapping[str, Any]) -> dict[str, Any]:
-    from .tools.file_search.search import SearchError
-    from .tools.file_search.search import search as run_search
-
     _refuse_expired(store)
     if fields.get("rewrite_query"):
         raise InvalidRequest(
@@ -511,7 +490,7 @@ def file_search_resources(user: Any, fs: Mapping[str, Any], param: str) -> dict[
             raise InvalidRequest(
                 f"No vector store found with id '{vid}'.", param=f"{param}.vector_store_ids[{i}]"
             )
-        if is_expired(found[vid]):
+        if found[vid].is_expired():
             raise InvalidRequest(
                 f"Vector store {vid} has expired.",
                 param=f"{param}.vector_store_ids[{i}]",
