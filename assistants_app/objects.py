@@ -20,6 +20,7 @@ from .models import (
     VectorStoreFile,
     VectorStoreFileBatch,
 )
+from .models.run import EXPIRING_STATUSES
 
 
 def ts(value: datetime | None) -> int | None:
@@ -83,7 +84,7 @@ def run_obj(r: Run) -> dict[str, Any]:
         "status": r.status,
         "required_action": r.required_action,
         "last_error": r.last_error,
-        "expires_at": ts(r.expires_at) if r.status in ("queued", "in_progress", "requires_action") else None,
+        "expires_at": ts(r.expires_at) if r.status in EXPIRING_STATUSES else None,
         "started_at": ts(r.started_at),
         "cancelled_at": ts(r.cancelled_at),
         "failed_at": ts(r.failed_at),

@@ -13,6 +13,7 @@ from django.test import Client
 
 from assistants_app.errors import TooManyActiveRuns
 from assistants_app.models import Assistant, Run, Thread
+from assistants_app.models.run import RunStatus
 from assistants_app.runs import fairness, state
 from assistants_app.services import keys
 from assistants_app.services.runs import start_run
@@ -50,7 +51,7 @@ def _drain_one_at_a_time(worker: str = "w1") -> list[str]:
                 served.pop(owner, None)
                 served[owner] = len(order)
                 order.append(run_id)
-                state.transition(run_id, state.COMPLETED, expected=[state.IN_PROGRESS], owner=worker)
+                state.transition(run_id, RunStatus.COMPLETED, expected=[RunStatus.IN_PROGRESS], owner=worker)
                 break
 
 
@@ -115,7 +116,7 @@ def test_run_cap_refuses_the_next_run_and_frees_up(alice, bob, settings) -> None
     # Another user is not affected by Alice's count.
     _queue(bob, Assistant.objects.create(owner=bob, model="m"), 1)
     # A finished run frees a place.
-    state.transition(runs[0].id, state.CANCELLED, expected=[state.QUEUED])
+    state.transition(runs[0].id, RunStatus.CANCELLED, expected=[RunStatus.QUEUED])
     assert start_run(thread, assistant).status == "queued"
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from assistants_app.models.run import RunStatus
+
 
 def nullable(s: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [s, {"type": "null"}]}
@@ -134,20 +136,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "created_at": TS,
             "thread_id": STR,
             "assistant_id": STR,
-            "status": {
-                "type": "string",
-                "enum": [
-                    "queued",
-                    "in_progress",
-                    "requires_action",
-                    "cancelling",
-                    "cancelled",
-                    "failed",
-                    "completed",
-                    "incomplete",
-                    "expired",
-                ],
-            },
+            "status": {"type": "string", "enum": list(RunStatus.values)},
             "required_action": nullable(OBJ),
             "last_error": nullable(obj({"code": STR, "message": STR})),
             "expires_at": nullable(TS),

@@ -22,6 +22,7 @@ from assistants_app.backends import BackendError, get_backend
 from assistants_app.backends.base import ChatRequest, Finish, TextDelta, ToolCallDelta, Usage
 from assistants_app.ids import new_call_id
 from assistants_app.models import Assistant, Message, Run, RunStep
+from assistants_app.models.run import RunStatus
 from assistants_app.objects import message_obj, step_obj
 from assistants_app.tools import hosted
 
@@ -540,8 +541,8 @@ class Execution:
         action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": functions}}
         run = await db(state.transition)(
             self.run.id,
-            state.REQUIRES_ACTION,
-            expected=[state.IN_PROGRESS],
+            RunStatus.REQUIRES_ACTION,
+            expected=[RunStatus.IN_PROGRESS],
             fields={"required_action": action, "usage": self.usage},
             owner=self.owner,
         )
@@ -580,36 +581,36 @@ class Execution:
         await self.emitter.flush()
         fields = {"usage": self.usage, **fields}
         return await db(state.transition)(
-            self.run.id, target, expected=expected or [state.IN_PROGRESS], fields=fields, owner=self.owner
+            self.run.id, target, expected=expected or [RunStatus.IN_PROGRESS], fields=fields, owner=self.owner
         )
 
     async def _finish_completed(self) -> None:
-        if await self._end(state.COMPLETED, {}) is None:
+        if await self._end(RunStatus.COMPLETED, {}) is None:
             await self._finish_cancelled()
 
     async def _finish_incomplete(self, reason: str) -> None:
         await self._close_open_messages("max_tokens")
-        if await self._end(state.INCOMPLETE, {"incomplete_details": {"reason": reason}}) is None:
+        if await self._end(RunStatus.INCOMPLETE, {"incomplete_details": {"reason": reason}}) is None:
             await self._finish_cancelled()
 
     async def _finish_failed(self, code: str, message: str) -> None:
         await self._close_open_messages("run_failed", error={"code": code, "message": message})
         await self._end(
-            state.FAILED,
+            RunStatus.FAILED,
             {"last_error": {"code": code, "message": message}},
-            expected=[state.IN_PROGRESS, state.CANCELLING],
+            expected=[RunStatus.IN_PROGRESS, RunStatus.CANCELLING],
         )
 
     async def _finish_cancelled(self) -> None:
         await self._close_open_messages("run_cancelled")
         await db(state.transition)(
-            self.run.id, state.CANCELLING, expected=[state.IN_PROGRESS], owner=self.owner
+            self.run.id, RunStatus.CANCELLING, expected=[RunStatus.IN_PROGRESS], owner=self.owner
         )
-        await self._end(state.CANCELLED, {}, expected=[state.CANCELLING])
+        await self._end(RunStatus.CANCELLED, {}, expected=[RunStatus.CANCELLING])
 
     async def _finish_expired(self) -> None:
         await self._close_open_messages("run_expired")
-        await self._end(state.EXPIRED, {}, expected=[state.IN_PROGRESS, state.CANCELLING])
+        await self._end(RunStatus.EXPIRED, {}, expected=[RunStatus.IN_PROGRESS, RunStatus.CANCELLING])
 
     def _final_content(self, text: str) -> list[dict[str, Any]]:
         """The text with its annotations, then images that tools made for this answer."""

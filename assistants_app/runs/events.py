@@ -25,15 +25,9 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-TERMINAL_RUN_EVENTS = frozenset(
-    {
-        "thread.run.completed",
-        "thread.run.incomplete",
-        "thread.run.failed",
-        "thread.run.cancelled",
-        "thread.run.expired",
-    }
-)
+from assistants_app.models.run import TERMINAL_STATUSES
+
+TERMINAL_RUN_EVENTS = frozenset(f"thread.run.{status}" for status in TERMINAL_STATUSES)
 # Where an SSE response for one request ends: a terminal event, or the run waiting for tool outputs.
 STREAM_END_EVENTS = TERMINAL_RUN_EVENTS | {"thread.run.requires_action"}
 

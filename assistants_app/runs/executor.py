@@ -24,6 +24,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from assistants_app.models import Run
+from assistants_app.models.run import RunStatus
 
 from . import dbpool, fairness, recovery, signals, state
 from .dbpool import db
@@ -203,7 +204,7 @@ def _warm_up() -> None:
 def _cancelling_ids(ids: list[str]) -> set[str]:
     if not ids:
         return set()
-    return set(Run.objects.filter(id__in=ids, status=state.CANCELLING).values_list("id", flat=True))
+    return set(Run.objects.filter(id__in=ids, status=RunStatus.CANCELLING).values_list("id", flat=True))
 
 
 def _lease_lost(run_id: str, worker_id: str) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Collection
 from asgiref.sync import sync_to_async
 
 from assistants_app.models import Run
-from assistants_app.models.run import TERMINAL_STATUSES
+from assistants_app.models.run import TERMINAL_STATUSES, RunStatus
 from assistants_app.objects import run_obj
 
 from .events import STREAM_END_EVENTS, RunEvent, get_event_log
@@ -38,7 +38,7 @@ async def follow(
         if run is None:
             return
         ended = run.status in TERMINAL_STATUSES or (
-            run.status == "requires_action" and "thread.run.requires_action" in stop_on
+            run.status == RunStatus.REQUIRES_ACTION and "thread.run.requires_action" in stop_on
         )
         if not ended:
             continue

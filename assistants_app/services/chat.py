@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
-from assistants_app.models.run import ACTIVE_STATUSES
+from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
 
 from . import files, lookups, runs, threads
 
@@ -37,6 +37,8 @@ ALLOWED_EXTENSIONS = frozenset(
     }
 )  # fmt: skip
 ATTACHMENT_TOOLS = [{"type": "file_search"}, {"type": "code_interpreter"}]
+# A reply that ended like this offers Retry: live, when its run ends, and after a reload.
+RETRYABLE_STATUSES = (RunStatus.FAILED, RunStatus.EXPIRED, RunStatus.INCOMPLETE)
 
 
 class ChatError(Exception):

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 
 from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
-from assistants_app.models.run import ACTIVE_STATUSES
+from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
 from assistants_app.runs import signals, state
 from assistants_app.runs.engine import close_open_outputs
 from assistants_app.runs.events import get_event_log
@@ -175,7 +175,7 @@ def check_run_quota(owner_id: Any, *, lock: bool = False) -> None:
 
 
 def submit_tool_outputs(run: Run, tool_outputs: list[dict[str, Any]]) -> Run:
-    if run.status != state.REQUIRES_ACTION or not run.required_action:
+    if run.status != RunStatus.REQUIRES_ACTION or not run.required_action:
         raise InvalidRequest(
             f'Runs in status "{run.status}" do not accept tool outputs.', param="tool_outputs"
         )
@@ -210,7 +210,7 @@ def submit_tool_outputs(run: Run, tool_outputs: list[dict[str, Any]]) -> Run:
     with transaction.atomic():
         step = (
             RunStep.objects.select_for_update()
-            .filter(run=run, type="tool_calls", status="in_progress")
+            .filter(run=run, type="tool_calls", status=RunStep.Status.IN_PROGRESS)
             .first()
         )
         if step is not None:
@@ -220,7 +220,7 @@ def submit_tool_outputs(run: Run, tool_outputs: list[dict[str, Any]]) -> Run:
                     call["function"]["output"] = given[call["id"]]
             step.step_details = {"type": "tool_calls", "tool_calls": calls}
             step.save(update_fields=["step_details"])
-        updated = state.transition(run.id, state.QUEUED, expected=[state.REQUIRES_ACTION])
+        updated = state.transition(run.id, RunStatus.QUEUED, expected=[RunStatus.REQUIRES_ACTION])
         if updated is None:
             raise InvalidRequest("The run is no longer waiting for tool outputs.", param="tool_outputs")
         transaction.on_commit(signals.notify_queued)
@@ -230,19 +230,19 @@ def submit_tool_outputs(run: Run, tool_outputs: list[dict[str, Any]]) -> Run:
 def cancel_run(run: Run) -> Run:
     with transaction.atomic():
         current = Run.objects.select_for_update().get(id=run.id)
-        if current.status in (state.QUEUED, state.REQUIRES_ACTION):
+        if current.status in (RunStatus.QUEUED, RunStatus.REQUIRES_ACTION):
             outputs = close_open_outputs(run.id, "run_cancelled")
-            done = state.transition(run.id, state.CANCELLED, expected=[current.status])
+            done = state.transition(run.id, RunStatus.CANCELLED, expected=[current.status])
             if done is not None:
                 log = get_event_log()
                 transaction.on_commit(lambda: [log.publish(run.id, e, d) for e, d in outputs])
                 return done
-        elif current.status == state.IN_PROGRESS:
-            done = state.transition(run.id, state.CANCELLING, expected=[state.IN_PROGRESS])
+        elif current.status == RunStatus.IN_PROGRESS:
+            done = state.transition(run.id, RunStatus.CANCELLING, expected=[RunStatus.IN_PROGRESS])
             if done is not None:
                 transaction.on_commit(lambda: signals.notify_cancel(run.id))
                 return done
-        elif current.status == state.CANCELLING:
+        elif current.status == RunStatus.CANCELLING:
             return current
     current.refresh_from_db()
     raise InvalidRequest(f"Cannot cancel run with status '{current.status}'.", code="run_not_active")

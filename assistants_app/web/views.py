@@ -22,11 +22,22 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from assistants_app.objects import run_obj
 from assistants_app.server.bodies import accepts_uploads
 from assistants_app.services import chat, lookups
 
 from . import notices
-from .fragments import bubble, follow, history_items, render_message, run_controls, run_notice, upsert
+from .fragments import (
+    Notice,
+    bubble,
+    ending_notice,
+    follow,
+    history_items,
+    render_message,
+    run_controls,
+    run_notice,
+    upsert,
+)
 
 # Images that a browser may show inline from our origin; anything else (SVG included: it can carry
 # script) is served as a download.
@@ -65,12 +76,11 @@ def chat_page(request: HtmxHttpRequest) -> HttpResponse:
     active = lookups.active_run(thread)
     page = chat.history(thread, exclude_run=active.id if active else None)
     name, setup_error = _assistant_name()
-    notice, retry = setup_error, False
-    if active is None and not notice:
+    notice = Notice(setup_error)
+    if active is None and not setup_error:
         last = chat.last_run(thread)
-        if last is not None and last.status in ("failed", "expired"):
-            notice = (last.last_error or {}).get("message") or "The last reply failed."
-            retry = True
+        if last is not None:
+            notice = ending_notice(run_obj(last))
     tab = secrets.token_urlsafe(9)
     ws_url = f"/ws/chat/?tab={tab}" + (f"&run={active.id}" if active else "")
     return render(
@@ -81,8 +91,7 @@ def chat_page(request: HtmxHttpRequest) -> HttpResponse:
             "items": history_items(page),
             "assistant_name": name,
             "run_id": active.id if active else None,
-            "notice": notice,
-            "retry": retry,
+            **notice.context(),
             "tab": tab,
             "ws_url": ws_url,
             "max_upload_bytes": settings.FILE_UPLOAD_MAX_BYTES,
