@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.http import HttpResponseBase, JsonResponse
 
 from assistants_app.errors import InvalidRequest
+from assistants_app.lib import filters
 from assistants_app.models import VectorStore, VectorStoreFile, VectorStoreFileBatch
 from assistants_app.objects import vector_store_file_batch_obj, vector_store_file_obj, vector_store_obj
 from assistants_app.services import vector_stores as svc
@@ -35,8 +36,7 @@ from .params import (
     Obj,
     Str,
     _type_error,
-    check_text,
-    join,
+    check_json_text,
     list_query,
 )
 from .routing import Ctx, Operation
@@ -62,93 +62,21 @@ class Attributes(Metadata):
         return {"anyOf": [{"type": "string", "maxLength": self.MAX_VALUE}, NUM, BOOL]}
 
 
-COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
-SCALAR = (str, int, float, bool)
-
-
 class Filter(Field):
-    """OpenAI's ComparisonFilter {type, key, value} or CompoundFilter {type: and|or, filters[]}."""
+    """An attribute filter (lib/filters.py: the grammar file search itself applies)."""
 
     json_type = "object"
 
     def check(self, value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise _type_error(path, "an object", value)
-        kind = value.get("type")
-        if kind in ("and", "or"):
-            self._known(value, ("type", "filters"), path)
-            subs = value.get("filters")
-            if not isinstance(subs, list) or not subs:
-                raise InvalidRequest(
-                    f"Invalid '{join(path, 'filters')}': expected a non-empty array.",
-                    param=join(path, "filters"),
-                )
-            return {
-                "type": kind,
-                "filters": [self.check(s, f"{path}.filters[{i}]") for i, s in enumerate(subs)],
-            }
-        if kind not in COMPARISONS:
-            options = ", ".join(f"'{t}'" for t in ("and", "or", *COMPARISONS))
-            raise InvalidRequest(
-                f"Invalid value for '{join(path, 'type')}': expected one of {options}.",
-                param=join(path, "type"),
-            )
-        self._known(value, ("type", "key", "value"), path)
-        key, item = value.get("key"), value.get("value")
-        if not isinstance(key, str):
-            raise _type_error(join(path, "key"), "a string", key)
-        check_text(key, join(path, "key"))
-        sub = join(path, "value")
-        if kind in ("in", "nin"):
-            if not isinstance(item, list) or not all(
-                isinstance(v, str | int | float) and not isinstance(v, bool) for v in item
-            ):
-                raise _type_error(sub, "an array of strings or numbers", item)
-        elif not isinstance(item, SCALAR):
-            raise _type_error(sub, "a string, number or boolean", item)
-        for i, v in enumerate(item if isinstance(item, list) else [item]):
-            if isinstance(v, str):
-                check_text(v, f"{sub}[{i}]" if isinstance(item, list) else sub)
-        return {"type": kind, "key": key, "value": item}
-
-    @staticmethod
-    def _known(value: dict[str, Any], names: tuple[str, ...], path: str) -> None:
-        for k in value:
-            if k not in names:
-                raise InvalidRequest(
-                    f"Unrecognized request argument supplied: {join(path, k)}",
-                    param=join(path, k),
-                    code="unknown_parameter",
-                )
+        check_json_text(value, path)
+        try:
+            return filters.parse(value, path)
+        except filters.FilterError as exc:
+            raise InvalidRequest(exc.message, param=exc.param, code=exc.code) from None
 
     def base_schema(self) -> dict[str, Any]:
-        return {"anyOf": [COMPARISON_FILTER, COMPOUND_FILTER]}
+        return {"anyOf": [filters.COMPARISON_SCHEMA, filters.COMPOUND_SCHEMA]}
 
-
-COMPARISON_FILTER: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "type": {"type": "string", "enum": list(COMPARISONS)},
-        "key": STR,
-        "value": {"anyOf": [STR, NUM, BOOL, {"type": "array", "items": {"anyOf": [STR, NUM]}}]},
-    },
-    "required": ["type", "key", "value"],
-    "additionalProperties": False,
-}
-# As in the SDK: the nested filters are comparisons or (further compound) objects.
-COMPOUND_FILTER: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "type": {"type": "string", "enum": ["and", "or"]},
-        "filters": {
-            "type": "array",
-            "minItems": 1,
-            "items": {"anyOf": [COMPARISON_FILTER, {"type": "object"}]},
-        },
-    },
-    "required": ["type", "filters"],
-    "additionalProperties": False,
-}
 
 STATUSES = svc.STATUSES
 FILE_IDS = Arr(Str(min_len=1, max_len=64), max_items=500)

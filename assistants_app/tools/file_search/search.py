@@ -24,6 +24,7 @@ import numpy as np
 from django.db import connection
 from django.db.models import Count, Max
 
+from assistants_app.lib import filters as filters_
 from assistants_app.models import Chunk, VectorStoreFile
 
 from .embeddings import embed_texts, embeddings_configured, from_bytes
@@ -68,7 +69,10 @@ def search(
 ) -> list[SearchResult]:
     queries = _validate(vector_store_ids, query, max_num_results, score_threshold)
     if filters is not None:
-        validate_filter(filters)
+        try:
+            filters = filters_.parse(filters)
+        except filters_.FilterError as exc:
+            raise SearchError(exc.message, exc.param) from None
     store_ids = list(dict.fromkeys(vector_store_ids))
     allowed_files = _files_matching(owner_id, store_ids, filters) if filters is not None else None
     if allowed_files is not None and not allowed_files:
@@ -257,69 +261,10 @@ def _dense_candidates(
     return [(int(ids[i]), float(sims[i])) for i in top]
 
 
-# --- attribute filters (OpenAI ComparisonFilter / CompoundFilter) ---------------------------------
-
-COMPARISONS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"}
-
-
-def validate_filter(f: Any, path: str = "filters") -> None:
-    if not isinstance(f, Mapping):
-        raise SearchError(f"{path} must be an object.", path)
-    kind = f.get("type")
-    if kind in {"and", "or"}:
-        subs = f.get("filters")
-        if not isinstance(subs, list) or not subs:
-            raise SearchError(f"{path}.filters must be a non-empty list.", f"{path}.filters")
-        for i, sub in enumerate(subs):
-            validate_filter(sub, f"{path}.filters[{i}]")
-    elif kind in COMPARISONS:
-        if not isinstance(f.get("key"), str):
-            raise SearchError(f"{path}.key must be a string.", f"{path}.key")
-        value = f.get("value")
-        if kind in {"in", "nin"}:
-            if not isinstance(value, list):
-                raise SearchError(f"{path}.value must be a list for '{kind}'.", f"{path}.value")
-        elif not isinstance(value, str | int | float | bool):
-            raise SearchError(f"{path}.value must be a string, number or boolean.", f"{path}.value")
-    else:
-        raise SearchError(
-            f"{path}.type must be one of and, or, {', '.join(sorted(COMPARISONS))}.", f"{path}.type"
-        )
-
-
-def matches_filter(attributes: Mapping[str, Any], f: Mapping[str, Any]) -> bool:
-    kind = f["type"]
-    if kind == "and":
-        return all(matches_filter(attributes, sub) for sub in f["filters"])
-    if kind == "or":
-        return any(matches_filter(attributes, sub) for sub in f["filters"])
-    if f["key"] not in attributes:
-        return kind in {"ne", "nin"}
-    actual, expected = attributes[f["key"]], f["value"]
-    if kind == "eq":
-        return bool(actual == expected)
-    if kind == "ne":
-        return bool(actual != expected)
-    if kind == "in":
-        return actual in expected
-    if kind == "nin":
-        return actual not in expected
-    numeric = (int, float)
-    if isinstance(actual, bool) or isinstance(expected, bool):
-        return False
-    if not (isinstance(actual, numeric) and isinstance(expected, numeric)) and not (
-        isinstance(actual, str) and isinstance(expected, str)
-    ):
-        return False  # ordering across types is undefined: no match rather than an error
-    a: Any = actual
-    e: Any = expected
-    return {"gt": a > e, "gte": a >= e, "lt": a < e, "lte": a <= e}[kind]
-
-
 def _files_matching(owner_id: int, store_ids: Sequence[str], filters: Mapping[str, Any]) -> list[int]:
     rows = VectorStoreFile.objects.filter(
         vector_store__owner_id=owner_id,
         vector_store_id__in=store_ids,
         status=VectorStoreFile.Status.COMPLETED,
     ).values_list("id", "attributes")
-    return [pk for pk, attrs in rows if matches_filter(attrs or {}, filters)]
+    return [pk for pk, attrs in rows if filters_.matches(attrs or {}, filters)]
