@@ -115,8 +115,8 @@ def step_obj(s: RunStep, *, include_file_search_content: bool = True) -> dict[st
                 {k: v for k, v in c.items() if not k.startswith("_")} for c in details.get("tool_calls", [])
             ],
         }
-    if not include_file_search_content and details.get("type") == "tool_calls":
-        details = _strip_file_search_content(details)
+    if not include_file_search_content:
+        details = _without_results_content(details)
     return {
         "id": s.id,
         "object": "thread.run.step",
@@ -137,15 +137,35 @@ def step_obj(s: RunStep, *, include_file_search_content: bool = True) -> dict[st
     }
 
 
-def _strip_file_search_content(details: dict[str, Any]) -> dict[str, Any]:
-    calls = []
-    for call in details.get("tool_calls", []):
+def _without_results_content(details: dict[str, Any]) -> dict[str, Any]:
+    """step_details (or a step delta's) without the text of file_search results."""
+    calls = details.get("tool_calls") if details.get("type") == "tool_calls" else None
+    if not calls or not any(c.get("type") == "file_search" for c in calls):
+        return details
+    stripped = []
+    for call in calls:
         if call.get("type") == "file_search":
             fs = dict(call.get("file_search") or {})
-            fs["results"] = [{k: v for k, v in r.items() if k != "content"} for r in fs.get("results", [])]
+            if "results" in fs:
+                fs["results"] = [{k: v for k, v in r.items() if k != "content"} for r in fs["results"] or []]
             call = {**call, "file_search": fs}
-        calls.append(call)
-    return {**details, "tool_calls": calls}
+        stripped.append(call)
+    return {**details, "tool_calls": stripped}
+
+
+def without_file_search_content(event: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A run event's payload without file_search result content: what a reader gets unless its
+    request asked to `include` it. Steps and step deltas alike; other events are returned as is."""
+    if event == "thread.run.step.delta":
+        delta = data.get("delta") or {}
+        details = delta.get("step_details") or {}
+        stripped = _without_results_content(details)
+        return data if stripped is details else {**data, "delta": {**delta, "step_details": stripped}}
+    if event.startswith("thread.run.step."):
+        details = data.get("step_details") or {}
+        stripped = _without_results_content(details)
+        return data if stripped is details else {**data, "step_details": stripped}
+    return data
 
 
 def file_obj(f: File) -> dict[str, Any]:
