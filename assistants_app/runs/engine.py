@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from assistants_app.asyncdb import db
 from assistants_app.backends import BackendError, get_backend
 from assistants_app.backends.base import ChatRequest, Finish, TextDelta, ToolCallDelta, Usage
 from assistants_app.ids import new_call_id
@@ -28,7 +29,6 @@ from assistants_app.tools import hosted
 
 from . import state
 from .context import PromptTooLarge, build_prompt, count_tokens
-from .dbpool import db
 from .emitter import Emitter
 from .events import get_event_log
 

@@ -23,11 +23,12 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from assistants_app import asyncdb
+from assistants_app.asyncdb import db
 from assistants_app.models import Run
 from assistants_app.models.run import RunStatus
 
-from . import dbpool, fairness, recovery, signals, state
-from .dbpool import db
+from . import fairness, recovery, signals, state
 from .engine import Execution
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ class ThreadedExecutor:
             asyncio.run(main())
         finally:
             self._started.set()
-            dbpool.shutdown()
+            asyncdb.shutdown("runs")
 
     def stop(self, timeout: float = 10) -> None:
         self.executor.stop()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection
 
-from asgiref.sync import sync_to_async
-
+from assistants_app.asyncdb import db
 from assistants_app.models import Run
 from assistants_app.models.run import TERMINAL_STATUSES, RunStatus
 from assistants_app.objects import run_obj
@@ -34,7 +33,7 @@ async def follow(
             yield ev
             if ev.event in stop_on:
                 return
-        run = await sync_to_async(Run.objects.filter(id=run_id).first)()
+        run = await db(Run.objects.filter(id=run_id).first, pool="readers")()
         if run is None:
             return
         ended = run.status in TERMINAL_STATUSES or (

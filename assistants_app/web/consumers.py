@@ -17,9 +17,9 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from assistants_app.asyncdb import db
 from assistants_app.models import Assistant, Message, Run
 from assistants_app.runs.events import TERMINAL_RUN_EVENTS
 from assistants_app.runs.stream import follow
@@ -29,12 +29,6 @@ from . import notices
 from .fragments import EventRenderer, Op, bubble, merge, render_message, run_controls, run_notice, upsert
 
 log = logging.getLogger(__name__)
-
-
-def db(fn: Any) -> Any:
-    # Off the single thread that thread-sensitive sync code shares: a thousand sockets connecting at
-    # once must not queue their lookups behind one another (and behind every sync view).
-    return database_sync_to_async(fn, thread_sensitive=False)
 
 
 # How long the log may stay silent before follow() checks the run row (a crashed publisher, a log
@@ -62,7 +56,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # announced by the notice, or found by the lookup, or both (duplicates are ignored). Both
         # happen before accept(), so a client whose socket is open is already in the group.
         await self.channel_layer.group_add(self.group, self.channel_name)
-        name, run_ids = await db(self._initial_state)(page_run)
+        name, run_ids = await db(self._initial_state, pool="readers")(page_run)
         self.renderer = EventRenderer(name)
         await self.accept()
         for run_id in run_ids:
@@ -88,7 +82,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         run_id = payload.get("follow") if isinstance(payload, dict) else None
         if not isinstance(run_id, str) or run_id in self.queued:
             return
-        run = await db(chat.user_run)(self.user, run_id)
+        run = await db(chat.user_run, pool="readers")(self.user, run_id)
         if run is None:
             # Another user's run, or none: say nothing about which.
             self._post(run_notice("That reply can't be shown here."))
@@ -166,7 +160,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         while True:
             run_id, with_question = await self.runs.get()
             if with_question:
-                question = await db(self._question)(run_id)
+                question = await db(self._question, pool="readers")(run_id)
                 if question:
                     self.outbox.put_nowait(question)
             saw_start = False
@@ -174,7 +168,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 async for ev in follow(run_id, "", stop_on=TERMINAL_RUN_EVENTS, check_every=CHECK_EVERY):
                     saw_start = saw_start or ev.event == "thread.run.created"
                     if not saw_start and ev.event in TERMINAL_RUN_EVENTS:
-                        for op in await db(self._from_database)(run_id):
+                        for op in await db(self._from_database, pool="readers")(run_id):
                             self.outbox.put_nowait(op)
                     for op in self.renderer.render(ev.event, ev.data):
                         self.outbox.put_nowait(op)

@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files.base import ContentFile
 
+from assistants_app.asyncdb import db
 from assistants_app.models import File, Message, Run, Thread
 from assistants_app.services.files import OUTPUT_PURPOSE, StorageQuotaExceeded, store_file
 from assistants_app.tools import hosted
@@ -72,7 +72,7 @@ class CodeInterpreter:
     async def execute(self, ctx: hosted.ToolContext, arguments: str) -> hosted.ToolOutcome:
         code = parse_code(arguments)
         workdir = workdir_for(ctx.run.thread_id)
-        seeding = await sync_to_async(seed_workdir, thread_sensitive=False)(ctx.run, workdir)
+        seeding = await db(seed_workdir)(ctx.run, workdir)
         try:
             result = await sandbox.execute(code, workdir)
         except sandbox.SandboxUnavailable as exc:
@@ -93,9 +93,7 @@ class CodeInterpreter:
             logs = f"{logs.rstrip()}\n{result.killed_reason}".lstrip()
         elif result.exit_code not in (0, None) and not logs.strip():
             logs = f"Process exited with status {result.exit_code}."
-        files, storing = await sync_to_async(store_outputs, thread_sensitive=False)(
-            ctx.run, workdir, result.files
-        )
+        files, storing = await db(store_outputs)(ctx.run, workdir, result.files)
         notes = [*seeding, *result.notes, *storing]
         if notes:
             logs = "\n".join([logs.rstrip(), *notes]).lstrip()

@@ -15,8 +15,7 @@ import json
 import time
 from typing import Any
 
-from asgiref.sync import sync_to_async
-
+from assistants_app.asyncdb import db
 from assistants_app.models import Run, Thread, VectorStore, VectorStoreFile
 from assistants_app.tools import hosted
 
@@ -64,9 +63,7 @@ class FileSearch:
         threshold = float((config.get("ranking_options") or {}).get("score_threshold") or 0.0)
         ranking = {"ranker": "default_2024_08_21", "score_threshold": threshold}
         try:
-            results = await sync_to_async(run_search, thread_sensitive=False)(
-                ctx.run, query, max_results, threshold
-            )
+            results = await db(run_search)(ctx.run, query, max_results, threshold)
         except SearchError as exc:
             results, error = [], exc.message
         else:
