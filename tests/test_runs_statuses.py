@@ -25,7 +25,7 @@ APP = Path(__file__).resolve().parent.parent / "assistants_app"
 # Values that only a run's status takes (message, step and file statuses share the others).
 RUN_ONLY = {RunStatus.QUEUED.value, RunStatus.REQUIRES_ACTION.value, RunStatus.CANCELLING.value}
 # The executors' "a run is queued" nudge is a message type, not a status.
-NOT_STATUSES = {"runs/signals.py"}
+NOT_STATUSES = {"runs/nudges.py"}
 
 
 def test_the_sets_partition_the_statuses() -> None:

@@ -28,7 +28,7 @@ from assistants_app.asyncdb import db
 from assistants_app.models import Run
 from assistants_app.models.run import RunStatus
 
-from . import fairness, recovery, signals, state
+from . import fairness, nudges, recovery, state
 from .engine import Execution
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ class Executor:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
-        signals.register(self)
-        listener = asyncio.ensure_future(signals.listen(self))
+        nudges.register(self)
+        listener = asyncio.ensure_future(nudges.listen(self))
         heartbeat = asyncio.ensure_future(self._heartbeat())
         ingest = asyncio.ensure_future(self._ingest_files())
         log.info("run executor %s started (concurrency %d)", self.worker_id, self.concurrency)
@@ -103,7 +103,7 @@ class Executor:
                     pass
                 self._wake.clear()
         finally:
-            signals.unregister(self)
+            nudges.unregister(self)
             listener.cancel()
             heartbeat.cancel()
             ingest.cancel()

@@ -16,8 +16,8 @@ from assistants_app.models import Run
 from assistants_app.models.run import EXECUTING_STATUSES, RunStatus
 
 from . import state
-from .engine import close_open_outputs
 from .events import get_event_log
+from .outputs import close_open_outputs
 
 log = logging.getLogger(__name__)
 

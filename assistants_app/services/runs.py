@@ -17,9 +17,9 @@ from django.db import IntegrityError, transaction
 from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
-from assistants_app.runs import signals, state
-from assistants_app.runs.engine import close_open_outputs
+from assistants_app.runs import nudges, state
 from assistants_app.runs.events import get_event_log
+from assistants_app.runs.outputs import close_open_outputs
 
 from . import assistants, files, threads, tools
 
@@ -117,7 +117,7 @@ def start(
             check_run_quota(thread.owner_id, lock=True)
             messages = [threads.insert_message(thread, m, stored) for m in extra]
             run = state.create_run(thread=thread, assistant=assistant, assistant_ref=assistant.id, **values)
-            transaction.on_commit(signals.notify_queued)
+            transaction.on_commit(nudges.notify_queued)
     except IntegrityError as exc:
         files.remove_blobs(stored)
         # The partial unique index on active runs caught a race that the row lock did not.
@@ -223,7 +223,7 @@ def submit_tool_outputs(run: Run, tool_outputs: list[dict[str, Any]]) -> Run:
         updated = state.transition(run.id, RunStatus.QUEUED, expected=[RunStatus.REQUIRES_ACTION])
         if updated is None:
             raise InvalidRequest("The run is no longer waiting for tool outputs.", param="tool_outputs")
-        transaction.on_commit(signals.notify_queued)
+        transaction.on_commit(nudges.notify_queued)
     return updated
 
 
@@ -240,7 +240,7 @@ def cancel_run(run: Run) -> Run:
         elif current.status == RunStatus.IN_PROGRESS:
             done = state.transition(run.id, RunStatus.CANCELLING, expected=[RunStatus.IN_PROGRESS])
             if done is not None:
-                transaction.on_commit(lambda: signals.notify_cancel(run.id))
+                transaction.on_commit(lambda: nudges.notify_cancel(run.id))
                 return done
         elif current.status == RunStatus.CANCELLING:
             return current
