@@ -14,11 +14,11 @@ from django.http import QueryDict
 from django.test import RequestFactory
 from django.utils import timezone
 
-from assistants_app.api import auth, ratelimit, specs, sse
+from assistants_app.api import auth, ratelimit, request_specs, sse
 from assistants_app.api.auth import authenticate
 from assistants_app.api.errors import RateLimited, Unauthorized
 from assistants_app.api.pagination import page
-from assistants_app.api.params import Metadata, Query, Str
+from assistants_app.api.validation import Metadata, Query, Str
 from assistants_app.errors import InvalidRequest
 from assistants_app.lib.sniff import sniff_content_type
 from assistants_app.models import ApiKey, Thread
@@ -45,42 +45,48 @@ def test_metadata_rules() -> None:
 
 def test_nested_paths_and_unknown_keys() -> None:
     body = {"model": "m", "tools": [{"type": "function", "function": {"name": "ok", "strict": "yes"}}]}
-    assert param_of(specs.ASSISTANT_CREATE.check, body, "") == "tools[0].function.strict"
-    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "surprise": 1}, "") == "surprise"
-    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "temperature": True}, "") == "temperature"
-    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "tools": [None]}, "") == "tools[0]"
-    # null means "not given" for optional fields
-    assert specs.ASSISTANT_CREATE.check({"model": "m", "name": None}, "") == {"model": "m"}
-    run = {"assistant_id": "a", "truncation_strategy": {"type": "last_messages", "last_messages": 0}}
-    assert param_of(specs.RUN_CREATE.check, run, "") == "truncation_strategy.last_messages"
+    assert param_of(request_specs.ASSISTANT_CREATE.check, body, "") == "tools[0].function.strict"
+    assert param_of(request_specs.ASSISTANT_CREATE.check, {"model": "m", "surprise": 1}, "") == "surprise"
     assert (
-        specs.RUN_CREATE.check({"assistant_id": "a", "tool_choice": "required"}, "")["tool_choice"]
+        param_of(request_specs.ASSISTANT_CREATE.check, {"model": "m", "temperature": True}, "")
+        == "temperature"
+    )
+    assert param_of(request_specs.ASSISTANT_CREATE.check, {"model": "m", "tools": [None]}, "") == "tools[0]"
+    # null means "not given" for optional fields
+    assert request_specs.ASSISTANT_CREATE.check({"model": "m", "name": None}, "") == {"model": "m"}
+    run = {"assistant_id": "a", "truncation_strategy": {"type": "last_messages", "last_messages": 0}}
+    assert param_of(request_specs.RUN_CREATE.check, run, "") == "truncation_strategy.last_messages"
+    assert (
+        request_specs.RUN_CREATE.check({"assistant_id": "a", "tool_choice": "required"}, "")["tool_choice"]
         == "required"
     )
-    assert param_of(specs.RUN_CREATE.check, {"assistant_id": "a", "tool_choice": 3}, "") == "tool_choice"
     assert (
-        param_of(specs.RUN_CREATE.check, {"assistant_id": "a", "max_prompt_tokens": 2**63}, "")
+        param_of(request_specs.RUN_CREATE.check, {"assistant_id": "a", "tool_choice": 3}, "") == "tool_choice"
+    )
+    assert (
+        param_of(request_specs.RUN_CREATE.check, {"assistant_id": "a", "max_prompt_tokens": 2**63}, "")
         == "max_prompt_tokens"
     )
     # What PostgreSQL can't store is a 400, not a 500.
-    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m\x00"}, "") == "model"
-    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "name": "\ud800"}, "") == "name"
+    assert param_of(request_specs.ASSISTANT_CREATE.check, {"model": "m\x00"}, "") == "model"
+    assert param_of(request_specs.ASSISTANT_CREATE.check, {"model": "m", "name": "\ud800"}, "") == "name"
     assert (
-        param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "metadata": {"k": "a\x00"}}, "") == "metadata.k"
+        param_of(request_specs.ASSISTANT_CREATE.check, {"model": "m", "metadata": {"k": "a\x00"}}, "")
+        == "metadata.k"
     )
     bad_fn = {
         "model": "m",
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"d": ["\x00"]}}}],
     }
-    assert param_of(specs.ASSISTANT_CREATE.check, bad_fn, "") == "tools[0].function.parameters.d[0]"
+    assert param_of(request_specs.ASSISTANT_CREATE.check, bad_fn, "") == "tools[0].function.parameters.d[0]"
     assert (
-        param_of(specs.SUBMIT_TOOL_OUTPUTS.check, {"tool_outputs": [{"tool_call_id": "c"}]}, "")
+        param_of(request_specs.SUBMIT_TOOL_OUTPUTS.check, {"tool_outputs": [{"tool_call_id": "c"}]}, "")
         == "tool_outputs[0].output"
     )
 
 
 def test_query_parsing() -> None:
-    q = specs.MESSAGE_LIST_QUERY
+    q = request_specs.MESSAGE_LIST_QUERY
     assert q.check(QueryDict("limit=5&order=asc&run_id=run_1")) == {
         "limit": 5,
         "order": "asc",
@@ -89,16 +95,18 @@ def test_query_parsing() -> None:
     assert param_of(q.check, QueryDict("limit=abc")) == "limit"
     assert param_of(q.check, QueryDict("limit=0")) == "limit"
     assert param_of(q.check, QueryDict("foo=1")) == "foo"
-    include = specs.STEP_INCLUDE.check(QueryDict(f"include[]={specs.INCLUDE_FILE_SEARCH_CONTENT}"))
-    assert include == {"include": [specs.INCLUDE_FILE_SEARCH_CONTENT]}
-    assert param_of(specs.STEP_INCLUDE.check, QueryDict("include=x")) == "include"
-    assert param_of(specs.FILE_LIST_QUERY.check, QueryDict("before=file-1")) == "before"
-    assert specs.FILE_LIST_QUERY.check(QueryDict("limit=10000")) == {"limit": 10000}
+    include = request_specs.STEP_INCLUDE.check(
+        QueryDict(f"include[]={request_specs.INCLUDE_FILE_SEARCH_CONTENT}")
+    )
+    assert include == {"include": [request_specs.INCLUDE_FILE_SEARCH_CONTENT]}
+    assert param_of(request_specs.STEP_INCLUDE.check, QueryDict("include=x")) == "include"
+    assert param_of(request_specs.FILE_LIST_QUERY.check, QueryDict("before=file-1")) == "before"
+    assert request_specs.FILE_LIST_QUERY.check(QueryDict("limit=10000")) == {"limit": 10000}
     assert Query({"s": Str()}).parameters()[0]["name"] == "s"
 
 
 def test_schema_mirrors_validation() -> None:
-    schema = specs.ASSISTANT_CREATE.base_schema()
+    schema = request_specs.ASSISTANT_CREATE.base_schema()
     assert schema["required"] == ["model"] and schema["additionalProperties"] is False
     meta = schema["properties"]["metadata"]
     assert (
@@ -305,12 +313,12 @@ def test_every_response_has_a_request_id(client) -> None:  # type: ignore[no-unt
 
 @pytest.mark.django_db
 def test_objects_match_their_published_schemas(alice) -> None:  # type: ignore[no-untyped-def]
-    """Every field objects.py renders is in schemas.py and the other way round (closed schemas)."""
+    """Every field serializers.py renders is in response_schemas.py and the other way round (closed schemas)."""
     import jsonschema_rs
 
-    from assistants_app.api.schemas import COMPONENTS
+    from assistants_app.api.response_schemas import COMPONENTS
     from assistants_app.models import Assistant, File, RunStep
-    from assistants_app.objects import assistant_obj, file_obj, message_obj, run_obj, step_obj, thread_obj
+    from assistants_app.serializers import assistant_obj, file_obj, message_obj, run_obj, step_obj, thread_obj
     from assistants_app.services.runs import start_run
     from assistants_app.services.threads import create_thread
 

@@ -632,10 +632,11 @@ def test_tool_resources_attach_and_create_inline_stores(client: openai.OpenAI) -
 def test_objects_match_schemas_and_sdk_models(alice) -> None:  # type: ignore[no-untyped-def]
     import jsonschema_rs
 
-    from assistants_app.api.vector_stores import COMPONENTS, _batch_obj, _store_obj
+    from assistants_app.api.response_schemas import COMPONENTS
+    from assistants_app.api.vector_stores import _batch_obj, _store_obj
     from assistants_app.models import File
     from assistants_app.models import VectorStoreFile as VectorStoreFileRow
-    from assistants_app.objects import vector_store_file_obj
+    from assistants_app.serializers import vector_store_file_obj
     from assistants_app.services import vector_stores as svc
 
     f = File.objects.create(owner=alice, filename="a.txt", purpose="assistants")

@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 
 from assistants_app.models import Assistant, Run
-from assistants_app.objects import run_obj
+from assistants_app.serializers import run_obj
 from assistants_app.services import chat
 from assistants_app.services.runs import start_run
 from assistants_app.web.fragments import EventRenderer

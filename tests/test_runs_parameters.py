@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from assistants_app.api import specs
+from assistants_app.api import request_specs
 from assistants_app.errors import InvalidRequest
 from assistants_app.models import Assistant, Run
 from assistants_app.services import keys
@@ -35,10 +35,10 @@ EVERY_PARAMETER = {
 
 
 def test_the_list_is_the_api_s_run_options() -> None:
-    wire = set(specs.run_option_fields()) - {"assistant_id", "stream"}
+    wire = set(request_specs.run_option_fields()) - {"assistant_id", "stream"}
     assert set(RUN_PARAMETERS) == wire
     assert set(EVERY_PARAMETER) == set(RUN_PARAMETERS)
-    assert set(UNSUPPORTED_RUN_PARAMETERS) <= set(specs.RUN_CREATE.fields)
+    assert set(UNSUPPORTED_RUN_PARAMETERS) <= set(request_specs.RUN_CREATE.fields)
 
 
 @pytest.mark.parametrize("path", ["runs", "create_and_run"])

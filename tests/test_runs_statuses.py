@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from assistants_app.api.schemas import COMPONENTS
+from assistants_app.api.response_schemas import COMPONENTS
 from assistants_app.models import Run
 from assistants_app.models.run import (
     ACTIVE_STATUSES,

@@ -14,8 +14,8 @@ from typing import Any
 
 from assistants_app.api import sse
 from assistants_app.models import RunStep
-from assistants_app.objects import step_obj, without_file_search_content
 from assistants_app.runs.events import RunEvent
+from assistants_app.serializers import step_obj, without_file_search_content
 
 RESULTS = [
     {"file_id": "file-1", "file_name": "a.txt", "score": 0.5, "content": [{"type": "text", "text": "secret"}]}

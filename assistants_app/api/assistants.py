@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from assistants_app.models import Assistant
-from assistants_app.objects import assistant_obj
+from assistants_app.serializers import assistant_obj
 from assistants_app.services import assistants, lookups
 
-from . import specs
+from . import request_specs
 from .pagination import page
 from .routing import Ctx, Operation
 
@@ -46,7 +46,7 @@ OPERATIONS = [
         "createAssistant",
         "Create an assistant",
         "Assistant",
-        body=specs.ASSISTANT_CREATE,
+        body=request_specs.ASSISTANT_CREATE,
         tags=T,
     ),
     Operation(
@@ -56,7 +56,7 @@ OPERATIONS = [
         "listAssistants",
         "List assistants",
         "AssistantList",
-        query=specs.ASSISTANT_LIST_QUERY,
+        query=request_specs.ASSISTANT_LIST_QUERY,
         tags=T,
     ),
     Operation("GET", ITEM, retrieve, "getAssistant", "Retrieve an assistant", "Assistant", tags=T),
@@ -67,7 +67,7 @@ OPERATIONS = [
         "modifyAssistant",
         "Modify an assistant",
         "Assistant",
-        body=specs.ASSISTANT_UPDATE,
+        body=request_specs.ASSISTANT_UPDATE,
         tags=T,
     ),
     Operation("DELETE", ITEM, delete, "deleteAssistant", "Delete an assistant", "AssistantDeleted", tags=T),

@@ -11,18 +11,18 @@ from django.http import HttpResponseBase, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 from assistants_app.errors import InvalidRequest
-from assistants_app.objects import file_obj
+from assistants_app.serializers import file_obj
 from assistants_app.server.bodies import upload_limit
 from assistants_app.services import files, lookups
 
-from . import specs
+from . import request_specs
 from .errors import PayloadTooLarge
 from .pagination import page
-from .params import Int, Str
 from .routing import Ctx, Operation
+from .validation import Int, Str
 
 UPLOAD_FIELDS = ("purpose", "expires_after[anchor]", "expires_after[seconds]")
-_PURPOSE = Str(enum=specs.FILE_PURPOSES, required=True)
+_PURPOSE = Str(enum=request_specs.FILE_PURPOSES, required=True)
 _EXPIRES_SECONDS = Int(minimum=3600, maximum=2_592_000)
 
 
@@ -122,7 +122,14 @@ T = ("Files",)
 OPERATIONS = [
     Operation("POST", "/files", upload, "createFile", "Upload a file", "OpenAIFile", multipart=True, tags=T),
     Operation(
-        "GET", "/files", list_, "listFiles", "List files", "FileList", query=specs.FILE_LIST_QUERY, tags=T
+        "GET",
+        "/files",
+        list_,
+        "listFiles",
+        "List files",
+        "FileList",
+        query=request_specs.FILE_LIST_QUERY,
+        tags=T,
     ),
     Operation("GET", "/files/{file_id}", retrieve, "retrieveFile", "Retrieve a file", "OpenAIFile", tags=T),
     Operation("DELETE", "/files/{file_id}", delete, "deleteFile", "Delete a file", "FileDeleted", tags=T),

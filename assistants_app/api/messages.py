@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from assistants_app.models import Message
-from assistants_app.objects import message_obj
+from assistants_app.serializers import message_obj
 from assistants_app.services import lookups, threads
 
-from . import specs
+from . import request_specs
 from .pagination import page
 from .routing import Ctx, Operation
 
@@ -45,7 +45,14 @@ ITEM = "/threads/{thread_id}/messages/{message_id}"
 T = ("Messages",)
 OPERATIONS = [
     Operation(
-        "POST", P, create, "createMessage", "Create a message", "Message", body=specs.MESSAGE_CREATE, tags=T
+        "POST",
+        P,
+        create,
+        "createMessage",
+        "Create a message",
+        "Message",
+        body=request_specs.MESSAGE_CREATE,
+        tags=T,
     ),
     Operation(
         "GET",
@@ -54,7 +61,7 @@ OPERATIONS = [
         "listMessages",
         "List messages",
         "MessageList",
-        query=specs.MESSAGE_LIST_QUERY,
+        query=request_specs.MESSAGE_LIST_QUERY,
         tags=T,
     ),
     Operation("GET", ITEM, retrieve, "getMessage", "Retrieve a message", "Message", tags=T),
@@ -65,7 +72,7 @@ OPERATIONS = [
         "modifyMessage",
         "Modify a message's metadata",
         "Message",
-        body=specs.MESSAGE_UPDATE,
+        body=request_specs.MESSAGE_UPDATE,
         tags=T,
     ),
     Operation("DELETE", ITEM, delete, "deleteMessage", "Delete a message", "MessageDeleted", tags=T),

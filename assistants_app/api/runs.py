@@ -8,18 +8,18 @@ from django.conf import settings
 from django.http import HttpResponseBase, JsonResponse
 
 from assistants_app.models import Run, RunStep
-from assistants_app.objects import run_obj, step_obj
 from assistants_app.runs.events import get_event_log
+from assistants_app.serializers import run_obj, step_obj
 from assistants_app.services import lookups, runs, threads
 
-from . import specs, sse
+from . import request_specs, sse
 from .pagination import page
-from .params import Obj
 from .routing import Ctx, Operation
+from .validation import Obj
 
 
 def _with_content(ctx: Ctx) -> bool:
-    return specs.INCLUDE_FILE_SEARCH_CONTENT in (ctx.query.get("include") or [])
+    return request_specs.INCLUDE_FILE_SEARCH_CONTENT in (ctx.query.get("include") or [])
 
 
 def create(ctx: Ctx, thread_id: str) -> dict[str, Any] | HttpResponseBase:
@@ -89,17 +89,26 @@ OPERATIONS = [
         "createRun",
         "Create a run",
         "Run",
-        body=specs.RUN_CREATE,
-        query=specs.RUN_CREATE_QUERY,
+        body=request_specs.RUN_CREATE,
+        query=request_specs.RUN_CREATE_QUERY,
         stream=True,
         tags=T,
     ),
-    Operation("GET", P, list_, "listRuns", "List runs", "RunList", query=specs.RUN_LIST_QUERY, tags=T),
+    Operation(
+        "GET", P, list_, "listRuns", "List runs", "RunList", query=request_specs.RUN_LIST_QUERY, tags=T
+    ),
     Operation(
         "GET", ITEM, retrieve, "getRun", "Retrieve a run", "Run", headers=("openai-poll-after-ms",), tags=T
     ),
     Operation(
-        "POST", ITEM, update, "modifyRun", "Modify a run's metadata", "Run", body=specs.RUN_UPDATE, tags=T
+        "POST",
+        ITEM,
+        update,
+        "modifyRun",
+        "Modify a run's metadata",
+        "Run",
+        body=request_specs.RUN_UPDATE,
+        tags=T,
     ),
     Operation("POST", ITEM + "/cancel", cancel, "cancelRun", "Cancel a run", "Run", body=Obj({}), tags=T),
     Operation(
@@ -109,7 +118,7 @@ OPERATIONS = [
         "submitToolOuputsToRun",
         "Submit tool outputs to a run waiting for them",
         "Run",
-        body=specs.SUBMIT_TOOL_OUTPUTS,
+        body=request_specs.SUBMIT_TOOL_OUTPUTS,
         stream=True,
         tags=T,
     ),
@@ -120,7 +129,7 @@ OPERATIONS = [
         "listRunSteps",
         "List run steps",
         "RunStepList",
-        query=specs.STEP_LIST_QUERY,
+        query=request_specs.STEP_LIST_QUERY,
         tags=T,
     ),
     Operation(
@@ -130,7 +139,7 @@ OPERATIONS = [
         "getRunStep",
         "Retrieve a run step",
         "RunStep",
-        query=specs.STEP_INCLUDE,
+        query=request_specs.STEP_INCLUDE,
         tags=T,
     ),
 ]

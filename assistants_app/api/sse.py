@@ -20,8 +20,8 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
-from assistants_app.objects import without_file_search_content
 from assistants_app.runs.stream import follow
+from assistants_app.serializers import without_file_search_content
 
 log = logging.getLogger(__name__)
 

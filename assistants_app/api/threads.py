@@ -6,10 +6,10 @@ from typing import Any
 
 from django.http import HttpResponseBase
 
-from assistants_app.objects import run_obj, thread_obj
+from assistants_app.serializers import run_obj, thread_obj
 from assistants_app.services import lookups, runs, threads
 
-from . import specs, sse
+from . import request_specs, sse
 from .routing import Ctx, Operation
 
 
@@ -49,7 +49,7 @@ OPERATIONS = [
         "createThread",
         "Create a thread",
         "Thread",
-        body=specs.THREAD_CREATE,
+        body=request_specs.THREAD_CREATE,
         tags=T,
     ),
     Operation("GET", "/threads/{thread_id}", retrieve, "getThread", "Retrieve a thread", "Thread", tags=T),
@@ -60,7 +60,7 @@ OPERATIONS = [
         "modifyThread",
         "Modify a thread",
         "Thread",
-        body=specs.THREAD_UPDATE,
+        body=request_specs.THREAD_UPDATE,
         tags=T,
     ),
     Operation(
@@ -73,7 +73,7 @@ OPERATIONS = [
         "createThreadAndRun",
         "Create a thread and run it",
         "Run",
-        body=specs.CREATE_AND_RUN,
+        body=request_specs.CREATE_AND_RUN,
         stream=True,
         tags=("Runs",),
     ),

@@ -1,14 +1,12 @@
 """/v1/vector_stores: stores, their files (attach, list, attributes, content), file batches and search.
 
-Request shapes are declared here (params.py types, so the OpenAPI document publishes exactly what is
-enforced), the response schemas too (merged into the document by openapi.py); the use cases live in
+Request shapes are in request_specs.py, response schemas in response_schemas.py, the use cases in
 services/vector_stores.py.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -17,127 +15,13 @@ from django.db.models import QuerySet
 from django.http import HttpResponseBase, JsonResponse
 
 from assistants_app.errors import InvalidRequest
-from assistants_app.lib import filters
 from assistants_app.models import VectorStore, VectorStoreFile, VectorStoreFileBatch
-from assistants_app.objects import vector_store_file_batch_obj, vector_store_file_obj, vector_store_obj
+from assistants_app.serializers import vector_store_file_batch_obj, vector_store_file_obj, vector_store_obj
 from assistants_app.services import vector_stores as svc
 
-from . import specs
+from . import request_specs
 from .pagination import page
-from .params import (
-    Arr,
-    Bool,
-    Const,
-    Either,
-    Field,
-    Int,
-    Metadata,
-    Num,
-    Obj,
-    Str,
-    _type_error,
-    check_json_text,
-    list_query,
-)
 from .routing import Ctx, Operation
-from .schemas import BOOL, INT, METADATA, NUM, STR, TS, deleted, listing, nullable, obj
-
-
-# --- request fields ---------------------------------------------------------------------------------
-class Attributes(Metadata):
-    """A vector store file's attributes: up to 16 pairs; keys ≤ 64 characters; values are strings
-    (≤ 512), numbers or booleans. They are what search `filters` compare against."""
-
-    KEY_NAME = "attribute keys"
-
-    def check_value(self, item: Any, sub: str) -> None:
-        if isinstance(item, str):
-            self.check_string(item, sub)
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise InvalidRequest(f"Invalid '{sub}': not a finite number.", param=sub)
-        elif not isinstance(item, bool | int | float):
-            raise _type_error(sub, "a string, number or boolean", item)
-
-    def value_schema(self) -> dict[str, Any]:
-        return {"anyOf": [{"type": "string", "maxLength": self.MAX_VALUE}, NUM, BOOL]}
-
-
-class Filter(Field):
-    """An attribute filter (lib/filters.py: the grammar file search itself applies)."""
-
-    json_type = "object"
-
-    def check(self, value: Any, path: str) -> dict[str, Any]:
-        check_json_text(value, path)
-        try:
-            return filters.parse(value, path)
-        except filters.FilterError as exc:
-            raise InvalidRequest(exc.message, param=exc.param, code=exc.code) from None
-
-    def base_schema(self) -> dict[str, Any]:
-        return {"anyOf": [filters.COMPARISON_SCHEMA, filters.COMPOUND_SCHEMA]}
-
-
-STATUSES = svc.STATUSES
-FILE_IDS = Arr(Str(min_len=1, max_len=64), max_items=500)
-EXPIRES_AFTER = Obj({"anchor": Const("last_active_at"), "days": Int(minimum=1, maximum=365, required=True)})
-
-STORE_CREATE = Obj(
-    {
-        "name": Str(max_len=256),
-        "description": Str(max_len=512),
-        "file_ids": FILE_IDS,
-        "chunking_strategy": specs.CHUNKING_STRATEGY,
-        "expires_after": EXPIRES_AFTER,
-        "metadata": Metadata(),
-    }
-)
-STORE_UPDATE = Obj(
-    {
-        "name": Str(max_len=256),
-        "expires_after": Obj(EXPIRES_AFTER.fields, description="null removes the expiry policy"),
-        "metadata": Metadata(),
-    }
-)
-FILE_CREATE = Obj(
-    {"file_id": specs.ID, "attributes": Attributes(), "chunking_strategy": specs.CHUNKING_STRATEGY}
-)
-FILE_UPDATE = Obj({"attributes": Attributes(description="Required; null removes every attribute")})
-BATCH_CREATE = Obj(
-    {
-        "file_ids": Arr(Str(min_len=1, max_len=64), max_items=2000),
-        "files": Arr(
-            Obj(
-                {
-                    "file_id": specs.ID,
-                    "attributes": Attributes(),
-                    "chunking_strategy": specs.CHUNKING_STRATEGY,
-                }
-            ),
-            max_items=2000,
-        ),
-        "attributes": Attributes(),
-        "chunking_strategy": specs.CHUNKING_STRATEGY,
-    }
-)
-QUERY_TEXT = Str(min_len=1, max_len=4096)
-SEARCH = Obj(
-    {
-        "query": Either(QUERY_TEXT, Arr(QUERY_TEXT, min_items=1, max_items=16), required=True),
-        "filters": Filter(),
-        "max_num_results": Int(minimum=1, maximum=50, description="Default 10"),
-        "ranking_options": Obj(
-            {
-                # One ranking on this server (lexical, fused with dense when embeddings are configured).
-                "ranker": Str(enum=("none", "auto", "default-2024-11-15")),
-                "score_threshold": Num(minimum=0, maximum=1),
-            }
-        ),
-        "rewrite_query": Bool(description="Only false: query rewriting is not supported"),
-    }
-)
-STORE_LIST_QUERY = list_query()
-FILE_LIST_QUERY = list_query(filter=Str(enum=STATUSES, description="Only files with this status"))
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -273,107 +157,6 @@ def batch_files(ctx: Ctx, vector_store_id: str, batch_id: str) -> dict[str, Any]
     )
 
 
-# --- response schemas (openapi.py merges them into the document's components) ----------------------
-FILE_COUNTS = obj(
-    {"in_progress": INT, "completed": INT, "failed": INT, "cancelled": INT, "total": INT}, closed=True
-)
-STATIC_CHUNKING = obj(
-    {
-        "type": {"type": "string", "enum": ["static"]},
-        "static": obj({"max_chunk_size_tokens": INT, "chunk_overlap_tokens": INT}, closed=True),
-    },
-    closed=True,
-)
-TEXT_PART = obj({"type": {"type": "string", "enum": ["text"]}, "text": STR}, closed=True)
-ATTRIBUTES = {"type": "object", "additionalProperties": {"anyOf": [STR, NUM, BOOL]}}
-
-
-def _unpaged(object_name: str, item: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return obj(
-        {
-            "object": {"type": "string", "enum": [object_name]},
-            **(extra or {}),
-            "data": {"type": "array", "items": item},
-            "has_more": BOOL,
-            "next_page": nullable(STR),
-        },
-        closed=True,
-    )
-
-
-COMPONENTS: dict[str, dict[str, Any]] = {
-    "VectorStore": obj(
-        {
-            "id": STR,
-            "created_at": TS,
-            "name": STR,
-            "usage_bytes": INT,
-            "file_counts": FILE_COUNTS,
-            "status": {"type": "string", "enum": ["expired", "in_progress", "completed"]},
-            "expires_after": nullable(
-                obj({"anchor": {"type": "string", "enum": ["last_active_at"]}, "days": INT}, closed=True)
-            ),
-            "expires_at": nullable(TS),
-            "last_active_at": nullable(TS),
-            "metadata": METADATA,
-        },
-        object_name="vector_store",
-    ),
-    "VectorStoreFile": obj(
-        {
-            "id": STR,
-            "created_at": TS,
-            "vector_store_id": STR,
-            "status": {"type": "string", "enum": list(STATUSES)},
-            "last_error": nullable(
-                obj(
-                    {
-                        "code": {
-                            "type": "string",
-                            "enum": ["server_error", "unsupported_file", "invalid_file"],
-                        },
-                        "message": STR,
-                    },
-                    closed=True,
-                )
-            ),
-            "usage_bytes": INT,
-            "attributes": ATTRIBUTES,
-            "chunking_strategy": STATIC_CHUNKING,
-        },
-        object_name="vector_store.file",
-    ),
-    "VectorStoreFileBatch": obj(
-        {
-            "id": STR,
-            "created_at": TS,
-            "vector_store_id": STR,
-            "status": {"type": "string", "enum": ["in_progress", "completed", "cancelled", "failed"]},
-            "file_counts": FILE_COUNTS,
-        },
-        object_name="vector_store.files_batch",
-    ),
-    "VectorStoreFileContent": _unpaged("vector_store.file_content.page", TEXT_PART),
-    "VectorStoreSearchResults": _unpaged(
-        "vector_store.search_results.page",
-        obj(
-            {
-                "file_id": STR,
-                "filename": STR,
-                "score": NUM,
-                "attributes": ATTRIBUTES,
-                "content": {"type": "array", "items": TEXT_PART},
-            },
-            closed=True,
-        ),
-        {"search_query": {"type": "array", "items": STR}},
-    ),
-    "VectorStoreDeleted": deleted("vector_store.deleted"),
-    "VectorStoreFileDeleted": deleted("vector_store.file.deleted"),
-    "VectorStoreList": listing("VectorStore"),
-    "VectorStoreFileList": listing("VectorStoreFile"),
-}
-
 # --- operations -------------------------------------------------------------------------------------
 P = "/vector_stores"
 ITEM = P + "/{vector_store_id}"
@@ -390,7 +173,7 @@ OPERATIONS = [
         "createVectorStore",
         "Create a vector store",
         "VectorStore",
-        body=STORE_CREATE,
+        body=request_specs.VECTOR_STORE_CREATE,
         tags=T,
     ),
     Operation(
@@ -400,7 +183,7 @@ OPERATIONS = [
         "listVectorStores",
         "List vector stores",
         "VectorStoreList",
-        query=STORE_LIST_QUERY,
+        query=request_specs.VECTOR_STORE_LIST_QUERY,
         tags=T,
     ),
     Operation("GET", ITEM, retrieve, "getVectorStore", "Retrieve a vector store", "VectorStore", tags=T),
@@ -411,7 +194,7 @@ OPERATIONS = [
         "modifyVectorStore",
         "Modify a vector store",
         "VectorStore",
-        body=STORE_UPDATE,
+        body=request_specs.VECTOR_STORE_UPDATE,
         tags=T,
     ),
     Operation(
@@ -430,7 +213,7 @@ OPERATIONS = [
         "searchVectorStore",
         "Search a vector store",
         "VectorStoreSearchResults",
-        body=SEARCH,
+        body=request_specs.VECTOR_STORE_SEARCH,
         tags=T,
     ),
     Operation(
@@ -440,7 +223,7 @@ OPERATIONS = [
         "createVectorStoreFile",
         "Attach a file to a vector store",
         "VectorStoreFile",
-        body=FILE_CREATE,
+        body=request_specs.VECTOR_STORE_FILE_CREATE,
         tags=T,
     ),
     Operation(
@@ -450,7 +233,7 @@ OPERATIONS = [
         "listVectorStoreFiles",
         "List a vector store's files",
         "VectorStoreFileList",
-        query=FILE_LIST_QUERY,
+        query=request_specs.VECTOR_STORE_FILE_LIST_QUERY,
         tags=T,
     ),
     Operation(
@@ -470,7 +253,7 @@ OPERATIONS = [
         "updateVectorStoreFileAttributes",
         "Update a vector store file's attributes",
         "VectorStoreFile",
-        body=FILE_UPDATE,
+        body=request_specs.VECTOR_STORE_FILE_UPDATE,
         tags=T,
     ),
     Operation(
@@ -498,7 +281,7 @@ OPERATIONS = [
         "createVectorStoreFileBatch",
         "Attach files to a vector store as a batch",
         "VectorStoreFileBatch",
-        body=BATCH_CREATE,
+        body=request_specs.VECTOR_STORE_BATCH_CREATE,
         tags=T,
     ),
     Operation(
@@ -527,7 +310,7 @@ OPERATIONS = [
         "listFilesInVectorStoreBatch",
         "List the files of a batch",
         "VectorStoreFileList",
-        query=FILE_LIST_QUERY,
+        query=request_specs.VECTOR_STORE_FILE_LIST_QUERY,
         tags=T,
     ),
 ]

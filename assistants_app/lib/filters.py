@@ -2,7 +2,7 @@
 CompoundFilter {type: "and" | "or", filters: [...]}.
 
 One grammar (`parse`) and one meaning (`matches`), shared by the API's request validation
-(api/specs.py) and by file search itself (tools/file_search/search.py).
+(api/request_specs.py) and by file search itself (tools/file_search/search.py).
 
 - A comparison's value is a string, a number or a boolean; for "in" and "nin", an array of strings
   and numbers (no booleans, as in OpenAI's types).
@@ -111,7 +111,7 @@ def matches(attributes: Mapping[str, Any], f: Mapping[str, Any]) -> bool:
     return bool({"gt": a > e, "gte": a >= e, "lt": a < e, "lte": a <= e}[kind])
 
 
-# The OpenAPI description of a filter (api/specs.py publishes it).
+# The OpenAPI description of a filter (api/request_specs.py publishes it).
 COMPARISON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {

@@ -104,6 +104,10 @@ class VectorStore(models.Model):
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
 
+# A vector store file's statuses in the order the API reports counts of them (file_counts).
+VECTOR_STORE_FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
+
+
 class VectorStoreFile(models.Model):
     class Status(models.TextChoices):
         IN_PROGRESS = "in_progress"

@@ -20,7 +20,7 @@ from assistants_app.backends import BackendError, get_backend
 from assistants_app.backends.base import ChatRequest, Finish, TextDelta, ToolCallDelta, Usage
 from assistants_app.models import Assistant, Run, RunStep
 from assistants_app.models.run import RunStatus
-from assistants_app.objects import step_obj
+from assistants_app.serializers import step_obj
 
 from . import state, tool_calls
 from .annotations import final_content

@@ -20,7 +20,7 @@ from django.utils import timezone
 from assistants_app.asyncdb import db
 from assistants_app.backends.base import Usage
 from assistants_app.models import Message, Run, RunStep
-from assistants_app.objects import message_obj, step_obj
+from assistants_app.serializers import message_obj, step_obj
 
 from .context import count_tokens
 from .emitter import Emitter

@@ -21,7 +21,7 @@ from django.utils import timezone
 from assistants_app.models import Run
 from assistants_app.models.run import ACTIVE_STATUSES, EXECUTING_STATUSES, TERMINAL_STATUSES
 from assistants_app.models.run import RunStatus as S
-from assistants_app.objects import run_obj
+from assistants_app.serializers import run_obj
 
 from .events import get_event_log
 

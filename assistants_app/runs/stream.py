@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Collection
 from assistants_app.asyncdb import db
 from assistants_app.models import Run
 from assistants_app.models.run import TERMINAL_STATUSES, RunStatus
-from assistants_app.objects import run_obj
+from assistants_app.serializers import run_obj
 
 from .events import STREAM_END_EVENTS, RunEvent, get_event_log
 

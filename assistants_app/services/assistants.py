@@ -1,6 +1,6 @@
 """Assistants: the API's create/update/delete, the admin's save, and the admin's retrieval uploads.
 
-Inputs arrive shape-checked (api/specs.py, or the admin's form); these functions check meaning
+Inputs arrive shape-checked (api/request_specs.py, or the admin's form); these functions check meaning
 (tools.py: tool definitions, tool_resources) and save.
 """
 

@@ -23,7 +23,7 @@ from assistants_app.runs.outputs import close_open_outputs
 
 from . import assistants, files, threads, tools
 
-# What a run may set over its assistant's values: the API's run parameters (api/specs.py
+# What a run may set over its assistant's values: the API's run parameters (api/request_specs.py
 # run_option_fields, less assistant_id and stream), as stored on the Run row. None means "not given".
 RUN_PARAMETERS = (
     "model",

@@ -1,6 +1,6 @@
 """Use cases of the /v1/vector_stores API: stores, their files, file batches and search.
 
-Inputs arrive shape-checked (api/params.py); these functions check meaning (ownership, expiry,
+Inputs arrive shape-checked (api/request_specs.py); these functions check meaning (ownership, expiry,
 chunking limits) and change state. Requests never ingest: an attached file is a VectorStoreFile row
 in_progress, which the run executor's ingestion loop claims (tools/file_search/ingest.py). Counts,
 statuses and usage are always computed from the rows, never kept in counters that could drift.
@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from assistants_app.errors import InvalidRequest
 from assistants_app.models import Chunk, File, Thread, VectorStore, VectorStoreFile, VectorStoreFileBatch
-from assistants_app.models.files import store_expiry
+from assistants_app.models.files import VECTOR_STORE_FILE_STATUSES, store_expiry
 from assistants_app.tools.file_search.chunk import (
     ChunkingStrategyError,
     chunking_strategy_to_api,
@@ -32,7 +32,7 @@ from assistants_app.tools.file_search.search import search as run_search
 from . import lookups
 
 Status = VectorStoreFile.Status
-STATUSES: tuple[str, ...] = ("in_progress", "completed", "failed", "cancelled")
+STATUSES = VECTOR_STORE_FILE_STATUSES
 AUTO = chunking_strategy_to_api(parse_chunking_strategy(None))
 
 

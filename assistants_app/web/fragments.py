@@ -16,7 +16,7 @@ from django.utils.html import escape
 
 from assistants_app.models import Message, RunStep
 from assistants_app.models.run import TERMINAL_STATUSES, RunStatus
-from assistants_app.objects import step_obj
+from assistants_app.serializers import step_obj
 from assistants_app.services.chat import RETRYABLE_STATUSES
 
 from .rendering import content_text, markdown_to_html

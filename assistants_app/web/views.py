@@ -22,7 +22,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from assistants_app.objects import run_obj
+from assistants_app.serializers import run_obj
 from assistants_app.server.bodies import accepts_uploads
 from assistants_app.services import chat, lookups
 

@@ -20,6 +20,7 @@ from .models import (
     VectorStoreFile,
     VectorStoreFileBatch,
 )
+from .models.files import VECTOR_STORE_FILE_STATUSES
 from .models.run import EXPIRING_STATUSES
 
 
@@ -188,7 +189,7 @@ AUTO_CHUNKING = {"type": "static", "static": {"max_chunk_size_tokens": 800, "chu
 
 
 def file_counts(counts: Mapping[str, int]) -> dict[str, int]:
-    c = {s: int(counts.get(s, 0)) for s in ("in_progress", "completed", "failed", "cancelled")}
+    c = {s: int(counts.get(s, 0)) for s in VECTOR_STORE_FILE_STATUSES}
     return {**c, "total": sum(c.values())}
 
 
