@@ -28,7 +28,8 @@ from assistants_app.tools.file_search.index import delete_file_chunks
 from assistants_app.tools.file_search.ingest import claim_and_ingest_pending, ingest_vector_store_file
 from assistants_app.tools.file_search.search import search
 
-pytestmark = pytest.mark.django_db
+# Marked file_search: phase 2 of scripts/test.sh runs them again on PostgreSQL (its lexical index).
+pytestmark = [pytest.mark.django_db, pytest.mark.file_search]
 
 
 # --- real files, generated here ------------------------------------------------------------------

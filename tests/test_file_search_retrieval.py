@@ -16,7 +16,8 @@ from assistants_app.tools.file_search import search as search_module
 from assistants_app.tools.file_search.ingest import claim_and_ingest_pending, ingest_vector_store_file
 from assistants_app.tools.file_search.search import SearchError, SearchResult, search
 
-pytestmark = pytest.mark.django_db
+# Marked file_search: phase 2 of scripts/test.sh runs them again on PostgreSQL (its lexical index).
+pytestmark = [pytest.mark.django_db, pytest.mark.file_search]
 
 DOCS = {
     "volcanoes.txt": "Stratovolcanoes are conical volcanoes built up by many layers of hardened lava and tephra. "
@@ -302,11 +303,11 @@ def test_large_stores_prune_common_query_terms(settings):
     assert unpruned[0].filename == "zebra.txt" and len(unpruned) == 7
     settings.FILE_SEARCH_LEXICAL_BUDGET = 2  # "store is large": keep terms while their df sum <= 2
     if connection.vendor == "postgresql":
-        from assistants_app.tools.file_search import index
+        from assistants_app.tools.file_search import lexical
 
         with connection.cursor() as cur:
             cur.execute("ANALYZE assistants_app_chunk")  # PostgreSQL estimates df from ANALYZE statistics
-        index._pg_stats_cache.clear()
+        lexical._pg_stats_cache.clear()
     pruned = search(alice.pk, [store.id], query)
     # Only the rarest term ("zebra", in 1 chunk) was matched and scored.
     assert [r.filename for r in pruned] == ["zebra.txt"]

@@ -28,15 +28,12 @@ from assistants_app.lib import filters as filters_
 from assistants_app.models import Chunk, VectorStoreFile
 
 from .embeddings import embed_texts, embeddings_configured, from_bytes
-from .index import lexical_candidates, query_terms
+from .lexical import for_alias, query_terms
 
 log = logging.getLogger(__name__)
 
 RRF_K = 60
 MIN_CANDIDATES = 50
-# Per-term raw score at which the lexical score is 0.5, set from bench/retrieval_eval so that the
-# median top hit scores ~0.5 on both backends (bm25 and ts_rank live on very different scales).
-LEXICAL_HALF_SCORE = {"sqlite": 2.0, "postgresql": 0.002}
 
 
 class SearchError(ValueError):
@@ -80,7 +77,8 @@ def search(
 
     depth = max(MIN_CANDIDATES, 3 * max_num_results)
     terms = query_terms(queries)
-    lexical = lexical_candidates(owner_id, store_ids, terms, depth, allowed_files)
+    index = for_alias()
+    lexical = index.candidates(owner_id, store_ids, terms, depth, allowed_files)
     dense = (
         _dense_candidates(owner_id, store_ids, queries, depth, allowed_files)
         if embeddings_configured()
@@ -89,7 +87,7 @@ def search(
 
     scored: list[tuple[int, float]]
     if dense is None:
-        half = LEXICAL_HALF_SCORE.get(connection.vendor, 1.0) * max(1, len(terms))
+        half = index.half_score * max(1, len(terms))
         scored = [(cid, raw / (raw + half)) for cid, raw in lexical if raw > 0]
     else:
         scored = _rrf([lexical, dense])
