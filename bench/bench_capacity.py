@@ -9,7 +9,7 @@ as a peer in front of the same fake upstream, all in one run.
 Everything runs on loopback: the paced upstream (bench/capacity/upstream.py) is its own process, the
 load comes from a separate client process (bench/capacity/client.py), and CPU time is read from
 /proc for every process of the server under test (with their children). Per streaming phase:
-  * added TTFT = the phase's TTFT percentile − the same percentile for the same number of streams
+  * added TTFT = the phase's TTFT percentile - the same percentile for the same number of streams
     read straight from the upstream by the same client, measured just before;
   * server CPU per token = server CPU seconds during the phase ÷ tokens delivered (run creation
     included; the "net" column subtracts the per-run CPU measured in the short-run phase).
@@ -85,11 +85,24 @@ class Run:
         self.bursts: list[dict[str, Any]] = []
         self.profiles: dict[str, Any] = {}
         self.idle: dict[str, dict[str, float]] = {}
+        self.failures: list[str] = []
 
     def timeout(self, tokens: int, n: int) -> float:
-        return self.args.timeout + tokens / max(self.args.rate, 1) * (3 + n / 50)
+        # Generous: a saturated server may take many times the paced duration; the client's own
+        # per-read timeout (--timeout) is what fails a stuck stream.
+        return 2 * self.args.timeout + tokens / max(self.args.rate, 1) * (3 + n / 5)
 
-    def phase(self, setup: Setup, job: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    def phase(self, setup: Setup, job: dict[str, Any], **kw: Any) -> dict[str, Any] | None:
+        """One phase's record, or None (noted in self.failures) if it could not be measured at all."""
+        try:
+            return self._phase(setup, job, **kw)
+        except (TimeoutError, RuntimeError, OSError, ValueError) as exc:
+            note = f"{setup.name} {job['mode']} n={job['n']}: phase failed: {type(exc).__name__}: {exc}"
+            print(f"#   {note}", file=sys.stderr, flush=True)
+            self.failures.append(note)
+            return None
+
+    def _phase(self, setup: Setup, job: dict[str, Any], **kw: Any) -> dict[str, Any]:
         job = {"timeout": self.args.timeout, **job}
         p = run_phase(
             setup.cpu_groups(),
@@ -143,108 +156,75 @@ class Run:
         finally:
             setup.stop()
 
+    def _stream(
+        self, setup: Setup, path: str, direct: dict[str, Any] | None, via: dict[str, Any] | None
+    ) -> None:
+        if direct is not None and via is not None:
+            self.streams.append({"setup": setup.name, "path": path, "direct": direct, "via": via})
+
+    def _run(self, setup: Setup, path: str, p: dict[str, Any] | None) -> None:
+        if p is not None:
+            self.runs.append({"setup": setup.name, "path": path, "phase": p})
+
     def _ours(self, setup: Ours, base: dict[str, Any], users: list[dict[str, str]], short: str) -> None:
         a = self.args
         warm, users = users[:2], users[2:]
+        brief = {**base, "tokens": 5, "prompt": short}
         # Warm-up: the first run pays for imports (tokenizer, HTTP client) and connections.
-        self.phase(setup, {**base, "mode": "v1_runs", "n": 1, "sends": 3, "tokens": 5, "prompt": short})
+        self.phase(setup, {**brief, "mode": "v1_runs", "n": 1, "sends": 3})
         if "ws" in a.paths:
-            self.phase(
-                setup, {**base, "mode": "ws", "n": 1, "sends": 2, "users": warm, "tokens": 5, "prompt": short}
-            )
+            self.phase(setup, {**brief, "mode": "ws", "n": 1, "sends": 2, "users": warm})
         self.measure_idle(setup)
-        long = prompt(a.tokens, a.rate)
+        long = {**base, "tokens": a.tokens, "prompt": prompt(a.tokens, a.rate)}
         for n in a.streams:
             direct = self.direct(setup, n)
             if "sse" in a.paths:
-                via = self.phase(setup, {**base, "mode": "v1", "n": n, "tokens": a.tokens, "prompt": long})
-                self.streams.append({"setup": setup.name, "path": "/v1 SSE", "direct": direct, "via": via})
+                self._stream(setup, "/v1 SSE", direct, self.phase(setup, {**long, "mode": "v1", "n": n}))
             if "ws" in a.paths:
                 chunk, users = users[:n], users[n:]
-                via = self.phase(
-                    setup, {**base, "mode": "ws", "n": n, "users": chunk, "tokens": a.tokens, "prompt": long}
-                )
-                self.streams.append(
-                    {"setup": setup.name, "path": "chat websocket", "direct": direct, "via": via}
-                )
+                via = self.phase(setup, {**long, "mode": "ws", "n": n, "users": chunk})
+                self._stream(setup, "chat websocket", direct, via)
         if a.runs:
-            sends = max(1, a.runs // a.run_parallel)
+            many = {**brief, "n": a.run_parallel, "sends": max(1, a.runs // a.run_parallel)}
             if "sse" in a.paths:
-                p = self.phase(
-                    setup,
-                    {
-                        **base,
-                        "mode": "v1_runs",
-                        "n": a.run_parallel,
-                        "sends": sends,
-                        "tokens": 5,
-                        "prompt": short,
-                    },
-                )
-                self.runs.append({"setup": setup.name, "path": "/v1 SSE", "phase": p})
+                self._run(setup, "/v1 SSE", self.phase(setup, {**many, "mode": "v1_runs"}))
             if "ws" in a.paths:
                 chunk, users = users[: a.run_parallel], users[a.run_parallel :]
-                p = self.phase(
-                    setup,
-                    {
-                        **base,
-                        "mode": "ws",
-                        "n": a.run_parallel,
-                        "sends": sends,
-                        "users": chunk,
-                        "tokens": 5,
-                        "prompt": short,
-                    },
-                )
-                self.runs.append({"setup": setup.name, "path": "chat websocket", "phase": p})
+                self._run(setup, "chat websocket", self.phase(setup, {**many, "mode": "ws", "users": chunk}))
         if name_in(setup.name, a.profile):
-            long_p = prompt(a.profile_tokens, a.rate)
-            pids = {
-                f"{setup.name}-{g}": p[0] for g, p in setup.cpu_groups().items() if g in ("web", "worker")
-            }
-            p = self.phase(
-                setup,
-                {**base, "mode": "v1", "n": a.profile_streams, "tokens": a.profile_tokens, "prompt": long_p},
-                profile_pids=pids,
-            )
-            for label, rec in p["profiles"].items():
-                path = Path(rec["raw"])
-                if path.exists():
-                    t = profile.top(path, a.top)
-                    t["stream"] = profile.grep_total(path, r"AsyncStream\.__stream__")
-                    t["construct"] = profile.grep_total(path, r"construct_type")
-                    t["tiktoken"] = profile.grep_total(path, r"tiktoken")
-                    t["sampled_s"] = t["samples"] / rec["rate"]
-                    t["cpu_s"] = rec["cpu"]
-                    t["phase"] = {k: p[k] for k in ("server_cpu_total", "delivered", "wall", "load")}
-                    self.profiles[label] = t
-                    (self.log_dir / path.name).write_bytes(path.read_bytes())
+            self._profile(setup, base)
         if a.burst:
-            burst_users = users[: a.burst]
-            p = self.phase(
-                setup,
-                {
-                    **base,
-                    "mode": "burst",
-                    "n": len(burst_users),
-                    "users": burst_users,
-                    "tokens": 0,
-                    "prompt": short,
-                },
-            )
+            chunk = users[: a.burst]
+            p = self.phase(setup, {**brief, "mode": "burst", "n": len(chunk), "users": chunk, "tokens": 0})
             runs = self._wait_idle(setup)
-            self.bursts.append(
-                {
-                    "setup": setup.name,
-                    "database": "PostgreSQL" if setup.cross else "SQLite",
-                    "phase": p,
-                    "runs": runs,
-                }
-            )
+            if p is not None:
+                db = "PostgreSQL" if setup.cross else "SQLite"
+                self.bursts.append({"setup": setup.name, "database": db, "phase": p, "runs": runs})
+
+    def _profile(self, setup: Ours, base: dict[str, Any]) -> None:
+        a = self.args
+        pids = {f"{setup.name}-{g}": p[0] for g, p in setup.cpu_groups().items() if g in ("web", "worker")}
+        job = {**base, "mode": "v1", "n": a.profile_streams, "tokens": a.profile_tokens}
+        p = self.phase(setup, {**job, "prompt": prompt(a.profile_tokens, a.rate)}, profile_pids=pids)
+        for label, rec in (p or {}).get("profiles", {}).items():
+            path = Path(rec["raw"])
+            if not path.exists():
+                continue
+            t = profile.top(path, a.top)
+            t["stream"] = profile.grep_total(path, r"AsyncStream\.__stream__")
+            t["construct"] = profile.grep_total(path, r"construct_type")
+            t["tiktoken"] = profile.grep_total(path, r"tiktoken")
+            t["sampled_s"] = t["samples"] / rec["rate"]
+            t["cpu_s"] = rec["cpu"]
+            t["phase"] = {k: p[k] for k in ("server_cpu_total", "delivered", "wall", "load")}  # type: ignore[index]
+            self.profiles[label] = t
+            (self.log_dir / path.name).write_bytes(path.read_bytes())
 
     def _wait_idle(self, setup: Ours) -> dict[str, int]:
-        deadline = time.monotonic() + self.args.timeout + 120
-        while True:
+        """Wait for the burst's runs to end; their final statuses count too (a failed run is an error)."""
+        deadline = time.monotonic() + self.args.timeout + 300
+        counts: dict[str, int] = {}
+        while time.monotonic() < deadline:
             out = subprocess.run(
                 [sys.executable, "-m", "bench.capacity.prepare", "runs"],
                 cwd=ROOT,
@@ -253,10 +233,12 @@ class Run:
                 text=True,
                 timeout=120,
             )
-            counts = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
-            if not any(counts.get(s) for s in ACTIVE) or time.monotonic() > deadline:
-                return counts
+            if out.returncode == 0:
+                counts = json.loads(out.stdout.strip().splitlines()[-1])
+                if not any(counts.get(s) for s in ACTIVE):
+                    break
             time.sleep(1)
+        return counts
 
     def _peer(self, setup: Setup, base: dict[str, Any], short: str) -> None:
         a = self.args
@@ -266,22 +248,11 @@ class Run:
         for n in a.streams:
             direct = self.direct(setup, n)
             via = self.phase(setup, {**job, "n": n, "tokens": a.tokens, "prompt": prompt(a.tokens, a.rate)})
-            self.streams.append(
-                {"setup": setup.name, "path": "chat completions SSE", "direct": direct, "via": via}
-            )
+            self._stream(setup, "chat completions SSE", direct, via)
         if a.runs:
-            p = self.phase(
-                setup,
-                {
-                    **job,
-                    "n": a.run_parallel,
-                    "sends": max(1, a.runs // a.run_parallel),
-                    "tokens": 5,
-                    "prompt": short,
-                },
-            )
-            self.runs.append(
-                {"setup": setup.name, "path": "chat completions SSE (5-token request)", "phase": p}
+            many = {**job, "n": a.run_parallel, "sends": max(1, a.runs // a.run_parallel), "tokens": 5}
+            self._run(
+                setup, "chat completions SSE (5-token request)", self.phase(setup, {**many, "prompt": short})
             )
 
 
@@ -371,6 +342,8 @@ def emit(run: Run, args: argparse.Namespace, started: str) -> None:
         lines += ["", *report.burst_table(run.bursts)]
     if run.profiles:
         lines += report.profile_tables(run.profiles)
+    if run.failures:
+        lines += ["", "Phases that could not be measured:", *(f"- {f}" for f in run.failures)]
     print("\n".join(lines))
     if args.out:
         Path(args.out).write_text(

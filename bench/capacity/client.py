@@ -53,8 +53,15 @@ class Result:
 class Http:
     """One connection; request() then body() iterates decoded body bytes (chunked or not)."""
 
+    # Seconds of silence before a read fails (set from the job): a stuck server fails one stream,
+    # not the whole phase.
+    timeout = 120.0
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
         self.reader, self.writer, self.host = reader, writer, host
+
+    async def read(self) -> bytes:
+        return await asyncio.wait_for(self.reader.read(1 << 16), self.timeout)
 
     @classmethod
     async def open(cls, host: str, port: int) -> Http:
@@ -67,7 +74,7 @@ class Http:
         self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
 
     async def head(self) -> tuple[int, dict[str, str]]:
-        raw = await self.reader.readuntil(b"\r\n\r\n")
+        raw = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), self.timeout)
         lines = raw.decode("latin-1").split("\r\n")
         headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
         return int(lines[0].split()[1]), headers
@@ -77,12 +84,12 @@ class Http:
             yield await self.reader.readexactly(int(headers["content-length"]))
             return
         if headers.get("transfer-encoding", "").lower() != "chunked":
-            while data := await self.reader.read(1 << 16):
+            while data := await self.read():
                 yield data
             return
         buf = b""
         while True:
-            data = await self.reader.read(1 << 16)
+            data = await self.read()
             if not data:
                 raise ConnectionError("connection closed inside a chunked body")
             buf += data
@@ -435,6 +442,7 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
         sys.stdout.flush()
 
     mode, n = job["mode"], job["n"]
+    Http.timeout = float(job.get("timeout", 120))
     tasks: list[Any]
     if mode == "chat":
 

@@ -8,7 +8,7 @@ from .phase import pct
 
 
 def _ms(v: float | None) -> str:
-    return "–" if v is None else f"{v * 1000:.1f}"
+    return "-" if v is None else f"{v * 1000:.1f}"
 
 
 def _pair(a: float | None, b: float | None) -> str:
@@ -45,8 +45,8 @@ def streaming_table(rows: list[dict[str, Any]], per_run: dict[tuple[str, str], f
         out.append(
             f"| {r['setup']} | {r['path']} | {v['n']} | {_pair(vp50, vp95)} | {_pair(dp50, dp95)} "
             f"| {_pair(_added(vp50, dp50), _added(vp95, dp95))} "
-            f"| {'–' if last_v is None else f'{last_v:.2f}'} / {'–' if last_d is None else f'{last_d:.2f}'} "
-            f"| {'–' if cpt is None else f'{cpt:.0f}'} | {'–' if net is None else f'{net:.0f}'} "
+            f"| {'-' if last_v is None else f'{last_v:.2f}'} / {'-' if last_d is None else f'{last_d:.2f}'} "
+            f"| {'-' if cpt is None else f'{cpt:.0f}'} | {'-' if net is None else f'{net:.0f}'} "
             f"| {v['lost']} / {v['duplicated']} | {v['errors']} | {v['server_cpu_total'] / v['wall']:.2f} "
             f"| {100 * v['client_cpu'] / v['wall']:.0f} | {_others(v):.2f} |"
         )
@@ -64,7 +64,7 @@ def cpu_breakdown(rows: list[dict[str, Any]]) -> list[str]:
         per = (
             ", ".join(f"{g} {s / v['delivered'] * 1e6:.0f}" for g, s in v["server_cpu"].items())
             if v["delivered"]
-            else "–"
+            else "-"
         )
         out.append(f"| {r['setup']} | {r['path']} | {v['n']} | {v['wall']:.1f} | {parts} | {per} |")
     return out
@@ -94,7 +94,7 @@ def burst_table(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         p = r["phase"]
         runs = ", ".join(f"{k} {v}" for k, v in sorted(r["runs"].items()))
-        errs = "; ".join(e[:120] for e in p["error_samples"][:2]) or "–"
+        errs = "; ".join(e[:120] for e in p["error_samples"][:2]) or "-"
         out.append(
             f"| {r['setup']} | {r['database']} | {p['requests']} | {p['errors']} | {_pair(pct(p['ttft'], 50), pct(p['ttft'], 95))} "
             f"| {runs} | {errs} |"

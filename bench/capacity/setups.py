@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -151,15 +150,15 @@ class Ours(Setup):
                     lambda: _up(f"http://127.0.0.1:{self.port}/v1/openapi.json"),
                     120,
                     "serve",
-                    alive=lambda: serve.poll() is None,
+                    alive=lambda p=serve: p.poll() is None,  # type: ignore[misc]
                 )
                 break
-            except RuntimeError:
+            except RuntimeError as exc:
                 PROCS.stop(serve)
                 if attempt == 2:
                     raise RuntimeError(
                         "serve did not start:\n" + (self.tmp / "serve.log").read_text()[-3000:]
-                    )
+                    ) from exc
         self.pids["web"] = [serve.pid]
         if self.cross:
             worker = PROCS.start(
@@ -314,15 +313,15 @@ class LiteLLM(Setup):
                     lambda: _up(f"http://127.0.0.1:{self.port}/health/liveliness"),
                     180,
                     "litellm",
-                    alive=lambda: proc.poll() is None,
+                    alive=lambda p=proc: p.poll() is None,  # type: ignore[misc]
                 )
                 break
-            except RuntimeError:
+            except RuntimeError as exc:
                 PROCS.stop(proc)
                 if attempt == 2:
                     raise RuntimeError(
                         "litellm did not start:\n" + (self.tmp / "litellm.log").read_text()[-3000:]
-                    )
+                    ) from exc
         self.pids["proxy"] = [proc.pid]
         return {
             "host": "127.0.0.1",
