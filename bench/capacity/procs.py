@@ -170,15 +170,22 @@ class Procs:
 PROCS = Procs()
 
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _on_signal(signum: int, frame: object) -> None:
-    # Turn SIGTERM into the same unwinding as Ctrl-C, so every `finally` runs.
+    # Turn SIGTERM/SIGHUP into the same unwinding as Ctrl-C, so every `finally` runs; a second signal
+    # must not interrupt that clean-up half way.
+    for sig in _SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def install_cleanup() -> None:
     atexit.register(PROCS.stop_all)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+    # Set explicitly: a process started in the background by a shell inherits SIGINT ignored.
+    for sig in _SIGNALS:
+        signal.signal(sig, _on_signal)
 
 
 def wait_until(

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -79,7 +80,11 @@ class Setup:
         if self.opts.keep:
             print(f"# kept {self.tmp}", file=sys.stderr)
         else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            for _ in range(3):  # a process that just died may still have been writing into it
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                if not self.tmp.exists():
+                    break
+                time.sleep(0.5)
 
     def logs(self) -> list[Path]:
         return sorted(self.tmp.glob("*.log"))
