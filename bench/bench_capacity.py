@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.capacity import profile, report  # noqa: E402
+from bench.capacity import calibrate, profile, report  # noqa: E402
 from bench.capacity.phase import run_phase  # noqa: E402
 from bench.capacity.procs import PROCS, cpu_seconds, install_cleanup  # noqa: E402
 from bench.capacity.setups import SETUPS, Ours, Setup  # noqa: E402
@@ -86,6 +86,7 @@ class Run:
         self.profiles: dict[str, Any] = {}
         self.idle: dict[str, dict[str, float]] = {}
         self.failures: list[str] = []
+        self.calibration: dict[str, dict[str, float]] = {}
 
     def timeout(self, tokens: int, n: int) -> float:
         # Generous: a saturated server may take many times the paced duration; the client's own
@@ -131,7 +132,7 @@ class Run:
         wall = time.monotonic() - t0
         self.idle[setup.name] = {g: (cpu_seconds(p) - c0[g]) / wall for g, p in groups.items()}
 
-    def direct(self, setup: Setup, n: int) -> dict[str, Any]:
+    def direct(self, setup: Setup, n: int) -> dict[str, Any] | None:
         a = self.args
         return self.phase(
             setup, {**self.direct_job, "n": n, "tokens": a.tokens, "prompt": prompt(a.tokens, a.rate)}
@@ -143,7 +144,12 @@ class Run:
         setup = SETUPS[name](self.upstream_url, a)
         ws_users = sum(a.streams) if "ws" in a.paths else 0
         n_users = ws_users + a.run_parallel + 2 + (a.burst if name != "litellm" else 0)
-        print(f"# {name}: starting ({setup.tmp})", file=sys.stderr, flush=True)
+        self.calibration[name] = calibrate.probe()
+        print(
+            f"# {name}: starting ({setup.tmp}); calibration {self.calibration[name]}",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             info = setup.start(n_users)
             users = info.pop("users", [])
@@ -331,6 +337,11 @@ def emit(run: Run, args: argparse.Namespace, started: str) -> None:
             f"{k}: " + ", ".join(f"{g} {v * 1000:.0f}" for g, v in groups.items()) + " ms/s"
             for k, groups in run.idle.items()
         ),
+        "CPU-time calibration before each setup (idle machine: ~20 ms loop, ~10 µs wake-up): "
+        + "; ".join(
+            f"{k}: loop {v['compute_ms']:.0f} ms, empty wake-up {v['wakeup_us']:.0f} µs"
+            for k, v in run.calibration.items()
+        ),
         "",
         *report.streaming_table(run.streams, per_run),
         "",
@@ -355,6 +366,8 @@ def emit(run: Run, args: argparse.Namespace, started: str) -> None:
                     "bursts": run.bursts,
                     "profiles": run.profiles,
                     "idle": run.idle,
+                    "calibration": run.calibration,
+                    "failures": run.failures,
                 },
                 indent=1,
                 default=str,

@@ -93,7 +93,8 @@ class Http:
             if not data:
                 raise ConnectionError("connection closed inside a chunked body")
             buf += data
-            out, pos = [], 0
+            out: list[bytes] = []
+            pos = 0
             while True:
                 eol = buf.find(b"\r\n", pos)
                 if eol < 0:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ROOT_DIR = Path(__file__).resolve().parent.parent.parent
@@ -89,8 +90,8 @@ class Procs:
     """Everything started here, stopped in reverse order."""
 
     procs: list[tuple[str, subprocess.Popen[bytes], object]] = field(default_factory=list)
-    cleanups: list[tuple[str, Callable[[], None], object]] = field(default_factory=list)
-    logs: list[object] = field(default_factory=list)
+    cleanups: list[tuple[str, Callable[[], object], object]] = field(default_factory=list)
+    logs: list[IO[bytes]] = field(default_factory=list)
 
     def start(
         self,
@@ -104,7 +105,7 @@ class Procs:
         stdout: int | None = None,
         owner: object = None,
     ) -> subprocess.Popen[bytes]:
-        out: object = subprocess.DEVNULL
+        out: IO[bytes] | int = subprocess.DEVNULL
         if log is not None:
             out = log.open("wb")
             self.logs.append(out)
@@ -113,15 +114,15 @@ class Procs:
             env=env,
             cwd=cwd,
             stdin=stdin if stdin is not None else subprocess.DEVNULL,
-            stdout=stdout if stdout is not None else out,  # type: ignore[arg-type]
-            stderr=out,  # type: ignore[arg-type]
+            stdout=stdout if stdout is not None else out,
+            stderr=out,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
         self.procs.append((name, proc, owner))
         return proc
 
-    def on_stop(self, name: str, fn: Callable[[], None], owner: object = None) -> None:
+    def on_stop(self, name: str, fn: Callable[[], object], owner: object = None) -> None:
         self.cleanups.append((name, fn, owner))
 
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
@@ -163,7 +164,7 @@ class Procs:
         self.stop_all_of(None)
         for f in self.logs:
             with contextlib.suppress(Exception):
-                f.close()  # type: ignore[attr-defined]
+                f.close()
         self.logs.clear()
 
 

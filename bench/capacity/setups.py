@@ -72,6 +72,10 @@ class Setup:
         self.port = 0
         self.pids: dict[str, list[int]] = {}
 
+    def start(self, n_users: int) -> dict[str, Any]:
+        """Start everything; returns what the client needs (host, port, credentials, chat users)."""
+        raise NotImplementedError
+
     def cpu_groups(self) -> dict[str, list[int]]:
         return self.pids
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import secrets
 import sys
@@ -232,10 +233,13 @@ async def serve(tokens: int, rate: float, port: int) -> None:
     print(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1", flush=True)
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
+
     # The parent closes our stdin to stop us (or we get SIGTERM).
-    loop.add_reader(
-        sys.stdin.fileno(), lambda: stop.done() or (sys.stdin.buffer.read1(1 << 16) or stop.set_result(None))
-    )
+    def on_stdin() -> None:
+        if not os.read(sys.stdin.fileno(), 1 << 16) and not stop.done():
+            stop.set_result(None)
+
+    loop.add_reader(sys.stdin.fileno(), on_stdin)
     await stop
     ticker.cancel()
     server.close()
