@@ -298,7 +298,7 @@ def main() -> None:
     args = ap.parse_args()
     args.streams = [int(s) for s in args.streams.split(",") if s]
     args.paths = [s for s in args.paths.split(",") if s]
-    args.run_concurrency = args.run_concurrency or max(32, *args.streams)
+    args.run_concurrency = args.run_concurrency or max([32, *args.streams])
     setups = [s for s in args.setups.split(",") if s]
     for s in setups:
         if s not in SETUPS:

@@ -148,7 +148,7 @@ async def read_sse(conn: Http, headers: dict[str, str], r: Result, t0: float, ki
                     if name in TERMINAL:
                         r.status = name.decode().removeprefix("thread.run.")
                         if r.status != "completed":
-                            r.error = r.error or f"run {r.status}: {_short(fr[:400])}"
+                            r.error = r.error or f"run {r.status}: {_run_error(fr)}"
                 elif fr.startswith(b"event: error"):
                     r.error = r.error or f"SSE error: {_short(fr)}"
                 elif fr.startswith(b"event: done"):
@@ -160,6 +160,16 @@ async def read_sse(conn: Http, headers: dict[str, str], r: Result, t0: float, ki
                 if b'"error"' in fr[:30]:
                     r.error = r.error or f"SSE error: {_short(fr)}"
                 _tokens(r, TOKEN.findall(fr), t0)
+
+
+def _run_error(frame: bytes) -> str:
+    """The run's last_error (or incomplete_details) from a terminal SSE frame."""
+    try:
+        run = json.loads(frame[frame.index(b"data: ") + 6 :])
+        why = run.get("last_error") or run.get("incomplete_details") or {}
+        return _short(f"{why.get('code', '')}: {why.get('message', why.get('reason', ''))}")
+    except (ValueError, AttributeError):
+        return _short(frame[:300])
 
 
 def _tokens(r: Result, found: list[bytes], t0: float) -> None:

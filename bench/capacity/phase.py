@@ -98,8 +98,12 @@ def run_phase(
         "error_samples": sorted({r["error"][:300] for r in results if r["error"]})[:5],
         "expected": tokens * len(results),
         "delivered": delivered,
-        "lost": sum(max(0, tokens - r["distinct"]) for r in results),
-        "duplicated": sum(r["received"] - r["distinct"] for r in results),
+        # Lost: tokens missing from streams that ended without an error (delivery integrity). A stream
+        # that failed (run failed, HTTP error, timeout) is counted in errors, its missing tokens apart.
+        "lost": sum(max(0, tokens - r["distinct"]) for r in ok),
+        "missing_in_failed": sum(max(0, tokens - r["distinct"]) for r in results if r["error"]),
+        "duplicated": sum(r["received"] - r["distinct"] for r in ok),
+        "duplicated_in_failed": sum(r["received"] - r["distinct"] for r in results if r["error"]),
         "server_cpu": server,
         "server_cpu_total": sum(server.values()),
         "client_cpu": out["client_cpu_s"],

@@ -112,6 +112,16 @@ def _package(frame: str) -> str:
     return top or "?"
 
 
+# Frames that every sample of a thread passes through (event loops, thread start-up, the command
+# line): at the top of any "total" ranking and uninformative there.
+_PLUMBING = re.compile(
+    r"^(BaseEventLoop\.(run_forever|_run_once|run_until_complete)|Handle\._run|Runner\.run|run|Thread\."
+    r"(_bootstrap|_bootstrap_inner|run)|<module>|main|ManagementUtility\.execute|BaseCommand\.\w+"
+    r"|execute_from_command_line|CommandLineInterface\.run|Server\.run|AsyncioSelectorReactor\.run"
+    r"|Command\.handle|ThreadedExecutor\._main|_worker|Executor\.run_forever) \("
+)
+
+
 def top(raw: Path, n: int = 15) -> dict[str, object]:
     """Self and total shares per function, and self shares per top-level package (of the leaf)."""
     selfc: Counter[str] = Counter()
@@ -140,7 +150,9 @@ def top(raw: Path, n: int = 15) -> dict[str, object]:
     return {
         "samples": samples,
         "by_self": rows(selfc) if samples else [],
-        "by_total": rows(total) if samples else [],
+        "by_total": rows(Counter({f: c for f, c in total.items() if not _PLUMBING.match(f)}))
+        if samples
+        else [],
         "packages": [(p, 100 * c / samples) for p, c in pkgs.most_common(n)] if samples else [],
     }
 
@@ -156,3 +168,32 @@ def grep_total(raw: Path, pattern: str) -> float:
             if rx.search(stack):
                 hit += int(count)
     return 100 * hit / samples if samples else 0.0
+
+
+def main() -> None:
+    """Print the tables for recorded raw files: python -m bench.capacity.profile FILE... [--top N]"""
+    import argparse
+
+    from .report import profile_tables
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("raw", nargs="+", type=Path)
+    ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--rate", type=int, default=100, help="the sampling rate they were recorded at")
+    args = ap.parse_args()
+    prof = {}
+    for raw in args.raw:
+        t = top(raw, args.top)
+        t.update(
+            stream=grep_total(raw, r"AsyncStream\.__stream__"),
+            construct=grep_total(raw, r"construct_type"),
+            tiktoken=grep_total(raw, r"tiktoken"),
+            sampled_s=t["samples"] / args.rate,
+            cpu_s=float("nan"),
+        )  # type: ignore[operator]
+        prof[raw.stem] = t
+    print("\n".join(profile_tables(prof)))
+
+
+if __name__ == "__main__":
+    main()

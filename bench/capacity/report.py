@@ -25,11 +25,18 @@ def _others(p: dict[str, Any]) -> float:
     return max(0.0, p["machine_cpu"] - ours) / p["wall"] if p["wall"] else 0.0
 
 
+def _errors(p: dict[str, Any]) -> str:
+    if not p["errors"]:
+        return "0"
+    dup = f", {p['duplicated_in_failed']} duplicated" if p.get("duplicated_in_failed") else ""
+    return f"{p['errors']} ({p.get('missing_in_failed', 0)} tokens not delivered{dup})"
+
+
 def streaming_table(rows: list[dict[str, Any]], per_run: dict[tuple[str, str], float]) -> list[str]:
     out = [
         "| setup | path | streams | TTFT p50 / p95 (ms) | direct p50 / p95 (ms) | added TTFT p50 / p95 (ms) "
         "| last token p95: via / direct (s) | server CPU per token (µs) | same, net of per-run CPU (µs) "
-        "| tokens lost / dup | errors | server CPU (cores) | client CPU (% of a core) | others' CPU (cores) |",
+        "| tokens lost / dup (in streams without error) | failed streams | server CPU (cores) | client CPU (% of a core) | others' CPU (cores) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -47,7 +54,7 @@ def streaming_table(rows: list[dict[str, Any]], per_run: dict[tuple[str, str], f
             f"| {_pair(_added(vp50, dp50), _added(vp95, dp95))} "
             f"| {'-' if last_v is None else f'{last_v:.2f}'} / {'-' if last_d is None else f'{last_d:.2f}'} "
             f"| {'-' if cpt is None else f'{cpt:.0f}'} | {'-' if net is None else f'{net:.0f}'} "
-            f"| {v['lost']} / {v['duplicated']} | {v['errors']} | {v['server_cpu_total'] / v['wall']:.2f} "
+            f"| {v['lost']} / {v['duplicated']} | {_errors(v)} | {v['server_cpu_total'] / v['wall']:.2f} "
             f"| {100 * v['client_cpu'] / v['wall']:.0f} | {_others(v):.2f} |"
         )
     return out
