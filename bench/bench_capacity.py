@@ -201,8 +201,12 @@ class Run:
             self._profile(setup, base)
         if a.burst:
             chunk = users[: a.burst]
+            before = self._run_counts(setup)
             p = self.phase(setup, {**brief, "mode": "burst", "n": len(chunk), "users": chunk, "tokens": 0})
-            runs = self._wait_idle(setup)
+            # The burst's own runs: a send answered with an error may still have created one.
+            runs = {
+                k: v - before.get(k, 0) for k, v in self._wait_idle(setup).items() if v - before.get(k, 0)
+            }
             if p is not None:
                 db = "PostgreSQL" if setup.cross else "SQLite"
                 self.bursts.append({"setup": setup.name, "database": db, "phase": p, "runs": runs})
@@ -226,23 +230,25 @@ class Run:
             self.profiles[label] = t
             (self.log_dir / path.name).write_bytes(path.read_bytes())
 
+    def _run_counts(self, setup: Ours) -> dict[str, int]:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.capacity.prepare", "runs"],
+            cwd=ROOT,
+            env=setup._env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
+
     def _wait_idle(self, setup: Ours) -> dict[str, int]:
         """Wait for the burst's runs to end; their final statuses count too (a failed run is an error)."""
         deadline = time.monotonic() + self.args.timeout + 300
         counts: dict[str, int] = {}
         while time.monotonic() < deadline:
-            out = subprocess.run(
-                [sys.executable, "-m", "bench.capacity.prepare", "runs"],
-                cwd=ROOT,
-                env=setup._env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            if out.returncode == 0:
-                counts = json.loads(out.stdout.strip().splitlines()[-1])
-                if not any(counts.get(s) for s in ACTIVE):
-                    break
+            counts = self._run_counts(setup)
+            if counts and not any(counts.get(s) for s in ACTIVE):
+                break
             time.sleep(1)
         return counts
 

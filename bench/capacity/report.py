@@ -95,7 +95,7 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
 
 def burst_table(rows: list[dict[str, Any]]) -> list[str]:
     out = [
-        "| setup | database | sends at once | errors | send answered p50 / p95 (ms) | runs afterwards | error samples |",
+        "| setup | database | sends at once | errors | send answered p50 / p95 (ms) | runs the burst created, by final status | error samples |",
         "|---|---|---:|---:|---:|---|---|",
     ]
     for r in rows:
