@@ -343,7 +343,8 @@ def emit(run: Run, args: argparse.Namespace, started: str) -> None:
             f"{k}: " + ", ".join(f"{g} {v * 1000:.0f}" for g, v in groups.items()) + " ms/s"
             for k, groups in run.idle.items()
         ),
-        "CPU-time calibration before each setup (idle machine: ~20 ms loop, ~10 µs wake-up): "
+        "CPU-time calibration before each setup (bench/capacity/calibrate.py; bare metal: ~20 ms loop, "
+        "5-10 µs wake-up): "
         + "; ".join(
             f"{k}: loop {v['compute_ms']:.0f} ms, empty wake-up {v['wakeup_us']:.0f} µs"
             for k, v in run.calibration.items()
