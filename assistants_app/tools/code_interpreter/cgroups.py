@@ -301,17 +301,20 @@ class ExecutionCgroup:
             return int(_read(path))
         return 0
 
-    def kill(self) -> None:
-        """SIGKILL every process in the execution's cgroup (thread-safe: only writes to cgroupfs)."""
-        if self.freezer is not None:
+    def kill(self, *, spare: int | None = None) -> None:
+        """SIGKILL every process in the execution's cgroup but `spare` (thread-safe: only syscalls).
+
+        Sparing bwrap lets it reap the sandbox's pid 1 and exit normally (see streams.kill)."""
+        if self.freezer is not None and spare is None:
             with contextlib.suppress(OSError):
                 (self.paths[self.freezer] / "cgroup.kill").write_text("1")
                 return
         for path in self.paths.values():
             with contextlib.suppress(OSError):
                 for pid in _read(path / "cgroup.procs").split():
-                    with contextlib.suppress(OSError):
-                        os.kill(int(pid), signal.SIGKILL)
+                    if int(pid) != spare:
+                        with contextlib.suppress(OSError):
+                            os.kill(int(pid), signal.SIGKILL)
 
     def close(self) -> None:
         """Kill what is left and remove the cgroup(s), and their parent once no execution uses it:

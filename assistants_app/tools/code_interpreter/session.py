@@ -264,6 +264,14 @@ class Session:
     def _kill_process(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             streams.kill(self.proc, self._read_json())
+            self._thaw_for_exit()
+
+    def _thaw_for_exit(self) -> None:
+        # SIGKILL reaches frozen tasks (cgroup v2 freezer), so the sandbox dies frozen; bwrap, which
+        # is in the cgroup too, must thaw to reap it and exit.
+        if self.persistent and self.cg is not None:
+            with contextlib.suppress(OSError):
+                self.cg.thaw()
 
     def kill(self, reason: str) -> None:
         """End the session now (on its event loop); close() then reaps it."""
@@ -271,9 +279,11 @@ class Session:
         self._kill_process()
 
     def hard_kill(self) -> None:
-        """SIGKILL every process of the session; safe from any thread (only cgroupfs writes)."""
+        """SIGKILL every process of the session but bwrap, then let bwrap exit. Safe from any thread
+        (only syscalls): what a thread deletion in a request thread uses before the loop hears."""
         if self.cg is not None:
-            self.cg.kill()
+            self.cg.kill(spare=self.proc.pid if self.proc is not None else None)
+            self._thaw_for_exit()
 
     def _freeze(self) -> None:
         if self.cg is None:
@@ -302,8 +312,8 @@ class Session:
         if self._exited is not None and not self._exited.done():
             self._kill_process()
             await asyncio.wait({self._exited}, timeout=_GRACE_SECONDS)
-            if not self._exited.done():
-                self.hard_kill()
+            if not self._exited.done() and self.cg is not None:
+                self.cg.kill()  # bwrap too
                 await asyncio.wait({self._exited}, timeout=_GRACE_SECONDS)
         if self.proc is not None and self.proc.stdin is not None:
             self.proc.stdin.close()
