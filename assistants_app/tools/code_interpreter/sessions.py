@@ -159,6 +159,10 @@ class SessionPool:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
+    async def discard(self, key: str) -> None:
+        """End `key`'s idle session and wait until it is gone."""
+        await self._end(key, "the session was discarded")
+
     def end(self, key: str, reason: str) -> None:
         """End `key`'s session now, even mid-execution (on the pool's loop)."""
         session = self._sessions.get(key)
