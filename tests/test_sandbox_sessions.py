@@ -292,3 +292,14 @@ async def test_one_shot_execute_still_starts_fresh_every_time(root: Path) -> Non
     second = await sandbox.execute("print(open('state.txt').read())\nprint(x)", workdir, limits=ROOMY)
     assert second.logs.startswith("41\n") and "NameError" in second.logs
     assert os.listdir(workdir) == ["state.txt"]
+
+
+async def test_a_forked_child_that_returns_does_not_take_over_the_session(
+    pool: sessions.SessionPool, root: Path
+) -> None:
+    code = "import os\npid = os.fork()\nos.write(1, b'parent\\n' if pid else b'child\\n')\nif pid:\n    os.waitpid(pid, 0)"
+    first = await run(pool, "t", code, root)
+    assert sorted(first.logs.split()) == ["child", "parent"]
+    # Only the runner reads the next requests: every later execution sees the parent's globals.
+    for i in range(5):
+        assert (await run(pool, "t", f"print(pid != 0, {i})", root)).logs == f"True {i}\n"

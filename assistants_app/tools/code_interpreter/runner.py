@@ -161,6 +161,9 @@ def _main():
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         sys.argv = [filename]
         status, flags = _run(source, filename, module, sources)
+        if os.getpid() != 1:  # a child the code forked without exiting: it must not become a runner
+            _flush()
+            os._exit(status & 0xFF)
         if flags:
             try:
                 os.write(status_fd, b"M")

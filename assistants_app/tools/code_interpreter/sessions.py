@@ -122,7 +122,12 @@ class SessionPool:
             if self.closed:
                 raise SandboxUnavailable("the server is shutting down")
             lost = self._lost.pop(key, None)
-            session = await Session.start(workdir, limits, persistent=True)
+            try:
+                session = await Session.start(workdir, limits, persistent=True)
+            except BaseException:
+                if lost is not None:
+                    self._remember(key, lost)  # still to be said, by the execution that gets one
+                raise
             self._sessions[key] = session
             if self._reaper is None or self._reaper.done():
                 self._reaper = asyncio.ensure_future(self._reap())
