@@ -146,3 +146,19 @@ def test_a_restarted_executor_says_the_earlier_state_is_gone(alice, assistant): 
         assert logs_of(run_code(services.create_thread(alice), assistant, "print(1)")) == "1\n"
     finally:
         ex.stop()
+
+
+def test_with_sessions_off_each_execution_starts_fresh_and_the_model_knows(
+    executor, settings, alice, assistant
+):  # type: ignore[no-untyped-def]
+    settings.CODE_INTERPRETER_SESSION_IDLE_SECONDS = 0
+    thread = services.create_thread(alice)
+    run_code(thread, assistant, "x = 41")
+    assert session_of(thread.id) is None
+    second = logs_of(run_code(thread, assistant, "print(globals().get('x'))"))
+    assert second == "None\n"  # and no note: nothing was promised
+    tools = fake.requests()[0].tools
+    description = next(
+        t["function"]["description"] for t in tools if t["function"]["name"] == "code_interpreter"
+    )
+    assert description.endswith("Variables do not persist between calls, but files in /mnt/data do.")

@@ -152,7 +152,7 @@ def test_a_session_never_outlives_the_process_that_started_it(root: Path) -> Non
             pool = sessions.SessionPool()
             await pool.execute("t", "x = 1", Path({str(root / "t")!r}), limits=Limits(wall_seconds=60))
             session = pool._sessions["t"]
-            child = streams.json_field(session._read_json(), "child-pid")
+            child = streams.json_field(session._channel.bwrap_status(), "child-pid")
             print(session.proc.pid, child, flush=True)
             time.sleep(600)  # blocks the loop: nothing of ours runs any more
 

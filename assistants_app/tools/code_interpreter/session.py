@@ -34,6 +34,7 @@ from typing import Any
 from . import cgroups, runner, seccomp, streams
 from . import workdir as wd
 from .bwrap import STATUS_MEMORY, SandboxUnavailable, bwrap_argv, check_available, spawn_kwargs
+from .channel import Channel
 from .config import Limits, host_uid, venv_path
 from .outcome import ExecutionResult, Monitor, ended_reason, explain, roll_back
 
@@ -41,11 +42,8 @@ log = logging.getLogger(__name__)
 # Blocks on stdin until the server has put it in the execution's cgroup, then becomes bwrap. `read`
 # consumes exactly one line from a pipe, so the frames that follow on stdin reach the runner intact.
 _WRAPPER = 'IFS= read -r _ || exit 111; exec "$@"'
-_CHUNK = 65536
-_READS_PER_WAKEUP = 16  # then the event loop gets a turn; the reader fires again
 _DRAIN_READS = 1024  # after DONE: what is left in the pipe, bounded
 _GRACE_SECONDS = 5  # for the last output of a killed sandbox to arrive
-_MAX_JUNK_FRAMES = 64
 
 
 def process_limits(limits: Limits) -> tuple[int, int, int]:
@@ -67,15 +65,7 @@ class Session:
         self.fd = -1
         self.proc: asyncio.subprocess.Process | None = None
         self._loop = asyncio.get_running_loop()
-        self._fds: list[int] = []  # our ends of the pipes, closed by close()
-        self._readers: list[int] = []
-        self._sink: streams.OutputBuffer | None = None
-        self._out_eof = asyncio.Event()
-        self._reply_buf = bytearray()
-        self._ready: asyncio.Future[None] = self._loop.create_future()
-        self._pending: tuple[int, asyncio.Future[tuple[int, int]]] | None = None
-        self._junk = 0
-        self._bwrap_status = ""
+        self._channel: Channel | None = None
         self._exited: asyncio.Future[int] | None = None
         self._closed = False
 
@@ -111,17 +101,11 @@ class Session:
             except OSError as exc:
                 raise SandboxUnavailable(f"could not create the execution's cgroup: {exc}") from exc
 
-    def _pipe(self) -> tuple[int, int]:
-        r, w = os.pipe()
-        self._fds.append(r)
-        return r, w
-
     async def _spawn(self, limits: Limits) -> None:
-        self._status_r, status_w = self._pipe()
-        self._json_r, json_w = self._pipe()
-        self._reply_r, reply_w = self._pipe()
-        self._out_r, out_w = self._pipe()
-        child_fds = [status_w, json_w, reply_w, out_w]  # the write ends go to bwrap only
+        ch = self._channel = Channel(
+            on_junk=lambda: self.kill("the code wrote to the sandbox's control channel")
+        )
+        child_fds = ch.child_ends()  # the write ends go to bwrap only
         data_fds: list[int] = []  # filled by bwrap_argv
         try:
             seccomp_fd = seccomp.program_fd() if seccomp.configured_problem() is None else None
@@ -131,9 +115,9 @@ class Session:
                 venv_path(),
                 self.fd,
                 limits,
-                status_fd=status_w,
-                json_fd=json_w,
-                reply_fd=reply_w,
+                status_fd=ch.status_w,
+                json_fd=ch.json_w,
+                reply_fd=ch.reply_w,
                 mode="session" if self.persistent else "once",
                 data_fds=data_fds,
                 seccomp_fd=seccomp_fd,
@@ -148,7 +132,7 @@ class Session:
                     "sandbox",
                     *argv,
                     stdin=asyncio.subprocess.PIPE,
-                    stdout=out_w,
+                    stdout=ch.out_w,
                     stderr=asyncio.subprocess.STDOUT,
                     pass_fds=[*child_fds, self.fd],
                     start_new_session=True,  # its own process group, for the fallback kill
@@ -161,10 +145,7 @@ class Session:
             for f in child_fds:
                 os.close(f)
         self._exited = asyncio.ensure_future(self.proc.wait())
-        for fd, callback in ((self._out_r, self._on_output), (self._reply_r, self._on_reply)):
-            os.set_blocking(fd, False)
-            self._loop.add_reader(fd, callback)
-            self._readers.append(fd)
+        ch.start()
         if self.cg is not None:
             try:
                 self.cg.add(self.proc.pid)  # the wrapper waits on stdin: nothing of bwrap has run yet
@@ -174,12 +155,13 @@ class Session:
         self.proc.stdin.write(b"\n")
 
     async def _wait_ready(self, limits: Limits) -> None:
-        assert self._exited is not None
-        startup = self._sink = streams.OutputBuffer(limits.max_output_bytes)
-        both: set[asyncio.Future[Any]] = {self._ready, self._exited}
+        assert self._exited is not None and self._channel is not None
+        ch = self._channel
+        startup = ch.sink = streams.OutputBuffer(limits.max_output_bytes)
+        both: set[asyncio.Future[Any]] = {ch.ready, self._exited}
         await asyncio.wait(both, timeout=limits.wall_seconds, return_when=asyncio.FIRST_COMPLETED)
-        if self._ready.done():
-            self._sink = None
+        if ch.ready.done():
+            ch.sink = None
             if self.persistent:
                 self._freeze()
             return
@@ -188,7 +170,7 @@ class Session:
             raise SandboxUnavailable(f"the sandbox did not start within {limits.wall_seconds:g} s")
         await self._wait_dead(1)
         message = startup.text().strip() or f"exit status {self._exited.result()}"
-        if streams.json_field(self._read_json(), "exit-code") is not None:
+        if streams.json_field(ch.bwrap_status(), "exit-code") is not None:
             raise SandboxUnavailable(f"the sandbox's Python did not start: {message}")
         if "Permission denied" in message and host_uid() is not None:
             message += (
@@ -196,64 +178,6 @@ class Session:
                 "sandbox venv must be searchable by that uid)"
             )
         raise SandboxUnavailable(f"bwrap failed to start the sandbox: {message}")
-
-    # ------------------------------------------------------------------------------ the pipes
-
-    def _read_output(self, reads: int) -> None:
-        for _ in range(reads):
-            try:
-                chunk = os.read(self._out_r, _CHUNK)
-            except BlockingIOError:
-                return
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self._stop_reading(self._out_r)
-                self._out_eof.set()
-                return
-            if self._sink is not None:
-                self._sink.add(chunk)  # between executions (frozen) there is nothing; else dropped
-
-    def _on_output(self) -> None:
-        self._read_output(_READS_PER_WAKEUP)
-
-    def _on_reply(self) -> None:
-        try:
-            data = os.read(self._reply_r, 4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._stop_reading(self._reply_r)
-            return
-        self._reply_buf += data
-        while len(self._reply_buf) >= runner.REPLY_SIZE:
-            frame = bytes(self._reply_buf[: runner.REPLY_SIZE])
-            del self._reply_buf[: runner.REPLY_SIZE]
-            self._on_frame(*runner.parse_reply(frame))
-
-    def _on_frame(self, tag: bytes, exec_id: int, status: int, flags: int) -> None:
-        if tag == runner.TAG_READY and not self._ready.done():
-            self._ready.set_result(None)
-            return
-        pending = self._pending
-        if tag == runner.TAG_DONE and pending is not None and pending[0] == exec_id and not pending[1].done():
-            pending[1].set_result((status, flags))
-            return
-        # Only the code itself can write anything else (it shares the runner's process).
-        self._junk += 1
-        if self._junk > _MAX_JUNK_FRAMES:
-            self.kill("the code wrote to the sandbox's control channel")
-
-    def _stop_reading(self, fd: int) -> None:
-        if fd in self._readers:
-            self._readers.remove(fd)
-            self._loop.remove_reader(fd)
-
-    def _read_json(self) -> str:
-        self._bwrap_status += streams.read_available(self._json_r).decode(errors="replace")
-        return self._bwrap_status
 
     # --------------------------------------------------------------------------- killing
 
@@ -263,7 +187,7 @@ class Session:
 
     def _kill_process(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
-            streams.kill(self.proc, self._read_json())
+            streams.kill(self.proc, self._channel.bwrap_status() if self._channel else "")
             self._thaw_for_exit()
 
     def _thaw_for_exit(self) -> None:
@@ -296,8 +220,8 @@ class Session:
 
     async def _wait_dead(self, seconds: float) -> None:
         """Until the process has exited and its output pipe is at EOF, or `seconds` passed."""
-        assert self._exited is not None
-        eof = asyncio.ensure_future(self._out_eof.wait())
+        assert self._exited is not None and self._channel is not None
+        eof = asyncio.ensure_future(self._channel.out_eof.wait())
         try:
             both: set[asyncio.Future[Any]] = {self._exited, eof}
             await asyncio.wait(both, timeout=seconds)
@@ -317,11 +241,8 @@ class Session:
                 await asyncio.wait({self._exited}, timeout=_GRACE_SECONDS)
         if self.proc is not None and self.proc.stdin is not None:
             self.proc.stdin.close()
-        for fd in list(self._readers):
-            self._stop_reading(fd)
-        for fd in self._fds:
-            os.close(fd)
-        self._fds.clear()
+        if self._channel is not None:
+            self._channel.close()
         if self.cg is not None:
             await asyncio.to_thread(self.cg.close)
         if self.fd >= 0:
@@ -347,18 +268,18 @@ class Session:
             self.last_used = time.monotonic()
 
     async def _execute(self, code: str, limits: Limits) -> ExecutionResult:
-        assert self._exited is not None
-        cg = self.cg
+        assert self._exited is not None and self._channel is not None
+        ch, cg = self._channel, self.cg
         # Scanned while the session is frozen: nothing in the sandbox changes the tree meanwhile.
         before = await asyncio.to_thread(wd.scan, self.fd, uid=host_uid())
         cpu_start = cg.cpu_seconds() if cg is not None else 0.0
         pids_start = cg.pids_refusals() if cg is not None else 0
         monitor = Monitor(cg, self.fd, limits, before, cpu_start)
-        out = self._sink = streams.OutputBuffer(limits.max_output_bytes)
-        streams.read_available(self._status_r)  # what an earlier execution left: not this one's
+        out = ch.sink = streams.OutputBuffer(limits.max_output_bytes)
+        ch.status()  # what an earlier execution left: not this one's
         exec_id = secrets.randbits(63)
         done: asyncio.Future[tuple[int, int]] = self._loop.create_future()
-        self._pending = (exec_id, done)
+        ch.pending = (exec_id, done)
         killed_by_us = False
         start = time.monotonic()
         if self.persistent and cg is not None:
@@ -379,7 +300,7 @@ class Session:
                 self._kill_process()
             completed = done.done() and not killed_by_us and monitor.reason is None and self.persistent
             if completed:
-                self._read_output(_DRAIN_READS)
+                ch.read_output(_DRAIN_READS)
                 self._freeze()
             else:
                 # The namespace dies with its pid 1; give the last output a moment to drain.
@@ -393,9 +314,9 @@ class Session:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            self._sink, self._pending = None, None
+            ch.sink, ch.pending = None, None
         duration = time.monotonic() - start
-        status = streams.read_available(self._status_r)
+        status = ch.status()
         exit_code: int | None
         if completed:
             exit_code, flags = done.result()
@@ -405,7 +326,7 @@ class Session:
             if not self._exited.done():  # the drain gave up: make sure it is dead
                 self._kill_process()
                 await asyncio.wait({self._exited}, timeout=_GRACE_SECONDS)
-            exit_code = streams.json_field(self._read_json(), "exit-code")
+            exit_code = streams.json_field(ch.bwrap_status(), "exit-code")
         result = ExecutionResult(
             logs="",
             exit_code=exit_code,
