@@ -46,12 +46,6 @@ def _fresh_model_list():  # type: ignore[no-untyped-def]
     model_choices.clear_cache()
 
 
-@pytest.fixture
-def staff_client(client, staff):  # type: ignore[no-untyped-def]
-    client.force_login(staff)
-    return client
-
-
 def assistant_form(**overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": "Helper",

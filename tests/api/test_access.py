@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
@@ -11,19 +10,9 @@ import openai
 import pytest
 
 from tests.fakes.upstream import tool_calls
-from tests.support.live_server import FILE_LIMIT, LiveServer, shared_server
+from tests.support.live_server import FILE_LIMIT, LiveServer
 
-pytestmark = [pytest.mark.api, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveServer]:
-    yield shared_server()
-
-
-@pytest.fixture(autouse=True)
-def _clean_upstream(live: LiveServer) -> None:
-    live.reset_upstream()
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
 # --- authentication ---------------------------------------------------------------------------------------

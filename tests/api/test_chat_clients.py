@@ -7,7 +7,6 @@ from a list and stdout is captured, so the assertions are on what a user would s
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
 from typing import Any, override
 
 import openai
@@ -15,24 +14,11 @@ import pytest
 from openai import AssistantEventHandler, OpenAI
 
 from tests.fakes.upstream import text
-from tests.support.live_server import LiveServer, shared_server
+from tests.support.live_server import LiveServer
 
-# Also run in phase 2 of scripts/test.sh: web + run_worker processes on PostgreSQL, events through Redis.
 pytestmark = [
-    pytest.mark.api,
-    pytest.mark.production,
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveServer]:
-    yield shared_server()
-
-
-@pytest.fixture(autouse=True)
-def _clean_upstream(live: LiveServer) -> None:
-    live.reset_upstream()
 
 
 def feed_input(monkeypatch: pytest.MonkeyPatch, lines: list[str]) -> None:

@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
 from tests.fakes.upstream import hang, tool_calls
-from tests.support.live_server import LiveServer, shared_server, want
+from tests.support.live_server import LiveServer
 
-# Also run in phase 2 of scripts/test.sh: web + run_worker processes on PostgreSQL, events through Redis.
 pytestmark = [
-    pytest.mark.api,
-    pytest.mark.production,
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 
 
-EXPIRY = {"RUN_EXPIRES_SECONDS": "4"}
-want(**EXPIRY)  # started alongside the main server
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveServer]:
-    yield shared_server(**EXPIRY)
-
-
-@pytest.fixture(autouse=True)
-def _clean_upstream(live: LiveServer) -> None:
-    live.reset_upstream()
+# Its own server (the `live` fixture, tests/conftest.py), started alongside the main one.
+LIVE_SETTINGS = {"RUN_EXPIRES_SECONDS": "4"}
 
 
 @pytest.fixture(scope="module")

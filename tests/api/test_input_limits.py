@@ -79,7 +79,7 @@ def test_params_check_is_iterative_at_any_depth() -> None:
 
 
 # --- 7: bad API keys ---------------------------------------------------------------------------------
-@pytest.mark.production  # phase 2: the count lives in Redis
+# Phase 2: the count lives in Redis.
 def test_a_burst_of_bad_keys_from_one_address_is_429_and_a_valid_key_is_not_slowed(alice, settings) -> None:
     settings.API_KEY_FAILURE_LIMIT = 5
     settings.API_KEY_FAILURE_WINDOW_SECONDS = 60
@@ -102,7 +102,6 @@ def test_a_burst_of_bad_keys_from_one_address_is_429_and_a_valid_key_is_not_slow
     assert _client(_bad_key(), other).get("/v1/assistants").status_code == 401
 
 
-@pytest.mark.production
 def test_forwarded_for_does_not_dodge_the_throttle(settings) -> None:
     # Without TRUSTED_PROXIES, X-Forwarded-For is the client's own claim and is ignored.
     settings.API_KEY_FAILURE_LIMIT = 3

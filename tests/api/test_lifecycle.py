@@ -3,24 +3,14 @@ against the real server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import openai
 import pytest
 
-from tests.support.live_server import LiveServer, shared_server
+from tests.support.live_server import LiveServer
 
-# Also run in phase 2 of scripts/test.sh: web + run_worker processes on PostgreSQL, events through Redis.
 pytestmark = [
-    pytest.mark.api,
-    pytest.mark.production,
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveServer]:
-    yield shared_server()
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,14 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.fakes.upstream import error, hang, text, tool_calls
-from tests.support.live_server import ROOT, LiveServer, shared_server
+from tests.support.live_server import ROOT, LiveServer
 
-pytestmark = [pytest.mark.api, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 NODE_DIR = ROOT / "tests" / "node"
 # The SDK's own error classes, as `OpenAI.<name>` exports them.
@@ -64,16 +63,6 @@ def node() -> str:
             f"tests/node/node_modules has openai {version}, not {_pinned_version()}: rerun scripts/node-sdk.sh"
         )
     return path
-
-
-@pytest.fixture(scope="module")
-def live(node: str) -> Iterator[LiveServer]:
-    yield shared_server()
-
-
-@pytest.fixture(autouse=True)
-def _clean_upstream(live: LiveServer) -> None:
-    live.reset_upstream()
 
 
 @pytest.fixture

@@ -8,16 +8,14 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
-import pytest
 from django.urls import resolve
 
 from assistants_app.api.openapi import document
 from assistants_app.api.operations import OPERATIONS
-from tests.support.live_server import LiveServer, shared_server
+from tests.support.live_server import LiveServer
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
@@ -37,13 +35,7 @@ def test_document_lists_every_operation_and_they_route() -> None:
 
 
 # Also in phase 2 (PostgreSQL + Redis), where some inputs SQLite accepts would fail differently.
-@pytest.mark.api
-@pytest.mark.production
 class TestLive:
-    @pytest.fixture(scope="class")
-    def live(self) -> Iterator[LiveServer]:
-        yield shared_server()
-
     def test_served_document_matches(self, live: LiveServer) -> None:
         response = httpx2.get(f"{live.base_url}/openapi.json")
         assert response.status_code == 200

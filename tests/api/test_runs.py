@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -14,12 +13,10 @@ import pytest
 from openai import AssistantEventHandler
 
 from tests.fakes.upstream import error, hang, text, tool_calls
-from tests.support.live_server import LiveServer, iter_sse, shared_server
+from tests.support.helpers import iter_sse
+from tests.support.live_server import LiveServer
 
-# Also run in phase 2 of scripts/test.sh: web + run_worker processes on PostgreSQL, events through Redis.
 pytestmark = [
-    pytest.mark.api,
-    pytest.mark.production,
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 
@@ -32,16 +29,6 @@ WEATHER = {
     },
 }
 TERMINAL = ("completed", "failed", "cancelled", "expired", "incomplete")
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveServer]:
-    yield shared_server()
-
-
-@pytest.fixture(autouse=True)
-def _clean_upstream(live: LiveServer) -> None:
-    live.reset_upstream()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -14,20 +13,15 @@ import pytest
 from openai.types import VectorStore
 from openai.types.vector_stores import VectorStoreFile, VectorStoreFileBatch
 
-from tests.support.live_server import LiveServer, shared_server
+from tests.support.live_server import LiveServer
 
-pytestmark = [pytest.mark.api, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 ZEBRA = (
     "Field notes, chapter three. The plains zebra migration crosses the Mara river every August, "
     "following the rains north from the Serengeti. Herds of wildebeest travel with them.\n"
 )
 FILLER = "Unrelated paragraph about accounting ledgers, invoices and quarterly tax filings.\n"
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveServer]:
-    yield shared_server()
 
 
 @pytest.fixture(scope="module")

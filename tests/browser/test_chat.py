@@ -1,5 +1,6 @@
-"""The chat product in headless Chromium against a live `manage.py serve` (daphne + embedded executor),
-with the model played by the HTTP fake upstream (MODEL_BACKEND=openai, OPENAI_BASE_URL=fake).
+"""The chat product in headless Chromium against the live server (`manage.py serve`: daphne + embedded
+executor, or in phase 2 a run worker, PostgreSQL and Redis), with the model played by the HTTP fake
+upstream (MODEL_BACKEND=openai, OPENAI_BASE_URL=fake).
 
 Debian's chromium is used as is; nothing is downloaded (never `playwright install`).
 Set BROWSER_SCREENSHOTS=<dir> to keep screenshots of the chat page at desktop and phone widths.
@@ -10,11 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,12 +19,11 @@ from typing import Any
 import pytest
 
 from tests.fakes.upstream import FakeUpstream, hang, text
+from tests.support.live_server import LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
-    pytest.mark.browser,
     pytest.mark.skipif(
         not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (Debian package `chromium`)"
     ),
@@ -45,73 +41,15 @@ CHROMIUM_ARGS = [
 PASSWORD = "a-Strong-pass-5813"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300
-    )
+@pytest.fixture(scope="module")
+def upstream(live: LiveServer) -> FakeUpstream:
+    return live.upstream
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
-def server(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("server")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"}
-    }
-    env.update(
-        DATA_DIR=str(data),
-        DATABASE_URL=f"sqlite:///{data}/db.sqlite3",
-        DJANGO_DEBUG="0",
-        MODEL_BACKEND="openai",
-        OPENAI_BASE_URL=upstream.base_url,
-        OPENAI_API_KEY="x",
-        RUN_POLL_SECONDS="0.2",
-        LOG_LEVEL="WARNING",
-    )
-    _manage(env, "migrate", "--noinput")
-    _manage(env, "collectstatic", "--noinput")
-    _manage(env, "bootstrap")
-    port = _free_port()
-    log = open(data / "serve.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/accounts/login/", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"server did not start:\n{(data / 'serve.log').read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield base
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+def server(live: LiveServer) -> str:
+    """The chat site of the shared live server (tests/support/live_server.py)."""
+    return live.origin
 
 
 @pytest.fixture(scope="module")

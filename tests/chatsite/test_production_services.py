@@ -1,6 +1,7 @@
 """Smoke tests of the production services: Redis and PostgreSQL are reachable the way the app uses them.
 
-Run by phase 2 of scripts/test.sh (services from scripts/services.sh); skipped on the embedded defaults.
+Run by phase 2 of scripts/test.sh (services from scripts/services.sh); skipped on the embedded defaults
+(the `redis_url` and `postgres` fixtures, tests/support/stack.py).
 """
 
 from __future__ import annotations
@@ -10,23 +11,18 @@ import uuid
 import pytest
 from django.db import connection
 
-from tests.support.stack import needs_postgres, needs_redis, redis_url
 
-pytestmark = pytest.mark.production
-
-
-@needs_redis
-def test_redis_ping():
+def test_redis_ping(redis_url):
     import redis
 
-    client = redis.Redis.from_url(redis_url(), socket_timeout=5)
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
     try:
         assert client.ping() is True
     finally:
         client.close()
 
 
-@needs_redis
+@pytest.mark.usefixtures("redis_url")
 async def test_redis_channel_layer_round_trip():
     from channels.layers import get_channel_layer
 
@@ -38,9 +34,8 @@ async def test_redis_channel_layer_round_trip():
     await layer.flush()
 
 
-@needs_postgres
 @pytest.mark.django_db
-def test_postgres_query():
+def test_postgres_query(postgres):
     assert connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 + 1, current_database()")

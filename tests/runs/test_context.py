@@ -11,8 +11,6 @@ from assistants_app.models import Assistant, Message, Run
 from assistants_app.runs import state
 from assistants_app.runs.context import PromptTooLarge, build_prompt, count_tokens, message_tokens
 
-pytestmark = [pytest.mark.engine]
-
 
 @pytest.fixture
 def thread(alice):  # type: ignore[no-untyped-def]

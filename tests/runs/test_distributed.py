@@ -18,9 +18,8 @@ from assistants_app.models import Assistant, Message, Run
 from assistants_app.runs import events
 from tests.fakes import upstream as up_
 from tests.support.helpers import collect_events, names, text_of, wait_run
-from tests.support.stack import needs_postgres, needs_redis
 
-pytestmark = [pytest.mark.production, needs_redis, needs_postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.usefixtures("redis_url", "postgres"), pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -7,8 +7,6 @@ from assistants_app.backends import fake
 from assistants_app.models import Assistant, Message, RunStep
 from tests.support.helpers import collect_events, names, text_of, wait_run
 
-pytestmark = [pytest.mark.engine]
-
 
 @pytest.fixture
 def assistant(alice):  # type: ignore[no-untyped-def]

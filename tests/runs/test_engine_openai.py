@@ -13,8 +13,6 @@ from assistants_app.models import Assistant, Message, Run, RunStep
 from tests.fakes import upstream as up_
 from tests.support.helpers import collect_events, names, text_of, wait_run
 
-pytestmark = [pytest.mark.engine]
-
 WEATHER = [
     {
         "type": "function",

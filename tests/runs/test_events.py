@@ -9,21 +9,14 @@ import pytest
 
 from assistants_app.runs.emitter import Emitter, coalesce
 from assistants_app.runs.events import MemoryEventLog, RedisEventLog
-from tests.support.stack import redis_url
-
-pytestmark = [pytest.mark.engine]
 
 
-def _logs() -> list:  # type: ignore[type-arg]
-    logs = [pytest.param(lambda: MemoryEventLog(retention=60), id="memory")]
-    logs.append(
-        pytest.param(
-            lambda: RedisEventLog(redis_url()),  # type: ignore[arg-type]
-            id="redis",
-            marks=[pytest.mark.production, pytest.mark.skipif(not redis_url(), reason="needs REDIS_URL")],
-        )
-    )
-    return logs
+@pytest.fixture(params=["memory", "redis"])
+def make_log(request, stack):  # the redis case skips without Redis (phase 1)
+    if request.param == "memory":
+        return lambda: MemoryEventLog(retention=60)
+    url = request.getfixturevalue("redis_url")
+    return lambda: RedisEventLog(url)
 
 
 def _delta(i: int) -> tuple[str, dict]:  # type: ignore[type-arg]
@@ -39,7 +32,6 @@ def _delta(i: int) -> tuple[str, dict]:  # type: ignore[type-arg]
     )
 
 
-@pytest.mark.parametrize("make_log", _logs())
 async def test_burst_of_2000_deltas_reaches_a_late_reader_complete_and_in_order(make_log) -> None:  # type: ignore[no-untyped-def]
     log = make_log()
     run_id = f"run_burst_{id(log)}"
@@ -70,7 +62,6 @@ async def test_burst_of_2000_deltas_reaches_a_late_reader_complete_and_in_order(
     assert "".join(late) == expected
 
 
-@pytest.mark.parametrize("make_log", _logs())
 async def test_resume_from_cursor_neither_loses_nor_repeats(make_log) -> None:  # type: ignore[no-untyped-def]
     log = make_log()
     run_id = f"run_resume_{id(log)}"

@@ -18,8 +18,6 @@ from assistants_app.models import Assistant, Run, Thread
 from assistants_app.runs import fairness, state
 from tests.support.helpers import wait_run
 
-pytestmark = [pytest.mark.engine]
-
 
 def _queue(user, assistant, n: int) -> list[Run]:  # type: ignore[no-untyped-def]
     runs = []

@@ -13,8 +13,6 @@ from assistants_app.models import Assistant, Message, Run, RunStep
 from assistants_app.runs import state
 from tests.support.helpers import wait_run
 
-pytestmark = [pytest.mark.engine]
-
 
 @pytest.fixture
 def queued_run(alice, event_log):  # type: ignore[no-untyped-def]

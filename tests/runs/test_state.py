@@ -11,7 +11,6 @@ from assistants_app.models import Assistant, Run
 from assistants_app.models.run import ACTIVE_STATUSES, TERMINAL_STATUSES
 from assistants_app.runs import state
 
-pytestmark = [pytest.mark.engine]
 ALL = list(ACTIVE_STATUSES) + list(TERMINAL_STATUSES)
 LEGAL = {(s, t) for s, targets in state.ALLOWED.items() for t in targets}
 
@@ -104,14 +103,11 @@ def test_two_workers_racing_for_one_run_exactly_one_wins(make_run) -> None:  # t
         assert Run.objects.get(id=run.id).lease_owner == wins[0]
 
 
-@pytest.mark.production
-def test_ids_sort_bytewise_on_postgresql(db) -> None:  # type: ignore[no-untyped-def]
+def test_ids_sort_bytewise_on_postgresql(db, postgres) -> None:  # type: ignore[no-untyped-def]
     """Pagination and "newest first" order by id: on PostgreSQL id columns must not follow a
     locale collation (where 'a' < 'Z'), whatever the database's default is."""
     from django.db import connection
 
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only")
     with connection.cursor() as cur:
         cur.execute(
             "SELECT table_name, column_name, collation_name FROM information_schema.columns "

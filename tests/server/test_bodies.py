@@ -12,21 +12,12 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx2
-import pytest
 
-from tests.support.live_server import FILE_LIMIT, LiveServer, shared_server, want
-
-pytestmark = [pytest.mark.api, pytest.mark.production]
+from tests.support.live_server import FILE_LIMIT, LiveServer
 
 DATA_LIMIT = 64 * 1024
 UPLOAD_LIMIT = FILE_LIMIT + 64 * 1024
-CONFIG = {"DATA_UPLOAD_MAX_MEMORY_SIZE": str(DATA_LIMIT), "API_KEY_FAILURE_LIMIT": "3"}
-want(**CONFIG)
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveServer]:
-    yield shared_server(**CONFIG)
+LIVE_SETTINGS = {"DATA_UPLOAD_MAX_MEMORY_SIZE": str(DATA_LIMIT), "API_KEY_FAILURE_LIMIT": "3"}
 
 
 def _connect(live: LiveServer) -> socket.socket:

@@ -13,7 +13,7 @@ from django.test import Client
 from assistants_app.server.origins import origin_allowed
 from assistants_app.server.proxies import TrustedProxies
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.production]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _scope(origin: str | None, host: str = "127.0.0.1:8000", scheme: str = "ws") -> dict[str, Any]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 from asgiref.sync import async_to_sync
 
 from assistants_app.models import Run
@@ -67,3 +69,18 @@ def names(events: list[RunEvent]) -> list[str]:
 def terminal(events: list[RunEvent]) -> Any:
     assert events and events[-1].event in TERMINAL_RUN_EVENTS | {"thread.run.requires_action"}, names(events)
     return events[-1].data
+
+
+def iter_sse(response: httpx2.Response) -> Iterator[tuple[str | None, str]]:
+    """(event, data) pairs of a raw SSE response, for framing checks the SDK would hide."""
+    event: str | None = None
+    data: list[str] = []
+    for line in response.iter_lines():
+        if line == "":
+            if data or event:
+                yield event, "\n".join(data)
+            event, data = None, []
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())

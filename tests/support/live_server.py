@@ -1,11 +1,16 @@
-"""The real server for the /v1 conformance tests: `manage.py serve` (daphne + embedded executor) in a
-subprocess, with its own data directory and SQLite database, talking to a FakeUpstream that runs in
-the test process. Started once per distinct configuration and shared by every test module.
+"""The real server for the live tests (API, Node SDK, browser, request-body caps): `manage.py serve`
+(daphne + embedded executor) in a subprocess, with its own data directory and a copy of a database
+prepared once per session, talking to a FakeUpstream that runs in the test process. Started once per
+distinct configuration and shared by every test module, through the `live` fixture (tests/conftest.py).
+
+In phase 2 of scripts/test.sh (DATABASE_URL=postgres://..., REDIS_URL set) each server is the
+production topology instead: its own PostgreSQL database, a separate `run_worker`, events through Redis.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import secrets
 import shutil
@@ -16,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +41,7 @@ _SCRUB = (
     "DJANGO_SETTINGS_MODULE",
     "RUN_EXECUTOR",
     "MODEL_BACKEND",
+    "STATIC_ROOT",
 )
 FILE_LIMIT = 256 * 1024
 
@@ -88,6 +94,11 @@ class LiveServer:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
+    @property
+    def origin(self) -> str:
+        """The site itself (the chat pages), without the API's /v1."""
+        return self.base_url.removesuffix("/v1")
+
     def client(self, user: str = "alice", **kw: object) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.base_url, api_key=self.keys[user], **kw)  # type: ignore[arg-type]
 
@@ -133,7 +144,7 @@ class LiveServer:
             try:
                 cleanup()
             except Exception as exc:  # clean-up must not hide the test's own result
-                print(f"api_live clean-up failed: {exc}", file=sys.stderr)
+                print(f"live_server clean-up failed: {exc}", file=sys.stderr)
         self.cleanups.clear()
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -153,26 +164,73 @@ def _manage(env: dict[str, str], *args: str) -> str:
 
 
 USERS = ("alice", "bob", "fuzz")
-_template: Path | None = None
+# Run once per session for the template database: migrate, the default chat assistant, the named
+# users with their API keys (keys are plain SHA-256 hashes, so every copy accepts the same ones),
+# and the static files the chat page needs with DEBUG off.
+_PREPARE = """
+import io, json, sys
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", interactive=False, verbosity=0)
+call_command("bootstrap", stdout=io.StringIO())
+call_command("collectstatic", interactive=False, verbosity=0)
+keys = {}
+for user in sys.argv[1:]:
+    out = io.StringIO()
+    call_command("create_api_key", user, "--create-user", "--name", "tests", stdout=out)
+    keys[user] = out.getvalue().strip().splitlines()[-1]
+print(json.dumps(keys))
+"""
 
 
+@dataclass
+class _Template:
+    """What every server of the session starts from: a prepared database to copy and the shared
+    static files (the SQLite file, or a PostgreSQL database to use as CREATE DATABASE's template)."""
+
+    dir: Path
+    keys: dict[str, str] = field(default_factory=dict)
+    sqlite: Path | None = None
+    postgres: str | None = None  # the template database's name
+
+
+_session_dir = Path(tempfile.mkdtemp(prefix="assistants-live-"))
+_template: _Template | None = None
 _template_lock = threading.Lock()
 
 
-def _migrated_copy(env: dict[str, str], data_dir: Path) -> None:
-    """Migrate once per session, then give every server a copy of that database."""
-    with _template_lock:
-        _migrate_or_copy(env, data_dir)
-
-
-def _migrate_or_copy(env: dict[str, str], data_dir: Path) -> None:
+def _prepared(env: dict[str, str]) -> _Template:
+    """The session's template, made on first use with the first server's environment."""
     global _template
-    if _template is None:
-        _manage(env, "migrate", "--noinput", "-v", "0")
-        _template = Path(tempfile.mkdtemp(prefix="assistants-api-template-")) / "db.sqlite3"
-        shutil.copyfile(data_dir / "db.sqlite3", _template)
-    else:
-        shutil.copyfile(_template, data_dir / "db.sqlite3")
+    with _template_lock:
+        if _template is None:
+            template = _Template(_session_dir)
+            prep = {
+                **env,
+                "DATA_DIR": str(_session_dir / "data"),
+                "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+            }
+            production = production_services()
+            if production is not None:
+                template.postgres = f"assistants_live_tmpl_{secrets.token_hex(4)}"
+                prep["DATABASE_URL"] = _create_database(production[0], template.postgres)
+            else:
+                template.sqlite = _session_dir / "template.sqlite3"
+                prep["DATABASE_URL"] = f"sqlite:///{template.sqlite}"
+            done = subprocess.run(
+                [sys.executable, "-c", _PREPARE, *USERS],
+                env=prep,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"preparing the template database failed:\n{done.stdout}\n{done.stderr}")
+            template.keys = json.loads(done.stdout.strip().splitlines()[-1])
+            _template = template
+        return _template
 
 
 def production_services() -> tuple[str, str] | None:
@@ -183,19 +241,21 @@ def production_services() -> tuple[str, str] | None:
     return None
 
 
-def _fresh_postgres(base_url: str) -> tuple[str, Callable[[], None]]:
-    """A new, empty database on the phase-2 PostgreSQL server, and how to drop it."""
+def _create_database(base_url: str, name: str, template: str | None = None) -> str:
+    """CREATE DATABASE on the phase-2 PostgreSQL server (a copy of `template` if given); its URL."""
     import psycopg
 
-    name = f"assistants_api_{secrets.token_hex(5)}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')  # type: ignore[arg-type]
+    return urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
 
-    def drop() -> None:
-        with psycopg.connect(base_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
 
-    return urlunsplit(urlsplit(base_url)._replace(path=f"/{name}")), drop
+def _drop_database(base_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
 
 
 def start_server(**settings: str) -> LiveServer:
@@ -220,32 +280,24 @@ def start_server(**settings: str) -> LiveServer:
             "RUN_CHECKPOINT_SECONDS": "0.05",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            "STATIC_ROOT": str(_session_dir / "static"),
         }
     )
     env.update(settings)
     cleanups: list[Callable[[], None]] = []
+    template = _prepared(env)
     production = production_services()
     if production is not None:
         # The production topology: web process + a separate run worker, events through Redis.
-        env["DATABASE_URL"], drop = _fresh_postgres(production[0])
-        cleanups.append(drop)
+        name = f"assistants_live_{secrets.token_hex(5)}"
+        env["DATABASE_URL"] = _create_database(production[0], name, template=template.postgres)
+        cleanups.append(lambda: _drop_database(production[0], name))
         env["REDIS_URL"] = production[1]
         env["RUN_EXECUTOR"] = "external"
-        _manage(env, "migrate", "--noinput", "-v", "0")
     else:
-        _migrated_copy(env, data_dir)
-    # Two manage.py processes at once: each spends seconds importing Django, not writing.
-    with ThreadPoolExecutor(len(USERS)) as pool:
-        outs = dict(
-            zip(
-                USERS,
-                pool.map(
-                    lambda u: _manage(env, "create_api_key", u, "--create-user", "--name", "tests"), USERS
-                ),
-                strict=True,
-            )
-        )
-    keys = {user: out.strip().splitlines()[-1] for user, out in outs.items()}
+        assert template.sqlite is not None
+        shutil.copyfile(template.sqlite, data_dir / "db.sqlite3")
+    keys = dict(template.keys)
     port = free_port()
     log_path = data_dir / "server.log"
     log = log_path.open("wb")
@@ -319,8 +371,9 @@ _starter = ThreadPoolExecutor(4, thread_name_prefix="api-live-start")
 
 
 def want(**settings: str) -> None:
-    """Declare (at import time) that a test module will ask for this configuration, so that the first
-    shared_server() call starts every wanted server at once instead of one after another."""
+    """Declare that a test will ask for this configuration, so that the first shared_server() call
+    starts every wanted server at once instead of one after another (tests/conftest.py declares the
+    configurations of the collected tests)."""
     _wanted.append(tuple(sorted(settings.items())))
 
 
@@ -343,20 +396,10 @@ def _stop_all() -> None:
     for future in _servers.values():
         if future.done() and future.exception() is None:
             future.result().stop()
-    if _template is not None:
-        shutil.rmtree(_template.parent, ignore_errors=True)
-
-
-def iter_sse(response: httpx2.Response) -> Iterator[tuple[str | None, str]]:
-    """(event, data) pairs of a raw SSE response, for framing checks the SDK would hide."""
-    event: str | None = None
-    data: list[str] = []
-    for line in response.iter_lines():
-        if line == "":
-            if data or event:
-                yield event, "\n".join(data)
-            event, data = None, []
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip())
+    production = production_services()
+    if _template is not None and _template.postgres and production is not None:
+        try:
+            _drop_database(production[0], _template.postgres)
+        except Exception as exc:  # clean-up must not hide the tests' own result
+            print(f"live_server clean-up failed: {exc}", file=sys.stderr)
+    shutil.rmtree(_session_dir, ignore_errors=True)

@@ -21,7 +21,7 @@ from assistants_app.web import chat
 from assistants_app.web.consumers import ChatConsumer
 
 # Also run in phase 2 (PostgreSQL + Redis streams + channels_redis): the production path of the socket.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.production]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 # Also in phase 2: axes' tables on PostgreSQL.
-pytestmark = [pytest.mark.django_db, pytest.mark.production]
+pytestmark = pytest.mark.django_db
 
 LOGIN = "/accounts/login/"
 

@@ -14,9 +14,8 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from assistants_app.web.consumers import ChatConsumer
-from tests.support.stack import needs_redis
 
-pytestmark = [pytest.mark.production, needs_redis]
+pytestmark = pytest.mark.usefixtures("redis_url")
 
 
 async def test_idle_channel_layer_receive_outlives_the_poll_interval() -> None:
@@ -38,13 +37,12 @@ async def test_idle_chat_socket_stays_open_on_the_redis_layer(alice) -> None:  #
     await comm.disconnect()
 
 
-async def test_more_readers_than_a_redis_pool_holds() -> None:
+async def test_more_readers_than_a_redis_pool_holds(redis_url) -> None:
     """Every chat socket follows its run with a blocking XREAD; a web process must serve more than
     100 sockets at once."""
     from assistants_app.runs.events import RedisEventLog
-    from tests.support.stack import redis_url
 
-    log = RedisEventLog(redis_url() or "")
+    log = RedisEventLog(redis_url)
 
     async def reader(i: int) -> None:
         async for _ in log.read(f"run_bench_reader_{i}", idle_timeout=1.0):

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +13,6 @@ from assistants_app.tools.code_interpreter import sandbox
 from assistants_app.tools.code_interpreter.tool import parse_code, partial_code
 from tests.support.helpers import collect_events, names, text_of, wait_run
 
-REPO = Path(__file__).resolve().parents[3]
 _problem = sandbox._probe_namespaces()
 needs_sandbox = pytest.mark.skipif(_problem is not None, reason=f"bubblewrap cannot run here: {_problem}")
 
@@ -29,20 +23,6 @@ def test_partial_code_decodes_a_streaming_json_string() -> None:
     assert prefixes[-1] == 'print("a\\tb")\nx = 1'
     assert all(prefixes[i + 1].startswith(prefixes[i]) for i in range(len(prefixes) - 1))
     assert parse_code("print(1)") == "print(1)"  # raw code instead of JSON
-
-
-@pytest.fixture
-def ci_settings(settings):  # type: ignore[no-untyped-def]
-    if not os.path.lexists(sandbox.sandbox_python()):
-        subprocess.run(
-            ["bash", str(REPO / "scripts" / "sandbox-venv.sh"), str(sandbox.venv_path())], check=True
-        )
-    root = Path(tempfile.mkdtemp(prefix="ci-workdirs-"))
-    root.chmod(0o755)  # the sandbox uid must reach the thread's directory
-    settings.CODE_INTERPRETER_WORKDIR_ROOT = str(root)
-    settings.CODE_INTERPRETER_WALL_SECONDS = 60
-    yield settings
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

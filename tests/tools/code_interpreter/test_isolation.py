@@ -13,7 +13,6 @@ import pytest
 from assistants_app.tools.code_interpreter import cgroups, sandbox
 from assistants_app.tools.code_interpreter import workdir as wd
 from assistants_app.tools.code_interpreter.sandbox import ExecutionResult, Limits, execute
-from tests.tools.code_interpreter.test_sandbox import sandbox_venv  # noqa: F401  (a fixture)
 
 MiB = 1024 * 1024
 _problem = sandbox._probe_namespaces()

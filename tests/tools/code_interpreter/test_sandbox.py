@@ -6,7 +6,6 @@ import asyncio
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,16 +29,6 @@ pytestmark = pytest.mark.skipif(_problem is not None, reason=f"bubblewrap cannot
 # Tests that exercise a limit set their own small one (wall 2 s, CPU 1 s). The rest get room: other
 # suites share this 2-core machine, and a loaded box can take seconds just to import matplotlib.
 FAST = Limits(cpu_seconds=20, wall_seconds=60)
-
-
-@pytest.fixture(scope="session")
-def sandbox_venv() -> Path:
-    """Build the sandbox venv once if `make test` has not already (about a minute)."""
-    if not os.path.lexists(sandbox.sandbox_python()):
-        subprocess.run(
-            ["bash", str(REPO / "scripts" / "sandbox-venv.sh"), str(sandbox.venv_path())], check=True
-        )
-    return sandbox.venv_path()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from assistants_app.models import Assistant, File, Message, Run
 from assistants_app.tools.code_interpreter import sandbox
 from assistants_app.tools.code_interpreter.tool import seed_workdir, store_outputs, workdir_for
 from tests.support.helpers import wait_run
-from tests.tools.code_interpreter.test_hosted import ci_settings, needs_sandbox  # noqa: F401  (ci_settings: a fixture)
+from tests.tools.code_interpreter.test_hosted import needs_sandbox
 
 pytestmark = pytest.mark.usefixtures("ci_settings")
 

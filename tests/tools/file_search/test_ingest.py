@@ -9,7 +9,6 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import connection
 from django.utils import timezone
@@ -140,8 +139,8 @@ def _media(settings, tmp_path):
 
 
 @pytest.fixture
-def user():
-    return get_user_model().objects.create_user("alice")
+def user(alice):
+    return alice
 
 
 @pytest.fixture
@@ -270,9 +269,8 @@ def test_too_many_tokens_fails(store, settings):
     assert refreshed(vs_file).last_error["code"] == "invalid_file"
 
 
-def test_file_of_another_owner_is_refused(store):
-    other = get_user_model().objects.create_user("mallory")
-    foreign_store = VectorStore.objects.create(owner=other)
+def test_file_of_another_owner_is_refused(store, bob):
+    foreign_store = VectorStore.objects.create(owner=bob)
     vs_file = add_file(foreign_store, "x.txt", b"secret text")
     vs_file.vector_store = store  # an API bug that attached someone else's file
     vs_file.save()

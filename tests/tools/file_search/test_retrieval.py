@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import connection
 
@@ -30,10 +29,6 @@ DOCS = {
 @pytest.fixture(autouse=True)
 def _media(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
-
-
-def make_user(name: str):
-    return get_user_model().objects.create_user(name)
 
 
 def add_file(store: VectorStore, filename: str, text: str, **vs_kwargs) -> VectorStoreFile:
@@ -65,8 +60,7 @@ def test_backend_is_the_configured_database():
     assert connection.vendor in {"sqlite", "postgresql"}
 
 
-def test_search_finds_the_right_chunk():
-    alice = make_user("alice")
+def test_search_finds_the_right_chunk(alice):
     store = make_store(alice, DOCS)
     results = search(alice.pk, [store.id], "What causes the tides in the ocean?")
     assert results and isinstance(results[0], SearchResult)
@@ -82,8 +76,7 @@ def test_search_finds_the_right_chunk():
     assert search(alice.pk, [store.id], "volcano layers of lava")[0].filename == "volcanoes.txt"
 
 
-def test_query_text_cannot_inject_index_syntax():
-    alice = make_user("alice")
+def test_query_text_cannot_inject_index_syntax(alice):
     store = make_store(alice, DOCS)
     for nasty in [
         '"unbalanced',
@@ -98,8 +91,7 @@ def test_query_text_cannot_inject_index_syntax():
     assert search(alice.pk, [store.id], "???") == []
 
 
-def test_owner_isolation():
-    alice, bob = make_user("alice"), make_user("bob")
+def test_owner_isolation(alice, bob):
     alice_store = make_store(alice, {"a.txt": "Alice's secret recipe uses cardamom and saffron."})
     bob_store = make_store(bob, {"b.txt": "Bob's secret recipe uses cardamom and vanilla."})
     mine = search(alice.pk, [alice_store.id], "secret recipe cardamom")
@@ -110,8 +102,7 @@ def test_owner_isolation():
     assert {r.filename for r in both} == {"a.txt"}
 
 
-def test_two_vector_stores_are_combined():
-    alice = make_user("alice")
+def test_two_vector_stores_are_combined(alice):
     s1 = make_store(alice, {"bees.md": DOCS["bees.md"]})
     s2 = make_store(alice, {"bees2.md": "Bumble bees can also dance, but differently from honey bees."})
     combined = search(alice.pk, [s1.id, s2.id], "honey bees dance")
@@ -120,8 +111,7 @@ def test_two_vector_stores_are_combined():
     assert [r.filename for r in search(alice.pk, [s2.id], "honey bees dance")] == ["bees2.md"]
 
 
-def test_same_file_in_two_stores_is_returned_once():
-    alice = make_user("alice")
+def test_same_file_in_two_stores_is_returned_once(alice):
     s1 = make_store(alice, {"tides.txt": DOCS["tides.txt"]})
     s2 = VectorStore.objects.create(owner=alice)
     VectorStoreFile.objects.create(vector_store=s2, file=s1.vs_files.get().file)
@@ -129,8 +119,7 @@ def test_same_file_in_two_stores_is_returned_once():
     assert len(search(alice.pk, [s1.id, s2.id], "tides moon")) == 1
 
 
-def test_score_threshold_and_limits():
-    alice = make_user("alice")
+def test_score_threshold_and_limits(alice):
     store = make_store(alice, DOCS)
     query = "oil change tyre pressure for the car, and the moon"
     everything = search(alice.pk, [store.id], query)
@@ -156,16 +145,14 @@ def test_score_threshold_and_limits():
         ({"filters": {"type": "between", "key": "a", "value": 1}}, "filters.type"),
     ],
 )
-def test_invalid_requests_are_rejected(kwargs, param):
-    alice = make_user("alice")
+def test_invalid_requests_are_rejected(alice, kwargs, param):
     args = {"owner_id": alice.pk, "vector_store_ids": ["vs_x"], "query": "q", **kwargs}
     with pytest.raises(SearchError) as excinfo:
         search(**args)
     assert excinfo.value.param == param
 
 
-def test_query_list_and_many_chunks():
-    alice = make_user("alice")
+def test_query_list_and_many_chunks(alice):
     long_doc = "\n".join(f"Paragraph {i}: filler text about nothing in particular." for i in range(600))
     long_doc += "\nThe hidden treasure is buried under the old lighthouse."
     store = make_store(alice, {**DOCS, "long.txt": long_doc})
@@ -178,8 +165,7 @@ def test_query_list_and_many_chunks():
     assert "lighthouse" in treasure.text
 
 
-def test_attribute_filters():
-    alice = make_user("alice")
+def test_attribute_filters(alice):
     store = VectorStore.objects.create(owner=alice)
     add_file(store, "2023.txt", "Annual report: revenue grew.", attributes={"year": 2023, "team": "sales"})
     add_file(store, "2024.txt", "Annual report: revenue shrank.", attributes={"year": 2024, "team": "sales"})
@@ -207,8 +193,7 @@ def test_attribute_filters():
     assert results[0].attributes == {"year": 2023, "team": "sales"}
 
 
-def test_deleted_and_failed_files_are_not_searched():
-    alice = make_user("alice")
+def test_deleted_and_failed_files_are_not_searched(alice):
     store = make_store(alice, DOCS)
     store.vs_files.get(file__filename="bees.md").delete()
     assert search(alice.pk, [store.id], "waggle dance") == []
@@ -249,8 +234,7 @@ def fake_embeddings(monkeypatch):
     return calls
 
 
-def test_hybrid_search_fuses_dense_results(fake_embeddings):
-    alice = make_user("alice")
+def test_hybrid_search_fuses_dense_results(alice, fake_embeddings):
     store = make_store(alice, DOCS)
     assert fake_embeddings  # chunks were embedded at ingestion
     # No chunk contains "automobile": only the dense list can find the cars document.
@@ -261,8 +245,7 @@ def test_hybrid_search_fuses_dense_results(fake_embeddings):
     assert both[0].filename == "tides.txt" and both[0].score == pytest.approx(1.0)
 
 
-def test_hybrid_cache_follows_changes_and_owner(fake_embeddings):
-    alice, bob = make_user("alice"), make_user("bob")
+def test_hybrid_cache_follows_changes_and_owner(alice, bob, fake_embeddings):
     store = make_store(alice, {"cars.txt": DOCS["cars.txt"]})
     bob_store = make_store(bob, {"bob-cars.txt": "Bob's vehicle is a red car."})
     assert [r.filename for r in search(alice.pk, [store.id], "vehicle")] == ["cars.txt"]
@@ -274,8 +257,7 @@ def test_hybrid_cache_follows_changes_and_owner(fake_embeddings):
     assert "cars.txt" not in [r.filename for r in search(alice.pk, [store.id], "vehicle")]
 
 
-def test_search_falls_back_to_lexical_when_embeddings_fail(fake_embeddings, monkeypatch):
-    alice = make_user("alice")
+def test_search_falls_back_to_lexical_when_embeddings_fail(alice, fake_embeddings, monkeypatch):
     store = make_store(alice, DOCS)
 
     def down(texts, on_batch=None):
@@ -285,16 +267,14 @@ def test_search_falls_back_to_lexical_when_embeddings_fail(fake_embeddings, monk
     assert search(alice.pk, [store.id], "waggle dance")[0].filename == "bees.md"
 
 
-def test_ingest_direct_call_after_store_creation():
-    alice = make_user("alice")
+def test_ingest_direct_call_after_store_creation(alice):
     store = VectorStore.objects.create(owner=alice)
     vs_file = add_file(store, "note.txt", "Capybaras are the largest rodents.")
     assert ingest_vector_store_file(vs_file.pk) == "completed"
     assert search(alice.pk, [store.id], "largest rodent")[0].filename == "note.txt"
 
 
-def test_large_stores_prune_common_query_terms(settings):
-    alice = make_user("alice")
+def test_large_stores_prune_common_query_terms(alice, settings):
     docs = {f"filler{i}.txt": f"Common words appear here, filler number {i}." for i in range(6)}
     store = make_store(alice, {**docs, "zebra.txt": "A zebra has common stripes."})
     query = "zebra common words"

@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 
-import pytest
 from django.core.files.base import ContentFile
 
 from assistants_app import services
@@ -15,8 +14,6 @@ from assistants_app.backends.base import ChatRequest
 from assistants_app.models import Assistant, File, Message, RunStep, VectorStore, VectorStoreFile
 from assistants_app.tools.file_search.ingest import ingest_vector_store_file
 from tests.support.helpers import wait_run
-
-pytestmark = [pytest.mark.file_search, pytest.mark.engine]
 
 DOC = (
     "Zorbania travel notes.\n\nThe capital of Zorbania is Quexlin, a city on the river Ombe.\n\n"
