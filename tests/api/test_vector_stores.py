@@ -4,8 +4,8 @@ tool_resources of assistants and threads."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import openai
@@ -29,18 +29,18 @@ def client(live: LiveServer) -> openai.OpenAI:
     return live.client()
 
 
-def db(live: LiveServer) -> sqlite3.Connection:
-    """The server's own database, to check what the API cannot show (chunks) or to age a store."""
-    return sqlite3.connect(live.data_dir / "db.sqlite3", timeout=20)
+def days_from_now(days: float) -> datetime:
+    return datetime.now(UTC) + timedelta(days=days)
 
 
 def chunk_count(live: LiveServer, *, file_id: str, vector_store_id: str) -> int:
-    with db(live) as conn:
-        row = conn.execute(
-            "SELECT COUNT(*) FROM assistants_app_chunk WHERE file_id = ? AND vector_store_id = ?",
-            (file_id, vector_store_id),
-        ).fetchone()
-    return int(row[0])
+    # The server's own database: the API does not show chunks.
+    rows = live.sql(
+        "SELECT COUNT(*) FROM assistants_app_chunk WHERE file_id = ? AND vector_store_id = ?",
+        file_id,
+        vector_store_id,
+    )
+    return int(rows[0][0])
 
 
 def wait_files(client: openai.OpenAI, vector_store_id: str, timeout: float = 20) -> VectorStore:
@@ -497,12 +497,12 @@ def test_expired_store(live: LiveServer, client: openai.OpenAI) -> None:
         name="short-lived", expires_after={"anchor": "last_active_at", "days": 1}
     )
     f = client.files.create(file=("e.txt", ZEBRA.encode()), purpose="assistants")
-    with db(live) as conn:  # a day later
-        conn.execute(
-            "UPDATE assistants_app_vectorstore SET last_active_at = datetime('now', '-2 days'), "
-            "expires_at = datetime('now', '-1 days') WHERE id = ?",
-            (store.id,),
-        )
+    live.sql(  # a day later
+        "UPDATE assistants_app_vectorstore SET last_active_at = ?, expires_at = ? WHERE id = ?",
+        days_from_now(-2),
+        days_from_now(-1),
+        store.id,
+    )
     expired = client.vector_stores.retrieve(store.id)
     assert expired.status == "expired" and expired.expires_at is not None and expired.expires_at < time.time()
     for call in (
@@ -524,12 +524,12 @@ def test_expired_store(live: LiveServer, client: openai.OpenAI) -> None:
 
 def test_search_bumps_last_active_at(live: LiveServer, client: openai.OpenAI) -> None:
     store = client.vector_stores.create(name="active", expires_after={"anchor": "last_active_at", "days": 3})
-    with db(live) as conn:
-        conn.execute(
-            "UPDATE assistants_app_vectorstore SET last_active_at = datetime('now', '-1 days'), "
-            "expires_at = datetime('now', '+2 days') WHERE id = ?",
-            (store.id,),
-        )
+    live.sql(
+        "UPDATE assistants_app_vectorstore SET last_active_at = ?, expires_at = ? WHERE id = ?",
+        days_from_now(-1),
+        days_from_now(2),
+        store.id,
+    )
     before = client.vector_stores.retrieve(store.id)
     client.vector_stores.search(store.id, query="anything")
     after = client.vector_stores.retrieve(store.id)

@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -23,8 +24,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
@@ -110,6 +114,21 @@ class LiveServer:
     def async_client(self, user: str = "alice", **kw: object) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.keys[user], **kw)  # type: ignore[arg-type]
 
+    def sql(self, query: str, *params: object) -> list[tuple[Any, ...]]:
+        """Run SQL (`?` placeholders) on the server's own database, its SQLite file or (phase 2) its
+        PostgreSQL database: to check what the API cannot show, or to age a row. Aware datetimes
+        are stored the way Django stores them on each."""
+        url = self.env["DATABASE_URL"]
+        if url.startswith("sqlite"):
+            values = [_sqlite_value(p) for p in params]
+            with closing(sqlite3.connect(self.data_dir / "db.sqlite3", timeout=20)) as conn, conn:
+                return conn.execute(query, values).fetchall()
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as pg, pg.cursor() as cur:
+            cur.execute(query.replace("?", "%s"), params)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description else []
+
     def manage(self, *args: str) -> str:
         return _manage(self.env, *args)
 
@@ -147,6 +166,13 @@ class LiveServer:
                 print(f"live_server clean-up failed: {exc}", file=sys.stderr)
         self.cleanups.clear()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _sqlite_value(value: object) -> object:
+    # Django's SQLite backend keeps datetimes as naive UTC text.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+    return value
 
 
 def _manage(env: dict[str, str], *args: str) -> str:

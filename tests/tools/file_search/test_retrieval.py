@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 
 import numpy as np
@@ -56,8 +57,9 @@ def make_store(owner, docs: dict[str, str], **vs_kwargs) -> VectorStore:
 
 
 def test_backend_is_the_configured_database():
-    # Documents which index this run exercised (FTS5 on SQLite, tsvector + GIN on PostgreSQL).
-    assert connection.vendor in {"sqlite", "postgresql"}
+    # Which index this run exercises: FTS5 on SQLite, tsvector + GIN on PostgreSQL (phase 2).
+    expected = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+    assert connection.vendor == expected
 
 
 def test_search_finds_the_right_chunk(alice):
