@@ -35,12 +35,12 @@ KEY_RE = re.compile(r"sk-as-[A-Za-z0-9_-]{40}")
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):  # type: ignore[no-untyped-def]
+def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_model_list():  # type: ignore[no-untyped-def]
+def _fresh_model_list():
     model_choices.clear_cache()
     yield
     model_choices.clear_cache()
@@ -70,7 +70,7 @@ def changelist(model: type) -> str:
 
 
 @pytest.fixture
-def history(alice, staff):  # type: ignore[no-untyped-def]
+def history(alice, staff):
     """One of everything the admin shows, as the engine and the API would have written it."""
     assistant = Assistant.objects.create(name="Helper", model="gpt-4o-mini", is_default=True)
     thread = Thread.objects.create(owner=alice, is_chat=True)
@@ -125,7 +125,7 @@ def history(alice, staff):  # type: ignore[no-untyped-def]
 
 
 # --- access ----------------------------------------------------------------------------------------
-def test_staff_opens_every_changelist_and_changeform(staff_client, history) -> None:  # type: ignore[no-untyped-def]
+def test_staff_opens_every_changelist_and_changeform(staff_client, history) -> None:
     for model, model_admin in admin.site._registry.items():
         meta = model._meta
         response = staff_client.get(changelist(model))
@@ -148,7 +148,7 @@ def test_staff_opens_every_changelist_and_changeform(staff_client, history) -> N
     assert "hello there" in messages.content.decode()
 
 
-def test_history_is_read_only(staff_client, history) -> None:  # type: ignore[no-untyped-def]
+def test_history_is_read_only(staff_client, history) -> None:
     run = history["runs"][0]
     page = staff_client.get(reverse("admin:assistants_app_run_change", args=[run.pk])).content.decode()
     assert 'name="_save"' not in page
@@ -164,7 +164,7 @@ def test_history_is_read_only(staff_client, history) -> None:  # type: ignore[no
     assert Message.objects.get().role == "user"
 
 
-def test_non_staff_cannot_open_the_admin(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_non_staff_cannot_open_the_admin(client, alice) -> None:
     for login in (False, True):
         if login:
             client.force_login(alice)
@@ -176,7 +176,7 @@ def test_non_staff_cannot_open_the_admin(client, alice) -> None:  # type: ignore
 
 
 # --- the assistant editor ------------------------------------------------------------------------------
-def test_tool_and_schema_errors_are_shown_per_field(staff_client) -> None:  # type: ignore[no-untyped-def]
+def test_tool_and_schema_errors_are_shown_per_field(staff_client) -> None:
     functions = [
         {"name": "bad name!", "parameters": {"type": "object"}},
         {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "nonsense"}}}},
@@ -208,7 +208,7 @@ def test_tool_and_schema_errors_are_shown_per_field(staff_client) -> None:  # ty
     assert "Not valid JSON" in " ".join(bad_json.context["adminform"].form.errors["functions"])
 
 
-def test_valid_assistant_saves_and_round_trips(staff_client) -> None:  # type: ignore[no-untyped-def]
+def test_valid_assistant_saves_and_round_trips(staff_client) -> None:
     weather = {
         "name": "get_weather",
         "description": "Weather for a city",
@@ -248,12 +248,12 @@ def test_valid_assistant_saves_and_round_trips(staff_client) -> None:  # type: i
     assert form.initial["enable_file_search"] and form.initial["response_format_type"] == "json_schema"
 
 
-def test_backend_key_must_be_a_variable_name(staff_client) -> None:  # type: ignore[no-untyped-def]
+def test_backend_key_must_be_a_variable_name(staff_client) -> None:
     response = staff_client.post(ADD_ASSISTANT, assistant_form(backend_api_key_env="sk-live-123"))
     assert "backend_api_key_env" in response.context["adminform"].form.errors
 
 
-def test_making_an_assistant_default_undefaults_the_other(staff_client) -> None:  # type: ignore[no-untyped-def]
+def test_making_an_assistant_default_undefaults_the_other(staff_client) -> None:
     old = Assistant.objects.create(name="Old", model="m", is_default=True)
     response = staff_client.post(ADD_ASSISTANT, assistant_form(name="New", is_default="on"))
     assert response.status_code == 302
@@ -262,7 +262,7 @@ def test_making_an_assistant_default_undefaults_the_other(staff_client) -> None:
     assert Assistant.objects.get(is_default=True).name == "New"
 
 
-def test_model_field_offers_the_backends_models(staff_client, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_model_field_offers_the_backends_models(staff_client, settings, monkeypatch) -> None:
     from assistants_app.backends import openai_compat
 
     settings.MODEL_BACKEND = "openai"
@@ -292,7 +292,7 @@ def test_model_field_offers_the_backends_models(staff_client, settings, monkeypa
 
 
 # --- retrieval files --------------------------------------------------------------------------------
-def test_inline_upload_attaches_files_to_the_assistants_store(staff_client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_inline_upload_attaches_files_to_the_assistants_store(staff_client, staff) -> None:
     texts = {
         "guide.md": b"# Returns\n\nCustomers may return items within thirty days of delivery for a refund.\n",
         "faq.txt": b"Shipping takes three to five business days. Express shipping is available.\n",
@@ -336,7 +336,7 @@ def test_inline_upload_attaches_files_to_the_assistants_store(staff_client, staf
     assert "completed" in page and "in_progress" not in page
 
 
-def test_reindex_action_queues_files_again(staff_client, history) -> None:  # type: ignore[no-untyped-def]
+def test_reindex_action_queues_files_again(staff_client, history) -> None:
     row = VectorStoreFile.objects.get()
     VectorStoreFile.objects.filter(pk=row.pk).update(attempts=3, claimed_by="w1")
     response = staff_client.post(
@@ -348,7 +348,7 @@ def test_reindex_action_queues_files_again(staff_client, history) -> None:  # ty
 
 
 # --- actions and keys --------------------------------------------------------------------------------
-def test_cancel_action_cancels_a_queued_run(staff_client, history, event_log) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_action_cancels_a_queued_run(staff_client, history, event_log) -> None:
     queued = Run.objects.create(
         thread=history["thread"],
         assistant=history["assistant"],
@@ -365,7 +365,7 @@ def test_cancel_action_cancels_a_queued_run(staff_client, history, event_log) ->
     assert (queued.status, done.status) == ("cancelled", "completed")
 
 
-def test_revoke_action_sets_revoked_at(staff_client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_revoke_action_sets_revoked_at(staff_client, alice) -> None:
     key = create_key(alice, name="old").key
     response = staff_client.post(
         changelist(ApiKey), {"action": "revoke_selected", "_selected_action": [key.pk]}
@@ -375,7 +375,7 @@ def test_revoke_action_sets_revoked_at(staff_client, alice) -> None:  # type: ig
     assert key.revoked_at is not None
 
 
-def test_key_creation_shows_the_key_once_and_stores_a_digest(staff_client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_key_creation_shows_the_key_once_and_stores_a_digest(staff_client, alice) -> None:
     response = staff_client.post(
         "/admin/assistants_app/apikey/add/", {"user": alice.pk, "name": "ci", "_save": "Save"}
     )

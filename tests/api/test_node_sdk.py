@@ -24,23 +24,9 @@ NODE_DIR = ROOT / "tests" / "node"
 # The SDK's own error classes, as `OpenAI.<name>` exports them.
 NOT_FOUND, BAD_REQUEST, AUTHENTICATION = "NotFoundError", "BadRequestError", "AuthenticationError"
 
-# Node SDK 6.x (and 7.x) sends an fs.ReadStream upload with `Transfer-Encoding: chunked` and no
-# Content-Length; Django's MultiPartParser parses nothing when CONTENT_LENGTH is absent (0), so the
-# server sees no 'file' field.
-CHUNKED_UPLOAD_GAP = "400 Missing required parameter: 'file'."
-CHUNKED_UPLOAD_REASON = (
-    "server bug: POST /v1/files with a chunked multipart body (no Content-Length), as the Node SDK "
-    "sends fs.createReadStream(...), answers 400 \"Missing required parameter: 'file'\" because "
-    "Django's multipart parser reads nothing without a Content-Length"
-)
-
 
 class ScenarioFailed(AssertionError):
     """A scenario exited non-zero (its message holds the SDK error the scenario printed)."""
-
-
-class KnownGap(ScenarioFailed):
-    """The scenario failed with the error a known server bug (named in its xfail reason) causes."""
 
 
 def _pinned_version() -> str:
@@ -67,15 +53,13 @@ def node() -> str:
 
 @pytest.fixture
 def scenario(node: str, live: LiveServer) -> Any:
-    def run(script: str, name: str, *, known_gap: str | None = None) -> dict[str, Any]:
-        return run_node(node, live, script, name, known_gap=known_gap)
+    def run(script: str, name: str) -> dict[str, Any]:
+        return run_node(node, live, script, name)
 
     return run
 
 
-def run_node(
-    node: str, live: LiveServer, script: str, name: str, *, known_gap: str | None = None
-) -> dict[str, Any]:
+def run_node(node: str, live: LiveServer, script: str, name: str) -> dict[str, Any]:
     """Run tests/node/<script> <name> as alice (bob is the "other user") and return its JSON result."""
     # The SDK reads OPENAI_* (base URL, key, org, logging) from the environment: none may leak in.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "NODE_OPTIONS"}
@@ -100,8 +84,6 @@ def run_node(
     )
     # The SDK error's message is on stderr: the scenario's own report, or the SDK's log of each
     # failed upload inside uploadAndPoll.
-    if known_gap is not None and known_gap in done.stderr:
-        raise KnownGap(message)
     raise ScenarioFailed(message)
 
 
@@ -236,9 +218,10 @@ def check_upload(out: dict[str, Any], filename: str) -> None:
     assert out["content_matches"] is True and out["listed"] is True
 
 
-@pytest.mark.xfail(strict=True, raises=KnownGap, reason=CHUNKED_UPLOAD_REASON)
 def test_streamed_upload_from_create_read_stream(scenario: Any) -> None:
-    check_upload(scenario("files.mjs", "upload_stream", known_gap=CHUNKED_UPLOAD_GAP), "streamed.txt")
+    # The SDK sends an fs.ReadStream with `Transfer-Encoding: chunked` and no Content-Length; the
+    # server hands Django the whole body with its Content-Length (docs/security.md, request bodies).
+    check_upload(scenario("files.mjs", "upload_stream"), "streamed.txt")
 
 
 def test_upload_from_memory(scenario: Any) -> None:
@@ -252,9 +235,8 @@ def check_batch(out: dict[str, Any]) -> None:
     assert out["listed"] == ["completed", "completed"] and out["top_hit"] == "zebra.txt"
 
 
-@pytest.mark.xfail(strict=True, raises=KnownGap, reason=CHUNKED_UPLOAD_REASON)
 def test_file_batches_upload_and_poll_streams(scenario: Any) -> None:
-    check_batch(scenario("files.mjs", "batch_upload_and_poll_streams", known_gap=CHUNKED_UPLOAD_GAP))
+    check_batch(scenario("files.mjs", "batch_upload_and_poll_streams"))
 
 
 def test_file_batches_upload_and_poll(scenario: Any) -> None:

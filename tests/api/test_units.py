@@ -24,7 +24,7 @@ from assistants_app.errors import InvalidRequest
 from assistants_app.models import ApiKey, Thread
 
 
-def param_of(fn, *args):  # type: ignore[no-untyped-def]
+def param_of(fn, *args):
     with pytest.raises(InvalidRequest) as err:
         fn(*args)
     return err.value.param
@@ -116,13 +116,13 @@ def test_generated_keys_and_weak_keys() -> None:
         assert keys.is_weak_key(weak), weak
 
 
-def _request(key: str | None):  # type: ignore[no-untyped-def]
+def _request(key: str | None):
     headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
     return RequestFactory().get("/v1/assistants", **headers)
 
 
 @pytest.mark.django_db
-def test_authenticate_hashes_revokes_and_touches_last_used(alice) -> None:  # type: ignore[no-untyped-def]
+def test_authenticate_hashes_revokes_and_touches_last_used(alice) -> None:
     auth._touched.clear()  # row ids repeat across tests; this memo is per process
     new = keys.create_key(alice, name="ci")
     row = ApiKey.objects.get(id=new.key.id)
@@ -153,7 +153,7 @@ def test_authenticate_hashes_revokes_and_touches_last_used(alice) -> None:  # ty
 
 
 @pytest.mark.django_db
-def test_key_commands(alice) -> None:  # type: ignore[no-untyped-def]
+def test_key_commands(alice) -> None:
     out = StringIO()
     call_command("create_api_key", "alice", "--name", "laptop", stdout=out)
     raw = out.getvalue().strip().splitlines()[-1]
@@ -167,7 +167,7 @@ def test_key_commands(alice) -> None:  # type: ignore[no-untyped-def]
     assert out.getvalue().strip().splitlines()[-1].startswith("sk-as-")
 
 
-def test_rate_limit(settings) -> None:  # type: ignore[no-untyped-def]
+def test_rate_limit(settings) -> None:
     ratelimit.reset()
     settings.API_RATE_LIMIT_PER_MINUTE = 2
     ratelimit.check(1)
@@ -183,14 +183,14 @@ def test_rate_limit(settings) -> None:  # type: ignore[no-untyped-def]
 
 # --- pagination -------------------------------------------------------------------------------------------
 @pytest.mark.django_db
-def test_pagination_cursors(alice) -> None:  # type: ignore[no-untyped-def]
+def test_pagination_cursors(alice) -> None:
     ids = [Thread.objects.create(owner=alice).id for _ in range(5)]
     qs = Thread.objects.filter(owner=alice)
 
     def render(t: Thread) -> dict:
         return {"id": t.id}
 
-    def got(**q) -> tuple[list[str], bool]:  # type: ignore[no-untyped-def]
+    def got(**q) -> tuple[list[str], bool]:
         p = page(qs, q, render)
         return [d["id"] for d in p["data"]], p["has_more"]
 
@@ -207,7 +207,7 @@ def test_pagination_cursors(alice) -> None:  # type: ignore[no-untyped-def]
 
 
 # --- SSE ---------------------------------------------------------------------------------------------------
-def test_sse_frames_and_end_of_stream(event_log) -> None:  # type: ignore[no-untyped-def]
+def test_sse_frames_and_end_of_stream(event_log) -> None:
     event_log.publish("run_x", "thread.run.created", {"id": "run_x", "object": "thread.run"})
     event_log.publish(
         "run_x", "thread.run.completed", {"id": "run_x", "object": "thread.run", "status": "completed"}
@@ -255,8 +255,8 @@ def test_content_sniffing() -> None:
     assert sniff_content_type("héllo".encode()[:2], "a.txt") == "text/plain"
 
 
-def test_sse_failure_becomes_error_event(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    async def broken(run_id: str, after: str = ""):  # type: ignore[no-untyped-def]
+def test_sse_failure_becomes_error_event(monkeypatch) -> None:
+    async def broken(run_id: str, after: str = ""):
         yield type("Ev", (), {"event": "thread.run.created", "data": {"id": run_id}})()
         raise RuntimeError("log unreachable")
 
@@ -274,7 +274,7 @@ def test_sse_failure_becomes_error_event(monkeypatch) -> None:  # type: ignore[n
 def test_unexpected_exception_is_json_500_not_retried() -> None:
     from assistants_app.api.routing import Operation, handle
 
-    def boom(ctx):  # type: ignore[no-untyped-def]
+    def boom(ctx):
         raise RuntimeError("bug")
 
     op = Operation("GET", "/boom", boom, "boom", "", "", public=True)
@@ -285,7 +285,7 @@ def test_unexpected_exception_is_json_500_not_retried() -> None:
 
 
 @pytest.mark.django_db
-def test_oversized_json_body_is_413(client, alice, settings) -> None:  # type: ignore[no-untyped-def]
+def test_oversized_json_body_is_413(client, alice, settings) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     raw = keys.create_key(alice).raw
     body = json.dumps({"metadata": {"k": "v" * 2000}})
@@ -296,14 +296,14 @@ def test_oversized_json_body_is_413(client, alice, settings) -> None:  # type: i
     assert response.json()["error"]["code"] == "payload_too_large"
 
 
-def test_every_response_has_a_request_id(client) -> None:  # type: ignore[no-untyped-def]
+def test_every_response_has_a_request_id(client) -> None:
     first = client.get("/v1/openapi.json")["x-request-id"]
     second = client.get("/v1/assistants")["x-request-id"]  # a 401
     assert first.startswith("req_") and second.startswith("req_") and first != second
 
 
 @pytest.mark.django_db
-def test_objects_match_their_published_schemas(alice) -> None:  # type: ignore[no-untyped-def]
+def test_objects_match_their_published_schemas(alice) -> None:
     """Every field objects.py renders is in schemas.py and the other way round (closed schemas)."""
     import jsonschema_rs
 
@@ -337,7 +337,7 @@ def test_objects_match_their_published_schemas(alice) -> None:  # type: ignore[n
 
 
 @pytest.mark.django_db
-def test_impossible_ids_in_paths_are_404(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_impossible_ids_in_paths_are_404(client, alice) -> None:
     raw = keys.create_key(alice).raw
     for bad in ("thread%00x", "t" * 65):
         response = client.get(f"/v1/threads/{bad}", HTTP_AUTHORIZATION=f"Bearer {raw}")

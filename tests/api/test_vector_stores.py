@@ -623,7 +623,7 @@ def test_tool_resources_attach_and_create_inline_stores(client: openai.OpenAI) -
 
 # --- in-process: objects match their published schemas and the SDK's models --------------------------------
 @pytest.mark.django_db
-def test_objects_match_schemas_and_sdk_models(alice) -> None:  # type: ignore[no-untyped-def]
+def test_objects_match_schemas_and_sdk_models(alice) -> None:
     import jsonschema_rs
 
     from assistants_app import services_vector_stores as svc
@@ -650,7 +650,7 @@ def test_objects_match_schemas_and_sdk_models(alice) -> None:  # type: ignore[no
 
 
 @pytest.mark.django_db
-def test_batches_adopt_attached_files_and_requeue_only_what_changed(alice) -> None:  # type: ignore[no-untyped-def]
+def test_batches_adopt_attached_files_and_requeue_only_what_changed(alice) -> None:
     from assistants_app import services_vector_stores as svc
     from assistants_app.models import File
     from assistants_app.models import VectorStoreFile as Row
@@ -696,7 +696,7 @@ def test_batches_adopt_attached_files_and_requeue_only_what_changed(alice) -> No
 
 
 @pytest.mark.django_db
-def test_file_text_stitches_overlapping_chunks(alice) -> None:  # type: ignore[no-untyped-def]
+def test_file_text_stitches_overlapping_chunks(alice) -> None:
     from assistants_app import services_vector_stores as svc
     from assistants_app.models import Chunk, File
     from assistants_app.models import VectorStoreFile as Row

@@ -278,7 +278,7 @@ async def test_list_models(up: FakeUpstream) -> None:
     assert await list_models(base_url, "k") == []
 
 
-def test_backend_from_settings_without_configuration_explains_what_to_set(settings) -> None:  # type: ignore[no-untyped-def]
+def test_backend_from_settings_without_configuration_explains_what_to_set(settings) -> None:
     settings.OPENAI_BASE_URL = ""
     settings.OPENAI_API_KEY = ""
     with pytest.raises(BackendError) as info:
@@ -288,7 +288,7 @@ def test_backend_from_settings_without_configuration_explains_what_to_set(settin
     assert "OPENAI_BASE_URL" in info.value.message
 
 
-def test_backend_from_settings_defaults(settings) -> None:  # type: ignore[no-untyped-def]
+def test_backend_from_settings_defaults(settings) -> None:
     settings.OPENAI_BASE_URL = ""
     settings.OPENAI_API_KEY = "sk-test"
     assert backend_from_settings().base_url == "https://api.openai.com/v1"

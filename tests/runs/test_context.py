@@ -13,11 +13,11 @@ from assistants_app.runs.context import PromptTooLarge, build_prompt, count_toke
 
 
 @pytest.fixture
-def thread(alice):  # type: ignore[no-untyped-def]
+def thread(alice):
     return services.create_thread(alice)
 
 
-def _fill(thread, n: int, words: int = 50) -> None:  # type: ignore[no-untyped-def]
+def _fill(thread, n: int, words: int = 50) -> None:
     rows = []
     for i in range(n):
         content = [
@@ -34,7 +34,7 @@ def _fill(thread, n: int, words: int = 50) -> None:  # type: ignore[no-untyped-d
     Message.objects.bulk_create(rows, batch_size=2000)
 
 
-def _run(thread, alice, **fields) -> Run:  # type: ignore[no-untyped-def]
+def _run(thread, alice, **fields) -> Run:
     a = Assistant.objects.create(owner=alice, model=fields.pop("model", "gpt-4o"))
     return state.create_run(
         thread=thread, assistant=a, assistant_ref=a.id, model=a.model, instructions="Be nice.", **fields
@@ -46,7 +46,7 @@ def test_tokenizer_is_real() -> None:
     assert count_tokens("") == 0
 
 
-def test_thread_larger_than_window_keeps_newest_within_limit(thread, alice, settings):  # type: ignore[no-untyped-def]
+def test_thread_larger_than_window_keeps_newest_within_limit(thread, alice, settings):
     settings.MODEL_CONTEXT_TOKENS = 4000
     _fill(thread, 300)
     run = _run(thread, alice)
@@ -60,14 +60,14 @@ def test_thread_larger_than_window_keeps_newest_within_limit(thread, alice, sett
     assert kept == list(range(300 - len(kept), 300))
 
 
-def test_last_messages_strategy(thread, alice):  # type: ignore[no-untyped-def]
+def test_last_messages_strategy(thread, alice):
     _fill(thread, 30, words=2)
     run = _run(thread, alice, truncation_strategy={"type": "last_messages", "last_messages": 5})
     prompt = build_prompt(run, [], [])
     assert [m["content"].split()[1] for m in prompt.messages[1:]] == ["25", "26", "27", "28", "29"]
 
 
-def test_max_prompt_tokens_limits_history(thread, alice):  # type: ignore[no-untyped-def]
+def test_max_prompt_tokens_limits_history(thread, alice):
     _fill(thread, 30, words=50)
     run = _run(thread, alice, max_prompt_tokens=500)
     prompt = build_prompt(run, [], [])
@@ -75,7 +75,7 @@ def test_max_prompt_tokens_limits_history(thread, alice):  # type: ignore[no-unt
     assert prompt.included == 4  # each message is ~108 tokens
 
 
-def test_max_prompt_tokens_too_small_for_newest_message(thread, alice):  # type: ignore[no-untyped-def]
+def test_max_prompt_tokens_too_small_for_newest_message(thread, alice):
     _fill(thread, 3, words=200)
     run = _run(thread, alice, max_prompt_tokens=100)
     with pytest.raises(PromptTooLarge) as err:
@@ -83,7 +83,7 @@ def test_max_prompt_tokens_too_small_for_newest_message(thread, alice):  # type:
     assert err.value.reason == "max_prompt_tokens"
 
 
-def test_max_prompt_tokens_run_ends_incomplete(executor, alice):  # type: ignore[no-untyped-def]
+def test_max_prompt_tokens_run_ends_incomplete(executor, alice):
     from tests.support.helpers import wait_run
 
     thread = services.create_thread(alice)
@@ -95,7 +95,7 @@ def test_max_prompt_tokens_run_ends_incomplete(executor, alice):  # type: ignore
     assert run.incomplete_details == {"reason": "max_prompt_tokens"}
 
 
-def test_building_prompt_on_a_large_thread_reads_only_pages(thread, alice, settings):  # type: ignore[no-untyped-def]
+def test_building_prompt_on_a_large_thread_reads_only_pages(thread, alice, settings):
     settings.MODEL_CONTEXT_TOKENS = 8000
     _fill(thread, 20_000, words=5)
     run = _run(thread, alice)

@@ -29,13 +29,13 @@ def _db_url() -> str:
 
 
 @pytest.fixture
-def upstream(settings) -> Iterator[up_.FakeUpstream]:  # type: ignore[no-untyped-def]
+def upstream(settings) -> Iterator[up_.FakeUpstream]:
     with up_.FakeUpstream() as up:
         yield up
 
 
 @pytest.fixture
-def workers(upstream, settings, tmp_path):  # type: ignore[no-untyped-def]
+def workers(upstream, settings, tmp_path):
     events.reset_event_log()
     procs: list[subprocess.Popen[bytes]] = []
 
@@ -79,17 +79,17 @@ def workers(upstream, settings, tmp_path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def assistant(alice):  # type: ignore[no-untyped-def]
+def assistant(alice):
     return Assistant.objects.create(owner=alice, model="gpt-4o")
 
 
-def _thread(alice):  # type: ignore[no-untyped-def]
+def _thread(alice):
     t = services.create_thread(alice)
     services.post_message(t, role="user", content="hello")
     return t
 
 
-def test_worker_process_streams_to_reader_here_through_redis(workers, upstream, alice, assistant):  # type: ignore[no-untyped-def]
+def test_worker_process_streams_to_reader_here_through_redis(workers, upstream, alice, assistant):
     workers()
     upstream.script(up_.text(*[f"w{i} " for i in range(50)], delay=0.005))
     run = services.start_run(_thread(alice), assistant)
@@ -99,7 +99,7 @@ def test_worker_process_streams_to_reader_here_through_redis(workers, upstream, 
     assert Message.objects.get(run_id=run.id).text == text_of(got)
 
 
-def test_two_workers_share_the_queue_without_double_execution(workers, upstream, alice, assistant):  # type: ignore[no-untyped-def]
+def test_two_workers_share_the_queue_without_double_execution(workers, upstream, alice, assistant):
     workers()
     workers()
     runs = [services.start_run(_thread(alice), assistant) for _ in range(20)]
@@ -112,7 +112,7 @@ def test_two_workers_share_the_queue_without_double_execution(workers, upstream,
     assert all(Message.objects.filter(run=r).count() == 1 for r in rows)
 
 
-def test_worker_killed_mid_run_then_new_worker_ends_it_keeping_partial(workers, upstream, alice, assistant):  # type: ignore[no-untyped-def]
+def test_worker_killed_mid_run_then_new_worker_ends_it_keeping_partial(workers, upstream, alice, assistant):
     first = workers(lease=4.0)
     upstream.script(up_.hang(after=["Half ", "an ", "answer"]))
     run = services.start_run(_thread(alice), assistant)

@@ -9,18 +9,18 @@ from tests.support.helpers import collect_events, names, text_of, wait_run
 
 
 @pytest.fixture
-def assistant(alice):  # type: ignore[no-untyped-def]
+def assistant(alice):
     return Assistant.objects.create(owner=alice, model="gpt-4o", instructions="Be brief.")
 
 
 @pytest.fixture
-def thread(alice):  # type: ignore[no-untyped-def]
+def thread(alice):
     t = services.create_thread(alice)
     services.post_message(t, role="user", content="Hello there")
     return t
 
 
-def test_streamed_text_run_completes(executor, assistant, thread):  # type: ignore[no-untyped-def]
+def test_streamed_text_run_completes(executor, assistant, thread):
     fake.script(fake.text_turn("Hi", " Alice", "!", usage=(12, 3)))
     run = services.start_run(thread, assistant)
     events = collect_events(run.id)
@@ -43,7 +43,7 @@ def test_streamed_text_run_completes(executor, assistant, thread):  # type: igno
     assert req.messages[-1] == {"role": "user", "content": "Hello there"}
 
 
-def test_function_call_requires_action_then_completes(executor, alice, thread):  # type: ignore[no-untyped-def]
+def test_function_call_requires_action_then_completes(executor, alice, thread):
     tools = [
         {
             "type": "function",

@@ -30,7 +30,7 @@ WEATHER = [
 
 
 @pytest.fixture
-def upstream(settings):  # type: ignore[no-untyped-def]
+def upstream(settings):
     with up_.FakeUpstream() as up:
         settings.MODEL_BACKEND = "openai"
         settings.OPENAI_BASE_URL = up.base_url
@@ -41,18 +41,18 @@ def upstream(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def thread(alice):  # type: ignore[no-untyped-def]
+def thread(alice):
     t = services.create_thread(alice)
     services.post_message(t, role="user", content="What's the weather?")
     return t
 
 
 @pytest.fixture
-def assistant(alice):  # type: ignore[no-untyped-def]
+def assistant(alice):
     return Assistant.objects.create(owner=alice, model="gpt-4o", instructions="You help.", tools=WEATHER)
 
 
-def test_streamed_text(executor, upstream, thread, assistant):  # type: ignore[no-untyped-def]
+def test_streamed_text(executor, upstream, thread, assistant):
     upstream.script(up_.text("It ", "is ", "sunny.", delay=0.01, usage=(30, 4)))
     run = services.start_run(thread, assistant, temperature=0.2)
     events = collect_events(run.id)
@@ -65,7 +65,7 @@ def test_streamed_text(executor, upstream, thread, assistant):  # type: ignore[n
     assert body["messages"][0] == {"role": "system", "content": "You help."}
 
 
-def test_function_call_round_trip_with_parallel_calls(executor, upstream, thread, assistant):  # type: ignore[no-untyped-def]
+def test_function_call_round_trip_with_parallel_calls(executor, upstream, thread, assistant):
     upstream.script(
         up_.tool_calls(("get_weather", '{"city": "Paris"}'), ("get_weather", '{"city": "Oslo"}')),
         up_.text("Paris sunny, Oslo snowy."),
@@ -89,7 +89,7 @@ def test_function_call_round_trip_with_parallel_calls(executor, upstream, thread
     assert [c["function"]["output"] for c in step.step_details["tool_calls"]] == ["sunny", "snowy"]
 
 
-def test_server_error_then_success_is_retried(executor, upstream, thread, assistant):  # type: ignore[no-untyped-def]
+def test_server_error_then_success_is_retried(executor, upstream, thread, assistant):
     upstream.script(up_.error(500, "boom"), up_.text("Recovered."))
     run = services.start_run(thread, assistant)
     run = wait_run(run.id, ("completed", "failed"))
@@ -98,7 +98,7 @@ def test_server_error_then_success_is_retried(executor, upstream, thread, assist
     assert len(upstream.requests) == 2
 
 
-def test_rate_limited_throughout_fails(executor, upstream, thread, assistant):  # type: ignore[no-untyped-def]
+def test_rate_limited_throughout_fails(executor, upstream, thread, assistant):
     upstream.script(*[up_.error(429, "slow down", type_="rate_limit_error") for _ in range(3)])
     run = services.start_run(thread, assistant)
     run = wait_run(run.id, ("completed", "failed"))
@@ -110,7 +110,7 @@ def test_rate_limited_throughout_fails(executor, upstream, thread, assistant):  
 @pytest.mark.parametrize("reply", [up_.hang(after=["partial "]), up_.malformed(after=["partial "])])
 def test_stalled_or_malformed_upstream_fails_keeping_partial_text(
     executor, upstream, thread, assistant, reply
-):  # type: ignore[no-untyped-def]
+):
     upstream.script(reply)
     run = services.start_run(thread, assistant)
     run = wait_run(run.id, ("completed", "failed"))
@@ -120,7 +120,7 @@ def test_stalled_or_malformed_upstream_fails_keeping_partial_text(
     assert msg.text == "partial "
 
 
-def test_cancel_mid_stream_closes_upstream_and_keeps_partial(executor, upstream, thread, assistant):  # type: ignore[no-untyped-def]
+def test_cancel_mid_stream_closes_upstream_and_keeps_partial(executor, upstream, thread, assistant):
     upstream.script(up_.hang(after=["Once ", "upon "]))
     run = services.start_run(thread, assistant)
     events = collect_events(run.id, until={"thread.message.delta"})
@@ -136,7 +136,7 @@ def test_cancel_mid_stream_closes_upstream_and_keeps_partial(executor, upstream,
     assert msg.incomplete_details == {"reason": "run_cancelled"}
 
 
-def test_expiry_mid_stream(executor, upstream, settings, thread, assistant):  # type: ignore[no-untyped-def]
+def test_expiry_mid_stream(executor, upstream, settings, thread, assistant):
     settings.UPSTREAM_STALL_TIMEOUT = 30
     upstream.script(up_.hang(after=["Slow "]))
     with transaction.atomic():  # the executor must not see the run before its short expiry is set
@@ -149,7 +149,7 @@ def test_expiry_mid_stream(executor, upstream, settings, thread, assistant):  # 
     assert msg.incomplete_details == {"reason": "run_expired"}
 
 
-def test_requires_action_expires_when_nobody_answers(executor, upstream, thread, assistant):  # type: ignore[no-untyped-def]
+def test_requires_action_expires_when_nobody_answers(executor, upstream, thread, assistant):
     upstream.script(up_.tool_calls(("get_weather", '{"city": "Rome"}')))
     run = services.start_run(thread, assistant)
     wait_run(run.id, ("requires_action",))
@@ -159,7 +159,7 @@ def test_requires_action_expires_when_nobody_answers(executor, upstream, thread,
     assert RunStep.objects.get(run=run).status == "expired"
 
 
-def test_length_finish_makes_run_incomplete(executor, upstream, thread, assistant):  # type: ignore[no-untyped-def]
+def test_length_finish_makes_run_incomplete(executor, upstream, thread, assistant):
     upstream.script(up_.length("cut ", "off"))
     run = services.start_run(thread, assistant, max_completion_tokens=50)
     run = wait_run(run.id, ("completed", "incomplete", "failed"))
@@ -170,7 +170,7 @@ def test_length_finish_makes_run_incomplete(executor, upstream, thread, assistan
     assert msg.status == "incomplete" and msg.text == "cut off"
 
 
-def test_max_completion_tokens_enforced_locally(executor, upstream, thread, assistant):  # type: ignore[no-untyped-def]
+def test_max_completion_tokens_enforced_locally(executor, upstream, thread, assistant):
     # An upstream that ignores max_tokens is still stopped at the limit.
     upstream.script(up_.hang(after=[" word"] * 40))
     run = services.start_run(thread, assistant, max_completion_tokens=10)
@@ -179,7 +179,7 @@ def test_max_completion_tokens_enforced_locally(executor, upstream, thread, assi
     assert run.usage["completion_tokens"] == 10
 
 
-def test_no_model_configured_fails_with_operator_message(executor, settings, thread, assistant):  # type: ignore[no-untyped-def]
+def test_no_model_configured_fails_with_operator_message(executor, settings, thread, assistant):
     settings.MODEL_BACKEND = "openai"
     settings.OPENAI_BASE_URL = ""
     settings.OPENAI_API_KEY = ""

@@ -32,7 +32,7 @@ def _delta(i: int) -> tuple[str, dict]:  # type: ignore[type-arg]
     )
 
 
-async def test_burst_of_2000_deltas_reaches_a_late_reader_complete_and_in_order(make_log) -> None:  # type: ignore[no-untyped-def]
+async def test_burst_of_2000_deltas_reaches_a_late_reader_complete_and_in_order(make_log) -> None:
     log = make_log()
     run_id = f"run_burst_{id(log)}"
     expected = "".join(f"<{i}>" for i in range(2000))
@@ -62,7 +62,7 @@ async def test_burst_of_2000_deltas_reaches_a_late_reader_complete_and_in_order(
     assert "".join(late) == expected
 
 
-async def test_resume_from_cursor_neither_loses_nor_repeats(make_log) -> None:  # type: ignore[no-untyped-def]
+async def test_resume_from_cursor_neither_loses_nor_repeats(make_log) -> None:
     log = make_log()
     run_id = f"run_resume_{id(log)}"
     for i in range(10):
@@ -82,7 +82,7 @@ async def test_resume_from_cursor_neither_loses_nor_repeats(make_log) -> None:  
 
 async def test_emitter_merges_deltas_only_under_backpressure() -> None:
     class SlowLog(MemoryEventLog):
-        async def apublish(self, run_id, items):  # type: ignore[no-untyped-def]
+        async def apublish(self, run_id, items):
             await asyncio.sleep(0.05)
             return await super().apublish(run_id, items)
 

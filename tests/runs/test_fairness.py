@@ -19,7 +19,7 @@ from assistants_app.runs import fairness, state
 from tests.support.helpers import wait_run
 
 
-def _queue(user, assistant, n: int) -> list[Run]:  # type: ignore[no-untyped-def]
+def _queue(user, assistant, n: int) -> list[Run]:
     runs = []
     for i in range(n):
         thread = services.create_thread(user)
@@ -29,7 +29,7 @@ def _queue(user, assistant, n: int) -> list[Run]:  # type: ignore[no-untyped-def
 
 
 @pytest.fixture
-def no_cap(settings):  # type: ignore[no-untyped-def]
+def no_cap(settings):
     settings.RUN_MAX_ACTIVE_PER_USER = 0
 
 
@@ -51,7 +51,7 @@ def _drain_one_at_a_time(worker: str = "w1") -> list[str]:
                 break
 
 
-def test_another_owners_run_is_claimed_before_a_backlog_drains(alice, bob, staff, no_cap) -> None:  # type: ignore[no-untyped-def]
+def test_another_owners_run_is_claimed_before_a_backlog_drains(alice, bob, staff, no_cap) -> None:
     a_assistant = Assistant.objects.create(owner=alice, model="m")
     b_assistant = Assistant.objects.create(owner=bob, model="m")
     flood = _queue(alice, a_assistant, 30)
@@ -71,7 +71,7 @@ def test_another_owners_run_is_claimed_before_a_backlog_drains(alice, bob, staff
     assert all(Run.objects.get(id=r.id).status == "completed" for r in flood)
 
 
-def test_owner_with_runs_executing_waits_behind_one_without(alice, bob, no_cap) -> None:  # type: ignore[no-untyped-def]
+def test_owner_with_runs_executing_waits_behind_one_without(alice, bob, no_cap) -> None:
     a_assistant = Assistant.objects.create(owner=alice, model="m")
     b_assistant = Assistant.objects.create(owner=bob, model="m")
     flood = _queue(alice, a_assistant, 6)
@@ -83,7 +83,7 @@ def test_owner_with_runs_executing_waits_behind_one_without(alice, bob, no_cap) 
     assert ids[1:] == [r.id for r in flood[3:]]
 
 
-def test_real_executor_claims_fairly(alice, bob, transactional_db, event_log, no_cap) -> None:  # type: ignore[no-untyped-def]
+def test_real_executor_claims_fairly(alice, bob, transactional_db, event_log, no_cap) -> None:
     from assistants_app.runs.executor import ThreadedExecutor
 
     a_assistant = Assistant.objects.create(owner=alice, model="m")
@@ -101,7 +101,7 @@ def test_real_executor_claims_fairly(alice, bob, transactional_db, event_log, no
 
 
 # --- the per-user cap ---------------------------------------------------------------------------------
-def test_run_cap_refuses_the_next_run_and_frees_up(alice, bob, settings) -> None:  # type: ignore[no-untyped-def]
+def test_run_cap_refuses_the_next_run_and_frees_up(alice, bob, settings) -> None:
     settings.RUN_MAX_ACTIVE_PER_USER = 3
     assistant = Assistant.objects.create(owner=alice, model="m")
     runs = _queue(alice, assistant, 3)
@@ -116,7 +116,7 @@ def test_run_cap_refuses_the_next_run_and_frees_up(alice, bob, settings) -> None
     assert services.start_run(thread, assistant).status == "queued"
 
 
-def test_run_cap_is_429_through_the_api_without_retry(alice, settings) -> None:  # type: ignore[no-untyped-def]
+def test_run_cap_is_429_through_the_api_without_retry(alice, settings) -> None:
     settings.RUN_MAX_ACTIVE_PER_USER = 2
     raw = keys.create_key(alice).raw
     client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
@@ -138,7 +138,7 @@ def test_run_cap_is_429_through_the_api_without_retry(alice, settings) -> None: 
     assert Thread.objects.filter(owner=alice).count() == threads_before
 
 
-def test_run_cap_in_plain_words_on_the_chat_page(alice, settings) -> None:  # type: ignore[no-untyped-def]
+def test_run_cap_in_plain_words_on_the_chat_page(alice, settings) -> None:
     settings.RUN_MAX_ACTIVE_PER_USER = 1
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     chat_assistant = Assistant.objects.create(name="Helper", model="m", is_default=True)

@@ -15,7 +15,7 @@ from tests.support.helpers import wait_run
 
 
 @pytest.fixture
-def queued_run(alice, event_log):  # type: ignore[no-untyped-def]
+def queued_run(alice, event_log):
     thread = services.create_thread(alice)
     services.post_message(thread, role="user", content="hi")
     a = Assistant.objects.create(owner=alice, model="gpt-4o")
@@ -23,7 +23,7 @@ def queued_run(alice, event_log):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def start_executor(transactional_db, event_log):  # type: ignore[no-untyped-def]
+def start_executor(transactional_db, event_log):
     """Start the executor only once the dead worker's leftovers are in place (else it would
     simply claim the queued run first)."""
     from assistants_app.runs.executor import ThreadedExecutor
@@ -58,7 +58,7 @@ def _die_mid_run(run: Run, *, streamed: bool, text: str = "") -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_streamed_run_of_dead_worker_fails_keeping_partial_text(queued_run, start_executor):  # type: ignore[no-untyped-def]
+def test_streamed_run_of_dead_worker_fails_keeping_partial_text(queued_run, start_executor):
     _die_mid_run(queued_run, streamed=True, text="The answer is")
     start_executor()
     run = wait_run(queued_run.id, ("failed", "completed"))
@@ -70,7 +70,7 @@ def test_streamed_run_of_dead_worker_fails_keeping_partial_text(queued_run, star
 
 
 @pytest.mark.django_db(transaction=True)
-def test_unstreamed_run_of_dead_worker_is_retried(queued_run, start_executor):  # type: ignore[no-untyped-def]
+def test_unstreamed_run_of_dead_worker_is_retried(queued_run, start_executor):
     fake.script(fake.text_turn("second try"))
     _die_mid_run(queued_run, streamed=False)
     start_executor()
@@ -81,7 +81,7 @@ def test_unstreamed_run_of_dead_worker_is_retried(queued_run, start_executor):  
 
 
 @pytest.mark.django_db(transaction=True)
-def test_cancelling_run_of_dead_worker_is_cancelled(queued_run, start_executor):  # type: ignore[no-untyped-def]
+def test_cancelling_run_of_dead_worker_is_cancelled(queued_run, start_executor):
     _die_mid_run(queued_run, streamed=True, text="partial")
     assert state.transition(queued_run.id, "cancelling", expected=["in_progress"]) is not None
     Run.objects.filter(id=queued_run.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
@@ -92,14 +92,14 @@ def test_cancelling_run_of_dead_worker_is_cancelled(queued_run, start_executor):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_cancel_queued_and_requires_action_runs_directly(queued_run):  # type: ignore[no-untyped-def]
+def test_cancel_queued_and_requires_action_runs_directly(queued_run):
     run = services.cancel_run(queued_run)
     assert run.status == "cancelled" and run.cancelled_at is not None
     with pytest.raises(services.InvalidRequest):
         services.cancel_run(run)
 
 
-def test_thread_busy_while_run_active(queued_run):  # type: ignore[no-untyped-def]
+def test_thread_busy_while_run_active(queued_run):
     thread = queued_run.thread
     with pytest.raises(services.ThreadBusy):
         services.post_message(thread, role="user", content="again")

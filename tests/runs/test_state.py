@@ -16,7 +16,7 @@ LEGAL = {(s, t) for s, targets in state.ALLOWED.items() for t in targets}
 
 
 @pytest.fixture
-def make_run(alice, event_log):  # type: ignore[no-untyped-def]
+def make_run(alice, event_log):
     assistant = Assistant.objects.create(owner=alice, model="gpt-4o")
 
     def make(status: str) -> Run:
@@ -40,7 +40,7 @@ def test_the_machine_is_the_documented_one() -> None:
 @pytest.mark.parametrize("target", ALL)
 def test_transition(
     make_run, event_log, django_capture_on_commit_callbacks, source: str, target: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     run = make_run(source)
     cursor = event_log.end_cursor(run.id)
     if (source, target) in LEGAL:
@@ -56,13 +56,13 @@ def test_transition(
         assert Run.objects.get(id=run.id).status == source
 
 
-def test_stale_expectation_loses_without_writing(make_run) -> None:  # type: ignore[no-untyped-def]
+def test_stale_expectation_loses_without_writing(make_run) -> None:
     run = make_run("completed")
     assert state.transition(run.id, "in_progress", expected=["queued"]) is None
     assert Run.objects.get(id=run.id).status == "completed"
 
 
-def test_terminal_timestamps_and_lease_cleared(make_run) -> None:  # type: ignore[no-untyped-def]
+def test_terminal_timestamps_and_lease_cleared(make_run) -> None:
     run = make_run("queued")
     claimed = state.claim(run.id, "w1")
     assert (
@@ -78,7 +78,7 @@ def test_terminal_timestamps_and_lease_cleared(make_run) -> None:  # type: ignor
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_racing_for_one_run_exactly_one_wins(make_run) -> None:  # type: ignore[no-untyped-def]
+def test_two_workers_racing_for_one_run_exactly_one_wins(make_run) -> None:
     for _ in range(10):
         run = make_run("queued")
         barrier = threading.Barrier(4)
@@ -103,7 +103,7 @@ def test_two_workers_racing_for_one_run_exactly_one_wins(make_run) -> None:  # t
         assert Run.objects.get(id=run.id).lease_owner == wins[0]
 
 
-def test_ids_sort_bytewise_on_postgresql(db, postgres) -> None:  # type: ignore[no-untyped-def]
+def test_ids_sort_bytewise_on_postgresql(db, postgres) -> None:
     """Pagination and "newest first" order by id: on PostgreSQL id columns must not follow a
     locale collation (where 'a' < 'Z'), whatever the database's default is."""
     from django.db import connection

@@ -68,7 +68,7 @@ async def _seen(
 ) -> dict:
     seen: dict[str, Any] = {}
 
-    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+    async def app(scope, receive, send):
         seen.update(scope)
 
     scope = {

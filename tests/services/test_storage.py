@@ -22,7 +22,7 @@ HX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def workdirs(settings) -> Iterator[Path]:  # type: ignore[no-untyped-def]
+def workdirs(settings) -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="ci-workdirs-"))
     settings.CODE_INTERPRETER_WORKDIR_ROOT = str(root)
     yield root
@@ -37,7 +37,7 @@ def host_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _file(owner, data: bytes, *, purpose: str = "assistants", thread: Thread | None = None) -> File:  # type: ignore[no-untyped-def]
+def _file(owner, data: bytes, *, purpose: str = "assistants", thread: Thread | None = None) -> File:
     f = File(
         owner=owner,
         filename="f.bin",
@@ -50,7 +50,7 @@ def _file(owner, data: bytes, *, purpose: str = "assistants", thread: Thread | N
     return f
 
 
-def _api_upload(client, raw: str, data: bytes):  # type: ignore[no-untyped-def]
+def _api_upload(client, raw: str, data: bytes):
     return client.post(
         "/v1/files",
         {"purpose": "assistants", "file": SimpleUploadedFile("data.csv", data)},
@@ -59,7 +59,7 @@ def _api_upload(client, raw: str, data: bytes):  # type: ignore[no-untyped-def]
 
 
 # --- quota -------------------------------------------------------------------------------------------
-def test_api_upload_over_the_quota_is_413_and_stores_nothing(client, alice, settings) -> None:  # type: ignore[no-untyped-def]
+def test_api_upload_over_the_quota_is_413_and_stores_nothing(client, alice, settings) -> None:
     settings.USER_STORAGE_QUOTA_BYTES = 10_000
     raw = keys.create_key(alice).raw
     first = _api_upload(client, raw, b"a" * 6000)
@@ -76,13 +76,13 @@ def test_api_upload_over_the_quota_is_413_and_stores_nothing(client, alice, sett
     assert kept.data.open("rb").read() == b"a" * 6000
 
 
-def test_quota_counts_each_user_separately(client, alice, bob, settings) -> None:  # type: ignore[no-untyped-def]
+def test_quota_counts_each_user_separately(client, alice, bob, settings) -> None:
     settings.USER_STORAGE_QUOTA_BYTES = 10_000
     _file(alice, b"a" * 9000)
     assert _api_upload(client, keys.create_key(bob).raw, b"b" * 9000).status_code == 200
 
 
-def test_chat_upload_over_the_quota_is_refused_in_plain_words(client, alice, settings) -> None:  # type: ignore[no-untyped-def]
+def test_chat_upload_over_the_quota_is_refused_in_plain_words(client, alice, settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.USER_STORAGE_QUOTA_BYTES = 10_000
     Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
@@ -97,7 +97,7 @@ def test_chat_upload_over_the_quota_is_refused_in_plain_words(client, alice, set
 
 
 # --- deletion ----------------------------------------------------------------------------------------
-def test_deleting_a_thread_removes_its_workdir_and_its_outputs_only(  # type: ignore[no-untyped-def]
+def test_deleting_a_thread_removes_its_workdir_and_its_outputs_only(
     client, alice, workdirs, host_dir, django_capture_on_commit_callbacks
 ) -> None:
     thread = services.create_thread(alice)
@@ -125,7 +125,7 @@ def test_deleting_a_thread_removes_its_workdir_and_its_outputs_only(  # type: ig
     assert Path(upload.data.path).exists() and Path(other_output.data.path).exists()
 
 
-def test_deleting_a_user_removes_their_workdirs_and_blobs(  # type: ignore[no-untyped-def]
+def test_deleting_a_user_removes_their_workdirs_and_blobs(
     alice, bob, workdirs, host_dir, django_capture_on_commit_callbacks
 ) -> None:
     threads = [services.create_thread(alice) for _ in range(2)]
@@ -147,7 +147,7 @@ def test_deleting_a_user_removes_their_workdirs_and_blobs(  # type: ignore[no-un
     assert workdir_for(bobs_thread.id).exists() and bobs_blob.exists()
 
 
-def test_deleting_a_file_removes_its_blob(client, alice, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_deleting_a_file_removes_its_blob(client, alice, django_capture_on_commit_callbacks) -> None:
     raw = keys.create_key(alice).raw
     file_id = _api_upload(client, raw, b"abc").json()["id"]
     blob = Path(File.objects.get(id=file_id).data.path)

@@ -25,22 +25,22 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):  # type: ignore[no-untyped-def]
+def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
-def assistant(transactional_db):  # type: ignore[no-untyped-def]
+def assistant(transactional_db):
     return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
 
 
-def socket(user, query: str = "") -> WebsocketCommunicator:  # type: ignore[no-untyped-def]
+def socket(user, query: str = "") -> WebsocketCommunicator:
     comm = WebsocketCommunicator(ChatConsumer.as_asgi(), f"/ws/chat/{query}")
     comm.scope["user"] = user
     return comm
 
 
-async def read_until(comm: WebsocketCommunicator, done, within: float = 15) -> str:  # type: ignore[no-untyped-def]
+async def read_until(comm: WebsocketCommunicator, done, within: float = 15) -> str:
     """Frames received until `done(all_text_so_far)` holds, joined."""
     frames: list[str] = []
     deadline = time.monotonic() + within
@@ -89,13 +89,13 @@ send = sync_to_async(chat.send, thread_sensitive=False)
 
 
 # --- authentication and ownership ------------------------------------------------------------------
-async def test_unauthenticated_socket_is_closed(transactional_db) -> None:  # type: ignore[no-untyped-def]
+async def test_unauthenticated_socket_is_closed(transactional_db) -> None:
     comm = socket(AnonymousUser())
     connected, _ = await comm.connect()
     assert connected is False
 
 
-async def test_session_cookie_authenticates_and_foreign_origin_is_refused(alice) -> None:  # type: ignore[no-untyped-def]
+async def test_session_cookie_authenticates_and_foreign_origin_is_refused(alice) -> None:
     from chatsite.asgi import application
 
     client = Client()
@@ -119,7 +119,7 @@ async def test_session_cookie_authenticates_and_foreign_origin_is_refused(alice)
     assert connected is False
 
 
-async def test_another_users_run_is_refused(executor, alice, bob, assistant) -> None:  # type: ignore[no-untyped-def]
+async def test_another_users_run_is_refused(executor, alice, bob, assistant) -> None:
     fake.script(fake.text_turn("alice", " only", delay=0.05))
     _, run = await send(alice, "my secret question")
     comm = socket(bob, f"?tab=b&run={run.id}")  # a forged page run is ignored
@@ -133,7 +133,7 @@ async def test_another_users_run_is_refused(executor, alice, bob, assistant) -> 
 
 
 # --- streaming -------------------------------------------------------------------------------------
-async def test_deltas_arrive_as_fragments_and_end_as_markdown(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+async def test_deltas_arrive_as_fragments_and_end_as_markdown(executor, alice, assistant) -> None:
     fake.script(
         fake.text_turn(
             "**Hel", "lo** <img src=x onerror=alert(1)>", " and", " bye", " for", " now", delay=0.15
@@ -156,7 +156,7 @@ async def test_deltas_arrive_as_fragments_and_end_as_markdown(executor, alice, a
     await comm.disconnect()
 
 
-async def test_reconnect_mid_run_replays_without_loss_or_duplication(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+async def test_reconnect_mid_run_replays_without_loss_or_duplication(executor, alice, assistant) -> None:
     chunks = [f"w{i} " for i in range(30)]
     fake.script(fake.text_turn(*chunks, delay=0.04))
     _, run = await send(alice, "count")
@@ -178,7 +178,7 @@ async def test_reconnect_mid_run_replays_without_loss_or_duplication(executor, a
 
 async def test_page_run_that_finished_before_the_socket_connected_is_shown(
     executor, alice, assistant
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     fake.script(fake.text_turn("done", " already"))
     _, run = await send(alice, "quick")
     for _ in range(300):
@@ -192,7 +192,7 @@ async def test_page_run_that_finished_before_the_socket_connected_is_shown(
     await comm.disconnect()
 
 
-async def test_second_tab_learns_about_a_new_run_and_shows_the_question(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+async def test_second_tab_learns_about_a_new_run_and_shows_the_question(executor, alice, assistant) -> None:
     fake.script(fake.text_turn("to", " both", delay=0.05))
     tab_a, tab_b = socket(alice, "?tab=A"), socket(alice, "?tab=B")
     assert (await tab_a.connect())[0] and (await tab_b.connect())[0]
@@ -210,7 +210,7 @@ async def test_second_tab_learns_about_a_new_run_and_shows_the_question(executor
     await tab_b.disconnect()
 
 
-async def test_failed_run_shows_the_error_with_retry(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+async def test_failed_run_shows_the_error_with_retry(executor, alice, assistant) -> None:
     fake.script(fake.Turn([BackendError("rate_limit_exceeded", "Slow down, please.")]))
     comm = socket(alice, "?tab=t")
     assert (await comm.connect())[0]
@@ -221,7 +221,7 @@ async def test_failed_run_shows_the_error_with_retry(executor, alice, assistant)
     await comm.disconnect()
 
 
-async def test_stop_cancels_the_streaming_run(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+async def test_stop_cancels_the_streaming_run(executor, alice, assistant) -> None:
     fake.script(fake.Turn(fake.text_turn("partial", " answer").events[:2], hang=True))
     comm = socket(alice, "?tab=t")
     assert (await comm.connect())[0]
@@ -235,7 +235,7 @@ async def test_stop_cancels_the_streaming_run(executor, alice, assistant) -> Non
     await comm.disconnect()
 
 
-async def test_function_tool_activity_is_shown(executor, alice) -> None:  # type: ignore[no-untyped-def]
+async def test_function_tool_activity_is_shown(executor, alice) -> None:
     tools = [
         {
             "type": "function",
@@ -257,7 +257,7 @@ async def test_function_tool_activity_is_shown(executor, alice) -> None:  # type
     await comm.disconnect()
 
 
-async def test_new_conversation_in_one_tab_clears_the_others(alice, assistant) -> None:  # type: ignore[no-untyped-def]
+async def test_new_conversation_in_one_tab_clears_the_others(alice, assistant) -> None:
     tab_a, tab_b = socket(alice, "?tab=A"), socket(alice, "?tab=B")
     assert (await tab_a.connect())[0] and (await tab_b.connect())[0]
     await sync_to_async(chat.notify)(alice.pk, {"type": "chat.reset", "tab": "A"})

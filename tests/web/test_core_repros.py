@@ -13,7 +13,7 @@ from assistants_app.models import Assistant
 from tests.support.helpers import wait_run
 
 
-def test_executor_survives_a_transient_database_error(executor, alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_executor_survives_a_transient_database_error(executor, alice, monkeypatch) -> None:
     """Under SQLite write contention `state.claim` raised "database is locked" once; the embedded
     executor thread died and no run was executed again until the process restarted."""
     from assistants_app.runs import state
@@ -21,7 +21,7 @@ def test_executor_survives_a_transient_database_error(executor, alice, monkeypat
     real_claim = state.claim
     calls = {"n": 0}
 
-    def claim_locked_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def claim_locked_once(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 1:
             raise OperationalError("database is locked")

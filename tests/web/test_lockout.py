@@ -14,12 +14,12 @@ LOGIN = "/accounts/login/"
 
 
 @pytest.fixture(autouse=True)
-def _limits(settings):  # type: ignore[no-untyped-def]
+def _limits(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.AXES_FAILURE_LIMIT = 5
 
 
-def _try(username: str, password: str, address: str = "192.0.2.10"):  # type: ignore[no-untyped-def]
+def _try(username: str, password: str, address: str = "192.0.2.10"):
     client = Client(REMOTE_ADDR=address)
     response = client.post(LOGIN, {"username": username, "password": password})
     return client, response

@@ -27,7 +27,7 @@ async def test_idle_channel_layer_receive_outlives_the_poll_interval() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_idle_chat_socket_stays_open_on_the_redis_layer(alice) -> None:  # type: ignore[no-untyped-def]
+async def test_idle_chat_socket_stays_open_on_the_redis_layer(alice) -> None:
     comm = WebsocketCommunicator(ChatConsumer.as_asgi(), "/ws/chat/?tab=t")
     comm.scope["user"] = alice
     assert (await comm.connect())[0]

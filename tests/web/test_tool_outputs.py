@@ -71,7 +71,7 @@ _problem = sandbox._probe_namespaces()
 
 
 @pytest.mark.skipif(_problem is not None, reason=f"bubblewrap cannot run here: {_problem}")
-def test_generated_png_reaches_the_chat_page(executor, settings, client, alice, bob):  # type: ignore[no-untyped-def]
+def test_generated_png_reaches_the_chat_page(executor, settings, client, alice, bob):
     if not os.path.lexists(sandbox.sandbox_python()):
         subprocess.run(
             ["bash", str(REPO / "scripts" / "sandbox-venv.sh"), str(sandbox.venv_path())], check=True
@@ -110,7 +110,7 @@ def test_generated_png_reaches_the_chat_page(executor, settings, client, alice, 
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_citations_show_on_the_chat_page(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_citations_show_on_the_chat_page(client, alice) -> None:
     Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
     thread = chat.live_thread(alice)
     assert thread is not None

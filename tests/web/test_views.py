@@ -16,24 +16,24 @@ HX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):  # type: ignore[no-untyped-def]
+def _fast_passwords(settings):
     # The default PBKDF2 costs seconds per user on these machines; these tests are not about it.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
-def assistant(db):  # type: ignore[no-untyped-def]
+def assistant(db):
     return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
 
 
 @pytest.fixture
-def client_alice(client, alice):  # type: ignore[no-untyped-def]
+def client_alice(client, alice):
     client.force_login(alice)
     return client
 
 
 # --- accounts --------------------------------------------------------------------------------------
-def test_chat_requires_login(client, db) -> None:  # type: ignore[no-untyped-def]
+def test_chat_requires_login(client, db) -> None:
     response = client.get("/")
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/?next=/")
@@ -41,7 +41,7 @@ def test_chat_requires_login(client, db) -> None:  # type: ignore[no-untyped-def
     assert Run.objects.count() == 0
 
 
-def test_signup_logs_in_and_opens_the_chat(client, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_signup_logs_in_and_opens_the_chat(client, assistant) -> None:
     page = client.get("/accounts/signup/")
     assert page.status_code == 200 and b'name="username"' in page.content
     response = client.post(
@@ -60,7 +60,7 @@ def test_signup_logs_in_and_opens_the_chat(client, assistant) -> None:  # type: 
     assert Thread.objects.filter(owner__username="carol", is_chat=True, archived_at=None).count() == 1
 
 
-def test_signup_rejects_mismatched_passwords(client, db) -> None:  # type: ignore[no-untyped-def]
+def test_signup_rejects_mismatched_passwords(client, db) -> None:
     response = client.post(
         "/accounts/signup/",
         {"username": "dave", "password1": "a-Long-pass-987", "password2": "other-pass-987"},
@@ -69,7 +69,7 @@ def test_signup_rejects_mismatched_passwords(client, db) -> None:  # type: ignor
     assert b"form-error" in response.content
 
 
-def test_login_logout_and_password_change(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_login_logout_and_password_change(client, alice) -> None:
     response = client.post("/accounts/login/", {"username": "alice", "password": "alice-password-123"})
     assert response.status_code == 302 and response["Location"] == "/"
     assert client.get("/accounts/logout/").status_code == 405  # log out is POST only
@@ -87,7 +87,7 @@ def test_login_logout_and_password_change(client, alice) -> None:  # type: ignor
     assert client.login(username="alice", password="brand-New-pass-456")
 
 
-def test_password_reset_sends_a_working_link(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_password_reset_sends_a_working_link(client, alice) -> None:
     response = client.post("/accounts/password_reset/", {"email": "alice@example.com"})
     assert response.status_code == 302
     assert len(mail.outbox) == 1
@@ -103,19 +103,19 @@ def test_password_reset_sends_a_working_link(client, alice) -> None:  # type: ig
 
 
 # --- the chat page ---------------------------------------------------------------------------------
-def test_first_visit_creates_one_thread_and_return_visits_resume_it(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_first_visit_creates_one_thread_and_return_visits_resume_it(client_alice, alice, assistant) -> None:
     assert client_alice.get("/").status_code == 200
     assert client_alice.get("/").status_code == 200
     threads = Thread.objects.filter(owner=alice, is_chat=True)
     assert threads.count() == 1 and threads[0].archived_at is None
 
 
-def test_live_thread_recovers_from_a_concurrent_insert(alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_live_thread_recovers_from_a_concurrent_insert(alice, monkeypatch) -> None:
     winner = Thread.objects.create(owner=alice, is_chat=True)
     real = chat._live_threads
     calls = {"n": 0}
 
-    def stale_first_read(user):  # type: ignore[no-untyped-def]
+    def stale_first_read(user):
         calls["n"] += 1
         # The first read misses the row another request has just inserted.
         return real(user).none() if calls["n"] == 1 else real(user)
@@ -125,7 +125,7 @@ def test_live_thread_recovers_from_a_concurrent_insert(alice, monkeypatch) -> No
     assert Thread.objects.filter(owner=alice, is_chat=True).count() == 1
 
 
-def test_send_posts_the_message_and_starts_a_run(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_send_posts_the_message_and_starts_a_run(client_alice, alice, assistant) -> None:
     response = client_alice.post("/chat/send/", {"text": "Hello <b>there</b>", "tab": "t1"}, **HX)
     assert response.status_code == 200
     thread = Thread.objects.get(owner=alice, is_chat=True, archived_at=None)
@@ -139,7 +139,7 @@ def test_send_posts_the_message_and_starts_a_run(client_alice, alice, assistant)
     assert 'data-run-active="' + run.id in body and "Stop" in body
 
 
-def test_send_while_a_run_is_active_is_refused(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_send_while_a_run_is_active_is_refused(client_alice, alice, assistant) -> None:
     assert client_alice.post("/chat/send/", {"text": "one"}, **HX).status_code == 200
     response = client_alice.post("/chat/send/", {"text": "two"}, **HX)
     assert response.status_code == 409
@@ -147,26 +147,26 @@ def test_send_while_a_run_is_active_is_refused(client_alice, alice, assistant) -
     assert Message.objects.filter(thread__owner=alice).count() == 1
 
 
-def test_empty_message_is_refused_with_a_clear_error(client_alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_empty_message_is_refused_with_a_clear_error(client_alice, assistant) -> None:
     response = client_alice.post("/chat/send/", {"text": "   "}, **HX)
     assert response.status_code == 400 and b"Type a message" in response.content
     assert Run.objects.count() == 0
 
 
-def test_missing_default_assistant_is_explained(client_alice, db) -> None:  # type: ignore[no-untyped-def]
+def test_missing_default_assistant_is_explained(client_alice, db) -> None:
     page = client_alice.get("/")
     assert page.status_code == 200 and b"No assistant is configured" in page.content
     response = client_alice.post("/chat/send/", {"text": "hi"}, **HX)
     assert response.status_code == 503 and b"bootstrap" in response.content
 
 
-def test_non_htmx_send_redirects_back_to_the_page(client_alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_non_htmx_send_redirects_back_to_the_page(client_alice, assistant) -> None:
     response = client_alice.post("/chat/send/", {"text": "plain form"})
     assert response.status_code == 302 and response["Location"] == "/"
     assert Run.objects.count() == 1
 
 
-def test_stop_cancels_a_queued_run_and_only_the_owners(client, alice, bob, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_stop_cancels_a_queued_run_and_only_the_owners(client, alice, bob, assistant) -> None:
     client.force_login(alice)
     client.post("/chat/send/", {"text": "hi"}, **HX)
     run = Run.objects.get()
@@ -180,7 +180,7 @@ def test_stop_cancels_a_queued_run_and_only_the_owners(client, alice, bob, assis
     assert b"data-run-active" not in response.content
 
 
-def test_retry_starts_a_new_run_without_a_new_message(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_retry_starts_a_new_run_without_a_new_message(client_alice, alice, assistant) -> None:
     client_alice.post("/chat/send/", {"text": "hi"}, **HX)
     first = Run.objects.get()
     Run.objects.filter(id=first.id).update(
@@ -196,7 +196,7 @@ def test_retry_starts_a_new_run_without_a_new_message(client_alice, alice, assis
     assert Message.objects.filter(thread__owner=alice).count() == 1
 
 
-def test_new_conversation_archives_the_thread(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_new_conversation_archives_the_thread(client_alice, alice, assistant) -> None:
     client_alice.post("/chat/send/", {"text": "remember me"}, **HX)
     old = Thread.objects.get(owner=alice, archived_at=None)
     response = client_alice.post("/chat/new/", **HX)
@@ -210,7 +210,7 @@ def test_new_conversation_archives_the_thread(client_alice, alice, assistant) ->
     assert fresh.id != old.id and fresh.is_chat
 
 
-def test_history_pages_newest_first_then_older(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_history_pages_newest_first_then_older(client_alice, alice, assistant) -> None:
     thread = chat.live_thread(alice)
     ids = [
         Message.objects.create(
@@ -233,7 +233,7 @@ def test_history_pages_newest_first_then_older(client_alice, alice, assistant) -
     assert client_alice.get("/chat/history/?before=nope").status_code == 400
 
 
-def test_history_is_per_user(client, alice, bob, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_history_is_per_user(client, alice, bob, assistant) -> None:
     thread = chat.live_thread(alice)
     Message.objects.create(
         thread=thread,
@@ -245,7 +245,7 @@ def test_history_is_per_user(client, alice, bob, assistant) -> None:  # type: ig
     assert b"alice secret" not in client.get("/chat/history/?before=msg_zzzzzzzzzzzzzzzzzzzzzzzz").content
 
 
-def test_page_leaves_the_active_runs_messages_to_the_socket(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_page_leaves_the_active_runs_messages_to_the_socket(client_alice, alice, assistant) -> None:
     client_alice.post("/chat/send/", {"text": "question"}, **HX)
     run = Run.objects.get()
     Message.objects.create(
@@ -261,7 +261,7 @@ def test_page_leaves_the_active_runs_messages_to_the_socket(client_alice, alice,
     assert '<fieldset id="composer-fields" disabled>' in page
 
 
-def test_csrf_is_enforced_on_every_form(alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_csrf_is_enforced_on_every_form(alice, assistant) -> None:
     c = Client(enforce_csrf_checks=True)
     c.force_login(alice)
     for url in ("/chat/send/", "/chat/stop/", "/chat/retry/", "/chat/new/", "/accounts/logout/"):
@@ -274,7 +274,7 @@ def test_csrf_is_enforced_on_every_form(alice, assistant) -> None:  # type: igno
 
 
 # --- attachments -----------------------------------------------------------------------------------
-def test_attachment_is_stored_and_attached_for_both_tools(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_attachment_is_stored_and_attached_for_both_tools(client_alice, alice, assistant) -> None:
     upload = SimpleUploadedFile("notes.txt", b"the launch code is 1234", content_type="text/plain")
     response = client_alice.post("/chat/send/", {"text": "read this", "attachments": upload}, **HX)
     assert response.status_code == 200
@@ -291,7 +291,7 @@ def test_attachment_is_stored_and_attached_for_both_tools(client_alice, alice, a
     assert "attachment" in download["Content-Disposition"]
 
 
-def test_attachment_over_the_size_limit_is_refused(client_alice, alice, assistant, settings) -> None:  # type: ignore[no-untyped-def]
+def test_attachment_over_the_size_limit_is_refused(client_alice, alice, assistant, settings) -> None:
     settings.FILE_UPLOAD_MAX_BYTES = 10
     upload = SimpleUploadedFile("big.txt", b"x" * 11, content_type="text/plain")
     response = client_alice.post("/chat/send/", {"text": "read this", "attachments": upload}, **HX)
@@ -300,7 +300,7 @@ def test_attachment_over_the_size_limit_is_refused(client_alice, alice, assistan
     assert File.objects.count() == 0 and Message.objects.count() == 0 and Run.objects.count() == 0
 
 
-def test_attachment_of_a_disallowed_type_is_refused(client_alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_attachment_of_a_disallowed_type_is_refused(client_alice, assistant) -> None:
     upload = SimpleUploadedFile("tool.exe", b"MZ...", content_type="application/octet-stream")
     response = client_alice.post("/chat/send/", {"text": "run this", "attachments": upload}, **HX)
     assert response.status_code == 415
@@ -308,7 +308,7 @@ def test_attachment_of_a_disallowed_type_is_refused(client_alice, assistant) -> 
     assert File.objects.count() == 0 and Run.objects.count() == 0
 
 
-def test_files_are_private_to_their_owner(client, alice, bob, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_files_are_private_to_their_owner(client, alice, bob, assistant) -> None:
     client.force_login(alice)
     client.post("/chat/send/", {"text": "x", "attachments": SimpleUploadedFile("a.csv", b"a,b\n1,2\n")}, **HX)
     f = File.objects.get()
@@ -316,7 +316,7 @@ def test_files_are_private_to_their_owner(client, alice, bob, assistant) -> None
     assert client.get(f"/chat/files/{f.id}/").status_code == 404
 
 
-def test_history_shows_tool_activity_between_messages(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_history_shows_tool_activity_between_messages(client_alice, alice, assistant) -> None:
     from assistants_app.models import RunStep
 
     thread = chat.live_thread(alice)

@@ -26,14 +26,14 @@ def test_partial_code_decodes_a_streaming_json_string() -> None:
 
 
 @pytest.fixture
-def assistant(alice):  # type: ignore[no-untyped-def]
+def assistant(alice):
     return Assistant.objects.create(
         owner=alice, model="gpt-4o", instructions="Write and run code.", tools=[{"type": "code_interpreter"}]
     )
 
 
 @needs_sandbox
-def test_reverse_a_string_with_code_streams_tool_deltas(executor, ci_settings, alice, assistant):  # type: ignore[no-untyped-def]
+def test_reverse_a_string_with_code_streams_tool_deltas(executor, ci_settings, alice, assistant):
     code = 'print("openaichatgpt"[::-1])'
     fake.script(
         fake.tool_turn(("code_interpreter", json.dumps({"code": code}))),
@@ -62,7 +62,7 @@ def test_reverse_a_string_with_code_streams_tool_deltas(executor, ci_settings, a
 
 
 @needs_sandbox
-def test_generated_png_becomes_an_image_file_of_the_answer(executor, ci_settings, alice, assistant):  # type: ignore[no-untyped-def]
+def test_generated_png_becomes_an_image_file_of_the_answer(executor, ci_settings, alice, assistant):
     code = (
         "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
         "plt.plot([1, 2, 3], [1, 4, 9])\nplt.savefig('/mnt/data/plot.png')\n"
@@ -90,7 +90,7 @@ def test_generated_png_becomes_an_image_file_of_the_answer(executor, ci_settings
 
 
 @needs_sandbox
-def test_exceptions_come_back_to_the_model(executor, ci_settings, alice, assistant):  # type: ignore[no-untyped-def]
+def test_exceptions_come_back_to_the_model(executor, ci_settings, alice, assistant):
     fake.script(fake.tool_turn(("code_interpreter", json.dumps({"code": "1/0"}))), fake.text_turn("Oops."))
     thread = services.create_thread(alice)
     services.post_message(thread, role="user", content="divide")

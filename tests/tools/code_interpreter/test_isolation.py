@@ -176,7 +176,7 @@ async def test_writes_within_the_quota_are_kept(workdir: Path) -> None:
 
 async def test_execution_without_cgroups_still_runs_and_says_what_is_enforced(
     workdir: Path, settings, caplog
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings.CODE_INTERPRETER_CGROUPS = "off"
     cgroups.detect.cache_clear()
     sandbox._warn_once.cache_clear()
@@ -215,7 +215,7 @@ def test_scan_never_descends_into_a_linked_directory(tmp_path: Path) -> None:
         assert wd.read_regular(fd, "sub/real.txt", 10) == b"x"
 
 
-def test_admin_index_warns_about_missing_cgroups_and_seccomp(client, staff, settings) -> None:  # type: ignore[no-untyped-def]
+def test_admin_index_warns_about_missing_cgroups_and_seccomp(client, staff, settings) -> None:
     client.force_login(staff)
     normal = client.get("/admin/").content.decode()
     expected_missing = sandbox.status()  # what this machine lacks anyway (normally nothing)

@@ -322,7 +322,7 @@ async def test_missing_bwrap_raises_sandbox_unavailable(
         await run("print(1)", workdir)
 
 
-async def test_missing_sandbox_venv_is_reported(workdir: Path, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_missing_sandbox_venv_is_reported(workdir: Path, settings) -> None:
     settings.CODE_INTERPRETER_VENV = str(workdir / "no-venv")
     assert sandbox.available() is False
     with pytest.raises(SandboxUnavailable, match=r"scripts/sandbox-venv\.sh"):

@@ -34,18 +34,18 @@ def host_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def assistant(alice):  # type: ignore[no-untyped-def]
+def assistant(alice):
     return Assistant.objects.create(owner=alice, model="gpt-4o", tools=[{"type": "code_interpreter"}])
 
 
-def _upload(owner, name: str, data: bytes, purpose: str = "assistants") -> File:  # type: ignore[no-untyped-def]
+def _upload(owner, name: str, data: bytes, purpose: str = "assistants") -> File:
     f = File(owner=owner, filename=name, purpose=purpose, bytes=len(data))
     f.data.save("upload", ContentFile(data), save=False)
     f.save()
     return f
 
 
-def _run_with_attachments(alice, assistant, files: list[File]) -> Run:  # type: ignore[no-untyped-def]
+def _run_with_attachments(alice, assistant, files: list[File]) -> Run:
     thread = services.create_thread(alice)
     services.post_message(
         thread,
@@ -57,7 +57,7 @@ def _run_with_attachments(alice, assistant, files: list[File]) -> Run:  # type: 
 
 
 @needs_sandbox
-def test_a_link_planted_by_the_code_never_redirects_seeding(settings, alice, assistant, host_dir):  # type: ignore[no-untyped-def]
+def test_a_link_planted_by_the_code_never_redirects_seeding(settings, alice, assistant, host_dir):
     target = host_dir / "evil.pth"  # on a real server: a .pth in site-packages, run as root
     notes = _upload(alice, "notes.txt", b"import os; os.system('id')\n")
     data = _upload(alice, "data.csv", b"a,b\n1,2\n")
@@ -82,7 +82,7 @@ def test_a_link_planted_by_the_code_never_redirects_seeding(settings, alice, ass
         assert (workdir / "data.csv").stat().st_uid == uid
 
 
-def test_seeding_skips_names_taken_by_any_kind_of_entry(settings, alice, assistant, host_dir):  # type: ignore[no-untyped-def]
+def test_seeding_skips_names_taken_by_any_kind_of_entry(settings, alice, assistant, host_dir):
     files = [_upload(alice, n, b"new") for n in ("link.txt", "fifo.txt", "dir.txt", "plain.txt", "fresh.txt")]
     run = _run_with_attachments(alice, assistant, files)
     workdir = workdir_for(run.thread_id)
@@ -97,7 +97,7 @@ def test_seeding_skips_names_taken_by_any_kind_of_entry(settings, alice, assista
     assert (workdir / "fresh.txt").read_bytes() == b"new"
 
 
-def test_seeding_respects_the_workdir_quota(settings, alice, assistant):  # type: ignore[no-untyped-def]
+def test_seeding_respects_the_workdir_quota(settings, alice, assistant):
     settings.CODE_INTERPRETER_WORKDIR_BYTES = 64 * 1024
     small = _upload(alice, "small.txt", b"s" * 1000)
     big = _upload(alice, "big.bin", b"b" * 200_000)
@@ -109,7 +109,7 @@ def test_seeding_respects_the_workdir_quota(settings, alice, assistant):  # type
     ]
 
 
-def test_outputs_are_never_read_through_a_linked_directory(settings, alice, assistant, host_dir):  # type: ignore[no-untyped-def]
+def test_outputs_are_never_read_through_a_linked_directory(settings, alice, assistant, host_dir):
     (host_dir / "secret.txt").write_text("the server's secret")
     run = _run_with_attachments(alice, assistant, [])
     workdir = workdir_for(run.thread_id)
@@ -124,7 +124,7 @@ def test_outputs_are_never_read_through_a_linked_directory(settings, alice, assi
     assert stored.data.open("rb").read() == b"a real output" and stored.origin_thread_id == run.thread_id
 
 
-def test_outputs_per_execution_are_capped(settings, alice, assistant):  # type: ignore[no-untyped-def]
+def test_outputs_per_execution_are_capped(settings, alice, assistant):
     settings.CODE_INTERPRETER_MAX_OUTPUT_FILES = 5
     run = _run_with_attachments(alice, assistant, [])
     workdir = workdir_for(run.thread_id)
@@ -137,7 +137,7 @@ def test_outputs_per_execution_are_capped(settings, alice, assistant):  # type: 
     assert notes == ["Only the first 5 files written were kept as outputs; 95 more were left in /mnt/data."]
 
 
-def test_outputs_over_the_owner_quota_are_not_saved(settings, alice, assistant):  # type: ignore[no-untyped-def]
+def test_outputs_over_the_owner_quota_are_not_saved(settings, alice, assistant):
     settings.USER_STORAGE_QUOTA_BYTES = 10_000
     kept = _upload(alice, "mine.csv", b"x" * 6000)
     run = _run_with_attachments(alice, assistant, [])
@@ -154,7 +154,7 @@ def test_outputs_over_the_owner_quota_are_not_saved(settings, alice, assistant):
 
 
 @needs_sandbox
-def test_a_non_utf8_output_name_is_skipped_with_a_note(executor, settings, alice, assistant):  # type: ignore[no-untyped-def]
+def test_a_non_utf8_output_name_is_skipped_with_a_note(executor, settings, alice, assistant):
     code = (
         "open(b'caf\\xe9.txt', 'wb').write(b'latin-1 name')\nopen('ok.txt', 'w').write('fine')\nprint('done')"
     )

@@ -21,7 +21,7 @@ DOC = (
 )
 
 
-def make_file(owner, name: str, text: str) -> File:  # type: ignore[no-untyped-def]
+def make_file(owner, name: str, text: str) -> File:
     data = text.encode()
     f = File(
         owner=owner,
@@ -35,7 +35,7 @@ def make_file(owner, name: str, text: str) -> File:  # type: ignore[no-untyped-d
     return f
 
 
-def store_with(owner, *files: File) -> VectorStore:  # type: ignore[no-untyped-def]
+def store_with(owner, *files: File) -> VectorStore:
     vs = VectorStore.objects.create(owner=owner, name="notes")
     for f in files:
         vsf = VectorStoreFile.objects.create(vector_store=vs, file=f)
@@ -57,7 +57,7 @@ def search_turn(query: str) -> fake.Turn:
     return fake.tool_turn(("file_search", json.dumps({"query": query})))
 
 
-def test_run_answers_from_retrieved_passage_with_citation(executor, alice):  # type: ignore[no-untyped-def]
+def test_run_answers_from_retrieved_passage_with_citation(executor, alice):
     f = make_file(alice, "zorbania.md", DOC)
     vs = store_with(alice, f)
     assistant = Assistant.objects.create(
@@ -85,7 +85,7 @@ def test_run_answers_from_retrieved_passage_with_citation(executor, alice):  # t
     assert text[ann["start_index"] : ann["end_index"]] == ann["text"] == "【0†zorbania.md】"
 
 
-def test_retrieval_never_crosses_owners(executor, alice, bob):  # type: ignore[no-untyped-def]
+def test_retrieval_never_crosses_owners(executor, alice, bob):
     vs = store_with(alice, make_file(alice, "zorbania.md", DOC))
     # Bob's assistant points at Alice's store (the API refuses this; the engine must too).
     assistant = Assistant.objects.create(
@@ -104,7 +104,7 @@ def test_retrieval_never_crosses_owners(executor, alice, bob):  # type: ignore[n
     assert "Quexlin" not in fake.requests()[1].messages[-1]["content"]
 
 
-def test_message_attachment_is_indexed_into_the_thread_store(executor, alice):  # type: ignore[no-untyped-def]
+def test_message_attachment_is_indexed_into_the_thread_store(executor, alice):
     f = make_file(alice, "notes.txt", DOC)
     assistant = Assistant.objects.create(owner=alice, model="gpt-4o", tools=[{"type": "file_search"}])
     thread = services.create_thread(alice)
@@ -124,7 +124,7 @@ def test_message_attachment_is_indexed_into_the_thread_store(executor, alice):  
     assert Message.objects.get(run=run).text.startswith("The capital of Zorbania is Quexlin")
 
 
-def test_staff_assistant_stores_serve_chat_users(executor, staff, alice):  # type: ignore[no-untyped-def]
+def test_staff_assistant_stores_serve_chat_users(executor, staff, alice):
     vs = store_with(staff, make_file(staff, "handbook.md", DOC))
     assistant = Assistant.objects.create(
         model="gpt-4o",
