@@ -23,7 +23,7 @@ def test_bad_missing_and_weak_keys_are_401_without_retries(live: LiveServer) -> 
         with pytest.raises(openai.AuthenticationError) as err:
             client.beta.assistants.list()
         assert err.value.status_code == 401
-        assert err.value.code == "invalid_api_key" and err.value.type == "invalid_request_error"  # type: ignore[attr-defined]
+        assert err.value.code == "invalid_api_key" and err.value.type == "invalid_request_error"
         assert counter.count() == 1
     response = httpx2.get(f"{live.base_url}/assistants")
     assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
@@ -81,7 +81,7 @@ def test_other_users_objects_are_404(live: LiveServer) -> None:
     bob_thread = bob.beta.threads.create()
     with pytest.raises(openai.NotFoundError) as err:
         bob.beta.threads.runs.create(thread_id=bob_thread.id, assistant_id=asst.id)
-    assert err.value.param == "assistant_id"  # type: ignore[attr-defined]
+    assert err.value.param == "assistant_id"
     with pytest.raises(openai.BadRequestError):
         bob.beta.threads.messages.create(
             bob_thread.id, role="user", content="x", attachments=[{"file_id": file.id, "tools": []}]
@@ -156,7 +156,7 @@ def test_oversize_upload_is_413(live: LiveServer) -> None:
     assert counter.count() == 1
     with pytest.raises(openai.BadRequestError) as bad:
         client.files.create(file=("a.txt", b"x"), purpose="nonsense")  # type: ignore[arg-type]
-    assert bad.value.param == "purpose"  # type: ignore[attr-defined]
+    assert bad.value.param == "purpose"
 
 
 def test_message_attachments_and_image_files(live: LiveServer) -> None:
@@ -168,14 +168,14 @@ def test_message_attachments_and_image_files(live: LiveServer) -> None:
         role="user",
         content=[{"type": "text", "text": "see"}, {"type": "image_file", "image_file": {"file_id": png.id}}],
     )
-    assert msg.content[1].type == "image_file" and msg.content[1].image_file.file_id == png.id  # type: ignore[union-attr]
+    assert msg.content[1].type == "image_file" and msg.content[1].image_file.file_id == png.id
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.threads.messages.create(
             thread.id, role="user", content=[{"type": "image_file", "image_file": {"file_id": "file-nope"}}]
         )
-    assert err.value.param == "content[0].image_file.file_id"  # type: ignore[attr-defined]
+    assert err.value.param == "content[0].image_file.file_id"
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.threads.messages.create(
             thread.id, role="user", content="x", attachments=[{"file_id": "file-nope", "tools": []}]
         )
-    assert err.value.param == "attachments[0].file_id"  # type: ignore[attr-defined]
+    assert err.value.param == "attachments[0].file_id"

@@ -69,7 +69,7 @@ def polling_chat(base_url: str, api_key: str) -> None:
             for message in reversed(messages.data):
                 if message.role == "assistant":
                     print()  # Add an empty line for spacing
-                    print(f"Assistant > {message.content[0].text.value}")
+                    print(f"Assistant > {message.content[0].text.value}")  # type: ignore[union-attr]
                     return
         print("⚠️ Error: Failed to get a response from the Assistant.")
 
@@ -200,7 +200,7 @@ def test_streaming_chat_prints_tool_calls(live: LiveServer, capsys: pytest.Captu
             "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
         }
     ]
-    asst = client.beta.assistants.create(model="gpt-4o", tools=tools)  # type: ignore[list-item]
+    asst = client.beta.assistants.create(model="gpt-4o", tools=tools)  # type: ignore[arg-type]
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "look it up"}])
     live.upstream.script(tool_calls(("lookup", '{"q": "x"}')))
     created: list[str] = []

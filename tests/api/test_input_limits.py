@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -43,10 +44,10 @@ def test_100000_deep_json_body_is_400(alice) -> None:
 
 def test_900_deep_function_parameters_are_400_and_a_sane_schema_passes(alice) -> None:
     client = _client(keys.create_key(alice).raw, _address())
-    deep: dict = {"type": "object"}
+    deep: dict[str, Any] = {"type": "object"}
     for _ in range(900):
         deep = {"type": "object", "properties": {"x": deep}}
-    tool = {"type": "function", "function": {"name": "f", "parameters": deep}}
+    tool: dict[str, Any] = {"type": "function", "function": {"name": "f", "parameters": deep}}
     response = client.post(
         "/v1/assistants", json.dumps({"model": "m", "tools": [tool]}), content_type="application/json"
     )
@@ -68,7 +69,7 @@ def test_900_deep_function_parameters_are_400_and_a_sane_schema_passes(alice) ->
 
 def test_params_check_is_iterative_at_any_depth() -> None:
     # Called directly (as any future caller might), a deep value is a 400-style error, not a RecursionError.
-    deep: dict = {}
+    deep: dict[str, Any] = {}
     for _ in range(5000):
         deep = {"k": deep}
     with pytest.raises(InvalidRequest) as err:

@@ -3,6 +3,8 @@ against the real server."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import openai
 import pytest
 
@@ -29,15 +31,16 @@ def test_seed_002_thread_lifecycle(client: openai.OpenAI) -> None:
     # The seed's booleans are not valid metadata: the API answers 400 naming the key.
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.threads.update(
-            thread_id=thread.id, metadata={"modified_today": True, "user_is_premium": True}
-        )  # type: ignore[dict-item]
+            thread_id=thread.id,
+            metadata={"modified_today": True, "user_is_premium": True},  # type: ignore[dict-item]
+        )
     assert err.value.status_code == 400
-    assert err.value.param == "metadata.modified_today"  # type: ignore[attr-defined]
-    assert err.value.type == "invalid_request_error"  # type: ignore[attr-defined]
+    assert err.value.param == "metadata.modified_today"
+    assert err.value.type == "invalid_request_error"
     assert "expected a string" in err.value.message
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.threads.update(thread_id=thread.id, metadata={"feedback_rating": 4.5})  # type: ignore[dict-item]
-    assert err.value.param == "metadata.feedback_rating"  # type: ignore[attr-defined]
+    assert err.value.param == "metadata.feedback_rating"
 
     updated = client.beta.threads.update(
         thread_id=thread.id, metadata={"modified_today": "true", "conversation_topic": "neural networks"}
@@ -51,8 +54,8 @@ def test_seed_002_thread_lifecycle(client: openai.OpenAI) -> None:
     )
     assert message.id.startswith("msg_") and message.role == "user" and message.thread_id == thread.id
     assert message.content[0].type == "text"
-    assert message.content[0].text.value == "ELI5: What is a neural network?"  # type: ignore[union-attr]
-    assert message.content[0].text.annotations == []  # type: ignore[union-attr]
+    assert message.content[0].text.value == "ELI5: What is a neural network?"
+    assert message.content[0].text.annotations == []
     second = client.beta.threads.messages.create(
         thread_id=thread.id, role="user", content="And a transformer?"
     )
@@ -65,7 +68,7 @@ def test_seed_002_thread_lifecycle(client: openai.OpenAI) -> None:
     assert changed.metadata == {"added_note": "Revised content"}
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.threads.messages.update(thread_id=thread.id, message_id=message.id, metadata={"n": 1})  # type: ignore[dict-item]
-    assert err.value.param == "metadata.n"  # type: ignore[attr-defined]
+    assert err.value.param == "metadata.n"
     gone = client.beta.threads.messages.delete(thread_id=thread.id, message_id=message.id)
     assert gone.deleted is True and gone.object == "thread.message.deleted" and gone.id == message.id
     with pytest.raises(openai.NotFoundError):
@@ -98,7 +101,7 @@ def test_thread_with_inline_messages_and_content_parts(client: openai.OpenAI) ->
     assert msgs[0].metadata == {"k": "v"}
     assert msgs[1].content[0].text.value == "second"  # type: ignore[union-attr]
     assert msgs[2].content[0].type == "image_url"
-    assert msgs[2].content[0].image_url.url == "https://example.com/x.png"  # type: ignore[union-attr]
+    assert msgs[2].content[0].image_url.url == "https://example.com/x.png"
 
 
 def test_assistants_crud_and_list(client: openai.OpenAI) -> None:
@@ -128,7 +131,7 @@ def test_assistants_crud_and_list(client: openai.OpenAI) -> None:
         response_format={"type": "json_object"},
     )
     assert a.id.startswith("asst_") and a.object == "assistant"
-    assert a.tools[0].type == "function" and a.tools[0].function.name == "get_weather"  # type: ignore[union-attr]
+    assert a.tools[0].type == "function" and a.tools[0].function.name == "get_weather"
     assert a.temperature == 0.5 and a.top_p == 0.9 and a.metadata == {"team": "math"}
     assert a.response_format.type == "json_object"  # type: ignore[union-attr]
     b = client.beta.assistants.update(
@@ -167,10 +170,12 @@ def test_assistants_crud_and_list(client: openai.OpenAI) -> None:
         ({"model": "gpt-4o", "response_format": {"type": "yaml"}}, "response_format.type"),
     ],
 )
-def test_invalid_assistant_parameters_are_named(client: openai.OpenAI, kwargs: dict, param: str) -> None:
+def test_invalid_assistant_parameters_are_named(
+    client: openai.OpenAI, kwargs: dict[str, Any], param: str
+) -> None:
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.assistants.create(**kwargs)
-    assert err.value.param == param, err.value.message  # type: ignore[attr-defined]
+    assert err.value.param == param, err.value.message
 
 
 def test_unknown_parameters_are_rejected_not_ignored(client: openai.OpenAI) -> None:
@@ -179,16 +184,16 @@ def test_unknown_parameters_are_rejected_not_ignored(client: openai.OpenAI) -> N
         client.beta.threads.messages.create(
             thread.id, role="user", content="x", extra_body={"file_ids": ["file-1"]}
         )
-    assert err.value.param == "file_ids" and "Unrecognized" in err.value.message  # type: ignore[attr-defined]
+    assert err.value.param == "file_ids" and "Unrecognized" in err.value.message
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.threads.messages.list(thread.id, extra_query={"sort": "x"})
-    assert err.value.param == "sort"  # type: ignore[attr-defined]
+    assert err.value.param == "sort"
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.threads.messages.create(thread.id, role="system", content="x")  # type: ignore[arg-type]
-    assert err.value.param == "role"  # type: ignore[attr-defined]
+    assert err.value.param == "role"
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.threads.messages.create(thread.id, role="user", content=[{"type": "video", "video": {}}])  # type: ignore[list-item]
-    assert err.value.param == "content[0].type"  # type: ignore[attr-defined]
+    assert err.value.param == "content[0].type"
 
 
 def test_pagination_and_auto_pagination(live: LiveServer) -> None:
@@ -222,8 +227,8 @@ def test_pagination_and_auto_pagination(live: LiveServer) -> None:
 
     for bad in ({"limit": 0}, {"limit": 101}, {"order": "sideways"}):
         with pytest.raises(openai.BadRequestError) as err:
-            client.beta.threads.messages.list(thread.id, **bad)  # type: ignore[arg-type]
-        assert err.value.param == next(iter(bad))  # type: ignore[attr-defined]
+            client.beta.threads.messages.list(thread.id, **bad)
+        assert err.value.param == next(iter(bad))
 
 
 async def test_async_client_lifecycle(live: LiveServer) -> None:

@@ -59,7 +59,7 @@ def wait_status(
 
 def assistant_text(client: openai.OpenAI, thread_id: str, run_id: str) -> str:
     msgs = client.beta.threads.messages.list(thread_id, run_id=run_id).data
-    return "".join(p.text.value for m in msgs for p in m.content if p.type == "text")  # type: ignore[union-attr]
+    return "".join(p.text.value for m in msgs for p in m.content if p.type == "text")
 
 
 # --- polling and function calling ---------------------------------------------------------------------
@@ -106,7 +106,7 @@ def test_function_calling_parallel_with_poll(live: LiveServer, client: openai.Op
         client.beta.threads.runs.submit_tool_outputs(
             run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": calls[0].id, "output": "sunny"}]
         )
-    assert calls[1].id in err.value.message and err.value.param == "tool_outputs"  # type: ignore[attr-defined]
+    assert calls[1].id in err.value.message and err.value.param == "tool_outputs"
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.threads.runs.submit_tool_outputs(
             run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": "call_nope", "output": "x"}]
@@ -178,7 +178,7 @@ def test_raw_runs_create_stream_has_named_events(
     assert names[:3] == ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
     assert names[-1] == "thread.run.completed"
     assert names.index("thread.message.created") < names.index("thread.message.delta")
-    deltas = "".join(e.data.delta.content[0].text.value for e in events if e.event == "thread.message.delta")  # type: ignore[union-attr]
+    deltas = "".join(e.data.delta.content[0].text.value for e in events if e.event == "thread.message.delta")  # type: ignore[union-attr, index, misc]
     assert deltas == "abc"
 
 
@@ -192,7 +192,7 @@ def test_raw_create_and_run_stream(live: LiveServer, client: openai.OpenAI, assi
         )
     )
     assert all(e.event is not None for e in events)
-    assert events[0].event == "thread.created" and events[0].data.metadata == {"src": "car"}  # type: ignore[union-attr]
+    assert events[0].event == "thread.created" and events[0].data.metadata == {"src": "car"}
     assert events[-1].event == "thread.run.completed"
     thread_id = events[0].data.id
     assert client.beta.threads.messages.list(thread_id).data[0].content[0].text.value == "hello there"  # type: ignore[union-attr]
@@ -258,7 +258,7 @@ def test_cancel_mid_stream(live: LiveServer, client: openai.OpenAI, assistant: A
         if event.event == "thread.run.created":
             run_id = event.data.id
         if event.event == "thread.message.delta":
-            streamed += event.data.delta.content[0].text.value  # type: ignore[union-attr]
+            streamed += event.data.delta.content[0].text.value  # type: ignore[union-attr, index, operator]
             if streamed != "partial answer":
                 continue
             # Everything the upstream will ever send has arrived; it now hangs until we cancel.
@@ -267,7 +267,7 @@ def test_cancel_mid_stream(live: LiveServer, client: openai.OpenAI, assistant: A
     assert seen[-1] == "thread.run.cancelled"
     run = client.beta.threads.runs.retrieve(run_id, thread_id=thread.id)  # type: ignore[arg-type]
     assert run.status == "cancelled" and run.cancelled_at is not None
-    msg = client.beta.threads.messages.list(thread.id, run_id=run_id).data[0]
+    msg = client.beta.threads.messages.list(thread.id, run_id=run_id).data[0]  # type: ignore[arg-type]
     assert msg.status == "incomplete" and msg.incomplete_details.reason == "run_cancelled"  # type: ignore[union-attr]
     assert msg.content[0].text.value == "partial answer"  # type: ignore[union-attr]
     assert live.upstream.wait_closed_early(1, timeout=5)
@@ -284,7 +284,7 @@ def test_busy_thread_is_a_400_that_is_not_retried(live: LiveServer, assistant: A
     counter.reset()
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.threads.messages.create(thread.id, role="user", content="another")
-    assert err.value.code == "thread_busy" and err.value.response.headers["x-should-retry"] == "false"  # type: ignore[attr-defined]
+    assert err.value.code == "thread_busy" and err.value.response.headers["x-should-retry"] == "false"
     with pytest.raises(openai.BadRequestError):
         client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
     with pytest.raises(openai.BadRequestError):
@@ -303,7 +303,7 @@ def test_upstream_failure_ends_stream_with_failed_run(
         client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True)
     )
     assert events[-1].event == "thread.run.failed"
-    assert events[-1].data.last_error is not None  # type: ignore[union-attr]
+    assert events[-1].data.last_error is not None
 
 
 def test_disconnecting_client_does_not_stop_the_run(
@@ -355,5 +355,5 @@ def test_run_parameter_validation(client: openai.OpenAI, assistant: Any) -> None
     for kwargs, param in cases:
         with pytest.raises((openai.BadRequestError, openai.NotFoundError)) as err:
             client.beta.threads.runs.create(thread_id=thread.id, **kwargs)
-        assert err.value.param == param, (param, err.value.message)  # type: ignore[attr-defined]
+        assert err.value.param == param, (param, err.value.message)
     assert client.beta.threads.runs.list(thread.id).data == []

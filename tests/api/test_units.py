@@ -7,6 +7,7 @@ import asyncio
 import json
 from datetime import timedelta
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -117,7 +118,7 @@ def test_generated_keys_and_weak_keys() -> None:
 
 
 def _request(key: str | None):
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
+    headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
     return RequestFactory().get("/v1/assistants", **headers)
 
 
@@ -134,10 +135,10 @@ def test_authenticate_hashes_revokes_and_touches_last_used(alice) -> None:
     assert ApiKey.objects.get(id=row.id).last_used_at == first_use  # not rewritten on every request
     ApiKey.objects.filter(id=row.id).update(last_used_at=timezone.now() - timedelta(minutes=5))
     authenticate(_request(new.raw))
-    assert ApiKey.objects.get(id=row.id).last_used_at < first_use  # this process wrote it under a minute ago
+    assert ApiKey.objects.get(id=row.id).last_used_at < first_use  # type: ignore[operator]  # this process wrote it under a minute ago
     auth._touched.clear()  # ... a minute later
     authenticate(_request(new.raw))
-    assert ApiKey.objects.get(id=row.id).last_used_at > first_use
+    assert ApiKey.objects.get(id=row.id).last_used_at > first_use  # type: ignore[operator]
     for bad in (None, "sk-as-" + "Zz9" * 14, "sk-xxx"):
         with pytest.raises(Unauthorized):
             authenticate(_request(bad))
@@ -187,7 +188,7 @@ def test_pagination_cursors(alice) -> None:
     ids = [Thread.objects.create(owner=alice).id for _ in range(5)]
     qs = Thread.objects.filter(owner=alice)
 
-    def render(t: Thread) -> dict:
+    def render(t: Thread) -> dict[str, Any]:
         return {"id": t.id}
 
     def got(**q) -> tuple[list[str], bool]:
@@ -280,7 +281,7 @@ def test_unexpected_exception_is_json_500_not_retried() -> None:
     op = Operation("GET", "/boom", boom, "boom", "", "", public=True)
     response = handle(op, ["GET"], RequestFactory().get("/v1/boom"), {})
     assert response.status_code == 500
-    assert json.loads(response.content)["error"]["type"] == "server_error"
+    assert json.loads(response.content)["error"]["type"] == "server_error"  # type: ignore[attr-defined]
     assert response["x-should-retry"] == "false"
 
 
@@ -312,7 +313,7 @@ def test_objects_match_their_published_schemas(alice) -> None:
     from assistants_app.models import Assistant, File, RunStep
     from assistants_app.objects import assistant_obj, file_obj, message_obj, run_obj, step_obj, thread_obj
 
-    def check(name: str, value: dict) -> None:
+    def check(name: str, value: dict[str, Any]) -> None:
         schema = {**COMPONENTS[name], "$defs": {}}
         jsonschema_rs.validate(schema, value)
         assert set(value) == set(COMPONENTS[name]["properties"]), name
@@ -330,7 +331,7 @@ def test_objects_match_their_published_schemas(alice) -> None:
     f = File.objects.create(owner=alice, filename="a.txt", purpose="assistants")
     check("Assistant", assistant_obj(assistant))
     check("Thread", thread_obj(thread))
-    check("Message", message_obj(thread.messages.first()))
+    check("Message", message_obj(thread.messages.first()))  # type: ignore[arg-type]
     check("Run", run_obj(run))
     check("RunStep", step_obj(step))
     check("OpenAIFile", file_obj(f))

@@ -55,7 +55,7 @@ def wait_files(client: openai.OpenAI, vector_store_id: str, timeout: float = 20)
 def bad_request(call: Any) -> openai.BadRequestError:
     with pytest.raises(openai.BadRequestError) as err:
         call()
-    assert err.value.status_code == 400 and err.value.type == "invalid_request_error"  # type: ignore[attr-defined]
+    assert err.value.status_code == 400 and err.value.type == "invalid_request_error"
     return err.value
 
 
@@ -220,13 +220,13 @@ def test_static_chunking_and_attribute_filters(live: LiveServer, client: openai.
     b = client.files.create(
         file=("b.txt", ("The zebra foal stays close to its mother. " * 5).encode()), purpose="assistants"
     )
-    small = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 20}}
+    small: Any = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 20}}
     fa = client.vector_stores.files.create_and_poll(
         a.id,
         vector_store_id=store.id,
         attributes={"author": "ann", "year": 2021},
         chunking_strategy=small,
-        poll_interval_ms=50,  # type: ignore[arg-type]
+        poll_interval_ms=50,
     )
     assert fa.status == "completed" and fa.chunking_strategy.model_dump() == small  # type: ignore[union-attr]
     n_chunks = chunk_count(live, file_id=a.id, vector_store_id=store.id)
@@ -267,18 +267,20 @@ def test_static_chunking_and_attribute_filters(live: LiveServer, client: openai.
     assert files_for({"type": "eq", "key": "author", "value": "nobody"}) == set()
     err = bad_request(
         lambda: client.vector_stores.search(
-            store.id, query="zebra", filters={"type": "like", "key": "a", "value": "b"}
+            store.id,
+            query="zebra",
+            filters={"type": "like", "key": "a", "value": "b"},  # type: ignore[arg-type]
         )
-    )  # type: ignore[arg-type]
-    assert err.param == "filters.type"  # type: ignore[attr-defined]
+    )
+    assert err.param == "filters.type"
     err = bad_request(
         lambda: client.vector_stores.search(
             store.id,
             query="zebra",
-            filters={"type": "or", "filters": [{"type": "eq", "key": "a", "value": {"x": 1}}]},  # type: ignore[list-item]
+            filters={"type": "or", "filters": [{"type": "eq", "key": "a", "value": {"x": 1}}]},
         )
     )
-    assert err.param == "filters.filters[0].value"  # type: ignore[attr-defined]
+    assert err.param == "filters.filters[0].value"
 
     # Listing and filtering files; the SDK's auto-pagination walks every page.
     listed = client.vector_stores.files.list(vector_store_id=store.id, limit=1)
@@ -385,8 +387,10 @@ def test_validation_names_the_parameter(client: openai.OpenAI) -> None:
         ),
         (
             lambda: client.vector_stores.files.create(
-                vector_store_id=store.id, file_id=f.id, chunking_strategy={"type": "other"}
-            ),  # type: ignore[arg-type]
+                vector_store_id=store.id,
+                file_id=f.id,
+                chunking_strategy={"type": "other"},  # type: ignore[arg-type]
+            ),
             "chunking_strategy.type",
         ),
         (
@@ -406,15 +410,17 @@ def test_validation_names_the_parameter(client: openai.OpenAI) -> None:
         ),
         (lambda: client.vector_stores.create(extra_body={"colour": "red"}), "colour"),
         (
-            lambda: client.vector_stores.create(expires_after={"anchor": "created_at", "days": 1}),
+            lambda: client.vector_stores.create(expires_after={"anchor": "created_at", "days": 1}),  # type: ignore[arg-type]
             "expires_after.anchor",
-        ),  # type: ignore[arg-type]
+        ),
         (lambda: client.vector_stores.create(file_ids=["file-nope"]), "file_ids[0]"),
         (lambda: client.vector_stores.files.create(vector_store_id=store.id, file_id="file-nope"), "file_id"),
         (
             lambda: client.vector_stores.files.create(
-                vector_store_id=store.id, file_id=f.id, attributes={"k": {"nested": 1}}
-            ),  # type: ignore[dict-item]
+                vector_store_id=store.id,
+                file_id=f.id,
+                attributes={"k": {"nested": 1}},  # type: ignore[dict-item]
+            ),
             "attributes.k",
         ),
         (lambda: client.vector_stores.file_batches.create(vector_store_id=store.id), "file_ids"),
@@ -441,7 +447,7 @@ def test_validation_names_the_parameter(client: openai.OpenAI) -> None:
     ]
     for call, param in cases:
         err = bad_request(call)
-        assert err.param == param, (param, err.message)  # type: ignore[attr-defined]
+        assert err.param == param, (param, err.message)
     assert client.vector_stores.list(limit=100).data[0].id == store.id  # the rejected creates made nothing
 
 
@@ -468,25 +474,25 @@ def test_other_users_stores_and_files_are_invisible(live: LiveServer, client: op
 
     own = bob.vector_stores.create(name="bob")
     err = bad_request(lambda: bob.vector_stores.files.create(vector_store_id=own.id, file_id=secret.id))
-    assert err.param == "file_id" and secret.id in err.message  # type: ignore[attr-defined]
+    assert err.param == "file_id" and secret.id in err.message
     err = bad_request(lambda: bob.vector_stores.create(file_ids=[secret.id]))
-    assert err.param == "file_ids[0]"  # type: ignore[attr-defined]
+    assert err.param == "file_ids[0]"
     err = bad_request(
         lambda: bob.vector_stores.file_batches.create(vector_store_id=own.id, file_ids=[secret.id])
     )
-    assert err.param == "file_ids[0]"  # type: ignore[attr-defined]
+    assert err.param == "file_ids[0]"
     err = bad_request(
         lambda: bob.beta.assistants.create(
             model="m", tool_resources={"file_search": {"vector_store_ids": [store.id]}}
         )
     )
-    assert err.param == "tool_resources.file_search.vector_store_ids[0]"  # type: ignore[attr-defined]
+    assert err.param == "tool_resources.file_search.vector_store_ids[0]"
     err = bad_request(
         lambda: bob.beta.threads.create(
             tool_resources={"file_search": {"vector_stores": [{"file_ids": [secret.id]}]}}
         )
     )
-    assert err.param == "tool_resources.file_search.vector_stores[0].file_ids[0]"  # type: ignore[attr-defined]
+    assert err.param == "tool_resources.file_search.vector_stores[0].file_ids[0]"
     assert bob.vector_stores.search(own.id, query="zebra").data == []
     assert client.vector_stores.retrieve(store.id).file_counts.completed == 1
 
@@ -511,13 +517,13 @@ def test_expired_store(live: LiveServer, client: openai.OpenAI) -> None:
         lambda: client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=[f.id]),
         lambda: client.vector_stores.update(store.id, expires_after={"anchor": "last_active_at", "days": 30}),
     ):
-        assert bad_request(call).code == "vector_store_expired"  # type: ignore[attr-defined]
+        assert bad_request(call).code == "vector_store_expired"
     err = bad_request(
         lambda: client.beta.assistants.create(
             model="m", tool_resources={"file_search": {"vector_store_ids": [store.id]}}
         )
     )
-    assert err.code == "vector_store_expired"  # type: ignore[attr-defined]
+    assert err.code == "vector_store_expired"
     assert client.vector_stores.update(store.id, name="renamed").status == "expired"
     assert client.vector_stores.delete(store.id).deleted
 
@@ -577,7 +583,7 @@ def test_tool_resources_attach_and_create_inline_stores(client: openai.OpenAI) -
             assistant.id, tool_resources={"file_search": {"vector_store_ids": [other.id, store.id]}}
         )
     )
-    assert err.param == "tool_resources.file_search.vector_store_ids"  # type: ignore[attr-defined]
+    assert err.param == "tool_resources.file_search.vector_store_ids"
     err = bad_request(
         lambda: client.beta.assistants.create(
             model="m",
@@ -586,7 +592,7 @@ def test_tool_resources_attach_and_create_inline_stores(client: openai.OpenAI) -
             },
         )
     )
-    assert err.param == "tool_resources.file_search.vector_stores"  # type: ignore[attr-defined]
+    assert err.param == "tool_resources.file_search.vector_stores"
 
     thread = client.beta.threads.create(tool_resources={"file_search": {"vector_store_ids": [other.id]}})
     assert thread.tool_resources.file_search.vector_store_ids == [other.id]  # type: ignore[union-attr]
@@ -610,14 +616,14 @@ def test_tool_resources_attach_and_create_inline_stores(client: openai.OpenAI) -
     assert (
         err.param
         == "tool_resources.file_search.vector_stores[0].chunking_strategy.static.chunk_overlap_tokens"
-    )  # type: ignore[attr-defined]
+    )
     err = bad_request(
         lambda: client.beta.assistants.create(
             model="m",
             tool_resources={"file_search": {"vector_stores": [{"file_ids": [f.id, "file-missing"]}]}},
         )
     )
-    assert err.param == "tool_resources.file_search.vector_stores[0].file_ids[1]"  # type: ignore[attr-defined]
+    assert err.param == "tool_resources.file_search.vector_stores[0].file_ids[1]"
     assert len(client.vector_stores.list(limit=100).data) == count
 
 

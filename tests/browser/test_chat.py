@@ -65,15 +65,15 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     pg = context.new_page()
     pg.set_default_timeout(20_000)
-    pg.dialogs = []  # type: ignore[attr-defined]
-    pg.errors = []  # type: ignore[attr-defined]
+    pg.dialogs = []
+    pg.errors = []
 
     def on_dialog(d: Any) -> None:
-        pg.dialogs.append(d.message)  # type: ignore[attr-defined]
+        pg.dialogs.append(d.message)
         d.dismiss()
 
     pg.on("dialog", on_dialog)
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))  # type: ignore[attr-defined]
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
     yield pg
     context.close()
 
@@ -132,7 +132,7 @@ def test_sign_up_send_stream_and_reload(page: Any, server: str, upstream: FakeUp
     page.get_by_text("first question").wait_for()
     assert "Hello, this is streamed" in last_reply(page).inner_text()
     assert page.locator("article.msg").count() == 2
-    assert not page.errors  # type: ignore[attr-defined]
+    assert not page.errors
 
 
 def test_shift_enter_is_a_newline_and_enter_sends(page: Any, server: str) -> None:
@@ -237,7 +237,7 @@ def test_model_html_renders_inert(page: Any, server: str, upstream: FakeUpstream
         " return a.length && a[a.length - 1].dataset.status === 'completed'; }"
     )
     time.sleep(0.3)
-    assert page.dialogs == []  # type: ignore[attr-defined]
+    assert page.dialogs == []
     assert page.locator("#messages img").count() == 0
     assert page.locator("#messages script").count() == 0
     assert page.locator("#messages a[href^='javascript']").count() == 0
@@ -246,7 +246,7 @@ def test_model_html_renders_inert(page: Any, server: str, upstream: FakeUpstream
     page.reload()
     page.get_by_text("<img src=y onerror=alert(4)>").wait_for()
     time.sleep(0.3)
-    assert page.dialogs == []  # type: ignore[attr-defined]
+    assert page.dialogs == []
     assert page.locator("#messages img, #messages script").count() == 0
 
 

@@ -129,6 +129,6 @@ def test_worker_killed_mid_run_then_new_worker_ends_it_keeping_partial(workers, 
     assert Run.objects.get(id=run.id).status == "in_progress"
     workers(lease=4.0)
     run = wait_run(run.id, ("failed", "completed", "expired"), timeout=60)
-    assert run.status == "failed" and "lease" in run.last_error["message"]
+    assert run.status == "failed" and "lease" in run.last_error["message"]  # type: ignore[index]
     msg = Message.objects.get(run=run)
     assert msg.status == "incomplete" and msg.text == "Half an answer"

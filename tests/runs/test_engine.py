@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistants_app import services
+from assistants_app import errors, services
 from assistants_app.backends import fake
 from assistants_app.models import Assistant, Message, RunStep
 from tests.support.helpers import collect_events, names, text_of, wait_run
@@ -62,12 +62,12 @@ def test_function_call_requires_action_then_completes(executor, alice, thread):
     events = collect_events(run.id)
     assert names(events)[-1] == "thread.run.requires_action"
     run = wait_run(run.id)
-    calls = run.required_action["submit_tool_outputs"]["tool_calls"]
+    calls = run.required_action["submit_tool_outputs"]["tool_calls"]  # type: ignore[index]
     assert [c["function"]["arguments"] for c in calls] == ['{"city": "Paris"}', '{"city": "Rome"}']
-    with pytest.raises(services.InvalidRequest) as err:
+    with pytest.raises(errors.InvalidRequest) as err:
         services.submit_tool_outputs(run, [{"tool_call_id": calls[0]["id"], "output": "sunny"}])
     assert calls[1]["id"] in err.value.message
-    with pytest.raises(services.InvalidRequest) as err:
+    with pytest.raises(errors.InvalidRequest) as err:
         services.submit_tool_outputs(run, [{"tool_call_id": "call_nope", "output": "x"}])
     assert "call_nope" in err.value.message
     from assistants_app.runs.events import get_event_log

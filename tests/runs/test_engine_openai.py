@@ -75,7 +75,7 @@ def test_function_call_round_trip_with_parallel_calls(executor, upstream, thread
     assert names(events)[-1] == "thread.run.requires_action"
     assert names(events).index("thread.run.step.created") < names(events).index("thread.run.step.delta")
     run = Run.objects.get(id=run.id)
-    calls = run.required_action["submit_tool_outputs"]["tool_calls"]
+    calls = run.required_action["submit_tool_outputs"]["tool_calls"]  # type: ignore[index]
     assert [c["function"]["arguments"] for c in calls] == ['{"city": "Paris"}', '{"city": "Oslo"}']
     services.submit_tool_outputs(
         run, [{"tool_call_id": c["id"], "output": o} for c, o in zip(calls, ["sunny", "snowy"], strict=True)]
@@ -103,7 +103,7 @@ def test_rate_limited_throughout_fails(executor, upstream, thread, assistant):
     run = services.start_run(thread, assistant)
     run = wait_run(run.id, ("completed", "failed"))
     assert run.status == "failed"
-    assert run.last_error["code"] == "rate_limit_exceeded"
+    assert run.last_error["code"] == "rate_limit_exceeded"  # type: ignore[index]
     assert len(upstream.requests) == 3
 
 
@@ -114,7 +114,7 @@ def test_stalled_or_malformed_upstream_fails_keeping_partial_text(
     upstream.script(reply)
     run = services.start_run(thread, assistant)
     run = wait_run(run.id, ("completed", "failed"))
-    assert run.status == "failed" and run.last_error["code"] == "server_error"
+    assert run.status == "failed" and run.last_error["code"] == "server_error"  # type: ignore[index]
     msg = Message.objects.get(run=run)
     assert msg.status == "incomplete" and msg.incomplete_details == {"reason": "run_failed"}
     assert msg.text == "partial "
@@ -176,7 +176,7 @@ def test_max_completion_tokens_enforced_locally(executor, upstream, thread, assi
     run = services.start_run(thread, assistant, max_completion_tokens=10)
     run = wait_run(run.id, ("completed", "incomplete", "failed"))
     assert run.status == "incomplete"
-    assert run.usage["completion_tokens"] == 10
+    assert run.usage["completion_tokens"] == 10  # type: ignore[index]
 
 
 def test_no_model_configured_fails_with_operator_message(executor, settings, thread, assistant):
@@ -186,4 +186,4 @@ def test_no_model_configured_fails_with_operator_message(executor, settings, thr
     run = services.start_run(thread, assistant)
     run = wait_run(run.id, ("failed", "completed"))
     assert run.status == "failed"
-    assert "OPENAI_BASE_URL" in run.last_error["message"]
+    assert "OPENAI_BASE_URL" in run.last_error["message"]  # type: ignore[index]

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from assistants_app import services
+from assistants_app import errors, services
 from assistants_app.backends import fake
 from assistants_app.models import Assistant, Message, Run, RunStep
 from assistants_app.runs import state
@@ -63,7 +63,7 @@ def test_streamed_run_of_dead_worker_fails_keeping_partial_text(queued_run, star
     start_executor()
     run = wait_run(queued_run.id, ("failed", "completed"))
     assert run.status == "failed"
-    assert run.last_error["code"] == "server_error" and "lease" in run.last_error["message"]
+    assert run.last_error["code"] == "server_error" and "lease" in run.last_error["message"]  # type: ignore[index]
     msg = Message.objects.get(run=run)
     assert msg.status == "incomplete" and msg.text == "The answer is"
     assert RunStep.objects.get(run=run).status == "failed"
@@ -95,13 +95,13 @@ def test_cancelling_run_of_dead_worker_is_cancelled(queued_run, start_executor):
 def test_cancel_queued_and_requires_action_runs_directly(queued_run):
     run = services.cancel_run(queued_run)
     assert run.status == "cancelled" and run.cancelled_at is not None
-    with pytest.raises(services.InvalidRequest):
+    with pytest.raises(errors.InvalidRequest):
         services.cancel_run(run)
 
 
 def test_thread_busy_while_run_active(queued_run):
     thread = queued_run.thread
-    with pytest.raises(services.ThreadBusy):
+    with pytest.raises(errors.ThreadBusy):
         services.post_message(thread, role="user", content="again")
-    with pytest.raises(services.ThreadBusy):
+    with pytest.raises(errors.ThreadBusy):
         services.start_run(thread, Assistant.objects.get(id=queued_run.assistant_ref))

@@ -65,7 +65,7 @@ async def test_cross_port_origin_is_refused_by_the_application(alice) -> None:
 # --- trusted proxies ------------------------------------------------------------------------------
 async def _seen(
     trusted: list[str], peer: str, headers: list[tuple[bytes, bytes]], kind: str = "http"
-) -> dict:
+) -> dict[str, Any]:
     seen: dict[str, Any] = {}
 
     async def app(scope, receive, send):

@@ -126,7 +126,7 @@ class LiveServer:
         import psycopg
 
         with psycopg.connect(url, autocommit=True) as pg, pg.cursor() as cur:
-            cur.execute(query.replace("?", "%s"), params)  # type: ignore[arg-type]
+            cur.execute(query.replace("?", "%s"), params)
             return cur.fetchall() if cur.description else []
 
     def manage(self, *args: str) -> str:
@@ -273,7 +273,7 @@ def _create_database(base_url: str, name: str, template: str | None = None) -> s
 
     copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"{copy}')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     return urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
 
 
@@ -281,7 +281,7 @@ def _drop_database(base_url: str, name: str) -> None:
     import psycopg
 
     with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def start_server(**settings: str) -> LiveServer:

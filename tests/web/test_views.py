@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -12,7 +13,7 @@ from django.test import Client
 from assistants_app.models import Assistant, File, Message, Run, Thread
 from assistants_app.web import chat
 
-HX = {"HTTP_HX_REQUEST": "true"}
+HX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +92,7 @@ def test_password_reset_sends_a_working_link(client, alice) -> None:
     response = client.post("/accounts/password_reset/", {"email": "alice@example.com"})
     assert response.status_code == 302
     assert len(mail.outbox) == 1
-    link = re.search(r"http://testserver(/accounts/reset/\S+/)", mail.outbox[0].body)
+    link = re.search(r"http://testserver(/accounts/reset/\S+/)", str(mail.outbox[0].body))
     assert link is not None
     confirm = client.get(link.group(1), follow=True)
     assert confirm.status_code == 200 and b"new_password1" in confirm.content
@@ -212,6 +213,7 @@ def test_new_conversation_archives_the_thread(client_alice, alice, assistant) ->
 
 def test_history_pages_newest_first_then_older(client_alice, alice, assistant) -> None:
     thread = chat.live_thread(alice)
+    assert thread is not None
     ids = [
         Message.objects.create(
             thread=thread,
@@ -235,6 +237,7 @@ def test_history_pages_newest_first_then_older(client_alice, alice, assistant) -
 
 def test_history_is_per_user(client, alice, bob, assistant) -> None:
     thread = chat.live_thread(alice)
+    assert thread is not None
     Message.objects.create(
         thread=thread,
         role="user",
@@ -320,6 +323,7 @@ def test_history_shows_tool_activity_between_messages(client_alice, alice, assis
     from assistants_app.models import RunStep
 
     thread = chat.live_thread(alice)
+    assert thread is not None
     ask = Message.objects.create(
         thread=thread,
         role="user",

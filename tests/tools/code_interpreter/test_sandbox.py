@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from assistants_app.tools.code_interpreter import bwrap, sandbox
+from assistants_app.tools.code_interpreter import bwrap, cgroups, sandbox
 from assistants_app.tools.code_interpreter.sandbox import (
     ExecutionResult,
     Limits,
@@ -180,7 +180,7 @@ async def test_fork_bomb_is_contained(workdir: Path) -> None:
     assert result.timed_out and result.exit_code is None
     assert result.killed_reason is not None
     assert result.killed_reason.startswith("Execution timed out after 2 s")
-    if sandbox.cgroups.detect().version is not None:  # pids.events says why it got nowhere
+    if cgroups.detect().version is not None:  # pids.events says why it got nowhere
         assert result.killed_reason.endswith("(the limit of 64 processes was reached)")
     assert result.duration < 10  # the wall timeout, then at most the 5 s grace for the last output
     if uid is not None:  # every sandbox process is gone (they ran as the sandbox's host uid)
@@ -317,7 +317,7 @@ async def test_concurrent_executions_are_isolated(workdir: Path) -> None:
 async def test_missing_bwrap_raises_sandbox_unavailable(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bwrap.shutil, "which", lambda name: None)
+    monkeypatch.setattr(bwrap.shutil, "which", lambda name: None)  # type: ignore[attr-defined]
     with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
         await run("print(1)", workdir)
 
