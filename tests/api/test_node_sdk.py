@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.fakes.upstream import error, hang, text, tool_calls
-from tests.support.live_server import ROOT, LiveServer
+from tests.support import ROOT
+from tests.support.live_server import LiveServer
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 

@@ -10,7 +10,6 @@ production topology instead: its own PostgreSQL database, a separate `run_worker
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import secrets
 import shutil
@@ -26,17 +25,15 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 import openai
 
 from tests.fakes.upstream import FakeUpstream
+from tests.support import ROOT, live_db
 
-ROOT = Path(__file__).resolve().parents[2]
 # Inherited variables that would point the server at shared services instead of its own files.
 _SCRUB = (
     "DATABASE_URL",
@@ -120,7 +117,7 @@ class LiveServer:
         are stored the way Django stores them on each."""
         url = self.env["DATABASE_URL"]
         if url.startswith("sqlite"):
-            values = [_sqlite_value(p) for p in params]
+            values = [live_db.sqlite_value(p) for p in params]
             with closing(sqlite3.connect(self.data_dir / "db.sqlite3", timeout=20)) as conn, conn:
                 return conn.execute(query, values).fetchall()
         import psycopg
@@ -168,13 +165,6 @@ class LiveServer:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def _sqlite_value(value: object) -> object:
-    # Django's SQLite backend keeps datetimes as naive UTC text.
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
-    return value
-
-
 def _manage(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
@@ -187,101 +177,6 @@ def _manage(env: dict[str, str], *args: str) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
-
-
-USERS = ("alice", "bob", "fuzz")
-# Run once per session for the template database: migrate, the default chat assistant, the named
-# users with their API keys (keys are plain SHA-256 hashes, so every copy accepts the same ones),
-# and the static files the chat page needs with DEBUG off.
-_PREPARE = """
-import io, json, sys
-import django
-django.setup()
-from django.core.management import call_command
-call_command("migrate", interactive=False, verbosity=0)
-call_command("bootstrap", stdout=io.StringIO())
-call_command("collectstatic", interactive=False, verbosity=0)
-keys = {}
-for user in sys.argv[1:]:
-    out = io.StringIO()
-    call_command("create_api_key", user, "--create-user", "--name", "tests", stdout=out)
-    keys[user] = out.getvalue().strip().splitlines()[-1]
-print(json.dumps(keys))
-"""
-
-
-@dataclass
-class _Template:
-    """What every server of the session starts from: a prepared database to copy and the shared
-    static files (the SQLite file, or a PostgreSQL database to use as CREATE DATABASE's template)."""
-
-    dir: Path
-    keys: dict[str, str] = field(default_factory=dict)
-    sqlite: Path | None = None
-    postgres: str | None = None  # the template database's name
-
-
-_session_dir = Path(tempfile.mkdtemp(prefix="assistants-live-"))
-_template: _Template | None = None
-_template_lock = threading.Lock()
-
-
-def _prepared(env: dict[str, str]) -> _Template:
-    """The session's template, made on first use with the first server's environment."""
-    global _template
-    with _template_lock:
-        if _template is None:
-            template = _Template(_session_dir)
-            prep = {
-                **env,
-                "DATA_DIR": str(_session_dir / "data"),
-                "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-            }
-            production = production_services()
-            if production is not None:
-                template.postgres = f"assistants_live_tmpl_{secrets.token_hex(4)}"
-                prep["DATABASE_URL"] = _create_database(production[0], template.postgres)
-            else:
-                template.sqlite = _session_dir / "template.sqlite3"
-                prep["DATABASE_URL"] = f"sqlite:///{template.sqlite}"
-            done = subprocess.run(
-                [sys.executable, "-c", _PREPARE, *USERS],
-                env=prep,
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"preparing the template database failed:\n{done.stdout}\n{done.stderr}")
-            template.keys = json.loads(done.stdout.strip().splitlines()[-1])
-            _template = template
-        return _template
-
-
-def production_services() -> tuple[str, str] | None:
-    """(postgres URL, Redis URL) in phase 2 of scripts/test.sh, else None (SQLite, in-process events)."""
-    db, redis = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
-    if db.startswith(("postgres://", "postgresql://")) and redis:
-        return db, redis
-    return None
-
-
-def _create_database(base_url: str, name: str, template: str | None = None) -> str:
-    """CREATE DATABASE on the phase-2 PostgreSQL server (a copy of `template` if given); its URL."""
-    import psycopg
-
-    copy = f' TEMPLATE "{template}"' if template else ""
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"{copy}')
-    return urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
-
-
-def _drop_database(base_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def start_server(**settings: str) -> LiveServer:
@@ -306,18 +201,18 @@ def start_server(**settings: str) -> LiveServer:
             "RUN_CHECKPOINT_SECONDS": "0.05",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
-            "STATIC_ROOT": str(_session_dir / "static"),
+            "STATIC_ROOT": str(live_db.SESSION_DIR / "static"),
         }
     )
     env.update(settings)
     cleanups: list[Callable[[], None]] = []
-    template = _prepared(env)
-    production = production_services()
+    template = live_db.prepared(env)
+    production = live_db.production_services()
     if production is not None:
         # The production topology: web process + a separate run worker, events through Redis.
         name = f"assistants_live_{secrets.token_hex(5)}"
-        env["DATABASE_URL"] = _create_database(production[0], name, template=template.postgres)
-        cleanups.append(lambda: _drop_database(production[0], name))
+        env["DATABASE_URL"] = live_db.create_database(production[0], name, template=template.postgres)
+        cleanups.append(lambda: live_db.drop_database(production[0], name))
         env["REDIS_URL"] = production[1]
         env["RUN_EXECUTOR"] = "external"
     else:
@@ -422,10 +317,4 @@ def _stop_all() -> None:
     for future in _servers.values():
         if future.done() and future.exception() is None:
             future.result().stop()
-    production = production_services()
-    if _template is not None and _template.postgres and production is not None:
-        try:
-            _drop_database(production[0], _template.postgres)
-        except Exception as exc:  # clean-up must not hide the tests' own result
-            print(f"live_server clean-up failed: {exc}", file=sys.stderr)
-    shutil.rmtree(_session_dir, ignore_errors=True)
+    live_db.cleanup()

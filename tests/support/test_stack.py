@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 
-from tests.support.live_server import ROOT
+from tests.support import ROOT
 
 FILE_SEARCH = ["tests/tools/file_search", "tests/api/test_vector_stores.py"]
 NO_SERVICES = "tests/web/test_rendering.py"  # pure rendering: nothing from the stack
