@@ -83,6 +83,10 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     # auto (v2 if delegated, else v1), v2, v1, or off (per-process rlimits only).
     "CODE_INTERPRETER_CGROUPS": "auto",
     "CODE_INTERPRETER_SECCOMP": True,
+    # A thread's Python session ends after this long without an execution (0: a fresh process each
+    # time); at most CODE_INTERPRETER_MAX_SESSIONS per executor process.
+    "CODE_INTERPRETER_SESSION_IDLE_SECONDS": 3600.0,
+    "CODE_INTERPRETER_MAX_SESSIONS": 16,
     # --- stored files ---
     # Total bytes of one user's files (uploads and code-interpreter outputs); 0 = unlimited.
     "USER_STORAGE_QUOTA_BYTES": 1024 * MiB,

@@ -314,6 +314,11 @@ CODE_INTERPRETER_MAX_OUTPUT_FILES: int = app_setting("CODE_INTERPRETER_MAX_OUTPU
 CODE_INTERPRETER_CGROUPS: str = app_setting("CODE_INTERPRETER_CGROUPS")
 # The seccomp filter (libseccomp via pyseccomp); 0 turns it off.
 CODE_INTERPRETER_SECCOMP: bool = app_setting("CODE_INTERPRETER_SECCOMP")
+# --- Code interpreter Python sessions (tools/code_interpreter/sessions.py) ------------------------
+# A thread's interpreter is kept between executions; it ends after this idle time (0: no sessions,
+# a fresh process per execution). At most CODE_INTERPRETER_MAX_SESSIONS per executor process (LRU).
+CODE_INTERPRETER_SESSION_IDLE_SECONDS: float = app_setting("CODE_INTERPRETER_SESSION_IDLE_SECONDS")
+CODE_INTERPRETER_MAX_SESSIONS: int = app_setting("CODE_INTERPRETER_MAX_SESSIONS")
 # Total bytes of one user's files (uploads and code-interpreter outputs); 0 = unlimited.
 USER_STORAGE_QUOTA_BYTES: int = app_setting("USER_STORAGE_QUOTA_BYTES")
 

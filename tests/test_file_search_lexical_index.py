@@ -1,7 +1,7 @@
 """File search's lexical index is one small class per database (tools/file_search/lexical.py).
 
-Before it, index.py and search.py branched on `conn.vendor` in five places. Marked file_search, so
-phase 2 of scripts/test.sh runs this on PostgreSQL too (where for_alias picks PostgresFullText).
+Before it, index.py and search.py branched on `conn.vendor` in five places. It uses the database,
+so phase 2 of scripts/test.sh runs it on PostgreSQL too (where for_alias picks PostgresFullText).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from django.db import connection
 from assistants_app.models import Chunk
 from assistants_app.tools.file_search import lexical
 from assistants_app.tools.file_search.lexical import PostgresFullText, SqliteFts5, for_alias
-from tests.test_file_search_retrieval import DOCS, make_store, make_user
+from tests.tools.file_search.test_retrieval import DOCS, make_store, make_user
 
-pytestmark = [pytest.mark.django_db, pytest.mark.file_search]
+pytestmark = pytest.mark.django_db
 FILE_SEARCH = Path(__file__).resolve().parent.parent / "assistants_app" / "tools" / "file_search"
 
 

@@ -8,10 +8,7 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-
 from assistants_app.runs import nudges
-from tests.services import needs_redis, redis_url
 
 APP = Path(__file__).resolve().parent.parent / "assistants_app"
 
@@ -40,13 +37,11 @@ def test_executors_in_this_process_are_told_directly() -> None:
     assert (ex.woken, ex.cancelled) == (1, ["run_1"])
 
 
-@pytest.mark.production
-@needs_redis
-def test_other_processes_hear_through_redis(settings) -> None:  # type: ignore[no-untyped-def]
+def test_other_processes_hear_through_redis(settings, redis_url) -> None:  # type: ignore[no-untyped-def]
     import redis
 
-    settings.REDIS_URL = redis_url()
-    client = redis.Redis.from_url(redis_url())
+    settings.REDIS_URL = redis_url
+    client = redis.Redis.from_url(redis_url)
     pubsub = client.pubsub()
     pubsub.subscribe(nudges.CHANNEL)
     try:

@@ -27,6 +27,7 @@ from assistants_app import asyncdb
 from assistants_app.asyncdb import db
 from assistants_app.models import Run
 from assistants_app.models.run import RunStatus
+from assistants_app.tools import hosted
 
 from . import fairness, nudges, recovery, state
 from .engine import Execution
@@ -108,6 +109,7 @@ class Executor:
             heartbeat.cancel()
             ingest.cancel()
             await self._shutdown()
+            await hosted.shutdown()  # after the runs: ends code-interpreter sessions
 
     async def _claim_some(self) -> None:
         free = self.concurrency - len(self.running)

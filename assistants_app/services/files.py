@@ -14,8 +14,8 @@ code interpreter's output files:
 - Deleting a thread removes the output files its executions produced (File.origin_thread_id);
   deleting a user cascades to their threads and files, and every File row deleted, by any path,
   takes its blob with it. These run from model signals, so the API, the chat page, the admin and a
-  user's deletion all get them without calling anything. (The thread's code-interpreter working
-  directory goes the same way: tools/code_interpreter/cleanup.py.)
+  user's deletion all get them without calling anything. (The thread's code-interpreter Python
+  session and working directory go the same way: tools/code_interpreter/cleanup.py.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Deleting a thread removes its code-interpreter working directory (link-safely, after commit).
+"""Deleting a thread ends its code-interpreter Python session and removes its working directory
+(link-safely, after commit).
 
 Connected from AppConfig.ready(), beside services/files.py's deletion signals, so that the API, the
 chat page, the admin and a user's deletion all get it without calling anything.
@@ -14,7 +15,7 @@ from django.db.models.signals import post_delete
 
 from assistants_app.models import Thread
 
-from . import config
+from . import config, sessions
 from . import workdir as wd
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def _remove_thread_workdir(sender: Any, instance: Thread, **kwargs: Any) -> None
 
 def remove_workdir(thread_id: str) -> None:
     """Delete a thread's /mnt/data without following anything the sandboxed code left in it."""
+    sessions.end_thread(thread_id)  # its Python session first (other processes: sessions.py)
     path = config.workdir_for(thread_id)
     try:
         wd.remove_workdir(path.parent, path.name)
