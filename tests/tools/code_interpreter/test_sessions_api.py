@@ -9,7 +9,6 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,11 @@ import pytest
 from openai import AssistantEventHandler
 
 from assistants_app.tools.code_interpreter import cgroups, sandbox
-from tests.api_live import LiveServer, shared_server, want
 from tests.fakes.upstream import text, tool_calls
-from tests.test_sandbox import sandbox_venv  # noqa: F401  (a fixture)
+from tests.support.live_server import LiveServer
 
 _problem = sandbox._probe_namespaces() or sandbox.sessions_problem()
 pytestmark = [
-    pytest.mark.api,
-    pytest.mark.production,
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
     pytest.mark.skipif(_problem is not None, reason=f"no Python sessions here: {_problem}"),
     pytest.mark.usefixtures("sandbox_venv"),
@@ -36,18 +32,10 @@ pytestmark = [
 _ROOT = Path(tempfile.mkdtemp(prefix="api-ci-sessions-"))
 _ROOT.chmod(0o755)
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
-CONFIG = {"CODE_INTERPRETER_WORKDIR_ROOT": str(_ROOT), "CODE_INTERPRETER_VENV": str(sandbox.venv_path())}
-want(**CONFIG)
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveServer]:
-    yield shared_server(**CONFIG)
-
-
-@pytest.fixture(autouse=True)
-def _clean_upstream(live: LiveServer) -> None:
-    live.reset_upstream()
+LIVE_SETTINGS = {
+    "CODE_INTERPRETER_WORKDIR_ROOT": str(_ROOT),
+    "CODE_INTERPRETER_VENV": str(sandbox.venv_path()),
+}
 
 
 def code_run(live: LiveServer, client: openai.OpenAI, thread_id: str, assistant_id: str, code: str) -> Any:

@@ -17,7 +17,6 @@ from assistants_app.tools.code_interpreter import sandbox, sessions
 from assistants_app.tools.code_interpreter.outcome import ExecutionResult
 from assistants_app.tools.code_interpreter.sandbox import Limits
 from assistants_app.tools.code_interpreter.session import Session
-from tests.test_sandbox import sandbox_venv  # noqa: F401  (a fixture)
 
 _problem = sandbox._probe_namespaces() or sandbox.sessions_problem()
 pytestmark = [

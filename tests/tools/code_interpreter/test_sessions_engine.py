@@ -16,8 +16,7 @@ from assistants_app.services.runs import start_run
 from assistants_app.services.threads import create_thread, post_message
 from assistants_app.tools.code_interpreter import sandbox, sessions
 from assistants_app.tools.code_interpreter.session import Session
-from tests.helpers import wait_run
-from tests.test_code_interpreter import ci_settings  # noqa: F401  (a fixture)
+from tests.support.helpers import wait_run
 
 _problem = sandbox._probe_namespaces() or sandbox.sessions_problem()
 pytestmark = [
@@ -27,7 +26,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def assistant(alice):  # type: ignore[no-untyped-def]
+def assistant(alice):
     return Assistant.objects.create(owner=alice, model="gpt-4o", tools=[{"type": "code_interpreter"}])
 
 
@@ -61,7 +60,7 @@ def until(condition: Any, seconds: float = 30) -> None:
         time.sleep(0.05)
 
 
-def test_two_runs_on_one_thread_share_the_python_state(executor, alice, assistant):  # type: ignore[no-untyped-def]
+def test_two_runs_on_one_thread_share_the_python_state(executor, alice, assistant):
     thread = create_thread(alice)
     first = run_code(thread, assistant, "x = 41\nprint('x is set')")
     assert logs_of(first) == "x is set\n"
@@ -77,7 +76,7 @@ def test_two_runs_on_one_thread_share_the_python_state(executor, alice, assistan
     assert logs_of(other) == "False\n"
 
 
-def test_deleting_the_thread_ends_its_session(executor, alice, assistant):  # type: ignore[no-untyped-def]
+def test_deleting_the_thread_ends_its_session(executor, alice, assistant):
     thread = create_thread(alice)
     run_code(thread, assistant, "x = 1")
     session = session_of(thread.id)
@@ -92,7 +91,7 @@ def test_deleting_the_thread_ends_its_session(executor, alice, assistant):  # ty
     assert session.ended == "the thread was deleted" and pid == session.proc.pid
 
 
-def test_the_model_is_told_when_the_state_was_lost(executor, settings, alice, assistant):  # type: ignore[no-untyped-def]
+def test_the_model_is_told_when_the_state_was_lost(executor, settings, alice, assistant):
     settings.CODE_INTERPRETER_SESSION_IDLE_SECONDS = 1
     thread = create_thread(alice)
     run_code(thread, assistant, "x = 41")
@@ -105,7 +104,7 @@ def test_the_model_is_told_when_the_state_was_lost(executor, settings, alice, as
     assert tool_message["role"] == "tool" and tool_message["content"].startswith("[The Python state was lost")
 
 
-def test_a_runaway_execution_says_the_state_is_lost(executor, settings, alice, assistant):  # type: ignore[no-untyped-def]
+def test_a_runaway_execution_says_the_state_is_lost(executor, settings, alice, assistant):
     settings.CODE_INTERPRETER_WALL_SECONDS = 2
     thread = create_thread(alice)
     run_code(thread, assistant, "x = 41")
@@ -122,7 +121,7 @@ def test_a_runaway_execution_says_the_state_is_lost(executor, settings, alice, a
 
 
 @pytest.mark.usefixtures("transactional_db", "event_log")
-def test_a_restarted_executor_says_the_earlier_state_is_gone(alice, assistant):  # type: ignore[no-untyped-def]
+def test_a_restarted_executor_says_the_earlier_state_is_gone(alice, assistant):
     thread = create_thread(alice)
     ex = ThreadedExecutor(concurrency=2).start()
     try:
@@ -151,7 +150,7 @@ def test_a_restarted_executor_says_the_earlier_state_is_gone(alice, assistant): 
 
 def test_with_sessions_off_each_execution_starts_fresh_and_the_model_knows(
     executor, settings, alice, assistant
-):  # type: ignore[no-untyped-def]
+):
     settings.CODE_INTERPRETER_SESSION_IDLE_SECONDS = 0
     thread = create_thread(alice)
     run_code(thread, assistant, "x = 41")

@@ -18,7 +18,7 @@ import pytest
 
 from assistants_app.tools.code_interpreter import cgroups, sessions
 from assistants_app.tools.code_interpreter.sandbox import Limits
-from tests.test_sandbox_sessions import _problem, make_pool, make_root, run, until
+from tests.tools.code_interpreter.test_sessions import _problem, make_pool, make_root, run, until
 
 pytestmark = pytest.mark.skipif(_problem is not None, reason=f"no Python sessions here: {_problem}")
 MiB = 1024 * 1024
