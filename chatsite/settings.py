@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from assistants_app.conf import DEFAULTS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# ModelAdmin[Assistant], ModelForm[ApiKey], CharField[str, str] ... as base classes (django-stubs-ext).
+django_stubs_ext.monkeypatch()
 
 
 def env_str(name: str, default: str = "") -> str:

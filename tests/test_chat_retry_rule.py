@@ -36,9 +36,11 @@ def _normalized(html: str) -> str:
 
 
 @pytest.mark.parametrize("status", list(ENDINGS))
-def test_a_finished_reply_says_the_same_live_and_after_a_reload(alice, status) -> None:  # type: ignore[no-untyped-def]
+def test_a_finished_reply_says_the_same_live_and_after_a_reload(alice, status) -> None:
     assistant = Assistant.objects.create(name="Helper", model="m", is_default=True)
-    run = start_run(chat.live_thread(alice), assistant)
+    thread = chat.live_thread(alice)
+    assert thread is not None
+    run = start_run(thread, assistant)
     Run.objects.filter(id=run.id).update(status=status, **ENDINGS[status])  # as the engine would end it
     run.refresh_from_db()
     live = "".join(

@@ -26,7 +26,7 @@ APP = Path(__file__).resolve().parent.parent / "assistants_app"
 
 
 @pytest.fixture
-def finished_run(transactional_db, alice, event_log) -> Run:  # type: ignore[no-untyped-def]
+def finished_run(transactional_db, alice, event_log) -> Run:
     run = start_run(create_thread(alice), Assistant.objects.create(owner=alice, model="m"))
     # Finished, and its events gone (as after a restart of a process with the in-memory log): only
     # the row says so.
@@ -35,7 +35,7 @@ def finished_run(transactional_db, alice, event_log) -> Run:  # type: ignore[no-
     return run
 
 
-async def test_the_stream_fallback_does_not_wait_for_the_shared_sync_thread(finished_run) -> None:  # type: ignore[no-untyped-def]
+async def test_the_stream_fallback_does_not_wait_for_the_shared_sync_thread(finished_run) -> None:
     release = threading.Event()
     # Hold asgiref's thread-sensitive executor, as a slow sync view would.
     blocker = asyncio.ensure_future(sync_to_async(release.wait, thread_sensitive=True)(10))

@@ -15,7 +15,7 @@ from django.db import connection
 from assistants_app.models import Chunk
 from assistants_app.tools.file_search import lexical
 from assistants_app.tools.file_search.lexical import PostgresFullText, SqliteFts5, for_alias
-from tests.tools.file_search.test_retrieval import DOCS, make_store, make_user
+from tests.tools.file_search.test_retrieval import DOCS, make_store
 
 pytestmark = pytest.mark.django_db
 FILE_SEARCH = Path(__file__).resolve().parent.parent / "assistants_app" / "tools" / "file_search"
@@ -27,8 +27,7 @@ def test_the_index_is_the_configured_database_s() -> None:
     assert set(lexical.INDEXES) == {"sqlite", "postgresql"}
 
 
-def test_candidates_are_ranked_and_scoped_to_owner_and_store() -> None:
-    alice, bob = make_user("alice"), make_user("bob")
+def test_candidates_are_ranked_and_scoped_to_owner_and_store(alice, bob) -> None:
     mine, other = make_store(alice, DOCS), make_store(alice, {"x.txt": "Worker bees dance."})
     theirs = make_store(bob, {"bees.md": "Worker bees perform a waggle dance."})
     index = for_alias()

@@ -22,7 +22,7 @@ from assistants_app.tools.code_interpreter.tool import _attached_files
 pytestmark = pytest.mark.django_db
 
 
-def _file(owner, *, expired: bool) -> File:  # type: ignore[no-untyped-def]
+def _file(owner, *, expired: bool) -> File:
     f = File(owner=owner, filename="notes.txt", purpose="assistants", bytes=5)
     if expired:
         f.expires_at = timezone.now() - timedelta(seconds=1)
@@ -32,11 +32,11 @@ def _file(owner, *, expired: bool) -> File:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def api(alice) -> Client:  # type: ignore[no-untyped-def]
+def api(alice) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Bearer {keys.create_key(alice).raw}")
 
 
-def test_an_expired_file_is_gone_everywhere_through_the_api(api, alice) -> None:  # type: ignore[no-untyped-def]
+def test_an_expired_file_is_gone_everywhere_through_the_api(api, alice) -> None:
     live, expired = _file(alice, expired=False), _file(alice, expired=True)
     thread = api.post("/v1/threads", {}, content_type="application/json").json()
     assert api.get(f"/v1/files/{expired.id}").status_code == 404
@@ -58,7 +58,7 @@ def test_an_expired_file_is_gone_everywhere_through_the_api(api, alice) -> None:
     assert Message.objects.filter(thread_id=thread["id"]).count() == 1  # only the live one
 
 
-def test_services_and_the_code_interpreter_refuse_it_too(alice) -> None:  # type: ignore[no-untyped-def]
+def test_services_and_the_code_interpreter_refuse_it_too(alice) -> None:
     live, expired = _file(alice, expired=False), _file(alice, expired=True)
     thread = create_thread(alice)
     with pytest.raises(Exception, match="No file found"):
@@ -75,7 +75,7 @@ def test_services_and_the_code_interpreter_refuse_it_too(alice) -> None:  # type
     assert Thread.objects.count() == 1
 
 
-def test_the_chat_page_does_not_serve_an_expired_file(alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_chat_page_does_not_serve_an_expired_file(alice) -> None:
     live, expired = _file(alice, expired=False), _file(alice, expired=True)
     client = Client()
     client.force_login(alice)

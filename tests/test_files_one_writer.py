@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
-def test_a_chat_attachment_is_sniffed_not_trusted(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_chat_attachment_is_sniffed_not_trusted(alice) -> None:
     Assistant.objects.create(name="Helper", model="m", is_default=True)
     client = Client()
     client.force_login(alice)
@@ -36,7 +36,7 @@ def test_a_chat_attachment_is_sniffed_not_trusted(alice) -> None:  # type: ignor
     assert stored.content_type == "text/plain"  # what the bytes and the name say, not "text/html"
 
 
-def test_the_api_and_the_chat_store_the_same_bytes_alike(alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_and_the_chat_store_the_same_bytes_alike(alice) -> None:
     Assistant.objects.create(name="Helper", model="m", is_default=True)
     api = Client(HTTP_AUTHORIZATION=f"Bearer {keys.create_key(alice).raw}")
     response = api.post(
@@ -52,7 +52,7 @@ def test_the_api_and_the_chat_store_the_same_bytes_alike(alice) -> None:  # type
     assert rows[0].sha256 == rows[1].sha256 != ""
 
 
-def test_code_interpreter_outputs_are_sniffed_too(alice, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_code_interpreter_outputs_are_sniffed_too(alice, settings, tmp_path) -> None:
     settings.CODE_INTERPRETER_WORKDIR_ROOT = str(tmp_path)
     run = start_run(create_thread(alice), Assistant.objects.create(owner=alice, model="m"))
     workdir = workdir_for(run.thread_id)

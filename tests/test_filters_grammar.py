@@ -33,7 +33,7 @@ def _parse_error(f: object) -> tuple[str, str]:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("bad", BAD)
-def test_the_api_and_file_search_refuse_alike(alice, bad) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_and_file_search_refuse_alike(alice, bad) -> None:
     expected = _parse_error(bad)
     store = VectorStore.objects.create(owner=alice)
     with pytest.raises(SearchError) as direct:

@@ -37,7 +37,7 @@ def test_executors_in_this_process_are_told_directly() -> None:
     assert (ex.woken, ex.cancelled) == (1, ["run_1"])
 
 
-def test_other_processes_hear_through_redis(settings, redis_url) -> None:  # type: ignore[no-untyped-def]
+def test_other_processes_hear_through_redis(settings, redis_url) -> None:
     import redis
 
     settings.REDIS_URL = redis_url
@@ -45,7 +45,7 @@ def test_other_processes_hear_through_redis(settings, redis_url) -> None:  # typ
     pubsub = client.pubsub()
     pubsub.subscribe(nudges.CHANNEL)
     try:
-        assert pubsub.get_message(timeout=2)["type"] == "subscribe"  # type: ignore[index]
+        assert pubsub.get_message(timeout=2)["type"] == "subscribe"
         nudges.notify_cancel("run_2")
         deadline = time.monotonic() + 5
         message = None

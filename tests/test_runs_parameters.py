@@ -42,7 +42,7 @@ def test_the_list_is_the_api_s_run_options() -> None:
 
 
 @pytest.mark.parametrize("path", ["runs", "create_and_run"])
-def test_every_parameter_reaches_the_run_row(alice, path) -> None:  # type: ignore[no-untyped-def]
+def test_every_parameter_reaches_the_run_row(alice, path) -> None:
     api = Client(HTTP_AUTHORIZATION=f"Bearer {keys.create_key(alice).raw}")
     assistant = Assistant.objects.create(owner=alice, model="m", instructions="Assistant's.")
     body = {"assistant_id": assistant.id, **EVERY_PARAMETER}
@@ -56,7 +56,7 @@ def test_every_parameter_reaches_the_run_row(alice, path) -> None:  # type: igno
     assert {name: getattr(run, name) for name in RUN_PARAMETERS} == EVERY_PARAMETER
 
 
-def test_unknown_and_unsupported_parameters_are_refused(alice) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_and_unsupported_parameters_are_refused(alice) -> None:
     thread = create_thread(alice)
     assistant = Assistant.objects.create(owner=alice, model="m")
     with pytest.raises(InvalidRequest, match="Unsupported run parameter") as unknown:

@@ -34,7 +34,7 @@ STEP = {
 
 
 def _frames(include: bool, monkeypatch: Any) -> list[dict[str, Any]]:
-    async def follow(run_id: str, after: str = ""):  # type: ignore[no-untyped-def]
+    async def follow(run_id: str, after: str = ""):
         yield RunEvent("1", "thread.run.step.delta", DELTA)
         yield RunEvent("2", "thread.run.step.completed", STEP)
         yield RunEvent("3", "thread.run.completed", {"id": run_id, "status": "completed"})
@@ -47,7 +47,7 @@ def _frames(include: bool, monkeypatch: Any) -> list[dict[str, Any]]:
     return [json.loads(c.split(b"data: ", 1)[1]) for c in asyncio.run(collect())[:-1]]
 
 
-def test_the_stream_strips_deltas_too_unless_included(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_stream_strips_deltas_too_unless_included(monkeypatch) -> None:
     delta, step, _ = _frames(False, monkeypatch)
     assert "content" not in delta["delta"]["step_details"]["tool_calls"][0]["file_search"]["results"][0]
     assert "content" not in step["step_details"]["tool_calls"][0]["file_search"]["results"][0]

@@ -20,17 +20,17 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def assistant(db):  # type: ignore[no-untyped-def]
+def assistant(db):
     return Assistant.objects.create(name="Helper", model="m", is_default=True)
 
 
-def test_every_write_to_a_busy_thread_goes_through_lock_idle(alice, assistant, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_every_write_to_a_busy_thread_goes_through_lock_idle(alice, assistant, monkeypatch) -> None:
     thread = create_thread(alice)
     start_run(thread, assistant)  # queued: active
     calls: list[str] = []
     real = threads.lock_idle
 
-    def counting(t):  # type: ignore[no-untyped-def]
+    def counting(t):
         calls.append(t.id)
         real(t)
 
@@ -48,11 +48,11 @@ def test_every_write_to_a_busy_thread_goes_through_lock_idle(alice, assistant, m
     )
 
 
-def test_a_chat_send_asks_once_and_returns_its_own_message(alice, assistant, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_chat_send_asks_once_and_returns_its_own_message(alice, assistant, monkeypatch) -> None:
     asked: list[str] = []
     real = lookups.active_run
 
-    def counting(t):  # type: ignore[no-untyped-def]
+    def counting(t):
         asked.append(t.id)
         return real(t)
 
@@ -66,7 +66,7 @@ def test_a_chat_send_asks_once_and_returns_its_own_message(alice, assistant, mon
     assert not File.objects.exists()  # the refused message stored nothing
 
 
-def test_a_send_that_loses_a_race_leaves_no_file_behind(alice, assistant, monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_send_that_loses_a_race_leaves_no_file_behind(alice, assistant, monkeypatch, settings) -> None:
     chat.send(alice, "first")  # a run is active on the live thread
     # Pretend the row lock missed it: the one-active-run index is then what refuses the run, after
     # the attachment was stored inside the transaction.

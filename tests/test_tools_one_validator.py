@@ -7,6 +7,7 @@ Before it, the admin refused a function named `code_interpreter`/`file_search` a
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -18,8 +19,8 @@ from assistants_app.services import keys, tools
 pytestmark = pytest.mark.django_db
 
 
-def _fn(name: str, parameters: object = None) -> dict:
-    fn: dict = {"name": name}
+def _fn(name: str, parameters: object = None) -> dict[str, Any]:
+    fn: dict[str, Any] = {"name": name}
     if parameters is not None:
         fn["parameters"] = parameters
     return {"type": "function", "function": fn}
@@ -38,17 +39,17 @@ BAD = [
 
 
 @pytest.fixture
-def api(alice) -> Client:  # type: ignore[no-untyped-def]
+def api(alice) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Bearer {keys.create_key(alice).raw}")
 
 
-def _post(api: Client, path: str, body: dict) -> tuple[int, dict]:
+def _post(api: Client, path: str, body: dict[str, Any]) -> tuple[int, Any]:
     response = api.post(path, body, content_type="application/json")
     return response.status_code, response.json()
 
 
 @pytest.mark.parametrize(("tool", "param", "words"), BAD)
-def test_the_api_refuses_what_the_admin_refuses(api, tool, param, words) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_refuses_what_the_admin_refuses(api, tool, param, words) -> None:
     status, body = _post(api, "/v1/assistants", {"model": "m", "tools": [tool]})
     assert status == 400, body
     assert body["error"]["param"] == param and words in body["error"]["message"]
@@ -59,7 +60,7 @@ def test_the_api_refuses_what_the_admin_refuses(api, tool, param, words) -> None
 
 
 @pytest.mark.parametrize(("tool", "param", "words"), BAD[:2] + BAD[3:])
-def test_run_tool_overrides_are_checked_alike(api, alice, tool, param, words) -> None:  # type: ignore[no-untyped-def]
+def test_run_tool_overrides_are_checked_alike(api, alice, tool, param, words) -> None:
     _, assistant = _post(api, "/v1/assistants", {"model": "m"})
     status, body = _post(
         api,
@@ -69,7 +70,7 @@ def test_run_tool_overrides_are_checked_alike(api, alice, tool, param, words) ->
     assert status == 400 and body["error"]["param"] == param, body
 
 
-def test_good_definitions_pass_both(api) -> None:  # type: ignore[no-untyped-def]
+def test_good_definitions_pass_both(api) -> None:
     good = _fn("get_weather", {"type": "object", "properties": {"city": {"type": "string"}}})
     status, body = _post(api, "/v1/assistants", {"model": "m", "tools": [good, {"type": "file_search"}]})
     assert status == 200, body

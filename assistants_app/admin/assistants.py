@@ -19,7 +19,7 @@ from .forms import AssistantForm
 
 
 @admin.register(Assistant)
-class AssistantAdmin(admin.ModelAdmin):
+class AssistantAdmin(admin.ModelAdmin[Assistant]):
     form = AssistantForm
     list_display = ("name", "id", "model", "is_default", "tool_summary", "backend", "owner", "created_at")
     list_filter = ("is_default",)
@@ -39,7 +39,7 @@ class AssistantAdmin(admin.ModelAdmin):
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> type[ModelForm]:
+    ) -> type[ModelForm[Assistant]]:
         form = super().get_form(request, obj, change=change, **kwargs)
         choices = model_choices.model_choices(obj)
         return type(form.__name__, (form,), {"model_choices": choices})

@@ -108,13 +108,13 @@ class MultipleFileField(forms.FileField):
         kwargs.setdefault("widget", MultipleFileInput())
         super().__init__(*args, **kwargs)
 
-    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
+    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile[bytes]]:
         items = data if isinstance(data, list | tuple) else ([data] if data else [])
         single = super().clean
         return [single(item, initial) for item in items if item]
 
 
-class AssistantForm(forms.ModelForm):
+class AssistantForm(forms.ModelForm[Assistant]):
     # Set by the admin per request: the backend's model ids, or None for a free-text input.
     model_choices: list[str] | None = None
 
@@ -208,7 +208,7 @@ class AssistantForm(forms.ModelForm):
         rf = self.instance.response_format
         kind = rf.get("type") if isinstance(rf, dict) else "auto"
         self.initial["response_format_type"] = kind if kind in ("json_object", "json_schema") else "auto"
-        if kind == "json_schema":
+        if kind == "json_schema" and isinstance(rf, dict):
             self.initial["response_format_schema"] = json.dumps(
                 rf.get("json_schema"), indent=2, ensure_ascii=False
             )
@@ -234,7 +234,7 @@ class AssistantForm(forms.ModelForm):
                 raise ValidationError("Use an http:// or https:// URL.")
         return url
 
-    def clean_retrieval_files(self) -> list[UploadedFile]:
+    def clean_retrieval_files(self) -> list[UploadedFile[bytes]]:
         files = self.cleaned_data.get("retrieval_files") or []
         limit = settings.FILE_UPLOAD_MAX_BYTES
         too_big = [f.name for f in files if f.size > limit]
@@ -282,7 +282,7 @@ class AssistantForm(forms.ModelForm):
         return None  # "auto": the API stores auto as null
 
     def save(self, commit: bool = True) -> Assistant:
-        assistant = super().save(commit=False)
+        assistant: Assistant = super().save(commit=False)
         assistant.tools = self.build_tools()
         assistant.response_format = self.build_response_format()
         if commit:
@@ -290,7 +290,7 @@ class AssistantForm(forms.ModelForm):
         return assistant
 
 
-class ApiKeyCreateForm(forms.ModelForm):
+class ApiKeyCreateForm(forms.ModelForm[ApiKey]):
     """Adding a key: pick the user and a label; the key itself is generated and shown once."""
 
     class Meta:

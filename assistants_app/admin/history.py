@@ -35,7 +35,7 @@ PREVIEW_CHARS = 100
 
 
 @admin.register(Thread)
-class ThreadAdmin(ReadOnlyAdmin):
+class ThreadAdmin(ReadOnlyAdmin[Thread]):
     list_display = ("id", "owner", "is_chat", "created_at", "archived_at", "run_count", "total_tokens")
     list_filter = (("owner", admin.RelatedOnlyFieldListFilter), "is_chat")
     search_fields = ("id", "owner__username")
@@ -67,11 +67,11 @@ class ThreadAdmin(ReadOnlyAdmin):
 
     @admin.display(description="runs", ordering="_run_count")
     def run_count(self, obj: Thread) -> int:
-        return obj._run_count  # type: ignore[attr-defined]
+        return int(obj._run_count)  # type: ignore[attr-defined]
 
     @admin.display(description="tokens", ordering="_total_tokens")
     def total_tokens(self, obj: Thread) -> int:
-        return obj._total_tokens or 0  # type: ignore[attr-defined]
+        return int(obj._total_tokens or 0)  # type: ignore[attr-defined]
 
     @admin.display(description="history")
     def related(self, obj: Thread) -> SafeString:
@@ -91,7 +91,7 @@ class ThreadAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
+class MessageAdmin(ReadOnlyAdmin[Message]):
     list_display = ("id", "thread", "role", "status", "preview", "created_at", "run")
     list_filter = ("role", "status")
     search_fields = ("id", "thread__id", "thread__owner__username", "run__id")
@@ -150,7 +150,7 @@ class MessageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Run)
-class RunAdmin(ReadOnlyAdmin):
+class RunAdmin(ReadOnlyAdmin[Run]):
     list_display = (
         "id",
         "thread",
@@ -325,7 +325,7 @@ def _tool_call_rows(details: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 
 @admin.register(RunStep)
-class RunStepAdmin(ReadOnlyAdmin):
+class RunStepAdmin(ReadOnlyAdmin[RunStep]):
     list_display = ("id", "run", "type", "status", "tool_names", "created_at", "completed_at", "total_tokens")
     list_filter = ("type", "status")
     search_fields = ("id", "run__id", "thread_id_ref")

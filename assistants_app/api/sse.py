@@ -20,6 +20,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
+from assistants_app.errors import ErrorObject
 from assistants_app.runs.stream import follow
 from assistants_app.serializers import without_file_search_content
 
@@ -36,9 +37,8 @@ def frame(event: str, data: dict[str, Any]) -> bytes:
 
 
 def error_frame(message: str, code: str = "server_error") -> bytes:
-    return frame(
-        "error", {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
-    )
+    error: ErrorObject = {"message": message, "type": "server_error", "param": None, "code": code}
+    return frame("error", {"error": error})
 
 
 async def run_events(

@@ -222,7 +222,8 @@ class Num(Field):
                 param=path,
                 code="decimal_above_max_value" if not self.integer else "integer_above_max_value",
             )
-        return value
+        number: int | float = value
+        return number
 
     def base_schema(self) -> dict[str, Any]:
         s: dict[str, Any] = {"type": self.json_type}

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from assistants_app.tools.hosted import Citation, OutputFile
 
-def final_content(
-    text: str, tool_files: list[dict[str, Any]], citations: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """`tool_files` are hosted tools' {"file_id", "name", "image"}; `citations` their
-    {"marker", "file_id", "quote"} (tools/hosted.py ToolOutcome)."""
+
+def final_content(text: str, tool_files: list[OutputFile], citations: list[Citation]) -> list[dict[str, Any]]:
+    """`tool_files` and `citations` are what the round's hosted tools returned (tools/hosted.py)."""
     annotations: list[dict[str, Any]] = []
     for f in tool_files:
         if f["image"]:
@@ -32,14 +31,14 @@ def final_content(
     return content
 
 
-def resolve_citations(text: str, citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def resolve_citations(text: str, citations: list[Citation]) -> list[dict[str, Any]]:
     """file_citation annotations for every occurrence of each citation's marker in `text`."""
     out = []
     for c in citations:
         marker = c["marker"]
         start = text.find(marker)
         while start >= 0:
-            target = {"file_id": c["file_id"], "quote": c.get("quote", "")}
+            target = {"file_id": c["file_id"], "quote": c["quote"]}
             out.append(_annotation("file_citation", marker, start, target))
             start = text.find(marker, start + len(marker))
     return out

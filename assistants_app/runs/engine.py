@@ -21,6 +21,7 @@ from assistants_app.backends.base import ChatRequest, Finish, TextDelta, ToolCal
 from assistants_app.models import Assistant, Run, RunStep
 from assistants_app.models.run import RunStatus
 from assistants_app.serializers import step_obj
+from assistants_app.tools import hosted
 
 from . import state, tool_calls
 from .annotations import final_content
@@ -57,8 +58,8 @@ class Execution:
         self.assistant: Assistant | None = None
         self._round: Round | None = None
         # Outputs of hosted tools that belong in the next assistant message.
-        self.tool_files: list[dict[str, Any]] = []
-        self.citations: list[dict[str, Any]] = []
+        self.tool_files: list[hosted.OutputFile] = []
+        self.citations: list[hosted.Citation] = []
 
     # ---------------------------------------------------------------------------------------------
     async def execute(self) -> None:

@@ -189,7 +189,7 @@ class RedisEventLog:
         pipe.xadd(key, self._encode(event, data))
         pipe.expire(key, settings.RUN_EVENTS_RETENTION_SECONDS + settings.RUN_EXPIRES_SECONDS)
         entry_id, _ = pipe.execute()
-        return entry_id.decode()
+        return str(entry_id.decode())
 
     async def apublish(self, run_id: str, items: list[tuple[str, dict[str, Any]]]) -> str:
         key = self._key(run_id)
@@ -198,7 +198,7 @@ class RedisEventLog:
             pipe.xadd(key, self._encode(event, data))
         pipe.expire(key, settings.RUN_EVENTS_RETENTION_SECONDS + settings.RUN_EXPIRES_SECONDS)
         results = await pipe.execute()
-        return results[-2].decode()
+        return str(results[-2].decode())
 
     def end_cursor(self, run_id: str) -> str:
         entries = self._sync.xrevrange(self._key(run_id), count=1)

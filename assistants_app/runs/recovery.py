@@ -7,6 +7,7 @@ killed (SIGKILL, power loss) is resolved within one lease period by whichever ex
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
@@ -27,7 +28,7 @@ WORKER_LOST = (
 )
 
 
-def _publish(run_id: str, events: list[tuple[str, dict]]) -> None:
+def _publish(run_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
     event_log = get_event_log()
     for name, payload in events:
         event_log.publish(run_id, name, payload)

@@ -96,8 +96,8 @@ async def on_delta(outputs: Outputs, rnd: Round, ev: ToolCallDelta, hosted_by_na
 @dataclass
 class Executed:
     pending: list[dict[str, Any]]  # function calls the client must answer (submit_tool_outputs)
-    files: list[dict[str, Any]] = field(default_factory=list)  # hosted tools' outputs for the answer
-    citations: list[dict[str, Any]] = field(default_factory=list)
+    files: list[hosted.OutputFile] = field(default_factory=list)  # for the answer that follows
+    citations: list[hosted.Citation] = field(default_factory=list)
 
 
 async def execute(

@@ -67,7 +67,7 @@ def delete_assistant(assistant: Assistant) -> None:
 
 # --- the admin's assistant editor -----------------------------------------------------------------
 def save_staff_assistant(
-    assistant: Assistant, *, staff: Any, change: bool, uploads: Iterable[UploadedFile] = ()
+    assistant: Assistant, *, staff: Any, change: bool, uploads: Iterable[UploadedFile[bytes]] = ()
 ) -> tuple[VectorStore | None, list[VectorStoreFile]]:
     """Save an assistant edited in the admin (its form has checked the tools with tools.py), with its
     new retrieval files. Saving it as the default un-defaults the others.
@@ -123,7 +123,7 @@ def ensure_assistant_store(assistant: Assistant, user: Any) -> VectorStore:
     return store
 
 
-def add_retrieval_files(store: VectorStore, uploads: Iterable[UploadedFile]) -> list[VectorStoreFile]:
+def add_retrieval_files(store: VectorStore, uploads: Iterable[UploadedFile[bytes]]) -> list[VectorStoreFile]:
     """Store each upload as a File and attach it to `store`, waiting for ingestion (in_progress).
 
     Indexing happens later, off the request path (the executor's ingestion loop).

@@ -174,7 +174,7 @@ def attach_file_names(messages: list[Message]) -> None:
 BUSY = "The assistant is still replying. Wait for it, or press Stop."
 
 
-def check_upload(upload: UploadedFile) -> None:
+def check_upload(upload: UploadedFile[bytes]) -> None:
     """The chat's own limits on an attachment, in words; storing it is files.store_file's."""
     name = files.display_name(upload.name or "")
     if upload.size is not None and upload.size > settings.FILE_UPLOAD_MAX_BYTES:
@@ -209,7 +209,7 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def send(user: Any, text: str, uploads: list[UploadedFile] | None = None) -> tuple[Message, Run]:
+def send(user: Any, text: str, uploads: list[UploadedFile[bytes]] | None = None) -> tuple[Message, Run]:
     """Post the user's message with its attachments and start the reply, in one transaction: a
     refused message (busy thread, run cap, storage quota) leaves nothing behind."""
     uploads = list(uploads or [])

@@ -79,7 +79,7 @@ def insert_message(thread: Thread, fields: Mapping[str, Any], stored: list[File]
     for att in fields.get("attachments") or []:
         file_id: str = att.get("file_id", "")
         if "upload" in att:
-            upload: UploadedFile = att["upload"]
+            upload: UploadedFile[bytes] = att["upload"]
             f = files.store_file(thread.owner_id, upload, filename=upload.name or "", purpose="assistants")
             if stored is not None:
                 stored.append(f)

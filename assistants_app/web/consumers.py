@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 CHECK_EVERY = 2.0
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels has no type hints
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:

@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import User
 from django.db import OperationalError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -202,10 +203,10 @@ def chat_file(request: HtmxHttpRequest, file_id: str) -> FileResponse:
 
 
 # --- accounts --------------------------------------------------------------------------------------
-class SignUpForm(UserCreationForm):  # type: ignore[type-arg]
+class SignUpForm(UserCreationForm[User]):
     email = forms.EmailField(required=False, help_text="Optional; used only to reset a forgotten password.")
 
-    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]
+    class Meta(UserCreationForm.Meta):
         fields = ("username", "email")
 
 

@@ -23,6 +23,7 @@ from assistants_app.api.validation import Metadata, Query, Str
 from assistants_app.errors import InvalidRequest
 from assistants_app.lib.sniff import sniff_content_type
 from assistants_app.models import ApiKey, Thread
+from assistants_app.serializers import without_file_search_content
 from assistants_app.services import keys
 from assistants_app.services.runs import start_run
 from assistants_app.services.threads import create_thread
@@ -252,9 +253,9 @@ def test_sse_strips_file_search_content_unless_included() -> None:
             ],
         },
     }
-    stripped = sse.without_file_search_content("thread.run.step.completed", step)
+    stripped = without_file_search_content("thread.run.step.completed", step)
     assert "content" not in stripped["step_details"]["tool_calls"][0]["file_search"]["results"][0]
-    assert sse.without_file_search_content("thread.message.delta", step) is step
+    assert without_file_search_content("thread.message.delta", step) is step
 
 
 def test_content_sniffing() -> None:

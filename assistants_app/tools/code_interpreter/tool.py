@@ -190,9 +190,8 @@ def parse_code(arguments: str) -> str:
     except json.JSONDecodeError:
         # Some models send the code itself instead of {"code": ...}.
         return arguments
-    if isinstance(parsed, dict) and isinstance(parsed.get("code"), str):
-        return parsed["code"]
-    return arguments
+    code = parsed.get("code") if isinstance(parsed, dict) else None
+    return code if isinstance(code, str) else arguments
 
 
 _CODE_KEY = re.compile(r'"code"\s*:\s*"')
@@ -282,14 +281,14 @@ def seed_workdir(run: Run, workdir: Path) -> list[str]:
     return notes
 
 
-def store_outputs(run: Run, workdir: Path, paths: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+def store_outputs(run: Run, workdir: Path, paths: list[Path]) -> tuple[list[hosted.OutputFile], list[str]]:
     """Turn the files an execution wrote into File rows of the thread's owner; notes for the logs.
 
     Read link-safely (a symlink, FIFO or device is refused, even one swapped in after the scan),
     within the per-execution count and the owner's storage quota (services/files.py).
     """
     owner_id = Thread.objects.filter(id=run.thread_id).values_list("owner_id", flat=True).get()
-    out: list[dict[str, Any]] = []
+    out: list[hosted.OutputFile] = []
     notes: list[str] = []
     limit = config.max_output_files()
     max_bytes = int(settings.FILE_UPLOAD_MAX_BYTES)

@@ -135,7 +135,7 @@ def _read_file_bytes(file: File) -> bytes:
         )
     try:
         with file.data.open("rb") as fh:
-            data = fh.read(limit + 1)
+            data: bytes = fh.read(limit + 1)
     except (FileNotFoundError, ValueError) as exc:
         raise ExtractionError("invalid_file", "The file's stored content is missing.") from exc
     if len(data) > limit:

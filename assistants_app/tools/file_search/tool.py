@@ -77,7 +77,7 @@ class FileSearch:
             }
             for r in results
         ]
-        citations = []
+        citations: list[hosted.Citation] = []
         passages = []
         for i, r in enumerate(results):
             marker = f"【{i}†{r.filename}】"
