@@ -93,6 +93,12 @@ def default_assistant() -> Assistant:
     return assistant
 
 
+def assistant_name() -> str:
+    """The name the chat page shows for its assistant."""
+    assistant = Assistant.objects.filter(is_default=True).only("name").first()
+    return (assistant.name if assistant else "") or "Assistant"
+
+
 def last_run(thread: Thread) -> Run | None:
     return Run.objects.filter(thread=thread).order_by("-id").first()
 
@@ -102,6 +108,22 @@ def user_run(user: Any, run_id: str) -> Run | None:
     if not isinstance(run_id, str) or not run_id.startswith("run_") or len(run_id) > 40:
         return None
     return Run.objects.filter(id=run_id, thread__owner=user, thread__is_chat=True).first()
+
+
+def runs_to_follow(user: Any, page_run: str) -> list[str]:
+    """What a socket that opens should stream: the run its page was rendered with (if the user's),
+    then the live thread's active run, if that is another one."""
+    run_ids: list[str] = []
+    if page_run:
+        run = user_run(user, page_run)
+        if run is not None:
+            run_ids.append(run.id)
+    thread = live_thread(user, create=False)
+    if thread is not None:
+        active = lookups.active_run(thread)
+        if active is not None and active.id not in run_ids:
+            run_ids.append(active.id)
+    return run_ids
 
 
 # --- history ---------------------------------------------------------------------------------------
@@ -156,6 +178,28 @@ def _tool_steps(
         if upper is not None:
             qs = qs.filter(created_at__lt=upper)
     return list(qs.order_by("id")[:200])
+
+
+def question_of(run_id: str) -> Message | None:
+    """The user message a run answers (the thread's last one before the run), with file names."""
+    run = Run.objects.filter(id=run_id).only("thread_id", "created_at").first()
+    if run is None:
+        return None
+    msg = (
+        Message.objects.filter(thread_id=run.thread_id, role="user", created_at__lte=run.created_at)
+        .order_by("-id")
+        .first()
+    )
+    if msg is not None:
+        attach_file_names([msg])
+    return msg
+
+
+def run_messages(run_id: str) -> list[Message]:
+    """A run's messages from their rows (for when its event log is gone), with file names."""
+    msgs = list(Message.objects.filter(run_id=run_id).order_by("id"))
+    attach_file_names(msgs)
+    return msgs
 
 
 def attach_file_names(messages: list[Message]) -> None:

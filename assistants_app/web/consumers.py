@@ -20,10 +20,9 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from assistants_app.asyncdb import db
-from assistants_app.models import Assistant, Message, Run
 from assistants_app.runs.events import TERMINAL_RUN_EVENTS
 from assistants_app.runs.stream import follow
-from assistants_app.services import chat, lookups
+from assistants_app.services import chat
 
 from . import notices
 from .fragments import EventRenderer, Op, bubble, merge, render_message, run_controls, run_notice, upsert
@@ -122,39 +121,17 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
             self.tasks = [asyncio.ensure_future(self._sender()), asyncio.ensure_future(self._follower())]
 
     def _initial_state(self, page_run: str) -> tuple[str, list[str]]:
-        assistant = Assistant.objects.filter(is_default=True).only("name").first()
-        name = (assistant.name if assistant else "") or "Assistant"
-        run_ids: list[str] = []
-        if page_run:
-            run = chat.user_run(self.user, page_run)
-            if run is not None:
-                run_ids.append(run.id)
-        thread = chat.live_thread(self.user, create=False)
-        if thread is not None:
-            active = lookups.active_run(thread)
-            if active is not None and active.id not in run_ids:
-                run_ids.append(active.id)
-        return name, run_ids
+        return chat.assistant_name(), chat.runs_to_follow(self.user, page_run)
 
     def _question(self, run_id: str) -> str:
-        run = Run.objects.filter(id=run_id).only("thread_id", "created_at").first()
-        if run is None:
-            return ""
-        msg = (
-            Message.objects.filter(thread_id=run.thread_id, role="user", created_at__lte=run.created_at)
-            .order_by("-id")
-            .first()
-        )
-        if msg is None:
-            return ""
-        chat.attach_file_names([msg])
-        return upsert(render_message(bubble(msg), self.renderer.assistant_name))
+        msg = chat.question_of(run_id)
+        return upsert(render_message(bubble(msg), self.renderer.assistant_name)) if msg else ""
 
     def _from_database(self, run_id: str) -> list[Op]:
         """The run's outcome from its rows, for when its event log is gone (retention, restart)."""
-        msgs = list(Message.objects.filter(run_id=run_id).order_by("id"))
-        chat.attach_file_names(msgs)
-        return [upsert(render_message(bubble(m), self.renderer.assistant_name)) for m in msgs]
+        return [
+            upsert(render_message(bubble(m), self.renderer.assistant_name)) for m in chat.run_messages(run_id)
+        ]
 
     async def _follower(self) -> None:
         while True:
