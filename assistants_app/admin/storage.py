@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
 from assistants_app.models import File, VectorStore, VectorStoreFile
-from assistants_app.services import vector_stores
+from assistants_app.services import vector_store_files
 
 from .common import ReadOnlyAdmin, admin_link, changelist_link, error_message, pretty_json
 
@@ -139,7 +139,7 @@ class VectorStoreFileAdmin(ReadOnlyAdmin[VectorStoreFile]):
     @admin.action(description="Re-index selected files", permissions=["reindex"])
     def reindex_selected(self, request: HttpRequest, queryset: QuerySet[VectorStoreFile]) -> None:
         # Off the request path: only queue them; the executor's ingestion loop does the work.
-        count = vector_stores.requeue(queryset)
+        count = vector_store_files.requeue(queryset)
         self.message_user(request, f"Queued {count} file(s) for re-indexing.", messages.SUCCESS)
 
     @admin.display(description="file", ordering="file__filename")

@@ -17,6 +17,7 @@ from django.http import HttpResponseBase, JsonResponse
 from assistants_app.errors import InvalidRequest
 from assistants_app.models import VectorStore, VectorStoreFile, VectorStoreFileBatch
 from assistants_app.serializers import vector_store_file_batch_obj, vector_store_file_obj, vector_store_obj
+from assistants_app.services import vector_store_files as vs_files
 from assistants_app.services import vector_stores as svc
 
 from . import request_specs
@@ -60,8 +61,8 @@ def _store_obj(store: VectorStore) -> dict[str, Any]:
 
 
 def _batch_obj(batch: VectorStoreFileBatch) -> dict[str, Any]:
-    counts = svc.batch_stats(batch)
-    return vector_store_file_batch_obj(batch, status=svc.batch_status(batch, counts), counts=counts)
+    counts = vs_files.batch_stats(batch)
+    return vector_store_file_batch_obj(batch, status=vs_files.batch_status(batch, counts), counts=counts)
 
 
 # --- stores -----------------------------------------------------------------------------------------
@@ -95,39 +96,41 @@ def search(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
 # --- files ------------------------------------------------------------------------------------------
 def file_create(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    return vector_store_file_obj(svc.add_file(ctx.user, store, ctx.body))
+    return vector_store_file_obj(vs_files.add_file(ctx.user, store, ctx.body))
 
 
 def file_list(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    return _page_by_file_id(svc.files_of(store, ctx.query.get("filter")), ctx.query, vector_store_file_obj)
+    return _page_by_file_id(
+        vs_files.files_of(store, ctx.query.get("filter")), ctx.query, vector_store_file_obj
+    )
 
 
 def file_retrieve(ctx: Ctx, vector_store_id: str, file_id: str) -> HttpResponseBase:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    return _poll_hint(vector_store_file_obj(svc.get_vs_file(store, file_id)))
+    return _poll_hint(vector_store_file_obj(vs_files.get_vs_file(store, file_id)))
 
 
 def file_update(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]:
-    vs_file = svc.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id)
+    vs_file = vs_files.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id)
     # The SDK makes `attributes` required but nullable: null clears them, leaving it out is an error.
     if "attributes" not in _raw_body(ctx):
         raise InvalidRequest(
             "Missing required parameter: 'attributes'.", param="attributes", code="missing_required_parameter"
         )
-    return vector_store_file_obj(svc.set_attributes(vs_file, ctx.body.get("attributes")))
+    return vector_store_file_obj(vs_files.set_attributes(vs_file, ctx.body.get("attributes")))
 
 
 def file_delete(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]:
-    svc.remove_file(svc.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id))
+    vs_files.remove_file(vs_files.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id))
     return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
 
 def file_content(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]:
-    vs_file = svc.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id)
+    vs_file = vs_files.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id)
     return {
         "object": "vector_store.file_content.page",
-        "data": [{"type": "text", "text": text} for text in svc.file_text(vs_file)],
+        "data": [{"type": "text", "text": text} for text in vs_files.file_text(vs_file)],
         "has_more": False,
         "next_page": None,
     }
@@ -136,24 +139,24 @@ def file_content(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]
 # --- batches ----------------------------------------------------------------------------------------
 def batch_create(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    return _batch_obj(svc.create_batch(ctx.user, store, ctx.body))
+    return _batch_obj(vs_files.create_batch(ctx.user, store, ctx.body))
 
 
 def batch_retrieve(ctx: Ctx, vector_store_id: str, batch_id: str) -> HttpResponseBase:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    return _poll_hint(_batch_obj(svc.get_batch(store, batch_id)))
+    return _poll_hint(_batch_obj(vs_files.get_batch(store, batch_id)))
 
 
 def batch_cancel(ctx: Ctx, vector_store_id: str, batch_id: str) -> dict[str, Any]:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    return _batch_obj(svc.cancel_batch(svc.get_batch(store, batch_id)))
+    return _batch_obj(vs_files.cancel_batch(vs_files.get_batch(store, batch_id)))
 
 
 def batch_files(ctx: Ctx, vector_store_id: str, batch_id: str) -> dict[str, Any]:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    batch = svc.get_batch(store, batch_id)
+    batch = vs_files.get_batch(store, batch_id)
     return _page_by_file_id(
-        svc.files_of(store, ctx.query.get("filter"), batch), ctx.query, vector_store_file_obj
+        vs_files.files_of(store, ctx.query.get("filter"), batch), ctx.query, vector_store_file_obj
     )
 
 

@@ -10,7 +10,8 @@ change happens here (run statuses only through runs/state.py).
 - assistants: assistants, and the admin's retrieval uploads into the assistant's vector store
 - files: the one writer of File rows (content sniffed, hashed, within the owner's storage quota),
   and what deleting files and threads removes
-- vector_stores: stores, their files and batches, search
+- vector_stores: stores, search, and the file_search part of tool_resources
+- vector_store_files: a store's files (attach, attributes, text) and file batches
 - chat: the chat page's use cases (one live thread per user, send, retry, stop, history)
 - keys: API keys (generation, hashing, revocation)
 
