@@ -171,7 +171,9 @@ def main() -> None:
         f"Backend CPU per chunk, {args.tokens} content chunks per stream, paced at {args.rate:g}/s, "
         f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}\n"
     )
-    print("| mode | streams | path | chunks | CPU (s) | wall (s) | CPU per chunk (us) | others' CPU (cores) |")
+    print(
+        "| mode | streams | path | chunks | CPU (s) | wall (s) | CPU per chunk (us) | others' CPU (cores) |"
+    )
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
