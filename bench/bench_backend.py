@@ -13,7 +13,8 @@ streams `tokens` pre-encoded content chunks per request. Paths read the same str
 
 Modes: `burst` sends each stream's chunks all at once (few reads, many chunks each: the parsing cost);
 `paced` sends them at `--rate` per stream and second, so most reads carry one chunk, as with a real
-model (this adds an event-loop wake-up per read, which costs 130-250 us of CPU on these shared VMs).
+model (this adds an event-loop wake-up per read, which costs 130-250 us of CPU on these shared VMs);
+`short` is `--short` 5-chunk streams, 10 at a time, all at once: the cost per request.
 
 CPU is this process's user+system time (`time.process_time()`), divided by the content chunks read.
 "others" is how many cores everything else on the machine kept busy meanwhile (the upstream excluded).
@@ -122,11 +123,17 @@ async def main_async(args: argparse.Namespace, base_url: str) -> list[dict[str, 
     factories = readers(base_url)
     rows = []
     for mode in args.modes.split(","):
-        rate = 0.0 if mode == "burst" else args.rate
-        for streams in (int(s) for s in args.streams.split(",")):
-            repeats = max(1, args.chunks // (streams * args.tokens)) if mode == "burst" else 1
+        rate = args.rate if mode == "paced" else 0.0
+        tokens = 5 if mode == "short" else args.tokens
+        for streams in [10] if mode == "short" else [int(s) for s in args.streams.split(",")]:
+            repeats = 1
+            if mode == "burst":
+                repeats = max(1, args.chunks // (streams * tokens))
+            elif mode == "short":
+                repeats = max(1, args.short // streams)
             for path in args.paths.split(","):
-                m = await measure(factories[path](), streams, args.tokens, rate, repeats)
+                m = await measure(factories[path](), streams, tokens, rate, repeats)
+                m["per_stream_ms"] = m["cpu"] / (streams * repeats) * 1e3
                 row = {"mode": mode, "streams": streams, "path": path, **m}
                 print(
                     f"# {mode} {streams} {path}: {m['us']:.1f} us/chunk ({m['chunks']} chunks, "
@@ -143,7 +150,8 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=1000)
     ap.add_argument("--rate", type=float, default=200.0, help="chunks per second per stream when paced")
     ap.add_argument("--chunks", type=int, default=20000, help="chunks per cell in burst mode (at least)")
-    ap.add_argument("--modes", default="burst,paced")
+    ap.add_argument("--short", type=int, default=500, help="streams in the short mode")
+    ap.add_argument("--modes", default="burst,paced,short")
     ap.add_argument("--paths", default="backend,sdk,httpx")
     args = ap.parse_args()
 
@@ -168,17 +176,18 @@ def main() -> None:
     finally:
         PROCS.stop_all()
     print(
-        f"Backend CPU per chunk, {args.tokens} content chunks per stream, paced at {args.rate:g}/s, "
-        f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}\n"
+        f"Backend CPU per chunk, {args.tokens} content chunks per stream (short: 5), paced at "
+        f"{args.rate:g}/s, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}\n"
     )
     print(
-        "| mode | streams | path | chunks | CPU (s) | wall (s) | CPU per chunk (us) | others' CPU (cores) |"
+        "| mode | streams at once | path | chunks | CPU (s) | wall (s) | CPU per chunk (us) "
+        "| CPU per stream (ms) | others' CPU (cores) |"
     )
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['mode']} | {r['streams']} | {r['path']} | {r['chunks']} | {r['cpu']:.2f} | "
-            f"{r['wall']:.2f} | {r['us']:.1f} | {r['others']:.2f} |"
+            f"{r['wall']:.2f} | {r['us']:.1f} | {r['per_stream_ms']:.2f} | {r['others']:.2f} |"
         )
 
 
