@@ -36,13 +36,15 @@ run: venv
 worker: venv
 	$(PY) manage.py run_worker
 
-test: venv
+test: lint
 	@bash scripts/system-deps.sh test
 	@bash scripts/test.sh
 
+# mypy's settings (strict; tests may be unannotated) are in pyproject.toml.
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy chatsite assistants_app
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy chatsite assistants_app tests
 
 bench: venv
 	$(PY) -m bench.run_all

@@ -7,8 +7,8 @@ interpreter's output files, the admin and user deletion:
   USER_STORAGE_QUOTA_BYTES. The check and the insert run in one transaction that first locks the
   owner's user row (SELECT ... FOR UPDATE; SQLite transactions here are IMMEDIATE, so writers are
   serialised anyway), so two concurrent uploads cannot both squeeze under the limit.
-- Deleting a thread removes its code-interpreter working directory (link-safely, after commit)
-  and the output files its executions produced (File.origin_thread_id); deleting a user cascades
+- Deleting a thread ends its code-interpreter Python session and removes its working directory
+  (link-safely, after commit) and the output files its executions produced (File.origin_thread_id); deleting a user cascades
   to their threads and files, and every File row deleted, by any path, takes its blob with it.
   These run from model signals, so the API, the chat page, the admin and a user's deletion all
   get them without calling anything.
@@ -28,6 +28,7 @@ from django.db.models.signals import post_delete, pre_delete
 from .errors import ServiceError
 from .models import File, Thread
 from .tools.code_interpreter import config as ci_config
+from .tools.code_interpreter import sessions as ci_sessions
 from .tools.code_interpreter import workdir as wd
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ def _remove_thread_workdir(sender: Any, instance: Thread, **kwargs: Any) -> None
 
 def remove_workdir(thread_id: str) -> None:
     """Delete a thread's /mnt/data without following anything the sandboxed code left in it."""
+    ci_sessions.end_thread(thread_id)  # its Python session first (other processes: sessions.py)
     path = ci_config.workdir_for(thread_id)
     try:
         wd.remove_workdir(path.parent, path.name)

@@ -85,7 +85,7 @@ def main() -> None:
 
     import openai
 
-    from tests.api_live import start_server
+    from tests.support.live_server import start_server
 
     # One key starts every run: lift the per-user cap (RUN_MAX_ACTIVE_PER_USER) for the benchmark.
     server = start_server(

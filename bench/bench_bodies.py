@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--root", default=str(ROOT))
     args = parser.parse_args()
     sys.path.insert(0, args.root)
-    from tests import api_live
+    from tests.support import live_server as api_live
 
     server = api_live.start_server()
     try:

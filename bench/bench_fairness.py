@@ -25,8 +25,8 @@ def main() -> None:
     parser.add_argument("--root", default=str(ROOT))
     args = parser.parse_args()
     sys.path.insert(0, args.root)
-    from tests import api_live
     from tests.fakes.upstream import text
+    from tests.support import live_server as api_live
 
     server = api_live.start_server(RUN_MAX_ACTIVE_PER_USER="0", RUN_CONCURRENCY="32")
     try:

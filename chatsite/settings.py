@@ -292,6 +292,11 @@ CODE_INTERPRETER_MAX_OUTPUT_FILES = env_int("CODE_INTERPRETER_MAX_OUTPUT_FILES",
 CODE_INTERPRETER_CGROUPS = env_str("CODE_INTERPRETER_CGROUPS", "auto")
 # The seccomp filter (libseccomp via pyseccomp); 0 turns it off.
 CODE_INTERPRETER_SECCOMP = env_bool("CODE_INTERPRETER_SECCOMP", True)
+# --- Code interpreter Python sessions (tools/code_interpreter/sessions.py) ------------------------
+# A thread's interpreter is kept between executions; it ends after this idle time (0: no sessions,
+# a fresh process per execution). At most CODE_INTERPRETER_MAX_SESSIONS per executor process (LRU).
+CODE_INTERPRETER_SESSION_IDLE_SECONDS = env_float("CODE_INTERPRETER_SESSION_IDLE_SECONDS", 3600)
+CODE_INTERPRETER_MAX_SESSIONS = env_int("CODE_INTERPRETER_MAX_SESSIONS", 16)
 # Total bytes of one user's files (uploads and code-interpreter outputs); 0 = unlimited.
 USER_STORAGE_QUOTA_BYTES = env_int("USER_STORAGE_QUOTA_BYTES", 1024 * 1024 * 1024)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned official `openai` Node SDK (tests/node/package-lock.json) into
-# tests/node/node_modules for tests/test_api_node_sdk.py. `scripts/system-deps.sh test` calls it.
+# tests/node/node_modules for tests/api/test_node_sdk.py. `scripts/system-deps.sh test` calls it.
 #
 # Idempotent: skipped when node_modules was installed from the current package.json + lockfile
 # (a stamp file holds their hash); otherwise `npm ci` (clean install, exactly the lockfile).

@@ -13,6 +13,12 @@
 # use their own socket directory, so a system PostgreSQL/Redis on 5432/6379 is never touched.
 # PostgreSQL refuses to run as root: as root, initdb/pg_ctl run as the `postgres` user (runuser) on a
 # data directory that user owns. Durability is switched off (fsync etc.): the data is disposable.
+#
+# Why not pytest-postgresql / pytest-redis: chatsite/settings.py reads DATABASE_URL and REDIS_URL at
+# import, before any pytest fixture can start a server; the benchmarks (bench/bench_engine.py,
+# bench/capacity/) need the same servers outside pytest; and pytest-postgresql runs pg_ctl as the
+# current user (pg_ctl refuses root, and pytest's /tmp/pytest-of-root is 0700, out of reach of a
+# `postgres` user) with no option to switch users.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

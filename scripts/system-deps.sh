@@ -117,7 +117,7 @@ if [[ -f "$ROOT/scripts/sandbox-venv.sh" ]]; then
   bash "$ROOT/scripts/sandbox-venv.sh"
 fi
 
-# The pinned openai Node SDK for tests/test_api_node_sdk.py (npm ci, skipped when up to date).
+# The pinned openai Node SDK for tests/api/test_node_sdk.py (npm ci, skipped when up to date).
 if [[ "$MODE" == test ]]; then
   bash "$ROOT/scripts/node-sdk.sh"
 fi

@@ -2,15 +2,15 @@
 # The whole test suite (what `make test` runs after scripts/system-deps.sh test).
 #
 #   phase 1: every test on the embedded defaults: SQLite, no Redis (DATABASE_URL/REDIS_URL unset).
-#            Tests that need Redis/PostgreSQL skip themselves (see tests/services.py).
-#   phase 2: the production path: throwaway PostgreSQL + Redis from scripts/services.sh, then the
-#            tests marked production, engine, file_search (and postgres) run against them.
+#            Tests that need Redis/PostgreSQL skip themselves (the redis_url / postgres fixtures).
+#   phase 2: the production path: throwaway PostgreSQL + Redis from scripts/services.sh, then every
+#            test that uses the database, Redis or the live server runs against them
+#            (pytest --only-stack-tests; the selection is in tests/support/stack.py).
 #
 # Environment:
 #   TEST_PHASES=1 | 2 | 1,2 (default)   which phases to run
-#   TEST_PHASE2_MARKERS                 pytest -m expression for phase 2
-#                                       (default "production or engine or file_search or postgres")
 # Extra arguments go to pytest in both phases, e.g. bash scripts/test.sh -x -k events
+#   or bash scripts/test.sh tests/tools/file_search
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,7 +21,6 @@ PYTEST="$ROOT/.venv/bin/pytest"
 PHASES="${TEST_PHASES:-1,2}"
 want() { [[ "$PHASES" == *"$1"* ]]; }
 want 1 || want 2 || { echo "test.sh: TEST_PHASES='$PHASES' selects no phase (use 1, 2 or 1,2)" >&2; exit 2; }
-PHASE2_MARKERS="${TEST_PHASE2_MARKERS:-production or engine or file_search or postgres}"
 
 header() {
   echo
@@ -50,7 +49,7 @@ fi
 
 # --- phase 2: production path ---------------------------------------------------------------------
 if want 2; then
-  header "Phase 2/2: production path (PostgreSQL + Redis) -m \"$PHASE2_MARKERS\""
+  header "Phase 2/2: production path (PostgreSQL + Redis): the tests that use the database, Redis or the live server"
   t0=$SECONDS
   # A private state dir per run, so two runs on one machine (or a developer's own
   # `services.sh start`) never share or stop each other's servers.
@@ -64,14 +63,15 @@ if want 2; then
   if bash "$ROOT/scripts/services.sh" start && SERVICES_ENV="$(bash "$ROOT/scripts/services.sh" env)"; then
     eval "$SERVICES_ENV"
     echo "DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL"
-    TEST_DATABASE_URL="$DATABASE_URL" "$PYTEST" -m "$PHASE2_MARKERS" "$@"
+    TEST_DATABASE_URL="$DATABASE_URL" "$PYTEST" --only-stack-tests "$@"
     P2_RC=$?
     case $P2_RC in
       0) P2_RESULT="passed" ;;
       5)
-        # Nothing carries the markers yet: fine only if phase 1 did run tests.
+        # The selected tests (e.g. bash scripts/test.sh tests/web/test_rendering.py) use no service:
+        # fine only if phase 1 did run tests.
         if [[ "$P1_RC" == 0 || "$P1_RC" == 1 ]]; then
-          P2_RESULT="passed (no tests carry the phase 2 markers)"; P2_RC=0
+          P2_RESULT="passed (none of the selected tests uses the database, Redis or the live server)"; P2_RC=0
         else
           P2_RESULT="FAILED (no tests collected, and phase 1 ran none)"
         fi ;;

@@ -1,18 +1,56 @@
-"""Shared fixtures: named test users, the scripted fake backend, and an embedded run executor."""
+"""Shared fixtures: test settings, the scripted fake backend, an embedded run executor, the live
+server, and the phase-2 selection (tests/support/stack.py). The named users are in
+tests/support/users.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from assistants_app.backends import fake
 from assistants_app.runs import events
+from tests.support import live_server, stack
+
+pytest_plugins = ["tests.support.users", "tests.support.stack"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        stack.OPTION,
+        action="store_true",
+        dest="only_stack_tests",
+        help="run only the tests that depend on the database/Redis (phase 2 of scripts/test.sh)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "live" in getattr(item, "fixturenames", ()):
+            item.add_marker("live")
+    stack.select(config, items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Every live-server configuration the selected tests need starts at once, on first use.
+    wanted = {
+        tuple(sorted(_live_settings(item.module).items()))
+        for item in session.items
+        if "live" in getattr(item, "fixturenames", ()) and isinstance(item, pytest.Function)
+    }
+    for config in sorted(wanted):
+        live_server.want(**dict(config))
+
+
+def _live_settings(module: Any) -> dict[str, str]:
+    """A module picks its live-server configuration (extra environment) with LIVE_SETTINGS."""
+    return dict(getattr(module, "LIVE_SETTINGS", {}))
 
 
 @pytest.fixture(autouse=True)
-def _test_settings(settings, tmp_path):  # type: ignore[no-untyped-def]
+def _test_settings(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MODEL_BACKEND = "fake"
     settings.RUN_POLL_SECONDS = 0.05
@@ -29,21 +67,6 @@ def _test_settings(settings, tmp_path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def alice(db):  # type: ignore[no-untyped-def]
-    return get_user_model().objects.create_user("alice", "alice@example.com", "alice-password-123")
-
-
-@pytest.fixture
-def bob(db):  # type: ignore[no-untyped-def]
-    return get_user_model().objects.create_user("bob", "bob@example.com", "bob-password-123")
-
-
-@pytest.fixture
-def staff(db):  # type: ignore[no-untyped-def]
-    return get_user_model().objects.create_superuser("staff", "staff@example.com", "staff-password-123")
-
-
-@pytest.fixture
 def event_log() -> Iterator[events.EventLog]:
     """A fresh event log per test (memory, or Redis when REDIS_URL is set)."""
     events.reset_event_log()
@@ -52,10 +75,24 @@ def event_log() -> Iterator[events.EventLog]:
 
 
 @pytest.fixture
-def executor(transactional_db, event_log):  # type: ignore[no-untyped-def]
+def executor(transactional_db, event_log):
     """An embedded executor thread, as `make run` has. Needs a transactional database."""
     from assistants_app.runs.executor import ThreadedExecutor
 
     ex = ThreadedExecutor(concurrency=8).start()
     yield ex.executor
     ex.stop()
+
+
+@pytest.fixture(scope="module")
+def live(request: pytest.FixtureRequest) -> live_server.LiveServer:
+    """The real server (`manage.py serve` in a subprocess; in phase 2 with a run worker, PostgreSQL
+    and Redis), one per configuration for the whole session; the module's LIVE_SETTINGS picks it."""
+    return live_server.shared_server(**_live_settings(request.module))
+
+
+@pytest.fixture(autouse=True)
+def _reset_live_upstream(request: pytest.FixtureRequest) -> None:
+    # Replies a failed test left unconsumed would answer the next test's run.
+    if "live" in request.fixturenames:
+        request.getfixturevalue("live").reset_upstream()

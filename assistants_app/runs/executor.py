@@ -24,6 +24,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from assistants_app.models import Run
+from assistants_app.tools import hosted
 
 from . import dbpool, fairness, recovery, signals, state
 from .dbpool import db
@@ -106,6 +107,7 @@ class Executor:
             heartbeat.cancel()
             ingest.cancel()
             await self._shutdown()
+            await hosted.shutdown()  # after the runs: ends code-interpreter sessions
 
     async def _claim_some(self) -> None:
         free = self.concurrency - len(self.running)

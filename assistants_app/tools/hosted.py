@@ -56,6 +56,14 @@ class HostedTool(Protocol):
 _registry: dict[str, HostedTool] = {}
 
 
+async def shutdown() -> None:
+    """The executor is stopping: tools end what they keep per event loop (code-interpreter sessions)."""
+    for tool in list(_registry.values()):
+        close = getattr(tool, "shutdown", None)
+        if close is not None:
+            await close()
+
+
 def register(tool: HostedTool) -> None:
     _registry[tool.type] = tool
 

@@ -1,4 +1,5 @@
-"""The code interpreter hosted tool: a bubblewrap sandbox that runs model-written Python."""
+"""The code interpreter hosted tool: a bubblewrap sandbox that runs model-written Python, with a
+Python session per thread (sessions.py) that keeps its state between executions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from .sandbox import (
     available,
     execute,
     sandbox_python,
+    sessions_problem,
     status,
 )
 
@@ -19,5 +21,6 @@ __all__ = [
     "available",
     "execute",
     "sandbox_python",
+    "sessions_problem",
     "status",
 ]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Limits, host_uid, sandbox_python, tmpfs_bytes
+from .runner import RUNNER
 
 SANDBOX_WORKDIR = "/mnt/data"
 MPLCONFIGDIR = "/tmp/matplotlib"
@@ -121,77 +122,12 @@ def available() -> bool:
     return True
 
 
-# --------------------------------------------------------------------------- runner (inside)
+# --------------------------------------------------------------------------- runner (runner.py)
 
 # What the runner writes on its status fd: one byte per event. Signal numbers (1-64) come from
 # Python's wakeup fd, written by the C-level handler even while the code is stuck in a C call.
 STATUS_MEMORY = b"M"
 STATUS_CPU = bytes([signal.SIGXCPU])
-
-# Runs inside the sandbox as `python -c RUNNER cpu as nproc fsize status_fd`, as the pid namespace's
-# pid 1; the code arrives on stdin. It sets the rlimits itself so they apply after the user
-# namespace exists (RLIMIT_NPROC then counts only this sandbox's processes). As pid 1 it would
-# ignore SIGXCPU (the kernel spares a namespace's init signals it has no handler for), so it
-# installs one; the hard CPU limit (soft + 1 s) SIGKILLs it if that handler cannot run.
-RUNNER = r"""
-import _ast, _signal, builtins, os, resource, sys
-# Only builtin modules up front: `ast`, `signal` and `traceback` pull in enum/re/tokenize, which
-# would add ~100 ms to every execution. traceback is imported when there is one to print.
-
-def _cpu_exceeded(signum, frame):
-    os._exit(128 + signum)
-
-def _main():
-    cpu, mem, nproc, fsize, status_fd = (int(a) for a in sys.argv[1:6])
-    os.set_inheritable(status_fd, False)
-    os.set_blocking(status_fd, False)
-    _signal.signal(_signal.SIGXCPU, _cpu_exceeded)
-    _signal.set_wakeup_fd(status_fd, warn_on_full_buffer=False)
-    source = sys.stdin.buffer.read().decode("utf-8", "replace")
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    sys.stdin = open(0, closefd=False)
-    for res, value in ((resource.RLIMIT_CPU, (cpu, cpu + 1)), (resource.RLIMIT_AS, (mem, mem)),
-                       (resource.RLIMIT_NPROC, (nproc, nproc)), (resource.RLIMIT_FSIZE, (fsize, fsize)),
-                       (resource.RLIMIT_CORE, (0, 0))):
-        resource.setrlimit(res, value)
-    filename = "<code>"
-    module = type(sys)("__main__")
-    module.__dict__["__builtins__"] = builtins
-    sys.modules["__main__"] = module
-    sys.argv = [filename]
-    try:
-        tree = compile(source, filename, "exec", _ast.PyCF_ONLY_AST)
-        last = None
-        if tree.body and isinstance(tree.body[-1], _ast.Expr):
-            last = _ast.Expression(tree.body.pop().value)
-        exec(compile(tree, filename, "exec"), module.__dict__)
-        if last is not None:
-            value = eval(compile(last, filename, "eval"), module.__dict__)
-            if value is not None:
-                print(repr(value))
-    except SystemExit:
-        raise
-    except BaseException as exc:
-        seen, e = set(), exc
-        while e is not None and id(e) not in seen:
-            if isinstance(e, MemoryError):
-                os.write(status_fd, b"M")
-                break
-            seen.add(id(e))
-            e = e.__cause__ or e.__context__
-        import linecache, traceback
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        # Drop the runner's own frame: the model should see only its code.
-        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-        sys.stdout.flush()
-        traceback.print_exception(type(exc), exc, tb)
-        sys.stderr.flush()
-        os._exit(1)
-
-_main()
-"""
 
 
 # --------------------------------------------------------------------------- bwrap command line
@@ -232,12 +168,15 @@ def bwrap_argv(
     *,
     status_fd: int,
     json_fd: int,
+    reply_fd: int,
+    mode: str,
     data_fds: list[int],
     seccomp_fd: int | None,
     file_bytes: int,
 ) -> list[str]:
-    """The command line; every fd it names must be passed to bwrap (workdir_fd, seccomp_fd and
-    those appended to data_fds). The workdir is bound by fd: bwrap never resolves its path."""
+    """The command line; every fd it names must be passed to bwrap (workdir_fd, seccomp_fd, the
+    runner's status_fd and reply_fd, and those appended to data_fds). The workdir is bound by fd:
+    bwrap never resolves its path. `mode` is the runner's: "once" or "session" (runner.py)."""
     base = base_prefix(venv)
     base_copy = venv / "base-python"
     # Prefer the venv's copy of the base prefix: the real one may be unreachable for the sandbox uid.
@@ -385,10 +324,12 @@ def bwrap_argv(
         str(sandbox_python()),
         "-c",
         RUNNER,
+        mode,
         str(max(1, int(limits.cpu_seconds + 0.999))),
         str(int(limits.memory_bytes)),
         str(int(limits.max_processes)),
         str(int(file_bytes)),
         str(status_fd),
+        str(reply_fd),
     ]
     return argv

@@ -20,6 +20,14 @@ server then moves itself into a `server` leaf so the controllers can be enabled 
 The sandbox's processes join before any model code runs: sandbox.py starts a tiny /bin/sh wrapper
 that blocks on a pipe, the server writes its pid into cgroup.procs of every hierarchy, and only then
 lets the wrapper exec bwrap (children are born in their parent's cgroup).
+
+Freezing (Python sessions, session.py): between two executions a session's cgroup is frozen with
+cgroup v2's `cgroup.freeze`, so code left running in the background (a thread, a child process)
+uses no CPU and writes nothing while no execution is accounted. v2 has it in every cgroup; on a v1
+host the same file exists in the unified (cgroup2) hierarchy that systemd's hybrid layout mounts,
+where the session gets one more cgroup (`UNIFIED`, no controllers needed). v1's own freezer is not
+used: a task it froze ignores SIGKILL until thawed, so a frozen session would outlive a killed
+server. Without either, `Support.freezer` is None and sessions are off (sandbox.py says so).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ log = logging.getLogger(__name__)
 
 GROUP = "code-interpreter"
 V1_CONTROLLERS = ("memory", "pids", "cpuacct")
+UNIFIED = "unified"  # key of the cgroup2 hierarchy next to v1 controllers (only for freezing)
 _counter = itertools.count()
 
 
@@ -48,6 +57,8 @@ class Support:
     version: int | None  # 2, 1, or None when per-execution cgroups are unavailable
     parents: dict[str, Path] = field(default_factory=dict)  # hierarchy -> directory for executions
     problem: str = ""
+    freezer: str | None = None  # the hierarchy whose cgroups have cgroup.freeze ("" or UNIFIED)
+    freezer_problem: str = ""
 
 
 def _proc_cgroups() -> dict[str, str]:
@@ -109,7 +120,7 @@ def _v2(mounts: dict[str, Path], own: dict[str, str]) -> Support:
         (parent / "cgroup.subtree_control").write_text("+memory +pids")
     except OSError as exc:
         return Support(None, problem=f"cgroup v2: {base} is not delegated to this server ({exc})")
-    return Support(2, {"": parent})
+    return Support(2, {"": parent}, freezer="")
 
 
 def _v1(mounts: dict[str, Path], own: dict[str, str]) -> Support:
@@ -123,7 +134,24 @@ def _v1(mounts: dict[str, Path], own: dict[str, str]) -> Support:
         except OSError as exc:
             return Support(None, problem=f"cgroup v1: cannot create {parent} ({exc.strerror})")
         parents[name] = parent
-    return Support(1, parents)
+    unified, problem = _unified_parent(mounts, own)
+    if unified is None:
+        return Support(1, parents, freezer_problem=problem)
+    return Support(1, {**parents, UNIFIED: unified}, freezer=UNIFIED)
+
+
+def _unified_parent(mounts: dict[str, Path], own: dict[str, str]) -> tuple[Path | None, str]:
+    """Next to v1 controllers: a directory in the cgroup2 hierarchy whose cgroups can be frozen."""
+    if "" not in mounts or "" not in own:
+        return None, "no cgroup2 (unified) hierarchy mounted next to the v1 controllers"
+    parent = mounts[""] / own[""].lstrip("/") / GROUP
+    try:
+        parent.mkdir(exist_ok=True)
+    except OSError as exc:
+        return None, f"cannot create {parent} ({exc.strerror})"
+    if not (parent / "cgroup.freeze").exists():
+        return None, f"{parent} has no cgroup.freeze (kernel older than 5.2)"
+    return parent, ""
 
 
 @functools.cache
@@ -196,12 +224,13 @@ class ExecutionCgroup:
     def __init__(self, support: Support, *, memory_bytes: int, max_processes: int) -> None:
         assert support.version is not None
         self.version = support.version
+        self.freezer = support.freezer
         name = f"exec-{os.getpid()}-{next(_counter)}-{os.urandom(4).hex()}"
         self.paths = {h: parent / name for h, parent in support.parents.items()}
         created: list[Path] = []
         try:
-            for path in self.paths.values():
-                _make(path, v2=self.version == 2)
+            for h, path in self.paths.items():
+                _make(path, v2=self.version == 2 and not h)
                 created.append(path)
             if self.version == 2:
                 cg = self.paths[""]
@@ -244,9 +273,26 @@ class ExecutionCgroup:
         )
         return _counter_of(path, "oom_kill") > 0
 
-    def pids_limited(self) -> bool:
+    def pids_refusals(self) -> int:
+        """How many forks pids.max refused so far (a session compares it with its value before)."""
         path = self.paths[""] / "pids.events" if self.version == 2 else self.paths["pids"] / "pids.events"
-        return _counter_of(path, "max") > 0
+        return _counter_of(path, "max")
+
+    def pids_limited(self) -> bool:
+        return self.pids_refusals() > 0
+
+    @property
+    def can_freeze(self) -> bool:
+        return self.freezer is not None
+
+    def freeze(self) -> None:
+        """Stop every process of the cgroup until thaw(); SIGKILL still works (cgroup v2 freezer)."""
+        assert self.freezer is not None
+        (self.paths[self.freezer] / "cgroup.freeze").write_text("1")
+
+    def thaw(self) -> None:
+        assert self.freezer is not None
+        (self.paths[self.freezer] / "cgroup.freeze").write_text("0")
 
     def memory_peak(self) -> int:
         name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
@@ -255,17 +301,20 @@ class ExecutionCgroup:
             return int(_read(path))
         return 0
 
-    def kill(self) -> None:
-        """SIGKILL every process in the execution's cgroup."""
-        if self.version == 2:
+    def kill(self, *, spare: int | None = None) -> None:
+        """SIGKILL every process in the execution's cgroup but `spare` (thread-safe: only syscalls).
+
+        Sparing bwrap lets it reap the sandbox's pid 1 and exit normally (see streams.kill)."""
+        if self.freezer is not None and spare is None:
             with contextlib.suppress(OSError):
-                (self.paths[""] / "cgroup.kill").write_text("1")
+                (self.paths[self.freezer] / "cgroup.kill").write_text("1")
                 return
         for path in self.paths.values():
             with contextlib.suppress(OSError):
                 for pid in _read(path / "cgroup.procs").split():
-                    with contextlib.suppress(OSError):
-                        os.kill(int(pid), signal.SIGKILL)
+                    if int(pid) != spare:
+                        with contextlib.suppress(OSError):
+                            os.kill(int(pid), signal.SIGKILL)
 
     def close(self) -> None:
         """Kill what is left and remove the cgroup(s), and their parent once no execution uses it:

@@ -90,6 +90,16 @@ def workdir_for(thread_id: str) -> Path:
     return workdir_root() / thread_id
 
 
+def session_idle_seconds() -> float:
+    """A thread's Python session ends after this long without an execution; 0: no sessions."""
+    return float(setting("CODE_INTERPRETER_SESSION_IDLE_SECONDS", 3600))
+
+
+def max_sessions() -> int:
+    """Python sessions one executor process keeps (the least recently used end first)."""
+    return max(1, int(setting("CODE_INTERPRETER_MAX_SESSIONS", 16)))
+
+
 def max_output_files() -> int:
     return int(setting("CODE_INTERPRETER_MAX_OUTPUT_FILES", 50))
 

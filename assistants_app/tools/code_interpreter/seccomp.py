@@ -21,6 +21,8 @@ import errno
 import functools
 import os
 
+from .config import setting
+
 # Denied with EPERM. Unknown names (older libseccomp) are skipped, see _build.
 DENIED = (
     "io_uring_setup",
@@ -129,6 +131,14 @@ def problem() -> str | None:
     except SeccompUnavailable as exc:
         return str(exc)
     return None
+
+
+@functools.cache
+def configured_problem() -> str | None:
+    """Why the sandbox runs without the filter (a setting, or `problem()`), or None. Cached."""
+    if not setting("CODE_INTERPRETER_SECCOMP", True):
+        return "no seccomp filter: disabled by CODE_INTERPRETER_SECCOMP=0"
+    return problem()
 
 
 def program_fd() -> int:

@@ -3,6 +3,11 @@
 Each thread has a working directory (mounted at /mnt/data in the sandbox) seeded with the files of
 the assistant's and thread's `tool_resources.code_interpreter` and of message attachments for the
 code interpreter. Files the code writes become File objects the thread's owner can download.
+
+Each thread also has a Python session (sessions.py) where the server supports them: executions of
+the thread run in one interpreter that keeps its variables, like notebook cells. When a session
+ends and a later execution starts a new one, that execution's output says the state was lost, and
+why, so the model knows to recompute what it relied on.
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 
 from assistants_app import services_storage
-from assistants_app.models import File, Message, Run, Thread
+from assistants_app.models import File, Message, Run, RunStep, Thread
 from assistants_app.tools import hosted
 
-from . import config, sandbox
+from . import config, sandbox, sessions
 from . import workdir as wd
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
@@ -34,9 +39,30 @@ DESCRIPTION = (
     "Run Python 3 code in a sandbox with numpy, pandas and matplotlib, and get back what it prints "
     "(and the value of the last expression). The working directory is /mnt/data; uploaded files are "
     "there, and files you save there (e.g. plt.savefig('/mnt/data/plot.png')) are given to the user; "
-    "refer to them as sandbox:/mnt/data/<name>. There is no network. Variables do not persist between "
-    "calls, but files in /mnt/data do."
+    "refer to them as sandbox:/mnt/data/<name>. There is no network. "
 )
+WITHOUT_SESSIONS = "Variables do not persist between calls, but files in /mnt/data do."
+WITH_SESSIONS = (
+    "Calls in this conversation share one Python session, like notebook cells: variables, functions "
+    "and imports persist from one call to the next, as do files in /mnt/data. The session restarts "
+    "after {idle} without a call or when a call exceeds a limit; you are told when that happens."
+)
+# Notes added to the logs the model reads.
+STATE_LOST = (
+    "[The Python state was lost ({reason}). This code ran in a new session: variables, functions "
+    "and imports from earlier executions are gone; files in /mnt/data are kept.]"
+)
+SESSION_ENDED = (
+    "The Python state was lost: the next execution starts in a fresh interpreter "
+    "(files in /mnt/data are kept)."
+)
+ELSEWHERE = "the session of the earlier executions is gone: the server restarted, or another worker ran them"
+
+
+def description() -> str:
+    if sandbox.sessions_problem() is not None:
+        return DESCRIPTION + WITHOUT_SESSIONS
+    return DESCRIPTION + WITH_SESSIONS.format(idle=sessions.duration(config.session_idle_seconds()))
 
 
 workdir_for = config.workdir_for
@@ -53,13 +79,17 @@ class CodeInterpreter:
     def function_spec(self, run: Run, tool: dict[str, Any]) -> dict[str, Any]:
         return {
             "name": "code_interpreter",
-            "description": DESCRIPTION,
+            "description": description(),
             "parameters": {
                 "type": "object",
                 "properties": {"code": {"type": "string", "description": "The Python code to run."}},
                 "required": ["code"],
             },
         }
+
+    async def shutdown(self) -> None:
+        """The executor stops: end the Python sessions of its event loop (tools.hosted.shutdown)."""
+        await sessions.shutdown()
 
     def initial_call(self, call_id: str) -> dict[str, Any]:
         return {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": "", "outputs": []}}
@@ -76,7 +106,14 @@ class CodeInterpreter:
         workdir = workdir_for(ctx.run.thread_id)
         seeding = await sync_to_async(seed_workdir, thread_sensitive=False)(ctx.run, workdir)
         try:
-            result = await sandbox.execute(code, workdir)
+            if sandbox.sessions_problem() is None:
+                pool = sessions.default_pool(exists=_existing_threads)
+                result = await pool.execute(ctx.run.thread_id, code, workdir)
+                if result.fresh_session and result.state_lost is None:
+                    earlier = await sync_to_async(_ran_code_before, thread_sensitive=False)(ctx)
+                    result.state_lost = ELSEWHERE if earlier else None
+            else:
+                result = await sandbox.execute(code, workdir)
         except sandbox.SandboxUnavailable as exc:
             logs = f"The code interpreter is not available on this server: {exc}"
             failed: list[dict[str, Any]] = [{"type": "logs", "logs": logs}]
@@ -99,8 +136,14 @@ class CodeInterpreter:
             ctx.run, workdir, result.files
         )
         notes = [*seeding, *result.notes, *storing]
+        if result.session_ended:
+            notes.append(SESSION_ENDED)
         if notes:
             logs = "\n".join([logs.rstrip(), *notes]).lstrip()
+        # First, and kept for the model however long the output: it explains a NameError below.
+        lost = STATE_LOST.format(reason=result.state_lost) + "\n" if result.state_lost else ""
+        tail = logs[-MAX_LOGS_FOR_MODEL:]
+        logs = lost + logs
         outputs: list[dict[str, Any]] = []
         if logs:
             outputs.append({"type": "logs", "logs": logs})
@@ -112,7 +155,7 @@ class CodeInterpreter:
                     "code_interpreter": {"outputs": [{"index": i, **o} for i, o in enumerate(outputs)]},
                 }
             )
-        for_model = logs[-MAX_LOGS_FOR_MODEL:] if logs else "(no output)"
+        for_model = lost + tail if logs else "(no output)"
         if files:
             for_model += "\nFiles written: " + ", ".join(f"sandbox:/mnt/data/{f['name']}" for f in files)
         return hosted.ToolOutcome(
@@ -120,6 +163,29 @@ class CodeInterpreter:
             tool_call={"type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}},
             files=files,
         )
+
+
+async def _existing_threads(ids: list[str]) -> set[str]:
+    return await sync_to_async(_existing, thread_sensitive=False)(ids)
+
+
+def _existing(ids: list[str]) -> set[str]:
+    return set(Thread.objects.filter(id__in=ids).values_list("id", flat=True))
+
+
+def _ran_code_before(ctx: hosted.ToolContext) -> bool:
+    """Whether an earlier step of the thread ran code (a fresh session then lost its state)."""
+    steps = (
+        RunStep.objects.filter(run__thread_id=ctx.run.thread_id, type="tool_calls")
+        .exclude(id=ctx.step_id)
+        .order_by("-id")
+        .values_list("step_details", flat=True)[:50]
+    )
+    return any(
+        call.get("type") == "code_interpreter"
+        for details in steps
+        for call in (details or {}).get("tool_calls", [])
+    )
 
 
 def parse_code(arguments: str) -> str:
