@@ -172,7 +172,7 @@ class OpenAICompatBackend:
     def _backoff(self, attempt: int, requested: float | None) -> float:
         if requested is not None:
             return min(max(requested, 0.0), self.max_retry_delay)
-        exponential = min(self.retry_base * (2**attempt), self.max_retry_delay)
+        exponential = min(self.retry_base * 2.0**attempt, self.max_retry_delay)
         # Jitter keeps many runs that failed together from retrying in lockstep.
         return exponential * random.uniform(0.5, 1.0)
 
