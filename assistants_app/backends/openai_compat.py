@@ -8,29 +8,23 @@ would show the user the start of the answer twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
-import json
 import logging
 import random
+import ssl
 import time
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
+import anyio
 import httpx2
 import openai
 
-from .base import (
-    BackendError,
-    ChatRequest,
-    Finish,
-    FinishReason,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-)
+from .base import BackendError, ChatRequest, StreamEvent
+from .openai_stream import ChunkMapper, SSEDecoder, decode_data
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +36,15 @@ PLACEHOLDER_API_KEY = "not-needed"
 DEFAULT_MAX_RETRY_DELAY = 20.0
 LIST_MODELS_TIMEOUT = 5.0
 
-_FINISH_REASONS: dict[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "content_filter": "content_filter",
-    "function_call": "tool_calls",  # the pre-tools name some servers still send
-}
 # Statuses worth another attempt. 408/409 are transient too (the SDK retries them for the same reason).
 _RETRY_STATUSES = frozenset({408, 409, 429})
 _INVALID_PROMPT_STATUSES = frozenset({400, 404, 413, 422})
+# What a dropped connection raises while the body is read: httpx's errors, plus the TLS failures
+# httpx does not wrap (the same set the SDK maps to APIConnectionError).
+_TRANSPORT_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
+# After [DONE], how long the rest of the body (normally just the end of the chunked encoding) may
+# take to arrive so the connection can go back to the pool; the SDK waits the same.
+_DRAIN_SECONDS = 0.1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,38 +172,52 @@ class OpenAICompatBackend:
     def _backoff(self, attempt: int, requested: float | None) -> float:
         if requested is not None:
             return min(max(requested, 0.0), self.max_retry_delay)
-        exponential = min(self.retry_base * (2.0**attempt), self.max_retry_delay)
+        exponential = min(self.retry_base * 2.0**attempt, self.max_retry_delay)
         # Jitter keeps many runs that failed together from retrying in lockstep.
         return exponential * random.uniform(0.5, 1.0)
 
     async def _attempt(
         self, client: openai.AsyncOpenAI, params: dict[str, Any]
     ) -> AsyncGenerator[StreamEvent, None]:
-        try:
-            upstream = await client.chat.completions.create(
-                **params, timeout=_timeout(self.connect_timeout, self.stall_timeout)
-            )
-        except openai.APIStatusError as err:
-            raise self._status_error(err) from err
-        except openai.APITimeoutError as err:
-            raise _Retry(self._timeout_error(err, streaming=False)) from err
-        except openai.APIConnectionError as err:
-            raise _Retry(self._connection_error()) from err
-
-        mapper = _ChunkMapper()
-        yielded = False
-        try:
+        async with contextlib.AsyncExitStack() as stack:
             try:
-                async for chunk in upstream:
-                    for event in mapper.feed(chunk):
-                        yielded = True
-                        yield event
+                # The streaming response: the SDK sends the request, raises its typed errors on a
+                # 4xx/5xx, and leaves the body to us (see openai_stream for why).
+                api_response = await stack.enter_async_context(
+                    client.chat.completions.with_streaming_response.create(
+                        **params, timeout=_timeout(self.connect_timeout, self.stall_timeout)
+                    )
+                )
+            except openai.APIStatusError as err:
+                raise self._status_error(err) from err
             except openai.APITimeoutError as err:
+                raise _Retry(self._timeout_error(err.__cause__, streaming=False)) from err
+            except openai.APIConnectionError as err:
+                raise _Retry(self._connection_error()) from err
+            # Closed first on every exit (normal end, error, aclose() of a cancelled run, which must
+            # stop paying for tokens), then the response and its connection.
+            body = api_response.http_response.aiter_bytes()
+            stack.push_async_callback(body.aclose)
+
+            decoder, mapper = SSEDecoder(), ChunkMapper()
+            yielded = done = False
+            try:
+                async for data in body:
+                    for event, payload in decoder.feed(data):
+                        if payload.startswith(b"[DONE]"):
+                            done = True
+                            break
+                        for ev in mapper.feed(decode_data(event, payload)):
+                            yielded = True
+                            yield ev
+                    if done:
+                        break
+            except httpx2.TimeoutException as err:
                 if mapper.finish is None:
                     error = self._timeout_error(err, streaming=True)
                     raise (error if yielded else _Retry(error)) from err
                 # The answer was complete; only the tail ([DONE]) never came. Keep the answer.
-            except openai.APIConnectionError as err:
+            except _TRANSPORT_ERRORS as err:
                 if mapper.finish is None:
                     error = BackendError(
                         "server_error",
@@ -218,19 +225,8 @@ class OpenAICompatBackend:
                         retryable=True,
                     )
                     raise (error if yielded else _Retry(error)) from err
-            except json.JSONDecodeError as err:
-                raise BackendError(
-                    "server_error",
-                    f"The upstream model server sent a malformed stream (invalid JSON: {err}).",
-                ) from err
-            except openai.APIError as err:
-                # An {"error": {...}} object sent inside an already started stream.
-                raise BackendError(
-                    "server_error", f"The upstream model server reported an error mid-stream: {err.message}"
-                ) from err
-        finally:
-            # Runs on normal end, on errors and on aclose(): a cancelled run must stop paying for tokens.
-            await upstream.close()
+            if done:
+                await _drain(body)
 
         if mapper.finish is None:
             # Without a finish_reason the answer may be cut off; don't let it pass as complete.
@@ -240,8 +236,8 @@ class OpenAICompatBackend:
                 retryable=True,
             )
             raise error if yielded else _Retry(error)
-        for event in mapper.tail(mapper.finish):
-            yield event
+        for last in mapper.tail(mapper.finish):
+            yield last
 
     def _status_error(self, err: openai.APIStatusError) -> BackendError | _Retry:
         status = err.status_code
@@ -270,8 +266,8 @@ class OpenAICompatBackend:
             return BackendError("invalid_prompt", f"The upstream model server refused the request: {detail}")
         return BackendError("server_error", f"The upstream model server answered HTTP {status}: {detail}")
 
-    def _timeout_error(self, err: openai.APITimeoutError, *, streaming: bool) -> BackendError:
-        if isinstance(err.__cause__, httpx2.ConnectTimeout):
+    def _timeout_error(self, cause: BaseException | None, *, streaming: bool) -> BackendError:
+        if isinstance(cause, httpx2.ConnectTimeout):
             message = f"Could not connect to the upstream model server at {self.base_url} within {self.connect_timeout:g}s."
         else:
             where = "mid-stream" if streaming else "before answering"
@@ -284,6 +280,13 @@ class OpenAICompatBackend:
             f"Could not connect to the upstream model server at {self.base_url}.",
             retryable=True,
         )
+
+
+async def _drain(body: AsyncIterator[bytes]) -> None:
+    with contextlib.suppress(TimeoutError, *_TRANSPORT_ERRORS):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in body:
+                pass
 
 
 def _params(request: ChatRequest) -> dict[str, Any]:
@@ -306,104 +309,6 @@ def _params(request: ChatRequest) -> dict[str, Any]:
         if value is not None:
             params[name] = value
     return params
-
-
-# --------------------------------------------------------------------------------------------------
-# Chunk mapping
-
-
-def _field(obj: Any, name: str) -> Any:
-    # With validation off the SDK leaves parts it could not parse as plain dicts.
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-def _malformed(what: str) -> BackendError:
-    return BackendError("server_error", f"The upstream model server sent a malformed stream ({what}).")
-
-
-class _ChunkMapper:
-    """Turns ChatCompletionChunk objects into StreamEvents, checking their shape on the way.
-
-    Usage and Finish are held back and emitted by `tail()`, so callers always see Finish last and
-    exactly once, whatever order (or repetition) the server used.
-    """
-
-    def __init__(self) -> None:
-        self.finish: FinishReason | None = None
-        self.usage: Usage | None = None
-        self.saw_tool_calls = False
-        self._index_by_id: dict[str, int] = {}
-        self._last_index = 0
-
-    def feed(self, chunk: Any) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        choices = _field(chunk, "choices")
-        if not isinstance(choices, list):
-            raise _malformed("a chunk without a choices list")
-        usage = _field(chunk, "usage")
-        if usage is not None:
-            prompt, completion = _field(usage, "prompt_tokens"), _field(usage, "completion_tokens")
-            if not isinstance(prompt, int) or not isinstance(completion, int):
-                raise _malformed("usage without integer token counts")
-            self.usage = Usage(prompt, completion)
-        for choice in choices[:1]:  # we never ask for n > 1
-            delta = _field(choice, "delta")
-            if delta is not None:
-                events.extend(self._delta(delta))
-            reason = _field(choice, "finish_reason")
-            if reason is not None:
-                if not isinstance(reason, str):
-                    raise _malformed("a non-string finish_reason")
-                # Unknown reasons (e.g. "eos" from some local servers) mean the model stopped.
-                self.finish = _FINISH_REASONS.get(reason, "stop")
-        return events
-
-    def _delta(self, delta: Any) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        content = _field(delta, "content")
-        if content is not None and not isinstance(content, str):
-            raise _malformed("non-string content")
-        if content:
-            events.append(TextDelta(content))
-        calls = _field(delta, "tool_calls")
-        if calls is None:
-            return events
-        if not isinstance(calls, list):
-            raise _malformed("tool_calls that is not a list")
-        for call in calls:
-            call_id = _field(call, "id")
-            fn = _field(call, "function")
-            name, arguments = _field(fn, "name"), _field(fn, "arguments")
-            for value in (call_id, name, arguments):
-                if value is not None and not isinstance(value, str):
-                    raise _malformed("a tool call with non-string fields")
-            events.append(
-                ToolCallDelta(self._index(_field(call, "index"), call_id), call_id or None, name, arguments)
-            )
-            self.saw_tool_calls = True
-        return events
-
-    def _index(self, index: Any, call_id: str | None) -> int:
-        if isinstance(index, int) and not isinstance(index, bool):
-            self._last_index = index
-        elif index is not None:
-            raise _malformed("a tool call with a non-integer index")
-        # Some servers omit the index: a new id starts a new call, no id continues the last one.
-        elif call_id and call_id not in self._index_by_id:
-            self._last_index = len(self._index_by_id)
-        elif call_id:
-            self._last_index = self._index_by_id[call_id]
-        if call_id:
-            self._index_by_id.setdefault(call_id, self._last_index)
-        return self._last_index
-
-    def tail(self, reason: FinishReason) -> list[StreamEvent]:
-        # Some local servers say "stop" even when the answer is tool calls; the engine keys on this.
-        if reason == "stop" and self.saw_tool_calls:
-            reason = "tool_calls"
-        return [*([self.usage] if self.usage else []), Finish(reason)]
 
 
 # --------------------------------------------------------------------------------------------------

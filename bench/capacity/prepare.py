@@ -20,7 +20,7 @@ from datetime import timedelta
 
 def init(n_users: int) -> dict[str, object]:
     from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
     from django.contrib.auth.models import User
     from django.contrib.sessions.backends.db import SessionStore
     from django.contrib.sessions.models import Session
@@ -36,6 +36,9 @@ def init(n_users: int) -> dict[str, object]:
     User.objects.bulk_create([User(username=f"{prefix}{i}", password="!") for i in range(n_users)])
     users = list(User.objects.filter(username__startswith=prefix).order_by("id"))
     Thread.objects.bulk_create([Thread(owner=u, is_chat=True) for u in users])
+    # The backend login() records is the one that authenticated the user; the first configured one
+    # (the lockout check) cannot load users, so pick as Django's force_login() does.
+    backend = next(b for b in settings.AUTHENTICATION_BACKENDS if hasattr(load_backend(b), "get_user"))
     store = SessionStore()
     expire = timezone.now() + timedelta(days=1)
     sessions, out = [], []
@@ -43,7 +46,7 @@ def init(n_users: int) -> dict[str, object]:
         key = secrets.token_hex(16)
         data = {
             SESSION_KEY: str(u.pk),
-            BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0],
+            BACKEND_SESSION_KEY: backend,
             HASH_SESSION_KEY: u.get_session_auth_hash(),
         }
         sessions.append(Session(session_key=key, session_data=store.encode(data), expire_date=expire))

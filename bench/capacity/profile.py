@@ -180,6 +180,13 @@ def main() -> None:
     ap.add_argument("raw", nargs="+", type=Path)
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--rate", type=int, default=100, help="the sampling rate they were recorded at")
+    ap.add_argument(
+        "--share",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="also print the share of samples whose stack matches REGEX, e.g. 'MemoryEventLog\\.read ' (repeatable)",
+    )
     args = ap.parse_args()
     prof = {}
     for raw in args.raw:
@@ -193,6 +200,11 @@ def main() -> None:
         )  # type: ignore[operator]
         prof[raw.stem] = t
     print("\n".join(profile_tables(prof)))
+    if args.share:
+        print("| profile | stack contains | % of samples |\n|---|---|---:|")
+        for raw in args.raw:
+            for pattern in args.share:
+                print(f"| {raw.stem} | `{pattern}` | {grep_total(raw, pattern):.1f} |")
 
 
 if __name__ == "__main__":
