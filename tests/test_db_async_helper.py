@@ -17,7 +17,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from assistants_app.models import Assistant, Run
-from assistants_app.runs import events
+from assistants_app.runs.events import RunEvent
 from assistants_app.runs.stream import follow
 from assistants_app.services.runs import start_run
 from assistants_app.services.threads import create_thread
@@ -26,31 +26,30 @@ APP = Path(__file__).resolve().parent.parent / "assistants_app"
 
 
 @pytest.fixture
-def finished_run(transactional_db, alice, event_log) -> Run:
+def finished_run(transactional_db, alice, event_log) -> tuple[Run, str]:
     run = start_run(create_thread(alice), Assistant.objects.create(owner=alice, model="m"))
-    # Finished, and its events gone (as after a restart of a process with the in-memory log): only
-    # the row says so.
+    # Finished without its terminal event in the log (a publisher that crashed): only the row says so.
     Run.objects.filter(id=run.id).update(status="completed")
-    events.reset_event_log()
-    return run
+    return run, event_log.end_cursor(run.id)
 
 
 async def test_the_stream_fallback_does_not_wait_for_the_shared_sync_thread(finished_run) -> None:
+    run, cursor = finished_run
     release = threading.Event()
     # Hold asgiref's thread-sensitive executor, as a slow sync view would.
     blocker = asyncio.ensure_future(sync_to_async(release.wait, thread_sensitive=True)(10))
     await asyncio.sleep(0.05)
     try:
-        seen = await asyncio.wait_for(_collect(finished_run.id), timeout=5)
+        seen = await asyncio.wait_for(_collect(run.id, cursor), timeout=5)
     finally:
         release.set()
         await blocker
     assert [e.event for e in seen] == ["thread.run.completed"]
-    assert seen[0].data["id"] == finished_run.id
+    assert seen[0].data["id"] == run.id
 
 
-async def _collect(run_id: str) -> list:  # type: ignore[type-arg]
-    return [ev async for ev in follow(run_id, check_every=0.05)]
+async def _collect(run_id: str, after: str) -> list[RunEvent]:
+    return [ev async for ev in follow(run_id, after, check_every=0.05)]
 
 
 def _async_db_calls(source: str) -> list[str]:
