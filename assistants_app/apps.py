@@ -9,7 +9,10 @@ class AssistantsAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, services_storage
+        from . import checks
+        from .services import files
+        from .tools.code_interpreter import cleanup
 
-        services_storage.connect()
+        files.connect()
+        cleanup.connect()
         checks.register()

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
+
+class ErrorObject(TypedDict):
+    """The OpenAI error object: `{"error": ErrorObject}` in an API response or an SSE error event."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
 
 class ServiceError(Exception):
     status = 400
@@ -13,7 +24,7 @@ class ServiceError(Exception):
         self.param = param
         self.code = code
 
-    def as_dict(self) -> dict[str, str | None]:
+    def as_dict(self) -> ErrorObject:
         return {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
 
 

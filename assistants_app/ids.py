@@ -91,7 +91,7 @@ def new_call_id() -> str:
     return new_id("call")
 
 
-class IdField(models.CharField):
+class IdField(models.CharField[str, str]):
     """A prefixed id primary key that sorts byte-wise on every database.
 
     Pagination and "newest first" order by id. PostgreSQL compares text with the database's

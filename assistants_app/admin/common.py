@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString
 PRE_STYLE = "white-space: pre-wrap; margin: 0; max-width: 70em; overflow-x: auto"
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin[M: Model](admin.ModelAdmin[M]):
     """History is written by the engine and the API only: staff look, and act through explicit actions."""
 
     # History tables grow without bound: skip the unfiltered COUNT(*) on every filtered page.
@@ -57,9 +57,8 @@ def pretty_text_or_json(value: Any) -> SafeString | str:
 
 
 def usage_tokens(usage: Any, kind: str = "total_tokens") -> int | None:
-    if isinstance(usage, dict) and isinstance(usage.get(kind), int):
-        return usage[kind]
-    return None
+    value = usage.get(kind) if isinstance(usage, dict) else None
+    return value if isinstance(value, int) else None
 
 
 def admin_link(obj: Model | None, text: str | None = None) -> SafeString | str:

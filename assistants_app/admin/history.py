@@ -1,6 +1,6 @@
 """Read-only operations views over conversations: threads, messages, runs, run steps.
 
-Nothing here writes history; the one action (cancelling runs) goes through services.cancel_run, the
+Nothing here writes history; the one action (cancelling runs) goes through services.runs.cancel_run, the
 same path as the API and the chat page's stop button.
 """
 
@@ -16,10 +16,10 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from assistants_app import services
 from assistants_app.errors import InvalidRequest
 from assistants_app.models import Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES
+from assistants_app.services import runs
 
 from .common import (
     ReadOnlyAdmin,
@@ -35,7 +35,7 @@ PREVIEW_CHARS = 100
 
 
 @admin.register(Thread)
-class ThreadAdmin(ReadOnlyAdmin):
+class ThreadAdmin(ReadOnlyAdmin[Thread]):
     list_display = ("id", "owner", "is_chat", "created_at", "archived_at", "run_count", "total_tokens")
     list_filter = (("owner", admin.RelatedOnlyFieldListFilter), "is_chat")
     search_fields = ("id", "owner__username")
@@ -67,11 +67,11 @@ class ThreadAdmin(ReadOnlyAdmin):
 
     @admin.display(description="runs", ordering="_run_count")
     def run_count(self, obj: Thread) -> int:
-        return obj._run_count  # type: ignore[attr-defined]
+        return int(obj._run_count)  # type: ignore[attr-defined]
 
     @admin.display(description="tokens", ordering="_total_tokens")
     def total_tokens(self, obj: Thread) -> int:
-        return obj._total_tokens or 0  # type: ignore[attr-defined]
+        return int(obj._total_tokens or 0)  # type: ignore[attr-defined]
 
     @admin.display(description="history")
     def related(self, obj: Thread) -> SafeString:
@@ -91,7 +91,7 @@ class ThreadAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
+class MessageAdmin(ReadOnlyAdmin[Message]):
     list_display = ("id", "thread", "role", "status", "preview", "created_at", "run")
     list_filter = ("role", "status")
     search_fields = ("id", "thread__id", "thread__owner__username", "run__id")
@@ -150,7 +150,7 @@ class MessageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Run)
-class RunAdmin(ReadOnlyAdmin):
+class RunAdmin(ReadOnlyAdmin[Run]):
     list_display = (
         "id",
         "thread",
@@ -218,7 +218,7 @@ class RunAdmin(ReadOnlyAdmin):
         done, skipped = 0, 0
         for run in queryset.filter(status__in=ACTIVE_STATUSES):
             try:
-                services.cancel_run(run)
+                runs.cancel_run(run)
                 done += 1
             except InvalidRequest:
                 skipped += 1  # finished meanwhile
@@ -325,7 +325,7 @@ def _tool_call_rows(details: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 
 @admin.register(RunStep)
-class RunStepAdmin(ReadOnlyAdmin):
+class RunStepAdmin(ReadOnlyAdmin[RunStep]):
     list_display = ("id", "run", "type", "status", "tool_names", "created_at", "completed_at", "total_tokens")
     list_filter = ("type", "status")
     search_fields = ("id", "run__id", "thread_id_ref")

@@ -10,13 +10,14 @@ from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from assistants_app.admin_forms import ApiKeyCreateForm
-from assistants_app.api.keys import create_key, revoke_key
 from assistants_app.models import ApiKey
+from assistants_app.services.keys import create_key, revoke_key
+
+from .forms import ApiKeyCreateForm
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     list_display = ("prefix_shown", "name", "user", "created_at", "last_used_at", "revoked_at", "active")
     list_filter = (("revoked_at", admin.EmptyFieldListFilter), ("user", admin.RelatedOnlyFieldListFilter))
     search_fields = ("prefix", "name", "user__username")
@@ -26,7 +27,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> type[ModelForm]:
+    ) -> type[ModelForm[ApiKey]]:
         if obj is None:
             kwargs["form"] = ApiKeyCreateForm
         return super().get_form(request, obj, change=change, **kwargs)

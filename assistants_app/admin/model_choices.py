@@ -27,7 +27,7 @@ _lock = threading.Lock()
 
 
 def timeout_seconds() -> float:
-    return float(getattr(settings, "ADMIN_LIST_MODELS_TIMEOUT", 2.0))
+    return float(settings.ADMIN_LIST_MODELS_TIMEOUT)
 
 
 def backend_for(assistant: Assistant | None) -> tuple[str, str] | None:

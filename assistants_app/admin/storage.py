@@ -8,13 +8,13 @@ from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
 from assistants_app.models import File, VectorStore, VectorStoreFile
+from assistants_app.services import vector_store_files
 
-from . import retrieval
 from .common import ReadOnlyAdmin, admin_link, changelist_link, error_message, pretty_json
 
 
 @admin.register(File)
-class FileAdmin(ReadOnlyAdmin):
+class FileAdmin(ReadOnlyAdmin[File]):
     list_display = ("id", "filename", "owner", "purpose", "bytes", "content_type", "created_at", "expires_at")
     list_filter = ("purpose",)
     search_fields = ("id", "filename", "owner__username", "sha256")
@@ -38,7 +38,7 @@ class FileAdmin(ReadOnlyAdmin):
         return changelist_link(VectorStoreFile, "attachments", file__id__exact=obj.id)
 
 
-class VectorStoreFileInline(admin.TabularInline):
+class VectorStoreFileInline(admin.TabularInline[VectorStoreFile, VectorStore]):
     model = VectorStoreFile
     fields = ("file_link", "status", "chunk_count", "usage_bytes", "attempts", "error", "created_at")
     readonly_fields = fields
@@ -70,7 +70,7 @@ class VectorStoreFileInline(admin.TabularInline):
 
 
 @admin.register(VectorStore)
-class VectorStoreAdmin(ReadOnlyAdmin):
+class VectorStoreAdmin(ReadOnlyAdmin[VectorStore]):
     list_display = ("id", "name", "owner", "file_count", "created_at", "last_active_at")
     search_fields = ("id", "name", "owner__username")
     list_select_related = ("owner",)
@@ -92,7 +92,7 @@ class VectorStoreAdmin(ReadOnlyAdmin):
 
     @admin.display(description="files", ordering="_file_count")
     def file_count(self, obj: VectorStore) -> int:
-        return obj._file_count  # type: ignore[attr-defined]
+        return int(obj._file_count)  # type: ignore[attr-defined]
 
     @admin.display(description="metadata")
     def metadata_display(self, obj: VectorStore) -> SafeString | str:
@@ -100,7 +100,7 @@ class VectorStoreAdmin(ReadOnlyAdmin):
 
 
 @admin.register(VectorStoreFile)
-class VectorStoreFileAdmin(ReadOnlyAdmin):
+class VectorStoreFileAdmin(ReadOnlyAdmin[VectorStoreFile]):
     list_display = (
         "id",
         "filename",
@@ -139,7 +139,7 @@ class VectorStoreFileAdmin(ReadOnlyAdmin):
     @admin.action(description="Re-index selected files", permissions=["reindex"])
     def reindex_selected(self, request: HttpRequest, queryset: QuerySet[VectorStoreFile]) -> None:
         # Off the request path: only queue them; the executor's ingestion loop does the work.
-        count = retrieval.mark_for_reindex(queryset)
+        count = vector_store_files.requeue(queryset)
         self.message_user(request, f"Queued {count} file(s) for re-indexing.", messages.SUCCESS)
 
     @admin.display(description="file", ordering="file__filename")

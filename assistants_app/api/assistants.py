@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistants_app import services, services_api
 from assistants_app.models import Assistant
-from assistants_app.objects import assistant_obj
+from assistants_app.serializers import assistant_obj
+from assistants_app.services import assistants, lookups
 
-from . import specs
+from . import request_specs
 from .pagination import page
 from .routing import Ctx, Operation
 
 
 def create(ctx: Ctx) -> dict[str, Any]:
-    return assistant_obj(services_api.create_assistant(ctx.user, ctx.body))
+    return assistant_obj(assistants.create_assistant(ctx.user, ctx.body))
 
 
 def list_(ctx: Ctx) -> dict[str, Any]:
@@ -22,16 +22,16 @@ def list_(ctx: Ctx) -> dict[str, Any]:
 
 
 def retrieve(ctx: Ctx, assistant_id: str) -> dict[str, Any]:
-    return assistant_obj(services.get_assistant(ctx.user, assistant_id))
+    return assistant_obj(lookups.get_assistant(ctx.user, assistant_id))
 
 
 def update(ctx: Ctx, assistant_id: str) -> dict[str, Any]:
-    assistant = services.get_assistant(ctx.user, assistant_id)
-    return assistant_obj(services_api.update_assistant(assistant, ctx.body))
+    assistant = lookups.get_assistant(ctx.user, assistant_id)
+    return assistant_obj(assistants.update_assistant(assistant, ctx.body))
 
 
 def delete(ctx: Ctx, assistant_id: str) -> dict[str, Any]:
-    services_api.delete_assistant(services.get_assistant(ctx.user, assistant_id))
+    assistants.delete_assistant(lookups.get_assistant(ctx.user, assistant_id))
     return {"id": assistant_id, "object": "assistant.deleted", "deleted": True}
 
 
@@ -46,7 +46,7 @@ OPERATIONS = [
         "createAssistant",
         "Create an assistant",
         "Assistant",
-        body=specs.ASSISTANT_CREATE,
+        body=request_specs.ASSISTANT_CREATE,
         tags=T,
     ),
     Operation(
@@ -56,7 +56,7 @@ OPERATIONS = [
         "listAssistants",
         "List assistants",
         "AssistantList",
-        query=specs.ASSISTANT_LIST_QUERY,
+        query=request_specs.ASSISTANT_LIST_QUERY,
         tags=T,
     ),
     Operation("GET", ITEM, retrieve, "getAssistant", "Retrieve an assistant", "Assistant", tags=T),
@@ -67,7 +67,7 @@ OPERATIONS = [
         "modifyAssistant",
         "Modify an assistant",
         "Assistant",
-        body=specs.ASSISTANT_UPDATE,
+        body=request_specs.ASSISTANT_UPDATE,
         tags=T,
     ),
     Operation("DELETE", ITEM, delete, "deleteAssistant", "Delete an assistant", "AssistantDeleted", tags=T),

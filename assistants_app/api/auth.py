@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from assistants_app.models import ApiKey
 from assistants_app.server.proxies import client_address
+from assistants_app.services.keys import digest, is_weak_key
 
 from .errors import TooManyBadKeys, Unauthorized
-from .keys import digest, is_weak_key
 
 # last_used_at is advisory: write it at most once a minute per key, not on every request.
 LAST_USED_RESOLUTION = timedelta(seconds=60)

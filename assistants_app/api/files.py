@@ -7,49 +7,31 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import Q, QuerySet
 from django.http import HttpResponseBase, StreamingHttpResponse
-from django.utils import timezone
 from django.utils.http import content_disposition_header
 
-from assistants_app import services_api
-from assistants_app.errors import InvalidRequest, NotFound
-from assistants_app.models import File
-from assistants_app.objects import file_obj
+from assistants_app.errors import InvalidRequest
+from assistants_app.serializers import file_obj
+from assistants_app.server.bodies import upload_limit
+from assistants_app.services import files, lookups
 
-from . import specs
+from . import request_specs
 from .errors import PayloadTooLarge
 from .pagination import page
-from .params import Int, Str
 from .routing import Ctx, Operation
+from .validation import Int, Str
 
 UPLOAD_FIELDS = ("purpose", "expires_after[anchor]", "expires_after[seconds]")
-_PURPOSE = Str(enum=specs.FILE_PURPOSES, required=True)
+_PURPOSE = Str(enum=request_specs.FILE_PURPOSES, required=True)
 _EXPIRES_SECONDS = Int(minimum=3600, maximum=2_592_000)
-# Multipart framing and the form fields around the file.
-_MULTIPART_SLACK = 64 * 1024
 
 
 def _max_bytes() -> int:
-    return int(getattr(settings, "FILE_UPLOAD_MAX_BYTES", 32 * 1024 * 1024))
+    return int(settings.FILE_UPLOAD_MAX_BYTES)
 
 
 def _too_large() -> PayloadTooLarge:
     return PayloadTooLarge(f"File too large: the limit is {_max_bytes()} bytes.", param="file")
-
-
-def live_files(user: Any) -> QuerySet[File]:
-    # A file past its expires_after is gone for the API, even before anything purges it.
-    return File.objects.filter(owner=user).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
-    )
-
-
-def get_file(user: Any, file_id: str) -> File:
-    f = live_files(user).filter(id=file_id).first()
-    if f is None:
-        raise NotFound("file", file_id)
-    return f
 
 
 def upload(ctx: Ctx) -> dict[str, Any]:
@@ -63,15 +45,15 @@ def upload(ctx: Ctx) -> dict[str, Any]:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
-    if declared > _max_bytes() + _MULTIPART_SLACK:
+    if declared > upload_limit():
         raise _too_large()
-    form, files = request.POST, request.FILES
-    for key in list(form.keys()) + list(files.keys()):
+    form, parts = request.POST, request.FILES
+    for key in list(form.keys()) + list(parts.keys()):
         if key not in UPLOAD_FIELDS and key != "file":
             raise InvalidRequest(
                 f"Unrecognized request argument supplied: {key}", param=key, code="unknown_parameter"
             )
-    upload = files.get("file")
+    upload = parts.get("file")
     if upload is None:
         raise InvalidRequest(
             "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
@@ -94,37 +76,30 @@ def upload(ctx: Ctx) -> dict[str, Any]:
             raise InvalidRequest(
                 "expires_after.seconds must be an integer.", param="expires_after.seconds"
             ) from None
-    name = _display_name(upload.name or "upload")
-    return file_obj(
-        services_api.store_file(ctx.user, upload, purpose=purpose, filename=name, expires_after=expires)
+    stored = files.store_file(
+        ctx.user.pk, upload, filename=upload.name or "", purpose=purpose, expires_after=expires
     )
-
-
-def _display_name(name: str) -> str:
-    # Only ever shown back to the client; storage paths never use it (models.files.file_upload_path).
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable())
-    return name[:255] or "upload"
+    return file_obj(stored)
 
 
 def list_(ctx: Ctx) -> dict[str, Any]:
-    qs = live_files(ctx.user)
+    qs = lookups.live_files(ctx.user)
     if ctx.query.get("purpose"):
         qs = qs.filter(purpose=ctx.query["purpose"])
     return page(qs, ctx.query, file_obj, default_limit=10_000)
 
 
 def retrieve(ctx: Ctx, file_id: str) -> dict[str, Any]:
-    return file_obj(get_file(ctx.user, file_id))
+    return file_obj(lookups.get_file(ctx.user, file_id))
 
 
 def delete(ctx: Ctx, file_id: str) -> dict[str, Any]:
-    services_api.delete_file(get_file(ctx.user, file_id))
+    files.delete_file(lookups.get_file(ctx.user, file_id))
     return {"id": file_id, "object": "file", "deleted": True}
 
 
 def content(ctx: Ctx, file_id: str) -> HttpResponseBase:
-    f = get_file(ctx.user, file_id)
+    f = lookups.get_file(ctx.user, file_id)
     handle = f.data.open("rb")
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -147,7 +122,14 @@ T = ("Files",)
 OPERATIONS = [
     Operation("POST", "/files", upload, "createFile", "Upload a file", "OpenAIFile", multipart=True, tags=T),
     Operation(
-        "GET", "/files", list_, "listFiles", "List files", "FileList", query=specs.FILE_LIST_QUERY, tags=T
+        "GET",
+        "/files",
+        list_,
+        "listFiles",
+        "List files",
+        "FileList",
+        query=request_specs.FILE_LIST_QUERY,
+        tags=T,
     ),
     Operation("GET", "/files/{file_id}", retrieve, "retrieveFile", "Retrieve a file", "OpenAIFile", tags=T),
     Operation("DELETE", "/files/{file_id}", delete, "deleteFile", "Delete a file", "FileDeleted", tags=T),

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistants_app import services, services_api
 from assistants_app.models import Message
-from assistants_app.objects import message_obj
+from assistants_app.serializers import message_obj
+from assistants_app.services import lookups, threads
 
-from . import specs
+from . import request_specs
 from .pagination import page
 from .routing import Ctx, Operation
 
 
 def create(ctx: Ctx, thread_id: str) -> dict[str, Any]:
-    thread = services.get_thread(ctx.user, thread_id)
-    return message_obj(services_api.create_message(ctx.user, thread, ctx.body))
+    thread = lookups.get_thread(ctx.user, thread_id)
+    return message_obj(threads.post_message(thread, **ctx.body))
 
 
 def list_(ctx: Ctx, thread_id: str) -> dict[str, Any]:
-    thread = services.get_thread(ctx.user, thread_id)
+    thread = lookups.get_thread(ctx.user, thread_id)
     qs = Message.objects.filter(thread=thread)
     if ctx.query.get("run_id"):
         qs = qs.filter(run_id=ctx.query["run_id"])
@@ -27,16 +27,16 @@ def list_(ctx: Ctx, thread_id: str) -> dict[str, Any]:
 
 
 def retrieve(ctx: Ctx, thread_id: str, message_id: str) -> dict[str, Any]:
-    return message_obj(services.get_message(ctx.user, thread_id, message_id))
+    return message_obj(lookups.get_message(ctx.user, thread_id, message_id))
 
 
 def update(ctx: Ctx, thread_id: str, message_id: str) -> dict[str, Any]:
-    message = services.get_message(ctx.user, thread_id, message_id)
-    return message_obj(services_api.update_metadata(message, ctx.body.get("metadata")))  # type: ignore[arg-type]
+    message = lookups.get_message(ctx.user, thread_id, message_id)
+    return message_obj(threads.set_metadata(message, ctx.body.get("metadata")))  # type: ignore[arg-type]
 
 
 def delete(ctx: Ctx, thread_id: str, message_id: str) -> dict[str, Any]:
-    services_api.delete_message(services.get_message(ctx.user, thread_id, message_id))
+    threads.delete_message(lookups.get_message(ctx.user, thread_id, message_id))
     return {"id": message_id, "object": "thread.message.deleted", "deleted": True}
 
 
@@ -45,7 +45,14 @@ ITEM = "/threads/{thread_id}/messages/{message_id}"
 T = ("Messages",)
 OPERATIONS = [
     Operation(
-        "POST", P, create, "createMessage", "Create a message", "Message", body=specs.MESSAGE_CREATE, tags=T
+        "POST",
+        P,
+        create,
+        "createMessage",
+        "Create a message",
+        "Message",
+        body=request_specs.MESSAGE_CREATE,
+        tags=T,
     ),
     Operation(
         "GET",
@@ -54,7 +61,7 @@ OPERATIONS = [
         "listMessages",
         "List messages",
         "MessageList",
-        query=specs.MESSAGE_LIST_QUERY,
+        query=request_specs.MESSAGE_LIST_QUERY,
         tags=T,
     ),
     Operation("GET", ITEM, retrieve, "getMessage", "Retrieve a message", "Message", tags=T),
@@ -65,7 +72,7 @@ OPERATIONS = [
         "modifyMessage",
         "Modify a message's metadata",
         "Message",
-        body=specs.MESSAGE_UPDATE,
+        body=request_specs.MESSAGE_UPDATE,
         tags=T,
     ),
     Operation("DELETE", ITEM, delete, "deleteMessage", "Delete a message", "MessageDeleted", tags=T),

@@ -9,8 +9,8 @@ from typing import Any
 
 from django.http import JsonResponse
 
+from .response_schemas import COMPONENTS, ref
 from .routing import Ctx, Operation
-from .schemas import COMPONENTS, ref
 
 ERRORS = {
     "400": "Invalid request: the error's `param` names the offending parameter",
@@ -97,7 +97,6 @@ def _operation(op: Operation) -> dict[str, Any]:
 @cache
 def document() -> dict[str, Any]:
     from .operations import OPERATIONS
-    from .vector_stores import COMPONENTS as VECTOR_STORE_COMPONENTS
 
     paths: dict[str, dict[str, Any]] = {}
     for op in [OPERATION, *OPERATIONS]:
@@ -114,7 +113,7 @@ def document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": {**COMPONENTS, **VECTOR_STORE_COMPONENTS},
+            "schemas": COMPONENTS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -19,7 +19,7 @@ _windows: dict[int, deque[float]] = {}
 
 
 def check(key_id: int) -> None:
-    limit = int(getattr(settings, "API_RATE_LIMIT_PER_MINUTE", 0) or 0)
+    limit = int(settings.API_RATE_LIMIT_PER_MINUTE)
     if limit <= 0:
         return
     now = time.monotonic()

@@ -1,6 +1,6 @@
 """One table of operations drives the URL patterns, request validation and the OpenAPI document.
 
-A view here only authenticates, validates (params.py), calls the operation's handler and renders its
+A view here only authenticates, validates (request_specs.py, with validation.py), calls the operation's handler and renders its
 result; every failure becomes an OpenAI error object (errors.py), never an HTML page.
 """
 
@@ -24,7 +24,7 @@ from assistants_app.server.bodies import accepts_uploads
 from . import ratelimit
 from .auth import authenticate
 from .errors import MethodNotAllowed, PayloadTooLarge, ServerError, UnknownUrl, error_response
-from .params import Obj, Query, check_depth, too_deep
+from .validation import Obj, Query, check_depth, too_deep
 
 log = logging.getLogger(__name__)
 

@@ -7,63 +7,66 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpResponseBase, JsonResponse
 
-from assistants_app import services, services_api
 from assistants_app.models import Run, RunStep
-from assistants_app.objects import run_obj, step_obj
 from assistants_app.runs.events import get_event_log
+from assistants_app.serializers import run_obj, step_obj
+from assistants_app.services import lookups, runs, threads
 
-from . import specs, sse
+from . import request_specs, sse
 from .pagination import page
-from .params import Obj
 from .routing import Ctx, Operation
+from .validation import Obj
 
 
 def _with_content(ctx: Ctx) -> bool:
-    return specs.INCLUDE_FILE_SEARCH_CONTENT in (ctx.query.get("include") or [])
+    return request_specs.INCLUDE_FILE_SEARCH_CONTENT in (ctx.query.get("include") or [])
 
 
 def create(ctx: Ctx, thread_id: str) -> dict[str, Any] | HttpResponseBase:
-    thread = services.get_thread(ctx.user, thread_id)
-    run = services_api.start_run(ctx.user, thread, ctx.body)
-    if ctx.body.get("stream"):
+    thread = lookups.get_thread(ctx.user, thread_id)
+    body = dict(ctx.body)
+    stream = body.pop("stream", False)
+    assistant = lookups.get_assistant(ctx.user, body.pop("assistant_id"), param="assistant_id")
+    run = runs.start_run(thread, assistant, **body)
+    if stream:
         return sse.sse_response(sse.run_events(run.id, include_file_search_content=_with_content(ctx)))
     return run_obj(run)
 
 
 def list_(ctx: Ctx, thread_id: str) -> dict[str, Any]:
-    thread = services.get_thread(ctx.user, thread_id)
+    thread = lookups.get_thread(ctx.user, thread_id)
     return page(Run.objects.filter(thread=thread), ctx.query, run_obj)
 
 
 def retrieve(ctx: Ctx, thread_id: str, run_id: str) -> HttpResponseBase:
-    response = JsonResponse(run_obj(services.get_run(ctx.user, thread_id, run_id)))
+    response = JsonResponse(run_obj(lookups.get_run(ctx.user, thread_id, run_id)))
     # The SDK's poll helpers wait this long between GETs (instead of their 1 s default).
-    response["openai-poll-after-ms"] = str(getattr(settings, "POLL_AFTER_MS", 500))
+    response["openai-poll-after-ms"] = str(settings.POLL_AFTER_MS)
     return response
 
 
 def update(ctx: Ctx, thread_id: str, run_id: str) -> dict[str, Any]:
-    run = services.get_run(ctx.user, thread_id, run_id)
-    return run_obj(services_api.update_metadata(run, ctx.body.get("metadata")))  # type: ignore[arg-type]
+    run = lookups.get_run(ctx.user, thread_id, run_id)
+    return run_obj(threads.set_metadata(run, ctx.body.get("metadata")))  # type: ignore[arg-type]
 
 
 def cancel(ctx: Ctx, thread_id: str, run_id: str) -> dict[str, Any]:
-    return run_obj(services.cancel_run(services.get_run(ctx.user, thread_id, run_id)))
+    return run_obj(runs.cancel_run(lookups.get_run(ctx.user, thread_id, run_id)))
 
 
 def submit_tool_outputs(ctx: Ctx, thread_id: str, run_id: str) -> dict[str, Any] | HttpResponseBase:
-    run = services.get_run(ctx.user, thread_id, run_id)
+    run = lookups.get_run(ctx.user, thread_id, run_id)
     # Nothing is published while a run waits for outputs, so every event after this cursor belongs
     # to the run's continuation.
     cursor = get_event_log().end_cursor(run.id) if ctx.body.get("stream") else ""
-    run = services.submit_tool_outputs(run, ctx.body["tool_outputs"])
+    run = runs.submit_tool_outputs(run, ctx.body["tool_outputs"])
     if ctx.body.get("stream"):
         return sse.sse_response(sse.run_events(run.id, cursor))
     return run_obj(run)
 
 
 def list_steps(ctx: Ctx, thread_id: str, run_id: str) -> dict[str, Any]:
-    run = services.get_run(ctx.user, thread_id, run_id)
+    run = lookups.get_run(ctx.user, thread_id, run_id)
     full = _with_content(ctx)
     return page(
         RunStep.objects.filter(run=run), ctx.query, lambda s: step_obj(s, include_file_search_content=full)
@@ -71,7 +74,7 @@ def list_steps(ctx: Ctx, thread_id: str, run_id: str) -> dict[str, Any]:
 
 
 def retrieve_step(ctx: Ctx, thread_id: str, run_id: str, step_id: str) -> dict[str, Any]:
-    step = services.get_step(ctx.user, thread_id, run_id, step_id)
+    step = lookups.get_step(ctx.user, thread_id, run_id, step_id)
     return step_obj(step, include_file_search_content=_with_content(ctx))
 
 
@@ -86,17 +89,26 @@ OPERATIONS = [
         "createRun",
         "Create a run",
         "Run",
-        body=specs.RUN_CREATE,
-        query=specs.RUN_CREATE_QUERY,
+        body=request_specs.RUN_CREATE,
+        query=request_specs.RUN_CREATE_QUERY,
         stream=True,
         tags=T,
     ),
-    Operation("GET", P, list_, "listRuns", "List runs", "RunList", query=specs.RUN_LIST_QUERY, tags=T),
+    Operation(
+        "GET", P, list_, "listRuns", "List runs", "RunList", query=request_specs.RUN_LIST_QUERY, tags=T
+    ),
     Operation(
         "GET", ITEM, retrieve, "getRun", "Retrieve a run", "Run", headers=("openai-poll-after-ms",), tags=T
     ),
     Operation(
-        "POST", ITEM, update, "modifyRun", "Modify a run's metadata", "Run", body=specs.RUN_UPDATE, tags=T
+        "POST",
+        ITEM,
+        update,
+        "modifyRun",
+        "Modify a run's metadata",
+        "Run",
+        body=request_specs.RUN_UPDATE,
+        tags=T,
     ),
     Operation("POST", ITEM + "/cancel", cancel, "cancelRun", "Cancel a run", "Run", body=Obj({}), tags=T),
     Operation(
@@ -106,7 +118,7 @@ OPERATIONS = [
         "submitToolOuputsToRun",
         "Submit tool outputs to a run waiting for them",
         "Run",
-        body=specs.SUBMIT_TOOL_OUTPUTS,
+        body=request_specs.SUBMIT_TOOL_OUTPUTS,
         stream=True,
         tags=T,
     ),
@@ -117,7 +129,7 @@ OPERATIONS = [
         "listRunSteps",
         "List run steps",
         "RunStepList",
-        query=specs.STEP_LIST_QUERY,
+        query=request_specs.STEP_LIST_QUERY,
         tags=T,
     ),
     Operation(
@@ -127,7 +139,7 @@ OPERATIONS = [
         "getRunStep",
         "Retrieve a run step",
         "RunStep",
-        query=specs.STEP_INCLUDE,
+        query=request_specs.STEP_INCLUDE,
         tags=T,
     ),
 ]

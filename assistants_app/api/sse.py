@@ -20,7 +20,9 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
+from assistants_app.errors import ErrorObject
 from assistants_app.runs.stream import follow
+from assistants_app.serializers import without_file_search_content
 
 log = logging.getLogger(__name__)
 
@@ -35,28 +37,8 @@ def frame(event: str, data: dict[str, Any]) -> bytes:
 
 
 def error_frame(message: str, code: str = "server_error") -> bytes:
-    return frame(
-        "error", {"error": {"message": message, "type": "server_error", "param": None, "code": code}}
-    )
-
-
-def without_file_search_content(event: str, data: dict[str, Any]) -> dict[str, Any]:
-    """Step payloads carry file search result content only when the request asked to `include` it."""
-    if not event.startswith("thread.run.step.") or event == "thread.run.step.delta":
-        return data
-    details = data.get("step_details") or {}
-    if details.get("type") != "tool_calls" or not any(
-        c.get("type") == "file_search" for c in details.get("tool_calls", [])
-    ):
-        return data
-    calls = []
-    for call in details["tool_calls"]:
-        if call.get("type") == "file_search":
-            fs = dict(call.get("file_search") or {})
-            fs["results"] = [{k: v for k, v in r.items() if k != "content"} for r in fs.get("results") or []]
-            call = {**call, "file_search": fs}
-        calls.append(call)
-    return {**data, "step_details": {**details, "tool_calls": calls}}
+    error: ErrorObject = {"message": message, "type": "server_error", "param": None, "code": code}
+    return frame("error", {"error": error})
 
 
 async def run_events(

@@ -6,33 +6,36 @@ from typing import Any
 
 from django.http import HttpResponseBase
 
-from assistants_app import services, services_api
-from assistants_app.objects import run_obj, thread_obj
+from assistants_app.serializers import run_obj, thread_obj
+from assistants_app.services import lookups, runs, threads
 
-from . import specs, sse
+from . import request_specs, sse
 from .routing import Ctx, Operation
 
 
 def create(ctx: Ctx) -> dict[str, Any]:
-    return thread_obj(services_api.create_thread(ctx.user, ctx.body))
+    return thread_obj(threads.create_thread(ctx.user, **ctx.body))
 
 
 def retrieve(ctx: Ctx, thread_id: str) -> dict[str, Any]:
-    return thread_obj(services.get_thread(ctx.user, thread_id))
+    return thread_obj(lookups.get_thread(ctx.user, thread_id))
 
 
 def update(ctx: Ctx, thread_id: str) -> dict[str, Any]:
-    return thread_obj(services_api.update_thread(services.get_thread(ctx.user, thread_id), ctx.body))
+    return thread_obj(threads.update_thread(lookups.get_thread(ctx.user, thread_id), ctx.body))
 
 
 def delete(ctx: Ctx, thread_id: str) -> dict[str, Any]:
-    services_api.delete_thread(services.get_thread(ctx.user, thread_id))
+    threads.delete_thread(lookups.get_thread(ctx.user, thread_id))
     return {"id": thread_id, "object": "thread.deleted", "deleted": True}
 
 
 def create_and_run(ctx: Ctx) -> dict[str, Any] | HttpResponseBase:
-    thread, run = services_api.create_and_run(ctx.user, ctx.body)
-    if ctx.body.get("stream"):
+    body = dict(ctx.body)
+    stream = body.pop("stream", False)
+    assistant = lookups.get_assistant(ctx.user, body.pop("assistant_id"), param="assistant_id")
+    thread, run = runs.create_and_run(ctx.user, assistant, **body)
+    if stream:
         return sse.sse_response(sse.run_events(run.id, prelude=[("thread.created", thread_obj(thread))]))
     return run_obj(run)
 
@@ -46,7 +49,7 @@ OPERATIONS = [
         "createThread",
         "Create a thread",
         "Thread",
-        body=specs.THREAD_CREATE,
+        body=request_specs.THREAD_CREATE,
         tags=T,
     ),
     Operation("GET", "/threads/{thread_id}", retrieve, "getThread", "Retrieve a thread", "Thread", tags=T),
@@ -57,7 +60,7 @@ OPERATIONS = [
         "modifyThread",
         "Modify a thread",
         "Thread",
-        body=specs.THREAD_UPDATE,
+        body=request_specs.THREAD_UPDATE,
         tags=T,
     ),
     Operation(
@@ -70,7 +73,7 @@ OPERATIONS = [
         "createThreadAndRun",
         "Create a thread and run it",
         "Run",
-        body=specs.CREATE_AND_RUN,
+        body=request_specs.CREATE_AND_RUN,
         stream=True,
         tags=("Runs",),
     ),

@@ -1,14 +1,12 @@
 """/v1/vector_stores: stores, their files (attach, list, attributes, content), file batches and search.
 
-Request shapes are declared here (params.py types, so the OpenAPI document publishes exactly what is
-enforced), the response schemas too (merged into the document by openapi.py); the use cases live in
-services_vector_stores.py.
+Request shapes are in request_specs.py, response schemas in response_schemas.py, the use cases in
+services/vector_stores.py.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -16,200 +14,15 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpResponseBase, JsonResponse
 
-from assistants_app import services_vector_stores as svc
 from assistants_app.errors import InvalidRequest
 from assistants_app.models import VectorStore, VectorStoreFile, VectorStoreFileBatch
-from assistants_app.objects import vector_store_file_batch_obj, vector_store_file_obj, vector_store_obj
+from assistants_app.serializers import vector_store_file_batch_obj, vector_store_file_obj, vector_store_obj
+from assistants_app.services import vector_store_files as vs_files
+from assistants_app.services import vector_stores as svc
 
-from . import specs
+from . import request_specs
 from .pagination import page
-from .params import (
-    Arr,
-    Bool,
-    Const,
-    Either,
-    Field,
-    Int,
-    Metadata,
-    Num,
-    Obj,
-    Str,
-    _type_error,
-    check_text,
-    join,
-    list_query,
-)
 from .routing import Ctx, Operation
-from .schemas import BOOL, INT, METADATA, NUM, STR, TS, deleted, listing, nullable, obj
-
-
-# --- request fields ---------------------------------------------------------------------------------
-class Attributes(Metadata):
-    """A vector store file's attributes: up to 16 pairs; keys ≤ 64 characters; values are strings
-    (≤ 512), numbers or booleans. They are what search `filters` compare against."""
-
-    KEY_NAME = "attribute keys"
-
-    def check_value(self, item: Any, sub: str) -> None:
-        if isinstance(item, str):
-            self.check_string(item, sub)
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise InvalidRequest(f"Invalid '{sub}': not a finite number.", param=sub)
-        elif not isinstance(item, bool | int | float):
-            raise _type_error(sub, "a string, number or boolean", item)
-
-    def value_schema(self) -> dict[str, Any]:
-        return {"anyOf": [{"type": "string", "maxLength": self.MAX_VALUE}, NUM, BOOL]}
-
-
-COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
-SCALAR = (str, int, float, bool)
-
-
-class Filter(Field):
-    """OpenAI's ComparisonFilter {type, key, value} or CompoundFilter {type: and|or, filters[]}."""
-
-    json_type = "object"
-
-    def check(self, value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise _type_error(path, "an object", value)
-        kind = value.get("type")
-        if kind in ("and", "or"):
-            self._known(value, ("type", "filters"), path)
-            subs = value.get("filters")
-            if not isinstance(subs, list) or not subs:
-                raise InvalidRequest(
-                    f"Invalid '{join(path, 'filters')}': expected a non-empty array.",
-                    param=join(path, "filters"),
-                )
-            return {
-                "type": kind,
-                "filters": [self.check(s, f"{path}.filters[{i}]") for i, s in enumerate(subs)],
-            }
-        if kind not in COMPARISONS:
-            options = ", ".join(f"'{t}'" for t in ("and", "or", *COMPARISONS))
-            raise InvalidRequest(
-                f"Invalid value for '{join(path, 'type')}': expected one of {options}.",
-                param=join(path, "type"),
-            )
-        self._known(value, ("type", "key", "value"), path)
-        key, item = value.get("key"), value.get("value")
-        if not isinstance(key, str):
-            raise _type_error(join(path, "key"), "a string", key)
-        check_text(key, join(path, "key"))
-        sub = join(path, "value")
-        if kind in ("in", "nin"):
-            if not isinstance(item, list) or not all(
-                isinstance(v, str | int | float) and not isinstance(v, bool) for v in item
-            ):
-                raise _type_error(sub, "an array of strings or numbers", item)
-        elif not isinstance(item, SCALAR):
-            raise _type_error(sub, "a string, number or boolean", item)
-        for i, v in enumerate(item if isinstance(item, list) else [item]):
-            if isinstance(v, str):
-                check_text(v, f"{sub}[{i}]" if isinstance(item, list) else sub)
-        return {"type": kind, "key": key, "value": item}
-
-    @staticmethod
-    def _known(value: dict[str, Any], names: tuple[str, ...], path: str) -> None:
-        for k in value:
-            if k not in names:
-                raise InvalidRequest(
-                    f"Unrecognized request argument supplied: {join(path, k)}",
-                    param=join(path, k),
-                    code="unknown_parameter",
-                )
-
-    def base_schema(self) -> dict[str, Any]:
-        return {"anyOf": [COMPARISON_FILTER, COMPOUND_FILTER]}
-
-
-COMPARISON_FILTER: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "type": {"type": "string", "enum": list(COMPARISONS)},
-        "key": STR,
-        "value": {"anyOf": [STR, NUM, BOOL, {"type": "array", "items": {"anyOf": [STR, NUM]}}]},
-    },
-    "required": ["type", "key", "value"],
-    "additionalProperties": False,
-}
-# As in the SDK: the nested filters are comparisons or (further compound) objects.
-COMPOUND_FILTER: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "type": {"type": "string", "enum": ["and", "or"]},
-        "filters": {
-            "type": "array",
-            "minItems": 1,
-            "items": {"anyOf": [COMPARISON_FILTER, {"type": "object"}]},
-        },
-    },
-    "required": ["type", "filters"],
-    "additionalProperties": False,
-}
-
-STATUSES = svc.STATUSES
-FILE_IDS = Arr(Str(min_len=1, max_len=64), max_items=500)
-EXPIRES_AFTER = Obj({"anchor": Const("last_active_at"), "days": Int(minimum=1, maximum=365, required=True)})
-
-STORE_CREATE = Obj(
-    {
-        "name": Str(max_len=256),
-        "description": Str(max_len=512),
-        "file_ids": FILE_IDS,
-        "chunking_strategy": specs.CHUNKING_STRATEGY,
-        "expires_after": EXPIRES_AFTER,
-        "metadata": Metadata(),
-    }
-)
-STORE_UPDATE = Obj(
-    {
-        "name": Str(max_len=256),
-        "expires_after": Obj(EXPIRES_AFTER.fields, description="null removes the expiry policy"),
-        "metadata": Metadata(),
-    }
-)
-FILE_CREATE = Obj(
-    {"file_id": specs.ID, "attributes": Attributes(), "chunking_strategy": specs.CHUNKING_STRATEGY}
-)
-FILE_UPDATE = Obj({"attributes": Attributes(description="Required; null removes every attribute")})
-BATCH_CREATE = Obj(
-    {
-        "file_ids": Arr(Str(min_len=1, max_len=64), max_items=2000),
-        "files": Arr(
-            Obj(
-                {
-                    "file_id": specs.ID,
-                    "attributes": Attributes(),
-                    "chunking_strategy": specs.CHUNKING_STRATEGY,
-                }
-            ),
-            max_items=2000,
-        ),
-        "attributes": Attributes(),
-        "chunking_strategy": specs.CHUNKING_STRATEGY,
-    }
-)
-QUERY_TEXT = Str(min_len=1, max_len=4096)
-SEARCH = Obj(
-    {
-        "query": Either(QUERY_TEXT, Arr(QUERY_TEXT, min_items=1, max_items=16), required=True),
-        "filters": Filter(),
-        "max_num_results": Int(minimum=1, maximum=50, description="Default 10"),
-        "ranking_options": Obj(
-            {
-                # One ranking on this server (lexical, fused with dense when embeddings are configured).
-                "ranker": Str(enum=("none", "auto", "default-2024-11-15")),
-                "score_threshold": Num(minimum=0, maximum=1),
-            }
-        ),
-        "rewrite_query": Bool(description="Only false: query rewriting is not supported"),
-    }
-)
-STORE_LIST_QUERY = list_query()
-FILE_LIST_QUERY = list_query(filter=Str(enum=STATUSES, description="Only files with this status"))
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -225,7 +38,7 @@ def _raw_body(ctx: Ctx) -> dict[str, Any]:
 def _poll_hint(body: dict[str, Any]) -> JsonResponse:
     response = JsonResponse(body)
     # The SDK's poll helpers wait this long between GETs (instead of their 1 s default).
-    response["openai-poll-after-ms"] = str(getattr(settings, "POLL_AFTER_MS", 500))
+    response["openai-poll-after-ms"] = str(settings.POLL_AFTER_MS)
     return response
 
 
@@ -248,8 +61,8 @@ def _store_obj(store: VectorStore) -> dict[str, Any]:
 
 
 def _batch_obj(batch: VectorStoreFileBatch) -> dict[str, Any]:
-    counts = svc.batch_stats(batch)
-    return vector_store_file_batch_obj(batch, status=svc.batch_status(batch, counts), counts=counts)
+    counts = vs_files.batch_stats(batch)
+    return vector_store_file_batch_obj(batch, status=vs_files.batch_status(batch, counts), counts=counts)
 
 
 # --- stores -----------------------------------------------------------------------------------------
@@ -283,39 +96,41 @@ def search(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
 # --- files ------------------------------------------------------------------------------------------
 def file_create(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    return vector_store_file_obj(svc.add_file(ctx.user, store, ctx.body))
+    return vector_store_file_obj(vs_files.add_file(ctx.user, store, ctx.body))
 
 
 def file_list(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    return _page_by_file_id(svc.files_of(store, ctx.query.get("filter")), ctx.query, vector_store_file_obj)
+    return _page_by_file_id(
+        vs_files.files_of(store, ctx.query.get("filter")), ctx.query, vector_store_file_obj
+    )
 
 
 def file_retrieve(ctx: Ctx, vector_store_id: str, file_id: str) -> HttpResponseBase:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    return _poll_hint(vector_store_file_obj(svc.get_vs_file(store, file_id)))
+    return _poll_hint(vector_store_file_obj(vs_files.get_vs_file(store, file_id)))
 
 
 def file_update(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]:
-    vs_file = svc.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id)
+    vs_file = vs_files.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id)
     # The SDK makes `attributes` required but nullable: null clears them, leaving it out is an error.
     if "attributes" not in _raw_body(ctx):
         raise InvalidRequest(
             "Missing required parameter: 'attributes'.", param="attributes", code="missing_required_parameter"
         )
-    return vector_store_file_obj(svc.set_attributes(vs_file, ctx.body.get("attributes")))
+    return vector_store_file_obj(vs_files.set_attributes(vs_file, ctx.body.get("attributes")))
 
 
 def file_delete(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]:
-    svc.remove_file(svc.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id))
+    vs_files.remove_file(vs_files.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id))
     return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
 
 def file_content(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]:
-    vs_file = svc.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id)
+    vs_file = vs_files.get_vs_file(svc.get_store(ctx.user, vector_store_id, stats=False), file_id)
     return {
         "object": "vector_store.file_content.page",
-        "data": [{"type": "text", "text": text} for text in svc.file_text(vs_file)],
+        "data": [{"type": "text", "text": text} for text in vs_files.file_text(vs_file)],
         "has_more": False,
         "next_page": None,
     }
@@ -324,127 +139,26 @@ def file_content(ctx: Ctx, vector_store_id: str, file_id: str) -> dict[str, Any]
 # --- batches ----------------------------------------------------------------------------------------
 def batch_create(ctx: Ctx, vector_store_id: str) -> dict[str, Any]:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    return _batch_obj(svc.create_batch(ctx.user, store, ctx.body))
+    return _batch_obj(vs_files.create_batch(ctx.user, store, ctx.body))
 
 
 def batch_retrieve(ctx: Ctx, vector_store_id: str, batch_id: str) -> HttpResponseBase:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    return _poll_hint(_batch_obj(svc.get_batch(store, batch_id)))
+    return _poll_hint(_batch_obj(vs_files.get_batch(store, batch_id)))
 
 
 def batch_cancel(ctx: Ctx, vector_store_id: str, batch_id: str) -> dict[str, Any]:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    return _batch_obj(svc.cancel_batch(svc.get_batch(store, batch_id)))
+    return _batch_obj(vs_files.cancel_batch(vs_files.get_batch(store, batch_id)))
 
 
 def batch_files(ctx: Ctx, vector_store_id: str, batch_id: str) -> dict[str, Any]:
     store = svc.get_store(ctx.user, vector_store_id, stats=False)
-    batch = svc.get_batch(store, batch_id)
+    batch = vs_files.get_batch(store, batch_id)
     return _page_by_file_id(
-        svc.files_of(store, ctx.query.get("filter"), batch), ctx.query, vector_store_file_obj
+        vs_files.files_of(store, ctx.query.get("filter"), batch), ctx.query, vector_store_file_obj
     )
 
-
-# --- response schemas (openapi.py merges them into the document's components) ----------------------
-FILE_COUNTS = obj(
-    {"in_progress": INT, "completed": INT, "failed": INT, "cancelled": INT, "total": INT}, closed=True
-)
-STATIC_CHUNKING = obj(
-    {
-        "type": {"type": "string", "enum": ["static"]},
-        "static": obj({"max_chunk_size_tokens": INT, "chunk_overlap_tokens": INT}, closed=True),
-    },
-    closed=True,
-)
-TEXT_PART = obj({"type": {"type": "string", "enum": ["text"]}, "text": STR}, closed=True)
-ATTRIBUTES = {"type": "object", "additionalProperties": {"anyOf": [STR, NUM, BOOL]}}
-
-
-def _unpaged(object_name: str, item: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return obj(
-        {
-            "object": {"type": "string", "enum": [object_name]},
-            **(extra or {}),
-            "data": {"type": "array", "items": item},
-            "has_more": BOOL,
-            "next_page": nullable(STR),
-        },
-        closed=True,
-    )
-
-
-COMPONENTS: dict[str, dict[str, Any]] = {
-    "VectorStore": obj(
-        {
-            "id": STR,
-            "created_at": TS,
-            "name": STR,
-            "usage_bytes": INT,
-            "file_counts": FILE_COUNTS,
-            "status": {"type": "string", "enum": ["expired", "in_progress", "completed"]},
-            "expires_after": nullable(
-                obj({"anchor": {"type": "string", "enum": ["last_active_at"]}, "days": INT}, closed=True)
-            ),
-            "expires_at": nullable(TS),
-            "last_active_at": nullable(TS),
-            "metadata": METADATA,
-        },
-        object_name="vector_store",
-    ),
-    "VectorStoreFile": obj(
-        {
-            "id": STR,
-            "created_at": TS,
-            "vector_store_id": STR,
-            "status": {"type": "string", "enum": list(STATUSES)},
-            "last_error": nullable(
-                obj(
-                    {
-                        "code": {
-                            "type": "string",
-                            "enum": ["server_error", "unsupported_file", "invalid_file"],
-                        },
-                        "message": STR,
-                    },
-                    closed=True,
-                )
-            ),
-            "usage_bytes": INT,
-            "attributes": ATTRIBUTES,
-            "chunking_strategy": STATIC_CHUNKING,
-        },
-        object_name="vector_store.file",
-    ),
-    "VectorStoreFileBatch": obj(
-        {
-            "id": STR,
-            "created_at": TS,
-            "vector_store_id": STR,
-            "status": {"type": "string", "enum": ["in_progress", "completed", "cancelled", "failed"]},
-            "file_counts": FILE_COUNTS,
-        },
-        object_name="vector_store.files_batch",
-    ),
-    "VectorStoreFileContent": _unpaged("vector_store.file_content.page", TEXT_PART),
-    "VectorStoreSearchResults": _unpaged(
-        "vector_store.search_results.page",
-        obj(
-            {
-                "file_id": STR,
-                "filename": STR,
-                "score": NUM,
-                "attributes": ATTRIBUTES,
-                "content": {"type": "array", "items": TEXT_PART},
-            },
-            closed=True,
-        ),
-        {"search_query": {"type": "array", "items": STR}},
-    ),
-    "VectorStoreDeleted": deleted("vector_store.deleted"),
-    "VectorStoreFileDeleted": deleted("vector_store.file.deleted"),
-    "VectorStoreList": listing("VectorStore"),
-    "VectorStoreFileList": listing("VectorStoreFile"),
-}
 
 # --- operations -------------------------------------------------------------------------------------
 P = "/vector_stores"
@@ -462,7 +176,7 @@ OPERATIONS = [
         "createVectorStore",
         "Create a vector store",
         "VectorStore",
-        body=STORE_CREATE,
+        body=request_specs.VECTOR_STORE_CREATE,
         tags=T,
     ),
     Operation(
@@ -472,7 +186,7 @@ OPERATIONS = [
         "listVectorStores",
         "List vector stores",
         "VectorStoreList",
-        query=STORE_LIST_QUERY,
+        query=request_specs.VECTOR_STORE_LIST_QUERY,
         tags=T,
     ),
     Operation("GET", ITEM, retrieve, "getVectorStore", "Retrieve a vector store", "VectorStore", tags=T),
@@ -483,7 +197,7 @@ OPERATIONS = [
         "modifyVectorStore",
         "Modify a vector store",
         "VectorStore",
-        body=STORE_UPDATE,
+        body=request_specs.VECTOR_STORE_UPDATE,
         tags=T,
     ),
     Operation(
@@ -502,7 +216,7 @@ OPERATIONS = [
         "searchVectorStore",
         "Search a vector store",
         "VectorStoreSearchResults",
-        body=SEARCH,
+        body=request_specs.VECTOR_STORE_SEARCH,
         tags=T,
     ),
     Operation(
@@ -512,7 +226,7 @@ OPERATIONS = [
         "createVectorStoreFile",
         "Attach a file to a vector store",
         "VectorStoreFile",
-        body=FILE_CREATE,
+        body=request_specs.VECTOR_STORE_FILE_CREATE,
         tags=T,
     ),
     Operation(
@@ -522,7 +236,7 @@ OPERATIONS = [
         "listVectorStoreFiles",
         "List a vector store's files",
         "VectorStoreFileList",
-        query=FILE_LIST_QUERY,
+        query=request_specs.VECTOR_STORE_FILE_LIST_QUERY,
         tags=T,
     ),
     Operation(
@@ -542,7 +256,7 @@ OPERATIONS = [
         "updateVectorStoreFileAttributes",
         "Update a vector store file's attributes",
         "VectorStoreFile",
-        body=FILE_UPDATE,
+        body=request_specs.VECTOR_STORE_FILE_UPDATE,
         tags=T,
     ),
     Operation(
@@ -570,7 +284,7 @@ OPERATIONS = [
         "createVectorStoreFileBatch",
         "Attach files to a vector store as a batch",
         "VectorStoreFileBatch",
-        body=BATCH_CREATE,
+        body=request_specs.VECTOR_STORE_BATCH_CREATE,
         tags=T,
     ),
     Operation(
@@ -599,7 +313,7 @@ OPERATIONS = [
         "listFilesInVectorStoreBatch",
         "List the files of a batch",
         "VectorStoreFileList",
-        query=FILE_LIST_QUERY,
+        query=request_specs.VECTOR_STORE_FILE_LIST_QUERY,
         tags=T,
     ),
 ]

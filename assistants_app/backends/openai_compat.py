@@ -360,8 +360,8 @@ def backend_from_settings(base_url: str | None = None, api_key: str | None = Non
     """A backend for the given upstream, defaults taken from Django settings."""
     from django.conf import settings
 
-    base_url = (base_url or getattr(settings, "OPENAI_BASE_URL", "") or "").strip()
-    api_key = (api_key or getattr(settings, "OPENAI_API_KEY", "") or "").strip()
+    base_url = (base_url or settings.OPENAI_BASE_URL or "").strip()
+    api_key = (api_key or settings.OPENAI_API_KEY or "").strip()
     if not base_url and not api_key:
         raise BackendError(
             "server_error",

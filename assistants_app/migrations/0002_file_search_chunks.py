@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 # The lexical index lives in the database so that it survives restarts and is shared by every
 # worker process. The SQL is frozen here on purpose (a migration must not change meaning when app
-# code changes); assistants_app/tools/file_search/index.py holds the same statements to heal the
+# code changes); assistants_app/tools/file_search/lexical.py holds the same statements to heal the
 # SQLite triggers if a later migration rebuilds the chunk table (SQLite ALTERs drop triggers).
 SQLITE_FORWARD = [
     # External content: FTS5 stores only the inverted index and reads text from the chunk table.

@@ -1,9 +1,30 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 from assistants_app.ids import IdField, new_file_batch_id, new_file_id, new_vector_store_id
+
+# Searching bumps a store's last_active_at (and so pushes expires_at out); more often than this would
+# make every search a write.
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+def _unexpired(now: datetime | None = None) -> Q:
+    return Q(expires_at__isnull=True) | Q(expires_at__gt=now or timezone.now())
+
+
+class FileQuerySet(models.QuerySet["File"]):
+    def live(self) -> FileQuerySet:
+        """Files not past their expires_after. An expired file is gone for every caller (the API,
+        message attachments, tool resources, the code interpreter), even before anything purges it."""
+        return self.filter(_unexpired())
 
 
 def file_upload_path(instance: File, filename: str) -> str:
@@ -23,8 +44,10 @@ class File(models.Model):
     content_type = models.CharField(max_length=100, blank=True, default="")
     data = models.FileField(upload_to=file_upload_path, max_length=255)
     # The thread whose code-interpreter execution wrote this file (purpose "assistants_output"):
-    # deleting that thread deletes the file (services_storage). Empty for uploads.
+    # deleting that thread deletes the file (services/files.py). Empty for uploads.
     origin_thread_id = models.CharField(max_length=40, blank=True, default="", db_index=True)
+
+    objects = FileQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]
@@ -32,6 +55,28 @@ class File(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.id})"
+
+
+def store_expiry(expires_after: dict[str, Any] | None, anchor: datetime) -> datetime | None:
+    """When a store with this `expires_after` policy expires, counted from `anchor`."""
+    return anchor + timedelta(days=int(expires_after["days"])) if expires_after else None
+
+
+class VectorStoreQuerySet(models.QuerySet["VectorStore"]):
+    def live(self) -> VectorStoreQuerySet:
+        return self.filter(_unexpired())
+
+    def touch(self, store_ids: Iterable[str]) -> None:
+        """Mark stores as used (a search, a file added, a run's file search): last_active_at, expires_at.
+
+        Expired stores are left alone; writes happen at most once per TOUCH_EVERY per store.
+        """
+        now = timezone.now()
+        stale = self.filter(id__in=list(store_ids)).filter(
+            Q(last_active_at__isnull=True) | Q(last_active_at__lt=now - TOUCH_EVERY), _unexpired(now)
+        )
+        for store_id, expires_after in stale.values_list("id", "expires_after"):
+            self.filter(id=store_id).update(last_active_at=now, expires_at=store_expiry(expires_after, now))
 
 
 class VectorStore(models.Model):
@@ -47,11 +92,20 @@ class VectorStore(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_active_at = models.DateTimeField(null=True, blank=True)
 
+    objects = VectorStoreQuerySet.as_manager()
+
     class Meta:
         ordering = ["-id"]
 
     def __str__(self) -> str:
         return self.name or self.id
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+
+# A vector store file's statuses in the order the API reports counts of them (file_counts).
+VECTOR_STORE_FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
 
 class VectorStoreFile(models.Model):

@@ -4,21 +4,44 @@ from django.db import models
 
 from assistants_app.ids import IdField, new_run_id, new_step_id
 
-ACTIVE_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
-TERMINAL_STATUSES = ("cancelled", "failed", "completed", "incomplete", "expired")
+
+class RunStatus(models.TextChoices):
+    """A run's statuses, defined here only. runs/state.py is the only writer of Run.status and
+    holds the transitions between them."""
+
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    REQUIRES_ACTION = "requires_action"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    COMPLETED = "completed"
+    INCOMPLETE = "incomplete"
+    EXPIRED = "expired"
+
+
+# A run in one of these holds its thread: at most one per thread (the constraint below), and the
+# thread accepts no new message or run meanwhile.
+ACTIVE_STATUSES: tuple[RunStatus, ...] = (
+    RunStatus.QUEUED,
+    RunStatus.IN_PROGRESS,
+    RunStatus.REQUIRES_ACTION,
+    RunStatus.CANCELLING,
+)
+TERMINAL_STATUSES: tuple[RunStatus, ...] = tuple(s for s in RunStatus if s not in ACTIVE_STATUSES)
+# Runs that expire at expires_at unless something ends them first; the API reports expires_at for
+# these only.
+EXPIRING_STATUSES: tuple[RunStatus, ...] = (
+    RunStatus.QUEUED,
+    RunStatus.IN_PROGRESS,
+    RunStatus.REQUIRES_ACTION,
+)
+# Runs an executor holds a lease on.
+EXECUTING_STATUSES: tuple[RunStatus, ...] = (RunStatus.IN_PROGRESS, RunStatus.CANCELLING)
 
 
 class Run(models.Model):
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        IN_PROGRESS = "in_progress"
-        REQUIRES_ACTION = "requires_action"
-        CANCELLING = "cancelling"
-        CANCELLED = "cancelled"
-        FAILED = "failed"
-        COMPLETED = "completed"
-        INCOMPLETE = "incomplete"
-        EXPIRED = "expired"
+    Status = RunStatus
 
     id = IdField(default=new_run_id)
     thread = models.ForeignKey("Thread", on_delete=models.CASCADE, related_name="runs")

@@ -25,15 +25,9 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-TERMINAL_RUN_EVENTS = frozenset(
-    {
-        "thread.run.completed",
-        "thread.run.incomplete",
-        "thread.run.failed",
-        "thread.run.cancelled",
-        "thread.run.expired",
-    }
-)
+from assistants_app.models.run import TERMINAL_STATUSES
+
+TERMINAL_RUN_EVENTS = frozenset(f"thread.run.{status}" for status in TERMINAL_STATUSES)
 # Where an SSE response for one request ends: a terminal event, or the run waiting for tool outputs.
 STREAM_END_EVENTS = TERMINAL_RUN_EVENTS | {"thread.run.requires_action"}
 
@@ -195,7 +189,7 @@ class RedisEventLog:
         pipe.xadd(key, self._encode(event, data))
         pipe.expire(key, settings.RUN_EVENTS_RETENTION_SECONDS + settings.RUN_EXPIRES_SECONDS)
         entry_id, _ = pipe.execute()
-        return entry_id.decode()
+        return str(entry_id.decode())
 
     async def apublish(self, run_id: str, items: list[tuple[str, dict[str, Any]]]) -> str:
         key = self._key(run_id)
@@ -204,7 +198,7 @@ class RedisEventLog:
             pipe.xadd(key, self._encode(event, data))
         pipe.expire(key, settings.RUN_EVENTS_RETENTION_SECONDS + settings.RUN_EXPIRES_SECONDS)
         results = await pipe.execute()
-        return results[-2].decode()
+        return str(results[-2].decode())
 
     def end_cursor(self, run_id: str) -> str:
         entries = self._sync.xrevrange(self._key(run_id), count=1)

@@ -23,11 +23,13 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from assistants_app import asyncdb
+from assistants_app.asyncdb import db
 from assistants_app.models import Run
+from assistants_app.models.run import RunStatus
 from assistants_app.tools import hosted
 
-from . import dbpool, fairness, recovery, signals, state
-from .dbpool import db
+from . import fairness, nudges, recovery, state
 from .engine import Execution
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,8 @@ class Executor:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
-        signals.register(self)
-        listener = asyncio.ensure_future(signals.listen(self))
+        nudges.register(self)
+        listener = asyncio.ensure_future(nudges.listen(self))
         heartbeat = asyncio.ensure_future(self._heartbeat())
         ingest = asyncio.ensure_future(self._ingest_files())
         log.info("run executor %s started (concurrency %d)", self.worker_id, self.concurrency)
@@ -102,7 +104,7 @@ class Executor:
                     pass
                 self._wake.clear()
         finally:
-            signals.unregister(self)
+            nudges.unregister(self)
             listener.cancel()
             heartbeat.cancel()
             ingest.cancel()
@@ -205,7 +207,7 @@ def _warm_up() -> None:
 def _cancelling_ids(ids: list[str]) -> set[str]:
     if not ids:
         return set()
-    return set(Run.objects.filter(id__in=ids, status=state.CANCELLING).values_list("id", flat=True))
+    return set(Run.objects.filter(id__in=ids, status=RunStatus.CANCELLING).values_list("id", flat=True))
 
 
 def _lease_lost(run_id: str, worker_id: str) -> bool:
@@ -244,7 +246,7 @@ class ThreadedExecutor:
             asyncio.run(main())
         finally:
             self._started.set()
-            dbpool.shutdown()
+            asyncdb.shutdown("runs")
 
     def stop(self, timeout: float = 10) -> None:
         self.executor.stop()

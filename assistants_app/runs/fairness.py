@@ -19,10 +19,7 @@ from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
 
 from assistants_app.models import Run
-
-from . import state
-
-EXECUTING = (state.IN_PROGRESS, state.CANCELLING)
+from assistants_app.models.run import EXECUTING_STATUSES, RunStatus
 
 
 def queued_in_turn(limit: int, last_served: Mapping[int, float] | None = None) -> list[tuple[str, int]]:
@@ -32,7 +29,7 @@ def queued_in_turn(limit: int, last_served: Mapping[int, float] | None = None) -
     served = last_served or {}
     # No owner can need more than `limit` places, so each owner's queue is cut there (in SQL).
     queued = list(
-        Run.objects.filter(status=state.QUEUED)
+        Run.objects.filter(status=RunStatus.QUEUED)
         .annotate(
             owner=F("thread__owner_id"),
             place=Window(RowNumber(), partition_by=[F("thread__owner_id")], order_by=F("id").asc()),
@@ -43,7 +40,7 @@ def queued_in_turn(limit: int, last_served: Mapping[int, float] | None = None) -
     if not queued:
         return []
     executing = dict(
-        Run.objects.filter(status__in=EXECUTING)
+        Run.objects.filter(status__in=EXECUTING_STATUSES)
         .values("thread__owner_id")
         .annotate(n=Count("id"))
         .values_list("thread__owner_id", "n")

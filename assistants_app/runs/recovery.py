@@ -7,16 +7,18 @@ killed (SIGKILL, power loss) is resolved within one lease period by whichever ex
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
 from assistants_app.models import Run
+from assistants_app.models.run import EXECUTING_STATUSES, RunStatus
 
 from . import state
-from .engine import close_open_outputs
 from .events import get_event_log
+from .outputs import close_open_outputs
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ WORKER_LOST = (
 )
 
 
-def _publish(run_id: str, events: list[tuple[str, dict]]) -> None:
+def _publish(run_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
     event_log = get_event_log()
     for name, payload in events:
         event_log.publish(run_id, name, payload)
@@ -36,12 +38,12 @@ def expire_overdue() -> int:
     now = timezone.now()
     count = 0
     overdue = Run.objects.filter(expires_at__lt=now).filter(
-        Q(status__in=[state.QUEUED, state.REQUIRES_ACTION])
-        | Q(status__in=[state.IN_PROGRESS, state.CANCELLING], lease_expires_at__lt=now)
+        Q(status__in=[RunStatus.QUEUED, RunStatus.REQUIRES_ACTION])
+        | Q(status__in=EXECUTING_STATUSES, lease_expires_at__lt=now)
     )
     for run in overdue.only("id", "status"):
         outputs = close_open_outputs(run.id, "run_expired")
-        if state.transition(run.id, state.EXPIRED, expected=[run.status]) is not None:
+        if state.transition(run.id, RunStatus.EXPIRED, expected=[run.status]) is not None:
             _publish(run.id, outputs)
             count += 1
     return count
@@ -50,23 +52,23 @@ def expire_overdue() -> int:
 def reap_lost() -> int:
     now = timezone.now()
     count = 0
-    lost = Run.objects.filter(status__in=[state.IN_PROGRESS, state.CANCELLING], lease_expires_at__lt=now)
+    lost = Run.objects.filter(status__in=EXECUTING_STATUSES, lease_expires_at__lt=now)
     for run in lost.only("id", "status", "streamed", "attempts"):
-        if run.status == state.CANCELLING:
+        if run.status == RunStatus.CANCELLING:
             outputs = close_open_outputs(run.id, "run_cancelled")
-            done = state.transition(run.id, state.CANCELLED, expected=[state.CANCELLING])
+            done = state.transition(run.id, RunStatus.CANCELLED, expected=[RunStatus.CANCELLING])
         elif not run.streamed and run.attempts < settings.RUN_MAX_ATTEMPTS:
             # Nothing reached any reader yet: running it again is invisible to clients.
             outputs = []
-            done = state.transition(run.id, state.QUEUED, expected=[state.IN_PROGRESS])
+            done = state.transition(run.id, RunStatus.QUEUED, expected=[RunStatus.IN_PROGRESS])
         else:
             outputs = close_open_outputs(
                 run.id, "run_failed", {"code": "server_error", "message": WORKER_LOST}
             )
             done = state.transition(
                 run.id,
-                state.FAILED,
-                expected=[state.IN_PROGRESS],
+                RunStatus.FAILED,
+                expected=[RunStatus.IN_PROGRESS],
                 fields={"last_error": {"code": "server_error", "message": WORKER_LOST}},
             )
         if done is not None:

@@ -19,32 +19,29 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from assistants_app.models import Run
-from assistants_app.models.run import ACTIVE_STATUSES, TERMINAL_STATUSES
-from assistants_app.objects import run_obj
+from assistants_app.models.run import ACTIVE_STATUSES, EXECUTING_STATUSES, TERMINAL_STATUSES
+from assistants_app.models.run import RunStatus as S
+from assistants_app.serializers import run_obj
 
 from .events import get_event_log
 
-QUEUED = "queued"
-IN_PROGRESS = "in_progress"
-REQUIRES_ACTION = "requires_action"
-CANCELLING = "cancelling"
-CANCELLED = "cancelled"
-FAILED = "failed"
-COMPLETED = "completed"
-INCOMPLETE = "incomplete"
-EXPIRED = "expired"
-
 ALLOWED: dict[str, frozenset[str]] = {
-    QUEUED: frozenset({IN_PROGRESS, CANCELLED, FAILED, EXPIRED}),
+    S.QUEUED: frozenset({S.IN_PROGRESS, S.CANCELLED, S.FAILED, S.EXPIRED}),
     # in_progress -> queued is recovery: a worker died before the run produced any output.
-    IN_PROGRESS: frozenset({REQUIRES_ACTION, CANCELLING, COMPLETED, FAILED, INCOMPLETE, EXPIRED, QUEUED}),
-    REQUIRES_ACTION: frozenset({QUEUED, CANCELLED, FAILED, EXPIRED}),
-    CANCELLING: frozenset({CANCELLED, FAILED, EXPIRED}),
+    S.IN_PROGRESS: frozenset(
+        {S.REQUIRES_ACTION, S.CANCELLING, S.COMPLETED, S.FAILED, S.INCOMPLETE, S.EXPIRED, S.QUEUED}
+    ),
+    S.REQUIRES_ACTION: frozenset({S.QUEUED, S.CANCELLED, S.FAILED, S.EXPIRED}),
+    S.CANCELLING: frozenset({S.CANCELLED, S.FAILED, S.EXPIRED}),
     **{s: frozenset() for s in TERMINAL_STATUSES},
 }
-assert set(ALLOWED) == set(ACTIVE_STATUSES) | set(TERMINAL_STATUSES)
+assert set(ALLOWED) == set(ACTIVE_STATUSES) | set(TERMINAL_STATUSES) == set(S)
 
-_TIMESTAMP_FIELD = {CANCELLED: "cancelled_at", FAILED: "failed_at", COMPLETED: "completed_at"}
+_TIMESTAMP_FIELD: dict[str, str] = {
+    S.CANCELLED: "cancelled_at",
+    S.FAILED: "failed_at",
+    S.COMPLETED: "completed_at",
+}
 
 
 class IllegalTransition(ValueError):
@@ -68,7 +65,7 @@ def publish_run_event(run: Run, event: str | None = None) -> None:
 def create_run(**fields: Any) -> Run:
     """Insert a queued run and announce it (`thread.run.created`, `thread.run.queued`)."""
     fields.setdefault("expires_at", timezone.now() + timedelta(seconds=settings.RUN_EXPIRES_SECONDS))
-    run = Run.objects.create(status=QUEUED, **fields)
+    run = Run.objects.create(status=S.QUEUED, **fields)
     publish_run_event(run, "thread.run.created")
     publish_run_event(run, "thread.run.queued")
     return run
@@ -99,11 +96,11 @@ def transition(
     values["status"] = target
     if target in _TIMESTAMP_FIELD:
         values.setdefault(_TIMESTAMP_FIELD[target], now)
-    if target != IN_PROGRESS and target != CANCELLING:
+    if target not in EXECUTING_STATUSES:
         # Nobody executes a run that waits, is queued or is finished: drop the lease.
         values.setdefault("lease_owner", "")
         values.setdefault("lease_expires_at", None)
-    if target != REQUIRES_ACTION:
+    if target != S.REQUIRES_ACTION:
         values.setdefault("required_action", None)
     with transaction.atomic():
         rows = Run.objects.filter(id=run_id, status__in=sources)
@@ -123,8 +120,8 @@ def claim(run_id: str, worker_id: str) -> Run | None:
     now = timezone.now()
     return transition(
         run_id,
-        IN_PROGRESS,
-        expected=[QUEUED],
+        S.IN_PROGRESS,
+        expected=[S.QUEUED],
         fields={
             "lease_owner": worker_id,
             "lease_expires_at": now + timedelta(seconds=settings.RUN_LEASE_SECONDS),
@@ -140,11 +137,11 @@ def renew_leases(worker_id: str, run_ids: Iterable[str]) -> set[str]:
     if not ids:
         return set()
     until = timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS)
-    Run.objects.filter(id__in=ids, lease_owner=worker_id, status__in=[IN_PROGRESS, CANCELLING]).update(
+    Run.objects.filter(id__in=ids, lease_owner=worker_id, status__in=EXECUTING_STATUSES).update(
         lease_expires_at=until
     )
     return set(
-        Run.objects.filter(
-            id__in=ids, lease_owner=worker_id, status__in=[IN_PROGRESS, CANCELLING]
-        ).values_list("id", flat=True)
+        Run.objects.filter(id__in=ids, lease_owner=worker_id, status__in=EXECUTING_STATUSES).values_list(
+            "id", flat=True
+        )
     )

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection
 
-from asgiref.sync import sync_to_async
-
+from assistants_app.asyncdb import db
 from assistants_app.models import Run
-from assistants_app.models.run import TERMINAL_STATUSES
-from assistants_app.objects import run_obj
+from assistants_app.models.run import TERMINAL_STATUSES, RunStatus
+from assistants_app.serializers import run_obj
 
 from .events import STREAM_END_EVENTS, RunEvent, get_event_log
 
@@ -34,11 +33,11 @@ async def follow(
             yield ev
             if ev.event in stop_on:
                 return
-        run = await sync_to_async(Run.objects.filter(id=run_id).first)()
+        run = await db(Run.objects.filter(id=run_id).first, pool="readers")()
         if run is None:
             return
         ended = run.status in TERMINAL_STATUSES or (
-            run.status == "requires_action" and "thread.run.requires_action" in stop_on
+            run.status == RunStatus.REQUIRES_ACTION and "thread.run.requires_action" in stop_on
         )
         if not ended:
             continue

@@ -33,7 +33,7 @@ DISCARD_BYTES = 8 * 1024 * 1024
 LINGER_SECONDS = 5.0
 
 
-class CappedWebRequest(http_protocol.WebRequest):
+class CappedWebRequest(http_protocol.WebRequest):  # type: ignore[misc]  # daphne has no type hints
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._parsePOSTFormSubmission = False
@@ -93,7 +93,8 @@ class CappedWebRequest(http_protocol.WebRequest):
         # when it starts.
         from twisted.internet import reactor
 
-        self._linger = reactor.callLater(LINGER_SECONDS, self._close)  # type: ignore[attr-defined,arg-type]
+        # zope.interface: mypy reads the reactor's methods as the interface's, unbound.
+        self._linger = reactor.callLater(LINGER_SECONDS, self._close)  # type: ignore[arg-type]
 
     def _discard(self, n: int) -> None:
         self._discarded += n
@@ -112,4 +113,4 @@ class CappedWebRequest(http_protocol.WebRequest):
 def install() -> None:
     """Make daphne build CappedWebRequest for every HTTP request (daphne looks the class up by name
     in its module each time it builds a connection's protocol)."""
-    http_protocol.WebRequest = CappedWebRequest  # type: ignore[misc]
+    http_protocol.WebRequest = CappedWebRequest

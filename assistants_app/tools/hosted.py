@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from assistants_app.models import Run
 
@@ -24,15 +24,31 @@ class ToolContext:
     emit_delta: Callable[[dict[str, Any]], None]
 
 
+class Citation(TypedDict):
+    """A passage the tool showed the model under `marker` (e.g. 【0†guide.pdf】): where the answer
+    writes the marker, it gets a file_citation annotation (runs/annotations.py)."""
+
+    marker: str
+    file_id: str
+    quote: str
+
+
+class OutputFile(TypedDict):
+    """A file the tool wrote. Images become image_file parts of the next assistant message; other
+    files file_path annotations where the answer cites `sandbox:/mnt/data/<name>`."""
+
+    file_id: str
+    name: str  # its path under /mnt/data
+    image: bool
+
+
 @dataclass
 class ToolOutcome:
     output: str  # what the model reads
     tool_call: dict[str, Any]  # the final step_details tool call object ({"id", "type", <type>: {...}})
-    # Annotations for the assistant message that follows (e.g. file citations), resolved by the engine.
-    citations: list[dict[str, Any]] = field(default_factory=list)
-    # Files the tool produced: {"file_id", "name" (path under /mnt/data), "image": bool}. Images become
-    # image_file parts of the next assistant message; others file_path annotations where cited.
-    files: list[dict[str, Any]] = field(default_factory=list)
+    # For the assistant message that follows; resolved by the engine.
+    citations: list[Citation] = field(default_factory=list)
+    files: list[OutputFile] = field(default_factory=list)
 
 
 class HostedTool(Protocol):

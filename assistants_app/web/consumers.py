@@ -17,24 +17,17 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from assistants_app import services
-from assistants_app.models import Assistant, Message, Run
+from assistants_app.asyncdb import db
 from assistants_app.runs.events import TERMINAL_RUN_EVENTS
 from assistants_app.runs.stream import follow
+from assistants_app.services import chat
 
-from . import chat
+from . import notices
 from .fragments import EventRenderer, Op, bubble, merge, render_message, run_controls, run_notice, upsert
 
 log = logging.getLogger(__name__)
-
-
-def db(fn: Any) -> Any:
-    # Off the single thread that thread-sensitive sync code shares: a thousand sockets connecting at
-    # once must not queue their lookups behind one another (and behind every sync view).
-    return database_sync_to_async(fn, thread_sensitive=False)
 
 
 # How long the log may stay silent before follow() checks the run row (a crashed publisher, a log
@@ -43,14 +36,14 @@ def db(fn: Any) -> Any:
 CHECK_EVERY = 2.0
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels has no type hints
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=4401)  # before accept(): the handshake is refused
             return
         self.user = user
-        self.group = chat.user_group(user.pk)
+        self.group = notices.user_group(user.pk)
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.tab = query.get("tab", [""])[0][:64]
         page_run = query.get("run", [""])[0]
@@ -62,7 +55,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # announced by the notice, or found by the lookup, or both (duplicates are ignored). Both
         # happen before accept(), so a client whose socket is open is already in the group.
         await self.channel_layer.group_add(self.group, self.channel_name)
-        name, run_ids = await db(self._initial_state)(page_run)
+        name, run_ids = await db(self._initial_state, pool="readers")(page_run)
         self.renderer = EventRenderer(name)
         await self.accept()
         for run_id in run_ids:
@@ -88,7 +81,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         run_id = payload.get("follow") if isinstance(payload, dict) else None
         if not isinstance(run_id, str) or run_id in self.queued:
             return
-        run = await db(chat.user_run)(self.user, run_id)
+        run = await db(chat.user_run, pool="readers")(self.user, run_id)
         if run is None:
             # Another user's run, or none: say nothing about which.
             self._post(run_notice("That reply can't be shown here."))
@@ -128,45 +121,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.tasks = [asyncio.ensure_future(self._sender()), asyncio.ensure_future(self._follower())]
 
     def _initial_state(self, page_run: str) -> tuple[str, list[str]]:
-        assistant = Assistant.objects.filter(is_default=True).only("name").first()
-        name = (assistant.name if assistant else "") or "Assistant"
-        run_ids: list[str] = []
-        if page_run:
-            run = chat.user_run(self.user, page_run)
-            if run is not None:
-                run_ids.append(run.id)
-        thread = chat.live_thread(self.user, create=False)
-        if thread is not None:
-            active = services.active_run(thread)
-            if active is not None and active.id not in run_ids:
-                run_ids.append(active.id)
-        return name, run_ids
+        return chat.assistant_name(), chat.runs_to_follow(self.user, page_run)
 
     def _question(self, run_id: str) -> str:
-        run = Run.objects.filter(id=run_id).only("thread_id", "created_at").first()
-        if run is None:
-            return ""
-        msg = (
-            Message.objects.filter(thread_id=run.thread_id, role="user", created_at__lte=run.created_at)
-            .order_by("-id")
-            .first()
-        )
-        if msg is None:
-            return ""
-        chat.attach_file_names([msg])
-        return upsert(render_message(bubble(msg), self.renderer.assistant_name))
+        msg = chat.question_of(run_id)
+        return upsert(render_message(bubble(msg), self.renderer.assistant_name)) if msg else ""
 
     def _from_database(self, run_id: str) -> list[Op]:
         """The run's outcome from its rows, for when its event log is gone (retention, restart)."""
-        msgs = list(Message.objects.filter(run_id=run_id).order_by("id"))
-        chat.attach_file_names(msgs)
-        return [upsert(render_message(bubble(m), self.renderer.assistant_name)) for m in msgs]
+        return [
+            upsert(render_message(bubble(m), self.renderer.assistant_name)) for m in chat.run_messages(run_id)
+        ]
 
     async def _follower(self) -> None:
         while True:
             run_id, with_question = await self.runs.get()
             if with_question:
-                question = await db(self._question)(run_id)
+                question = await db(self._question, pool="readers")(run_id)
                 if question:
                     self.outbox.put_nowait(question)
             saw_start = False
@@ -174,7 +145,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 async for ev in follow(run_id, "", stop_on=TERMINAL_RUN_EVENTS, check_every=CHECK_EVERY):
                     saw_start = saw_start or ev.event == "thread.run.created"
                     if not saw_start and ev.event in TERMINAL_RUN_EVENTS:
-                        for op in await db(self._from_database)(run_id):
+                        for op in await db(self._from_database, pool="readers")(run_id):
                             self.outbox.put_nowait(op)
                     for op in self.renderer.render(ev.event, ev.data):
                         self.outbox.put_nowait(op)

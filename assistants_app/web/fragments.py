@@ -15,7 +15,9 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from assistants_app.models import Message, RunStep
-from assistants_app.objects import step_obj
+from assistants_app.models.run import TERMINAL_STATUSES, RunStatus
+from assistants_app.serializers import step_obj
+from assistants_app.services.chat import RETRYABLE_STATUSES
 
 from .rendering import content_text, markdown_to_html
 
@@ -137,9 +139,34 @@ def run_controls(run_id: str | None, label: str = "") -> str:
 
 
 def run_notice(notice: str = "", *, retry: bool = False, kind: str = "error") -> str:
-    return render_to_string(
-        f"{FRAGMENTS}#run_notice", {"oob": True, "notice": notice, "retry": retry, "notice_kind": kind}
-    )
+    return render_to_string(f"{FRAGMENTS}#run_notice", {"oob": True, **Notice(notice, retry, kind).context()})
+
+
+@dataclass(frozen=True)
+class Notice:
+    text: str = ""
+    retry: bool = False
+    kind: str = "error"
+
+    def context(self) -> dict[str, Any]:
+        return {"notice": self.text, "retry": self.retry, "notice_kind": self.kind}
+
+
+def ending_notice(run: dict[str, Any]) -> Notice:
+    """What the page says under a finished reply, from its run object: the same live (the run's
+    terminal event) and after a reload (the last run's row)."""
+    status = run.get("status")
+    retry = status in RETRYABLE_STATUSES
+    if status == RunStatus.FAILED:
+        return Notice((run.get("last_error") or {}).get("message") or "The reply failed.", retry)
+    if status == RunStatus.EXPIRED:
+        return Notice("The reply took too long and was stopped.", retry)
+    if status == RunStatus.INCOMPLETE:
+        reason = (run.get("incomplete_details") or {}).get("reason") or "a limit"
+        return Notice(f"The reply is incomplete ({reason}).", retry, "info")
+    if status == RunStatus.CANCELLED:
+        return Notice("Stopped.", retry, "info")
+    return Notice(retry=retry)
 
 
 def follow(run_id: str | None) -> str:
@@ -274,37 +301,25 @@ class EventRenderer:
 
     def _run(self, kind: str, data: dict[str, Any]) -> list[Op]:
         run_id = data.get("id", "")
-        if kind in ("created", "queued", "in_progress"):
+        if kind in ("created", RunStatus.QUEUED, RunStatus.IN_PROGRESS):
             ops: list[Op] = [run_controls(run_id)]
             if kind == "created":
                 ops.append(run_notice())
             return ops
-        if kind == "cancelling":
+        if kind == RunStatus.CANCELLING:
             return [run_controls(run_id, "Stopping…")]
-        if kind == "requires_action":
+        if kind == RunStatus.REQUIRES_ACTION:
             names = [
                 c.get("function", {}).get("name", "")
                 for c in ((data.get("required_action") or {}).get("submit_tool_outputs") or {}).get(
                     "tool_calls", []
                 )
             ]
-            notice = f"The assistant is waiting for a function result ({', '.join(names)}) that the chat page can't provide."
-            return [run_controls(run_id, "Waiting for a tool result…"), run_notice(notice)]
-        if kind == "completed":
-            return [run_controls(None), run_notice()]
-        if kind == "cancelled":
-            return [run_controls(None), run_notice("Stopped.", kind="info")]
-        if kind == "failed":
-            error = (data.get("last_error") or {}).get("message") or "The run failed."
-            return [run_controls(None), run_notice(error, retry=True)]
-        if kind == "expired":
-            return [run_controls(None), run_notice("The reply took too long and was stopped.", retry=True)]
-        if kind == "incomplete":
-            reason = (data.get("incomplete_details") or {}).get("reason") or "a limit"
-            return [
-                run_controls(None),
-                run_notice(f"The reply is incomplete ({reason}).", retry=True, kind="info"),
-            ]
+            waiting = f"The assistant is waiting for a function result ({', '.join(names)}) that the chat page can't provide."
+            return [run_controls(run_id, "Waiting for a tool result…"), run_notice(waiting)]
+        if kind in TERMINAL_STATUSES:
+            notice = ending_notice({**data, "status": kind})
+            return [run_controls(None), run_notice(notice.text, retry=notice.retry, kind=notice.kind)]
         return []
 
 

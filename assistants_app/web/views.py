@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import User
 from django.db import OperationalError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -22,12 +23,22 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from assistants_app import services
-from assistants_app.models import File
+from assistants_app.serializers import run_obj
 from assistants_app.server.bodies import accepts_uploads
+from assistants_app.services import chat, lookups
 
-from . import chat
-from .fragments import bubble, follow, history_items, render_message, run_controls, run_notice, upsert
+from . import notices
+from .fragments import (
+    Notice,
+    bubble,
+    ending_notice,
+    follow,
+    history_items,
+    render_message,
+    run_controls,
+    run_notice,
+    upsert,
+)
 
 # Images that a browser may show inline from our origin; anything else (SVG included: it can carry
 # script) is served as a download.
@@ -63,15 +74,14 @@ def _feedback(request: HtmxHttpRequest, message: str, status: int) -> HttpRespon
 def chat_page(request: HtmxHttpRequest) -> HttpResponse:
     thread = chat.live_thread(request.user)
     assert thread is not None
-    active = services.active_run(thread)
+    active = lookups.active_run(thread)
     page = chat.history(thread, exclude_run=active.id if active else None)
     name, setup_error = _assistant_name()
-    notice, retry = setup_error, False
-    if active is None and not notice:
+    notice = Notice(setup_error)
+    if active is None and not setup_error:
         last = chat.last_run(thread)
-        if last is not None and last.status in ("failed", "expired"):
-            notice = (last.last_error or {}).get("message") or "The last reply failed."
-            retry = True
+        if last is not None:
+            notice = ending_notice(run_obj(last))
     tab = secrets.token_urlsafe(9)
     ws_url = f"/ws/chat/?tab={tab}" + (f"&run={active.id}" if active else "")
     return render(
@@ -82,8 +92,7 @@ def chat_page(request: HtmxHttpRequest) -> HttpResponse:
             "items": history_items(page),
             "assistant_name": name,
             "run_id": active.id if active else None,
-            "notice": notice,
-            "retry": retry,
+            **notice.context(),
             "tab": tab,
             "ws_url": ws_url,
             "max_upload_bytes": settings.FILE_UPLOAD_MAX_BYTES,
@@ -101,7 +110,7 @@ def chat_history(request: HtmxHttpRequest) -> HttpResponse:
     thread = chat.live_thread(request.user, create=False)
     if thread is None:
         return HttpResponse("")
-    active = services.active_run(thread)
+    active = lookups.active_run(thread)
     page = chat.history(thread, before=before, exclude_run=active.id if active else None)
     name, _ = _assistant_name()
     return render(
@@ -113,7 +122,7 @@ def chat_history(request: HtmxHttpRequest) -> HttpResponse:
 
 # --- actions ---------------------------------------------------------------------------------------
 def _run_started(request: HtmxHttpRequest, run_id: str, *parts: str) -> HttpResponse:
-    chat.notify(request.user.pk, {"type": "chat.run_started", "run_id": run_id, "tab": _tab(request)})
+    notices.notify(request.user.pk, {"type": "chat.run_started", "run_id": run_id, "tab": _tab(request)})
     if not request.htmx:
         return redirect("chat")
     # The socket is told to follow the run only after this response has put the question on the
@@ -167,7 +176,7 @@ def chat_stop(request: HtmxHttpRequest) -> HttpResponse:
 @require_POST
 def chat_new(request: HtmxHttpRequest) -> HttpResponse:
     chat.archive(request.user)
-    chat.notify(request.user.pk, {"type": "chat.reset", "tab": _tab(request)})
+    notices.notify(request.user.pk, {"type": "chat.reset", "tab": _tab(request)})
     if request.htmx:
         response = HttpResponse(status=204)
         response["HX-Redirect"] = "/"
@@ -178,7 +187,7 @@ def chat_new(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def chat_file(request: HtmxHttpRequest, file_id: str) -> FileResponse:
-    f = File.objects.filter(id=file_id, owner_id=request.user.pk).first()
+    f = lookups.live_files(request.user).filter(id=file_id).first()
     if f is None or not f.data:
         raise Http404("No such file.")
     suffix = PurePath(f.filename).suffix.lower()
@@ -194,10 +203,10 @@ def chat_file(request: HtmxHttpRequest, file_id: str) -> FileResponse:
 
 
 # --- accounts --------------------------------------------------------------------------------------
-class SignUpForm(UserCreationForm):  # type: ignore[type-arg]
+class SignUpForm(UserCreationForm[User]):
     email = forms.EmailField(required=False, help_text="Optional; used only to reset a forgotten password.")
 
-    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]
+    class Meta(UserCreationForm.Meta):
         fields = ("username", "email")
 
 

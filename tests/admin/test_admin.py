@@ -16,7 +16,6 @@ from django.db.models import Model
 from django.urls import reverse
 
 from assistants_app.admin import model_choices
-from assistants_app.api.keys import create_key
 from assistants_app.models import (
     ApiKey,
     Assistant,
@@ -28,6 +27,7 @@ from assistants_app.models import (
     VectorStore,
     VectorStoreFile,
 )
+from assistants_app.services.keys import create_key
 
 pytestmark = pytest.mark.django_db
 

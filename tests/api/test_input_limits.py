@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from assistants_app.api import keys, params
+from assistants_app.api import validation
 from assistants_app.errors import InvalidRequest
+from assistants_app.services import keys
 
 pytestmark = pytest.mark.django_db
 
@@ -73,10 +74,10 @@ def test_params_check_is_iterative_at_any_depth() -> None:
     for _ in range(5000):
         deep = {"k": deep}
     with pytest.raises(InvalidRequest) as err:
-        params.AnyObject().check(deep, "tools[0].function.parameters")
+        validation.AnyObject().check(deep, "tools[0].function.parameters")
     assert err.value.param == "tools[0].function.parameters"
     shallow = {"k": {"k": "v"}}
-    assert params.AnyObject().check(shallow, "p") == shallow
+    assert validation.AnyObject().check(shallow, "p") == shallow
 
 
 # --- 7: bad API keys ---------------------------------------------------------------------------------

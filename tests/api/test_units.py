@@ -15,14 +15,18 @@ from django.http import QueryDict
 from django.test import RequestFactory
 from django.utils import timezone
 
-from assistants_app.api import auth, keys, ratelimit, specs, sse
+from assistants_app.api import auth, ratelimit, request_specs, sse
 from assistants_app.api.auth import authenticate
 from assistants_app.api.errors import RateLimited, Unauthorized
 from assistants_app.api.pagination import page
-from assistants_app.api.params import Metadata, Query, Str
-from assistants_app.api.sniff import sniff_content_type
+from assistants_app.api.validation import Metadata, Query, Str
 from assistants_app.errors import InvalidRequest
+from assistants_app.lib.sniff import sniff_content_type
 from assistants_app.models import ApiKey, Thread
+from assistants_app.serializers import without_file_search_content
+from assistants_app.services import keys
+from assistants_app.services.runs import start_run
+from assistants_app.services.threads import create_thread
 
 
 def param_of(fn, *args):
@@ -45,42 +49,48 @@ def test_metadata_rules() -> None:
 
 def test_nested_paths_and_unknown_keys() -> None:
     body = {"model": "m", "tools": [{"type": "function", "function": {"name": "ok", "strict": "yes"}}]}
-    assert param_of(specs.ASSISTANT_CREATE.check, body, "") == "tools[0].function.strict"
-    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "surprise": 1}, "") == "surprise"
-    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "temperature": True}, "") == "temperature"
-    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "tools": [None]}, "") == "tools[0]"
-    # null means "not given" for optional fields
-    assert specs.ASSISTANT_CREATE.check({"model": "m", "name": None}, "") == {"model": "m"}
-    run = {"assistant_id": "a", "truncation_strategy": {"type": "last_messages", "last_messages": 0}}
-    assert param_of(specs.RUN_CREATE.check, run, "") == "truncation_strategy.last_messages"
+    assert param_of(request_specs.ASSISTANT_CREATE.check, body, "") == "tools[0].function.strict"
+    assert param_of(request_specs.ASSISTANT_CREATE.check, {"model": "m", "surprise": 1}, "") == "surprise"
     assert (
-        specs.RUN_CREATE.check({"assistant_id": "a", "tool_choice": "required"}, "")["tool_choice"]
+        param_of(request_specs.ASSISTANT_CREATE.check, {"model": "m", "temperature": True}, "")
+        == "temperature"
+    )
+    assert param_of(request_specs.ASSISTANT_CREATE.check, {"model": "m", "tools": [None]}, "") == "tools[0]"
+    # null means "not given" for optional fields
+    assert request_specs.ASSISTANT_CREATE.check({"model": "m", "name": None}, "") == {"model": "m"}
+    run = {"assistant_id": "a", "truncation_strategy": {"type": "last_messages", "last_messages": 0}}
+    assert param_of(request_specs.RUN_CREATE.check, run, "") == "truncation_strategy.last_messages"
+    assert (
+        request_specs.RUN_CREATE.check({"assistant_id": "a", "tool_choice": "required"}, "")["tool_choice"]
         == "required"
     )
-    assert param_of(specs.RUN_CREATE.check, {"assistant_id": "a", "tool_choice": 3}, "") == "tool_choice"
     assert (
-        param_of(specs.RUN_CREATE.check, {"assistant_id": "a", "max_prompt_tokens": 2**63}, "")
+        param_of(request_specs.RUN_CREATE.check, {"assistant_id": "a", "tool_choice": 3}, "") == "tool_choice"
+    )
+    assert (
+        param_of(request_specs.RUN_CREATE.check, {"assistant_id": "a", "max_prompt_tokens": 2**63}, "")
         == "max_prompt_tokens"
     )
     # What PostgreSQL can't store is a 400, not a 500.
-    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m\x00"}, "") == "model"
-    assert param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "name": "\ud800"}, "") == "name"
+    assert param_of(request_specs.ASSISTANT_CREATE.check, {"model": "m\x00"}, "") == "model"
+    assert param_of(request_specs.ASSISTANT_CREATE.check, {"model": "m", "name": "\ud800"}, "") == "name"
     assert (
-        param_of(specs.ASSISTANT_CREATE.check, {"model": "m", "metadata": {"k": "a\x00"}}, "") == "metadata.k"
+        param_of(request_specs.ASSISTANT_CREATE.check, {"model": "m", "metadata": {"k": "a\x00"}}, "")
+        == "metadata.k"
     )
     bad_fn = {
         "model": "m",
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"d": ["\x00"]}}}],
     }
-    assert param_of(specs.ASSISTANT_CREATE.check, bad_fn, "") == "tools[0].function.parameters.d[0]"
+    assert param_of(request_specs.ASSISTANT_CREATE.check, bad_fn, "") == "tools[0].function.parameters.d[0]"
     assert (
-        param_of(specs.SUBMIT_TOOL_OUTPUTS.check, {"tool_outputs": [{"tool_call_id": "c"}]}, "")
+        param_of(request_specs.SUBMIT_TOOL_OUTPUTS.check, {"tool_outputs": [{"tool_call_id": "c"}]}, "")
         == "tool_outputs[0].output"
     )
 
 
 def test_query_parsing() -> None:
-    q = specs.MESSAGE_LIST_QUERY
+    q = request_specs.MESSAGE_LIST_QUERY
     assert q.check(QueryDict("limit=5&order=asc&run_id=run_1")) == {
         "limit": 5,
         "order": "asc",
@@ -89,16 +99,18 @@ def test_query_parsing() -> None:
     assert param_of(q.check, QueryDict("limit=abc")) == "limit"
     assert param_of(q.check, QueryDict("limit=0")) == "limit"
     assert param_of(q.check, QueryDict("foo=1")) == "foo"
-    include = specs.STEP_INCLUDE.check(QueryDict(f"include[]={specs.INCLUDE_FILE_SEARCH_CONTENT}"))
-    assert include == {"include": [specs.INCLUDE_FILE_SEARCH_CONTENT]}
-    assert param_of(specs.STEP_INCLUDE.check, QueryDict("include=x")) == "include"
-    assert param_of(specs.FILE_LIST_QUERY.check, QueryDict("before=file-1")) == "before"
-    assert specs.FILE_LIST_QUERY.check(QueryDict("limit=10000")) == {"limit": 10000}
+    include = request_specs.STEP_INCLUDE.check(
+        QueryDict(f"include[]={request_specs.INCLUDE_FILE_SEARCH_CONTENT}")
+    )
+    assert include == {"include": [request_specs.INCLUDE_FILE_SEARCH_CONTENT]}
+    assert param_of(request_specs.STEP_INCLUDE.check, QueryDict("include=x")) == "include"
+    assert param_of(request_specs.FILE_LIST_QUERY.check, QueryDict("before=file-1")) == "before"
+    assert request_specs.FILE_LIST_QUERY.check(QueryDict("limit=10000")) == {"limit": 10000}
     assert Query({"s": Str()}).parameters()[0]["name"] == "s"
 
 
 def test_schema_mirrors_validation() -> None:
-    schema = specs.ASSISTANT_CREATE.base_schema()
+    schema = request_specs.ASSISTANT_CREATE.base_schema()
     assert schema["required"] == ["model"] and schema["additionalProperties"] is False
     meta = schema["properties"]["metadata"]
     assert (
@@ -241,9 +253,9 @@ def test_sse_strips_file_search_content_unless_included() -> None:
             ],
         },
     }
-    stripped = sse.without_file_search_content("thread.run.step.completed", step)
+    stripped = without_file_search_content("thread.run.step.completed", step)
     assert "content" not in stripped["step_details"]["tool_calls"][0]["file_search"]["results"][0]
-    assert sse.without_file_search_content("thread.message.delta", step) is step
+    assert without_file_search_content("thread.message.delta", step) is step
 
 
 def test_content_sniffing() -> None:
@@ -308,10 +320,9 @@ def test_objects_match_their_published_schemas(alice) -> None:
     """Every field objects.py renders is in schemas.py and the other way round (closed schemas)."""
     import jsonschema_rs
 
-    from assistants_app import services
-    from assistants_app.api.schemas import COMPONENTS
+    from assistants_app.api.response_schemas import COMPONENTS
     from assistants_app.models import Assistant, File, RunStep
-    from assistants_app.objects import assistant_obj, file_obj, message_obj, run_obj, step_obj, thread_obj
+    from assistants_app.serializers import assistant_obj, file_obj, message_obj, run_obj, step_obj, thread_obj
 
     def check(name: str, value: dict[str, Any]) -> None:
         schema = {**COMPONENTS[name], "$defs": {}}
@@ -319,8 +330,8 @@ def test_objects_match_their_published_schemas(alice) -> None:
         assert set(value) == set(COMPONENTS[name]["properties"]), name
 
     assistant = Assistant.objects.create(owner=alice, model="m")
-    thread = services.create_thread(alice, messages=[{"role": "user", "content": "hi"}])
-    run = services.start_run(thread, assistant)
+    thread = create_thread(alice, messages=[{"role": "user", "content": "hi"}])
+    run = start_run(thread, assistant)
     step = RunStep.objects.create(
         run=run,
         thread_id_ref=thread.id,

@@ -632,17 +632,19 @@ def test_tool_resources_attach_and_create_inline_stores(client: openai.OpenAI) -
 def test_objects_match_schemas_and_sdk_models(alice) -> None:
     import jsonschema_rs
 
-    from assistants_app import services_vector_stores as svc
-    from assistants_app.api.vector_stores import COMPONENTS, _batch_obj, _store_obj
+    from assistants_app.api.response_schemas import COMPONENTS
+    from assistants_app.api.vector_stores import _batch_obj, _store_obj
     from assistants_app.models import File
     from assistants_app.models import VectorStoreFile as VectorStoreFileRow
-    from assistants_app.objects import vector_store_file_obj
+    from assistants_app.serializers import vector_store_file_obj
+    from assistants_app.services import vector_store_files as vs_files
+    from assistants_app.services import vector_stores as svc
 
     f = File.objects.create(owner=alice, filename="a.txt", purpose="assistants")
     store = svc.create_store(
         alice, {"name": "s", "file_ids": [f.id], "expires_after": {"anchor": "last_active_at", "days": 2}}
     )
-    batch = svc.create_batch(alice, store, {"file_ids": [f.id], "attributes": {"n": 1.5, "b": False}})
+    batch = vs_files.create_batch(alice, store, {"file_ids": [f.id], "attributes": {"n": 1.5, "b": False}})
     row = VectorStoreFileRow.objects.get(vector_store=store, file=f)
     row.last_error = {"code": "invalid_file", "message": "bad"}
     for name, value, model in (
@@ -657,22 +659,23 @@ def test_objects_match_schemas_and_sdk_models(alice) -> None:
 
 @pytest.mark.django_db
 def test_batches_adopt_attached_files_and_requeue_only_what_changed(alice) -> None:
-    from assistants_app import services_vector_stores as svc
     from assistants_app.models import File
     from assistants_app.models import VectorStoreFile as Row
+    from assistants_app.services import vector_store_files as vs_files
+    from assistants_app.services import vector_stores as svc
 
     f1, f2, f3 = (
         File.objects.create(owner=alice, filename=f"{i}.txt", purpose="assistants") for i in range(3)
     )
     store = svc.create_store(alice, {"name": "s"})
-    first = svc.create_batch(alice, store, {"file_ids": [f1.id, f2.id, f1.id]})
-    assert svc.batch_stats(first)["in_progress"] == 2
+    first = vs_files.create_batch(alice, store, {"file_ids": [f1.id, f2.id, f1.id]})
+    assert vs_files.batch_stats(first)["in_progress"] == 2
     Row.objects.filter(file=f1).update(status="completed", chunk_count=3)
     Row.objects.filter(file=f2).update(
         status="failed", last_error={"code": "invalid_file", "message": "x"}, attempts=3
     )
     small = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}}
-    second = svc.create_batch(
+    second = vs_files.create_batch(
         alice,
         store,
         {
@@ -692,20 +695,21 @@ def test_batches_adopt_attached_files_and_requeue_only_what_changed(alice) -> No
     )
     assert rows[f3.id].chunking_strategy == small
     assert {r.batch_id for r in rows.values()} == {second.id}
-    assert svc.batch_stats(second) == {"in_progress": 2, "completed": 1, "failed": 0, "cancelled": 0}
-    assert sum(svc.batch_stats(first).values()) == 0
+    assert vs_files.batch_stats(second) == {"in_progress": 2, "completed": 1, "failed": 0, "cancelled": 0}
+    assert sum(vs_files.batch_stats(first).values()) == 0
     # A new chunking strategy re-ingests a completed file; the same one does not.
-    again = svc.add_file(alice, store, {"file_id": f1.id})
+    again = vs_files.add_file(alice, store, {"file_id": f1.id})
     assert again.status == "completed"
-    again = svc.add_file(alice, store, {"file_id": f1.id, "chunking_strategy": small})
+    again = vs_files.add_file(alice, store, {"file_id": f1.id, "chunking_strategy": small})
     assert again.status == "in_progress" and again.chunking_strategy == small
 
 
 @pytest.mark.django_db
 def test_file_text_stitches_overlapping_chunks(alice) -> None:
-    from assistants_app import services_vector_stores as svc
     from assistants_app.models import Chunk, File
     from assistants_app.models import VectorStoreFile as Row
+    from assistants_app.services import vector_store_files as vs_files
+    from assistants_app.services import vector_stores as svc
 
     f = File.objects.create(owner=alice, filename="a.txt", purpose="assistants")
     store = svc.create_store(alice, {"name": "s", "file_ids": [f.id]})
@@ -723,4 +727,4 @@ def test_file_text_stitches_overlapping_chunks(alice) -> None:
             start_offset=start,
             end_offset=end,
         )
-    assert svc.file_text(row) == ["abcdefghij", "klmnop"]
+    assert vs_files.file_text(row) == ["abcdefghij", "klmnop"]

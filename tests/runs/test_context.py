@@ -6,15 +6,16 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from assistants_app import services
 from assistants_app.models import Assistant, Message, Run
 from assistants_app.runs import state
 from assistants_app.runs.context import PromptTooLarge, build_prompt, count_tokens, message_tokens
+from assistants_app.services.runs import start_run
+from assistants_app.services.threads import create_thread, post_message
 
 
 @pytest.fixture
 def thread(alice):
-    return services.create_thread(alice)
+    return create_thread(alice)
 
 
 def _fill(thread, n: int, words: int = 50) -> None:
@@ -86,10 +87,10 @@ def test_max_prompt_tokens_too_small_for_newest_message(thread, alice):
 def test_max_prompt_tokens_run_ends_incomplete(executor, alice):
     from tests.support.helpers import wait_run
 
-    thread = services.create_thread(alice)
-    services.post_message(thread, role="user", content="word " * 400)
+    thread = create_thread(alice)
+    post_message(thread, role="user", content="word " * 400)
     a = Assistant.objects.create(owner=alice, model="gpt-4o")
-    run = services.start_run(thread, a, max_prompt_tokens=100)
+    run = start_run(thread, a, max_prompt_tokens=100)
     run = wait_run(run.id)
     assert run.status == "incomplete"
     assert run.incomplete_details == {"reason": "max_prompt_tokens"}

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from assistants_app import services
 from assistants_app.models import Assistant, Message, Run
 from assistants_app.runs import events
+from assistants_app.services.runs import start_run
+from assistants_app.services.threads import create_thread, post_message
 from tests.fakes import upstream as up_
 from tests.support.helpers import collect_events, names, text_of, wait_run
 
@@ -84,15 +85,15 @@ def assistant(alice):
 
 
 def _thread(alice):
-    t = services.create_thread(alice)
-    services.post_message(t, role="user", content="hello")
+    t = create_thread(alice)
+    post_message(t, role="user", content="hello")
     return t
 
 
 def test_worker_process_streams_to_reader_here_through_redis(workers, upstream, alice, assistant):
     workers()
     upstream.script(up_.text(*[f"w{i} " for i in range(50)], delay=0.005))
-    run = services.start_run(_thread(alice), assistant)
+    run = start_run(_thread(alice), assistant)
     got = collect_events(run.id, timeout=30)
     assert names(got)[-1] == "thread.run.completed"
     assert text_of(got) == "".join(f"w{i} " for i in range(50))
@@ -102,7 +103,7 @@ def test_worker_process_streams_to_reader_here_through_redis(workers, upstream, 
 def test_two_workers_share_the_queue_without_double_execution(workers, upstream, alice, assistant):
     workers()
     workers()
-    runs = [services.start_run(_thread(alice), assistant) for _ in range(20)]
+    runs = [start_run(_thread(alice), assistant) for _ in range(20)]
     for r in runs:
         assert wait_run(r.id, ("completed", "failed"), timeout=60).status == "completed"
     # Exactly one claim and one answer per run (the upstream may see a retried request or two
@@ -115,7 +116,7 @@ def test_two_workers_share_the_queue_without_double_execution(workers, upstream,
 def test_worker_killed_mid_run_then_new_worker_ends_it_keeping_partial(workers, upstream, alice, assistant):
     first = workers(lease=4.0)
     upstream.script(up_.hang(after=["Half ", "an ", "answer"]))
-    run = services.start_run(_thread(alice), assistant)
+    run = start_run(_thread(alice), assistant)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         msg = Message.objects.filter(run_id=run.id).first()

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from assistants_app import errors, services
+from assistants_app import errors
 from assistants_app.backends import fake
 from assistants_app.models import Assistant, Message, RunStep
+from assistants_app.services.runs import start_run, submit_tool_outputs
+from assistants_app.services.threads import create_thread, post_message
 from tests.support.helpers import collect_events, names, text_of, wait_run
 
 
@@ -15,14 +17,14 @@ def assistant(alice):
 
 @pytest.fixture
 def thread(alice):
-    t = services.create_thread(alice)
-    services.post_message(t, role="user", content="Hello there")
+    t = create_thread(alice)
+    post_message(t, role="user", content="Hello there")
     return t
 
 
 def test_streamed_text_run_completes(executor, assistant, thread):
     fake.script(fake.text_turn("Hi", " Alice", "!", usage=(12, 3)))
-    run = services.start_run(thread, assistant)
+    run = start_run(thread, assistant)
     events = collect_events(run.id)
     assert names(events)[:2] == ["thread.run.created", "thread.run.queued"]
     assert "thread.run.in_progress" in names(events)
@@ -58,22 +60,22 @@ def test_function_call_requires_action_then_completes(executor, alice, thread):
         fake.tool_turn(("get_weather", '{"city": "Paris"}'), ("get_weather", '{"city": "Rome"}')),
         fake.text_turn("Sunny in both."),
     )
-    run = services.start_run(thread, assistant)
+    run = start_run(thread, assistant)
     events = collect_events(run.id)
     assert names(events)[-1] == "thread.run.requires_action"
     run = wait_run(run.id)
     calls = run.required_action["submit_tool_outputs"]["tool_calls"]  # type: ignore[index]
     assert [c["function"]["arguments"] for c in calls] == ['{"city": "Paris"}', '{"city": "Rome"}']
     with pytest.raises(errors.InvalidRequest) as err:
-        services.submit_tool_outputs(run, [{"tool_call_id": calls[0]["id"], "output": "sunny"}])
+        submit_tool_outputs(run, [{"tool_call_id": calls[0]["id"], "output": "sunny"}])
     assert calls[1]["id"] in err.value.message
     with pytest.raises(errors.InvalidRequest) as err:
-        services.submit_tool_outputs(run, [{"tool_call_id": "call_nope", "output": "x"}])
+        submit_tool_outputs(run, [{"tool_call_id": "call_nope", "output": "x"}])
     assert "call_nope" in err.value.message
     from assistants_app.runs.events import get_event_log
 
     cursor = get_event_log().end_cursor(run.id)
-    services.submit_tool_outputs(run, [{"tool_call_id": c["id"], "output": "sunny"} for c in calls])
+    submit_tool_outputs(run, [{"tool_call_id": c["id"], "output": "sunny"} for c in calls])
     rest = collect_events(run.id, cursor)
     assert names(rest)[0] == "thread.run.queued"
     assert "thread.run.step.completed" in names(rest)

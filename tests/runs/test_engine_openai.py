@@ -8,8 +8,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from assistants_app import services
 from assistants_app.models import Assistant, Message, Run, RunStep
+from assistants_app.services.runs import cancel_run, start_run, submit_tool_outputs
+from assistants_app.services.threads import create_thread, post_message
 from tests.fakes import upstream as up_
 from tests.support.helpers import collect_events, names, text_of, wait_run
 
@@ -42,8 +43,8 @@ def upstream(settings):
 
 @pytest.fixture
 def thread(alice):
-    t = services.create_thread(alice)
-    services.post_message(t, role="user", content="What's the weather?")
+    t = create_thread(alice)
+    post_message(t, role="user", content="What's the weather?")
     return t
 
 
@@ -54,7 +55,7 @@ def assistant(alice):
 
 def test_streamed_text(executor, upstream, thread, assistant):
     upstream.script(up_.text("It ", "is ", "sunny.", delay=0.01, usage=(30, 4)))
-    run = services.start_run(thread, assistant, temperature=0.2)
+    run = start_run(thread, assistant, temperature=0.2)
     events = collect_events(run.id)
     assert names(events)[-1] == "thread.run.completed"
     assert text_of(events) == "It is sunny."
@@ -70,14 +71,14 @@ def test_function_call_round_trip_with_parallel_calls(executor, upstream, thread
         up_.tool_calls(("get_weather", '{"city": "Paris"}'), ("get_weather", '{"city": "Oslo"}')),
         up_.text("Paris sunny, Oslo snowy."),
     )
-    run = services.start_run(thread, assistant)
+    run = start_run(thread, assistant)
     events = collect_events(run.id)
     assert names(events)[-1] == "thread.run.requires_action"
     assert names(events).index("thread.run.step.created") < names(events).index("thread.run.step.delta")
     run = Run.objects.get(id=run.id)
     calls = run.required_action["submit_tool_outputs"]["tool_calls"]  # type: ignore[index]
     assert [c["function"]["arguments"] for c in calls] == ['{"city": "Paris"}', '{"city": "Oslo"}']
-    services.submit_tool_outputs(
+    submit_tool_outputs(
         run, [{"tool_call_id": c["id"], "output": o} for c, o in zip(calls, ["sunny", "snowy"], strict=True)]
     )
     run = wait_run(run.id, ("completed", "failed"))
@@ -91,7 +92,7 @@ def test_function_call_round_trip_with_parallel_calls(executor, upstream, thread
 
 def test_server_error_then_success_is_retried(executor, upstream, thread, assistant):
     upstream.script(up_.error(500, "boom"), up_.text("Recovered."))
-    run = services.start_run(thread, assistant)
+    run = start_run(thread, assistant)
     run = wait_run(run.id, ("completed", "failed"))
     assert run.status == "completed"
     assert Message.objects.get(run=run).text == "Recovered."
@@ -100,7 +101,7 @@ def test_server_error_then_success_is_retried(executor, upstream, thread, assist
 
 def test_rate_limited_throughout_fails(executor, upstream, thread, assistant):
     upstream.script(*[up_.error(429, "slow down", type_="rate_limit_error") for _ in range(3)])
-    run = services.start_run(thread, assistant)
+    run = start_run(thread, assistant)
     run = wait_run(run.id, ("completed", "failed"))
     assert run.status == "failed"
     assert run.last_error["code"] == "rate_limit_exceeded"  # type: ignore[index]
@@ -112,7 +113,7 @@ def test_stalled_or_malformed_upstream_fails_keeping_partial_text(
     executor, upstream, thread, assistant, reply
 ):
     upstream.script(reply)
-    run = services.start_run(thread, assistant)
+    run = start_run(thread, assistant)
     run = wait_run(run.id, ("completed", "failed"))
     assert run.status == "failed" and run.last_error["code"] == "server_error"  # type: ignore[index]
     msg = Message.objects.get(run=run)
@@ -122,11 +123,11 @@ def test_stalled_or_malformed_upstream_fails_keeping_partial_text(
 
 def test_cancel_mid_stream_closes_upstream_and_keeps_partial(executor, upstream, thread, assistant):
     upstream.script(up_.hang(after=["Once ", "upon "]))
-    run = services.start_run(thread, assistant)
+    run = start_run(thread, assistant)
     events = collect_events(run.id, until={"thread.message.delta"})
     while text_of(events) != "Once upon ":
         events += collect_events(run.id, events[-1].cursor, until={"thread.message.delta"})
-    services.cancel_run(Run.objects.get(id=run.id))
+    cancel_run(Run.objects.get(id=run.id))
     rest = collect_events(run.id, events[-1].cursor)
     assert names(rest)[-1] == "thread.run.cancelled"
     assert "thread.message.incomplete" in names(rest)
@@ -140,7 +141,7 @@ def test_expiry_mid_stream(executor, upstream, settings, thread, assistant):
     settings.UPSTREAM_STALL_TIMEOUT = 30
     upstream.script(up_.hang(after=["Slow "]))
     with transaction.atomic():  # the executor must not see the run before its short expiry is set
-        run = services.start_run(thread, assistant)
+        run = start_run(thread, assistant)
         Run.objects.filter(id=run.id).update(expires_at=timezone.now() + timedelta(seconds=1))
     run = wait_run(run.id, ("expired", "failed", "completed"))
     assert run.status == "expired"
@@ -151,7 +152,7 @@ def test_expiry_mid_stream(executor, upstream, settings, thread, assistant):
 
 def test_requires_action_expires_when_nobody_answers(executor, upstream, thread, assistant):
     upstream.script(up_.tool_calls(("get_weather", '{"city": "Rome"}')))
-    run = services.start_run(thread, assistant)
+    run = start_run(thread, assistant)
     wait_run(run.id, ("requires_action",))
     Run.objects.filter(id=run.id).update(expires_at=timezone.now() - timedelta(seconds=1))
     run = wait_run(run.id, ("expired",))
@@ -161,7 +162,7 @@ def test_requires_action_expires_when_nobody_answers(executor, upstream, thread,
 
 def test_length_finish_makes_run_incomplete(executor, upstream, thread, assistant):
     upstream.script(up_.length("cut ", "off"))
-    run = services.start_run(thread, assistant, max_completion_tokens=50)
+    run = start_run(thread, assistant, max_completion_tokens=50)
     run = wait_run(run.id, ("completed", "incomplete", "failed"))
     assert run.status == "incomplete"
     assert run.incomplete_details == {"reason": "max_completion_tokens"}
@@ -173,7 +174,7 @@ def test_length_finish_makes_run_incomplete(executor, upstream, thread, assistan
 def test_max_completion_tokens_enforced_locally(executor, upstream, thread, assistant):
     # An upstream that ignores max_tokens is still stopped at the limit.
     upstream.script(up_.hang(after=[" word"] * 40))
-    run = services.start_run(thread, assistant, max_completion_tokens=10)
+    run = start_run(thread, assistant, max_completion_tokens=10)
     run = wait_run(run.id, ("completed", "incomplete", "failed"))
     assert run.status == "incomplete"
     assert run.usage["completion_tokens"] == 10  # type: ignore[index]
@@ -183,7 +184,7 @@ def test_no_model_configured_fails_with_operator_message(executor, settings, thr
     settings.MODEL_BACKEND = "openai"
     settings.OPENAI_BASE_URL = ""
     settings.OPENAI_API_KEY = ""
-    run = services.start_run(thread, assistant)
+    run = start_run(thread, assistant)
     run = wait_run(run.id, ("failed", "completed"))
     assert run.status == "failed"
     assert "OPENAI_BASE_URL" in run.last_error["message"]  # type: ignore[index]

@@ -11,20 +11,22 @@ import json
 import pytest
 from django.test import Client
 
-from assistants_app import services
-from assistants_app.api import keys
 from assistants_app.errors import TooManyActiveRuns
 from assistants_app.models import Assistant, Run, Thread
+from assistants_app.models.run import RunStatus
 from assistants_app.runs import fairness, state
+from assistants_app.services import keys
+from assistants_app.services.runs import start_run
+from assistants_app.services.threads import create_thread, post_message
 from tests.support.helpers import wait_run
 
 
 def _queue(user, assistant, n: int) -> list[Run]:
     runs = []
     for i in range(n):
-        thread = services.create_thread(user)
-        services.post_message(thread, role="user", content=f"question {i}")
-        runs.append(services.start_run(thread, assistant))
+        thread = create_thread(user)
+        post_message(thread, role="user", content=f"question {i}")
+        runs.append(start_run(thread, assistant))
     return runs
 
 
@@ -47,7 +49,7 @@ def _drain_one_at_a_time(worker: str = "w1") -> list[str]:
                 served.pop(owner, None)
                 served[owner] = len(order)
                 order.append(run_id)
-                state.transition(run_id, state.COMPLETED, expected=[state.IN_PROGRESS], owner=worker)
+                state.transition(run_id, RunStatus.COMPLETED, expected=[RunStatus.IN_PROGRESS], owner=worker)
                 break
 
 
@@ -105,15 +107,15 @@ def test_run_cap_refuses_the_next_run_and_frees_up(alice, bob, settings) -> None
     settings.RUN_MAX_ACTIVE_PER_USER = 3
     assistant = Assistant.objects.create(owner=alice, model="m")
     runs = _queue(alice, assistant, 3)
-    thread = services.create_thread(alice)
+    thread = create_thread(alice)
     with pytest.raises(TooManyActiveRuns):
-        services.start_run(thread, assistant)
+        start_run(thread, assistant)
     assert not Run.objects.filter(thread=thread).exists()
     # Another user is not affected by Alice's count.
     _queue(bob, Assistant.objects.create(owner=bob, model="m"), 1)
     # A finished run frees a place.
-    state.transition(runs[0].id, state.CANCELLED, expected=[state.QUEUED])
-    assert services.start_run(thread, assistant).status == "queued"
+    state.transition(runs[0].id, RunStatus.CANCELLED, expected=[RunStatus.QUEUED])
+    assert start_run(thread, assistant).status == "queued"
 
 
 def test_run_cap_is_429_through_the_api_without_retry(alice, settings) -> None:

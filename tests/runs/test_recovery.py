@@ -7,17 +7,19 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from assistants_app import errors, services
+from assistants_app import errors
 from assistants_app.backends import fake
 from assistants_app.models import Assistant, Message, Run, RunStep
 from assistants_app.runs import state
+from assistants_app.services.runs import cancel_run, start_run
+from assistants_app.services.threads import create_thread, post_message
 from tests.support.helpers import wait_run
 
 
 @pytest.fixture
 def queued_run(alice, event_log):
-    thread = services.create_thread(alice)
-    services.post_message(thread, role="user", content="hi")
+    thread = create_thread(alice)
+    post_message(thread, role="user", content="hi")
     a = Assistant.objects.create(owner=alice, model="gpt-4o")
     return state.create_run(thread=thread, assistant=a, assistant_ref=a.id, model="gpt-4o")
 
@@ -93,15 +95,15 @@ def test_cancelling_run_of_dead_worker_is_cancelled(queued_run, start_executor):
 
 @pytest.mark.django_db(transaction=True)
 def test_cancel_queued_and_requires_action_runs_directly(queued_run):
-    run = services.cancel_run(queued_run)
+    run = cancel_run(queued_run)
     assert run.status == "cancelled" and run.cancelled_at is not None
     with pytest.raises(errors.InvalidRequest):
-        services.cancel_run(run)
+        cancel_run(run)
 
 
 def test_thread_busy_while_run_active(queued_run):
     thread = queued_run.thread
     with pytest.raises(errors.ThreadBusy):
-        services.post_message(thread, role="user", content="again")
+        post_message(thread, role="user", content="again")
     with pytest.raises(errors.ThreadBusy):
-        services.start_run(thread, Assistant.objects.get(id=queued_run.assistant_ref))
+        start_run(thread, Assistant.objects.get(id=queued_run.assistant_ref))

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from assistants_app import services
 from assistants_app.models import Assistant, Run
 from assistants_app.models.run import ACTIVE_STATUSES, TERMINAL_STATUSES
 from assistants_app.runs import state
+from assistants_app.services.threads import create_thread
 
 ALL = list(ACTIVE_STATUSES) + list(TERMINAL_STATUSES)
 LEGAL = {(s, t) for s, targets in state.ALLOWED.items() for t in targets}
@@ -20,7 +20,7 @@ def make_run(alice, event_log):
     assistant = Assistant.objects.create(owner=alice, model="gpt-4o")
 
     def make(status: str) -> Run:
-        thread = services.create_thread(alice)
+        thread = create_thread(alice)
         run = state.create_run(thread=thread, assistant=assistant, assistant_ref=assistant.id, model="gpt-4o")
         Run.objects.filter(id=run.id).update(status=status)  # test setup only
         return run

@@ -1,4 +1,4 @@
-"""Per-user storage quota (API, chat, code-interpreter outputs share services_storage) and what deleting
+"""Per-user storage quota (API, chat, code-interpreter outputs share services/files.py) and what deleting
 a thread or a user removes from disk."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from assistants_app import services
-from assistants_app.api import keys
 from assistants_app.models import Assistant, File, Message, Thread
+from assistants_app.services import keys
+from assistants_app.services.threads import create_thread
 from assistants_app.tools.code_interpreter.tool import workdir_for
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -100,8 +100,8 @@ def test_chat_upload_over_the_quota_is_refused_in_plain_words(client, alice, set
 def test_deleting_a_thread_removes_its_workdir_and_its_outputs_only(
     client, alice, workdirs, host_dir, django_capture_on_commit_callbacks
 ) -> None:
-    thread = services.create_thread(alice)
-    other = services.create_thread(alice)
+    thread = create_thread(alice)
+    other = create_thread(alice)
     workdir = workdir_for(thread.id)
     (workdir / "sub").mkdir(parents=True)
     (workdir / "sub" / "plot.png").write_bytes(b"png")
@@ -128,13 +128,13 @@ def test_deleting_a_thread_removes_its_workdir_and_its_outputs_only(
 def test_deleting_a_user_removes_their_workdirs_and_blobs(
     alice, bob, workdirs, host_dir, django_capture_on_commit_callbacks
 ) -> None:
-    threads = [services.create_thread(alice) for _ in range(2)]
+    threads = [create_thread(alice) for _ in range(2)]
     for t in threads:
         workdir_for(t.id).mkdir()
         (workdir_for(t.id) / "data.csv").write_text("1,2")
         (workdir_for(t.id) / "escape").symlink_to(host_dir)
     blobs = [Path(_file(alice, b"x", purpose=p).data.path) for p in ("assistants", "assistants_output")]
-    bobs_thread = services.create_thread(bob)
+    bobs_thread = create_thread(bob)
     workdir_for(bobs_thread.id).mkdir()
     bobs_blob = Path(_file(bob, b"y").data.path)
 

@@ -17,7 +17,8 @@ from django.test import Client
 from assistants_app.backends import fake
 from assistants_app.backends.base import BackendError
 from assistants_app.models import Assistant, Run
-from assistants_app.web import chat
+from assistants_app.services import chat
+from assistants_app.web import notices
 from assistants_app.web.consumers import ChatConsumer
 
 # Also run in phase 2 (PostgreSQL + Redis streams + channels_redis): the production path of the socket.
@@ -197,7 +198,7 @@ async def test_second_tab_learns_about_a_new_run_and_shows_the_question(executor
     tab_a, tab_b = socket(alice, "?tab=A"), socket(alice, "?tab=B")
     assert (await tab_a.connect())[0] and (await tab_b.connect())[0]
     _, run = await send(alice, "question from A")
-    await sync_to_async(chat.notify)(alice.pk, {"type": "chat.run_started", "run_id": run.id, "tab": "A"})
+    await sync_to_async(notices.notify)(alice.pk, {"type": "chat.run_started", "run_id": run.id, "tab": "A"})
     frames_b = await read_until(tab_b, completed)
     assert frames_b.index("question from A") < frames_b.index("msg-assistant")
     assert "to both" in frames_b
@@ -260,7 +261,7 @@ async def test_function_tool_activity_is_shown(executor, alice) -> None:
 async def test_new_conversation_in_one_tab_clears_the_others(alice, assistant) -> None:
     tab_a, tab_b = socket(alice, "?tab=A"), socket(alice, "?tab=B")
     assert (await tab_a.connect())[0] and (await tab_b.connect())[0]
-    await sync_to_async(chat.notify)(alice.pk, {"type": "chat.reset", "tab": "A"})
+    await sync_to_async(notices.notify)(alice.pk, {"type": "chat.reset", "tab": "A"})
     frames = await read_until(tab_b, lambda f: "another window" in f)
     assert '<div id="messages" hx-swap-oob="innerHTML"></div>' in frames
     assert await tab_a.receive_nothing(timeout=0.3)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from django.db import OperationalError
 
-from assistants_app import services
 from assistants_app.backends import fake
 from assistants_app.models import Assistant
+from assistants_app.services.runs import start_run
+from assistants_app.services.threads import create_thread, post_message
 from tests.support.helpers import wait_run
 
 
@@ -29,8 +30,8 @@ def test_executor_survives_a_transient_database_error(executor, alice, monkeypat
 
     monkeypatch.setattr(state, "claim", claim_locked_once)
     assistant = Assistant.objects.create(owner=alice, model="gpt-4o")
-    thread = services.create_thread(alice)
-    services.post_message(thread, role="user", content="hi")
+    thread = create_thread(alice)
+    post_message(thread, role="user", content="hi")
     fake.script(fake.text_turn("still", " here"))
-    run = services.start_run(thread, assistant)
+    run = start_run(thread, assistant)
     assert wait_run(run.id, timeout=5).status == "completed"

@@ -14,8 +14,8 @@ from django.urls import reverse
 
 from assistants_app.backends import fake
 from assistants_app.models import Assistant, File, Message
+from assistants_app.services import chat
 from assistants_app.tools.code_interpreter import sandbox
-from assistants_app.web import chat
 from assistants_app.web.fragments import bubble
 from tests.support.helpers import wait_run
 

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from assistants_app.models import Assistant, File, Message, Run, Thread
-from assistants_app.web import chat
+from assistants_app.services import chat
 
 HX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
 

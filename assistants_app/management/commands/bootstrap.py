@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +23,7 @@ class Command(BaseCommand):
                 is_default=True,
             )
             self.stdout.write(f"Created default assistant {a.id} (model {a.model})")
-        username, password = os.environ.get("ADMIN_USERNAME"), os.environ.get("ADMIN_PASSWORD")
+        username, password = settings.ADMIN_USERNAME, settings.ADMIN_PASSWORD
         if username and password:
             User = get_user_model()
             if not User.objects.filter(username=username).exists():

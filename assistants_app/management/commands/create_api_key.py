@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from assistants_app.api.keys import create_key
+from assistants_app.services.keys import create_key
 
 
 class Command(BaseCommand):

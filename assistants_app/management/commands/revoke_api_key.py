@@ -6,8 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from assistants_app.api.keys import revoke_key
-from assistants_app.models import ApiKey
+from assistants_app.services.keys import find_keys, revoke_key
 
 
 class Command(BaseCommand):
@@ -18,12 +17,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         ref = options["key"].rstrip("…")
-        if ref.isdigit():
-            matches = list(ApiKey.objects.filter(id=int(ref)))
-        else:
-            matches = list(ApiKey.objects.filter(prefix__startswith=ref[:16], revoked_at__isnull=True))
-            # A full key also identifies its row (its first 12 characters are the prefix).
-            matches = [k for k in matches if ref.startswith(k.prefix) or k.prefix.startswith(ref)]
+        matches = find_keys(ref)
         if not matches:
             raise CommandError(f"No active API key matches {ref!r}.")
         if len(matches) > 1:

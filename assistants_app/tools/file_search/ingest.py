@@ -36,11 +36,11 @@ class _ClaimLost(Exception):
 
 
 def lease_seconds() -> float:
-    return float(getattr(settings, "FILE_SEARCH_LEASE_SECONDS", 120.0))
+    return float(settings.FILE_SEARCH_LEASE_SECONDS)
 
 
 def max_attempts() -> int:
-    return int(getattr(settings, "FILE_SEARCH_MAX_ATTEMPTS", 3))
+    return int(settings.FILE_SEARCH_MAX_ATTEMPTS)
 
 
 def _claimable(now: datetime) -> Q:
@@ -135,7 +135,7 @@ def _read_file_bytes(file: File) -> bytes:
         )
     try:
         with file.data.open("rb") as fh:
-            data = fh.read(limit + 1)
+            data: bytes = fh.read(limit + 1)
     except (FileNotFoundError, ValueError) as exc:
         raise ExtractionError("invalid_file", "The file's stored content is missing.") from exc
     if len(data) > limit:

@@ -24,18 +24,16 @@ import numpy as np
 from django.db import connection
 from django.db.models import Count, Max
 
+from assistants_app.lib import filters as filters_
 from assistants_app.models import Chunk, VectorStoreFile
 
 from .embeddings import embed_texts, embeddings_configured, from_bytes
-from .index import lexical_candidates, query_terms
+from .lexical import for_alias, query_terms
 
 log = logging.getLogger(__name__)
 
 RRF_K = 60
 MIN_CANDIDATES = 50
-# Per-term raw score at which the lexical score is 0.5, set from bench/retrieval_eval so that the
-# median top hit scores ~0.5 on both backends (bm25 and ts_rank live on very different scales).
-LEXICAL_HALF_SCORE = {"sqlite": 2.0, "postgresql": 0.002}
 
 
 class SearchError(ValueError):
@@ -68,7 +66,10 @@ def search(
 ) -> list[SearchResult]:
     queries = _validate(vector_store_ids, query, max_num_results, score_threshold)
     if filters is not None:
-        validate_filter(filters)
+        try:
+            filters = filters_.parse(filters)
+        except filters_.FilterError as exc:
+            raise SearchError(exc.message, exc.param) from None
     store_ids = list(dict.fromkeys(vector_store_ids))
     allowed_files = _files_matching(owner_id, store_ids, filters) if filters is not None else None
     if allowed_files is not None and not allowed_files:
@@ -76,7 +77,8 @@ def search(
 
     depth = max(MIN_CANDIDATES, 3 * max_num_results)
     terms = query_terms(queries)
-    lexical = lexical_candidates(owner_id, store_ids, terms, depth, allowed_files)
+    index = for_alias()
+    lexical = index.candidates(owner_id, store_ids, terms, depth, allowed_files)
     dense = (
         _dense_candidates(owner_id, store_ids, queries, depth, allowed_files)
         if embeddings_configured()
@@ -85,7 +87,7 @@ def search(
 
     scored: list[tuple[int, float]]
     if dense is None:
-        half = LEXICAL_HALF_SCORE.get(connection.vendor, 1.0) * max(1, len(terms))
+        half = index.half_score * max(1, len(terms))
         scored = [(cid, raw / (raw + half)) for cid, raw in lexical if raw > 0]
     else:
         scored = _rrf([lexical, dense])
@@ -257,69 +259,10 @@ def _dense_candidates(
     return [(int(ids[i]), float(sims[i])) for i in top]
 
 
-# --- attribute filters (OpenAI ComparisonFilter / CompoundFilter) ---------------------------------
-
-COMPARISONS = {"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"}
-
-
-def validate_filter(f: Any, path: str = "filters") -> None:
-    if not isinstance(f, Mapping):
-        raise SearchError(f"{path} must be an object.", path)
-    kind = f.get("type")
-    if kind in {"and", "or"}:
-        subs = f.get("filters")
-        if not isinstance(subs, list) or not subs:
-            raise SearchError(f"{path}.filters must be a non-empty list.", f"{path}.filters")
-        for i, sub in enumerate(subs):
-            validate_filter(sub, f"{path}.filters[{i}]")
-    elif kind in COMPARISONS:
-        if not isinstance(f.get("key"), str):
-            raise SearchError(f"{path}.key must be a string.", f"{path}.key")
-        value = f.get("value")
-        if kind in {"in", "nin"}:
-            if not isinstance(value, list):
-                raise SearchError(f"{path}.value must be a list for '{kind}'.", f"{path}.value")
-        elif not isinstance(value, str | int | float | bool):
-            raise SearchError(f"{path}.value must be a string, number or boolean.", f"{path}.value")
-    else:
-        raise SearchError(
-            f"{path}.type must be one of and, or, {', '.join(sorted(COMPARISONS))}.", f"{path}.type"
-        )
-
-
-def matches_filter(attributes: Mapping[str, Any], f: Mapping[str, Any]) -> bool:
-    kind = f["type"]
-    if kind == "and":
-        return all(matches_filter(attributes, sub) for sub in f["filters"])
-    if kind == "or":
-        return any(matches_filter(attributes, sub) for sub in f["filters"])
-    if f["key"] not in attributes:
-        return kind in {"ne", "nin"}
-    actual, expected = attributes[f["key"]], f["value"]
-    if kind == "eq":
-        return bool(actual == expected)
-    if kind == "ne":
-        return bool(actual != expected)
-    if kind == "in":
-        return actual in expected
-    if kind == "nin":
-        return actual not in expected
-    numeric = (int, float)
-    if isinstance(actual, bool) or isinstance(expected, bool):
-        return False
-    if not (isinstance(actual, numeric) and isinstance(expected, numeric)) and not (
-        isinstance(actual, str) and isinstance(expected, str)
-    ):
-        return False  # ordering across types is undefined: no match rather than an error
-    a: Any = actual
-    e: Any = expected
-    return {"gt": a > e, "gte": a >= e, "lt": a < e, "lte": a <= e}[kind]
-
-
 def _files_matching(owner_id: int, store_ids: Sequence[str], filters: Mapping[str, Any]) -> list[int]:
     rows = VectorStoreFile.objects.filter(
         vector_store__owner_id=owner_id,
         vector_store_id__in=store_ids,
         status=VectorStoreFile.Status.COMPLETED,
     ).values_list("id", "attributes")
-    return [pk for pk, attrs in rows if matches_filter(attrs or {}, filters)]
+    return [pk for pk, attrs in rows if filters_.matches(attrs or {}, filters)]

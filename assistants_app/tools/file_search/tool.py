@@ -15,10 +15,7 @@ import json
 import time
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db.models import Q
-from django.utils import timezone
-
+from assistants_app.asyncdb import db
 from assistants_app.models import Run, Thread, VectorStore, VectorStoreFile
 from assistants_app.tools import hosted
 
@@ -66,9 +63,7 @@ class FileSearch:
         threshold = float((config.get("ranking_options") or {}).get("score_threshold") or 0.0)
         ranking = {"ranker": "default_2024_08_21", "score_threshold": threshold}
         try:
-            results = await sync_to_async(run_search, thread_sensitive=False)(
-                ctx.run, query, max_results, threshold
-            )
+            results = await db(run_search)(ctx.run, query, max_results, threshold)
         except SearchError as exc:
             results, error = [], exc.message
         else:
@@ -82,7 +77,7 @@ class FileSearch:
             }
             for r in results
         ]
-        citations = []
+        citations: list[hosted.Citation] = []
         passages = []
         for i, r in enumerate(results):
             marker = f"【{i}†{r.filename}】"
@@ -125,16 +120,15 @@ def stores_by_owner(run: Run) -> dict[int, list[str]]:
     """The run's vector stores grouped by the owner they may be searched as."""
     thread = Thread.objects.select_related("owner").get(id=run.thread_id)
     grouped: dict[int, list[str]] = {}
-    live = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
     thread_ids = (thread.tool_resources or {}).get("file_search", {}).get("vector_store_ids", [])
-    for vs_id in VectorStore.objects.filter(live, id__in=thread_ids, owner=thread.owner).values_list(
-        "id", flat=True
+    for vs_id in (
+        VectorStore.objects.live().filter(id__in=thread_ids, owner=thread.owner).values_list("id", flat=True)
     ):
         grouped.setdefault(thread.owner_id, []).append(vs_id)
     assistant = run.assistant
     assistant_ids = (run.tool_resources or {}).get("file_search", {}).get("vector_store_ids", [])
     if assistant is not None and assistant_ids:
-        stores = VectorStore.objects.filter(live, id__in=assistant_ids)
+        stores = VectorStore.objects.live().filter(id__in=assistant_ids)
         if assistant.owner_id is not None:
             stores = stores.filter(owner_id=assistant.owner_id)
         else:
@@ -146,11 +140,10 @@ def stores_by_owner(run: Run) -> dict[int, list[str]]:
 
 
 def run_search(run: Run, query: str, max_results: int, threshold: float) -> list[Any]:
-    from assistants_app.services_vector_stores import touch
-
     grouped = stores_by_owner(run)
     all_ids = [vs for ids in grouped.values() for vs in ids]
-    touch(all_ids)  # a run's search keeps its stores alive, as the API's expires_after defines
+    # A run's search keeps its stores alive, as the API's expires_after defines.
+    VectorStore.objects.touch(all_ids)
     _wait_for_indexing(all_ids)
     results = []
     for owner_id, ids in grouped.items():

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from assistants_app import services
 from assistants_app.backends import fake
 from assistants_app.models import Assistant, File, Message, RunStep
+from assistants_app.services.runs import start_run
+from assistants_app.services.threads import create_thread, post_message
 from assistants_app.tools.code_interpreter import sandbox
 from assistants_app.tools.code_interpreter.tool import parse_code, partial_code
 from tests.support.helpers import collect_events, names, text_of, wait_run
@@ -39,9 +40,9 @@ def test_reverse_a_string_with_code_streams_tool_deltas(executor, ci_settings, a
         fake.tool_turn(("code_interpreter", json.dumps({"code": code}))),
         fake.text_turn("The reversed string is ", "tpgtahcianepo."),
     )
-    thread = services.create_thread(alice)
-    services.post_message(thread, role="user", content='Reverse the string "openaichatgpt".')
-    run = services.start_run(thread, assistant)
+    thread = create_thread(alice)
+    post_message(thread, role="user", content='Reverse the string "openaichatgpt".')
+    run = start_run(thread, assistant)
     events = collect_events(run.id, timeout=90)
     assert names(events)[-1] == "thread.run.completed", events[-1].data
     deltas = [
@@ -72,9 +73,9 @@ def test_generated_png_becomes_an_image_file_of_the_answer(executor, ci_settings
         fake.tool_turn(("code_interpreter", json.dumps({"code": code}))),
         fake.text_turn("Here is the plot and [the data](sandbox:/mnt/data/data.csv)."),
     )
-    thread = services.create_thread(alice)
-    services.post_message(thread, role="user", content="Plot y = x^2")
-    run = services.start_run(thread, assistant)
+    thread = create_thread(alice)
+    post_message(thread, role="user", content="Plot y = x^2")
+    run = start_run(thread, assistant)
     run = wait_run(run.id, timeout=120)
     assert run.status == "completed", run.last_error
     msg = Message.objects.get(run=run)
@@ -92,8 +93,8 @@ def test_generated_png_becomes_an_image_file_of_the_answer(executor, ci_settings
 @needs_sandbox
 def test_exceptions_come_back_to_the_model(executor, ci_settings, alice, assistant):
     fake.script(fake.tool_turn(("code_interpreter", json.dumps({"code": "1/0"}))), fake.text_turn("Oops."))
-    thread = services.create_thread(alice)
-    services.post_message(thread, role="user", content="divide")
-    run = wait_run(services.start_run(thread, assistant).id, timeout=90)
+    thread = create_thread(alice)
+    post_message(thread, role="user", content="divide")
+    run = wait_run(start_run(thread, assistant).id, timeout=90)
     assert run.status == "completed"
     assert "ZeroDivisionError" in fake.requests()[1].messages[-1]["content"]

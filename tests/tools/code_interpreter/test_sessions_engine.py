@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from assistants_app import services
 from assistants_app.backends import fake
 from assistants_app.models import Assistant, RunStep, Thread
 from assistants_app.runs.executor import ThreadedExecutor
+from assistants_app.services.runs import start_run
+from assistants_app.services.threads import create_thread, post_message
 from assistants_app.tools.code_interpreter import sandbox, sessions
 from assistants_app.tools.code_interpreter.session import Session
 from tests.support.helpers import wait_run
@@ -32,8 +33,8 @@ def assistant(alice):
 def run_code(thread: Thread, assistant: Assistant, code: str) -> dict[str, Any]:
     """One run whose model calls the code interpreter once; the call as stored in the run step."""
     fake.script(fake.tool_turn(("code_interpreter", json.dumps({"code": code}))), fake.text_turn("Done."))
-    services.post_message(thread, role="user", content="run it")
-    run = wait_run(services.start_run(thread, assistant).id, timeout=90)
+    post_message(thread, role="user", content="run it")
+    run = wait_run(start_run(thread, assistant).id, timeout=90)
     assert run.status == "completed", run.last_error
     step = RunStep.objects.get(run_id=run.id, type="tool_calls")
     call: dict[str, Any] = step.step_details["tool_calls"][0]
@@ -60,7 +61,7 @@ def until(condition: Any, seconds: float = 30) -> None:
 
 
 def test_two_runs_on_one_thread_share_the_python_state(executor, alice, assistant):
-    thread = services.create_thread(alice)
+    thread = create_thread(alice)
     first = run_code(thread, assistant, "x = 41\nprint('x is set')")
     assert logs_of(first) == "x is set\n"
     second = run_code(thread, assistant, "print(x + 1)")
@@ -71,12 +72,12 @@ def test_two_runs_on_one_thread_share_the_python_state(executor, alice, assistan
     )
     assert "share one Python session" in description and "1 h without a call" in description
     # Another thread of the same user has its own interpreter.
-    other = run_code(services.create_thread(alice), assistant, "print('x' in globals())")
+    other = run_code(create_thread(alice), assistant, "print('x' in globals())")
     assert logs_of(other) == "False\n"
 
 
 def test_deleting_the_thread_ends_its_session(executor, alice, assistant):
-    thread = services.create_thread(alice)
+    thread = create_thread(alice)
     run_code(thread, assistant, "x = 1")
     session = session_of(thread.id)
     assert session is not None and session.proc is not None
@@ -92,7 +93,7 @@ def test_deleting_the_thread_ends_its_session(executor, alice, assistant):
 
 def test_the_model_is_told_when_the_state_was_lost(executor, settings, alice, assistant):
     settings.CODE_INTERPRETER_SESSION_IDLE_SECONDS = 1
-    thread = services.create_thread(alice)
+    thread = create_thread(alice)
     run_code(thread, assistant, "x = 41")
     until(lambda: session_of(thread.id) is None)  # idle for a second: the reaper ended it
     again = run_code(thread, assistant, "print(x)")
@@ -105,7 +106,7 @@ def test_the_model_is_told_when_the_state_was_lost(executor, settings, alice, as
 
 def test_a_runaway_execution_says_the_state_is_lost(executor, settings, alice, assistant):
     settings.CODE_INTERPRETER_WALL_SECONDS = 2
-    thread = services.create_thread(alice)
+    thread = create_thread(alice)
     run_code(thread, assistant, "x = 41")
     stuck = logs_of(run_code(thread, assistant, "while True:\n    pass"))
     assert "Execution timed out after 2 s" in stuck
@@ -121,7 +122,7 @@ def test_a_runaway_execution_says_the_state_is_lost(executor, settings, alice, a
 
 @pytest.mark.usefixtures("transactional_db", "event_log")
 def test_a_restarted_executor_says_the_earlier_state_is_gone(alice, assistant):
-    thread = services.create_thread(alice)
+    thread = create_thread(alice)
     ex = ThreadedExecutor(concurrency=2).start()
     try:
         run_code(thread, assistant, "x = 41")
@@ -142,7 +143,7 @@ def test_a_restarted_executor_says_the_earlier_state_is_gone(alice, assistant):
     # A new thread's first execution has nothing to lose: no note.
     ex = ThreadedExecutor(concurrency=2).start()
     try:
-        assert logs_of(run_code(services.create_thread(alice), assistant, "print(1)")) == "1\n"
+        assert logs_of(run_code(create_thread(alice), assistant, "print(1)")) == "1\n"
     finally:
         ex.stop()
 
@@ -151,7 +152,7 @@ def test_with_sessions_off_each_execution_starts_fresh_and_the_model_knows(
     executor, settings, alice, assistant
 ):
     settings.CODE_INTERPRETER_SESSION_IDLE_SECONDS = 0
-    thread = services.create_thread(alice)
+    thread = create_thread(alice)
     run_code(thread, assistant, "x = 41")
     assert session_of(thread.id) is None
     second = logs_of(run_code(thread, assistant, "print(globals().get('x'))"))

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 
-from assistants_app import services
 from assistants_app.backends import fake
 from assistants_app.models import Assistant, File, Message, Run
+from assistants_app.services.runs import start_run
+from assistants_app.services.threads import create_thread, post_message
 from assistants_app.tools.code_interpreter import sandbox
 from assistants_app.tools.code_interpreter.tool import seed_workdir, store_outputs, workdir_for
 from tests.support.helpers import wait_run
@@ -46,14 +47,14 @@ def _upload(owner, name: str, data: bytes, purpose: str = "assistants") -> File:
 
 
 def _run_with_attachments(alice, assistant, files: list[File]) -> Run:
-    thread = services.create_thread(alice)
-    services.post_message(
+    thread = create_thread(alice)
+    post_message(
         thread,
         role="user",
         content="use these",
         attachments=[{"file_id": f.id, "tools": [{"type": "code_interpreter"}]} for f in files],
     )
-    return services.start_run(thread, assistant)
+    return start_run(thread, assistant)
 
 
 @needs_sandbox
@@ -162,9 +163,9 @@ def test_a_non_utf8_output_name_is_skipped_with_a_note(executor, settings, alice
         fake.tool_turn(("code_interpreter", json.dumps({"code": code}))),
         fake.text_turn("Wrote them."),
     )
-    thread = services.create_thread(alice)
-    services.post_message(thread, role="user", content="write files")
-    run = wait_run(services.start_run(thread, assistant).id, timeout=90)
+    thread = create_thread(alice)
+    post_message(thread, role="user", content="write files")
+    run = wait_run(start_run(thread, assistant).id, timeout=90)
     assert run.status == "completed", run.last_error
     outputs = File.objects.filter(owner=alice, purpose="assistants_output")
     assert [f.filename for f in outputs] == ["ok.txt"]

@@ -284,11 +284,11 @@ def test_large_stores_prune_common_query_terms(alice, settings):
     assert unpruned[0].filename == "zebra.txt" and len(unpruned) == 7
     settings.FILE_SEARCH_LEXICAL_BUDGET = 2  # "store is large": keep terms while their df sum <= 2
     if connection.vendor == "postgresql":
-        from assistants_app.tools.file_search import index
+        from assistants_app.tools.file_search import lexical
 
         with connection.cursor() as cur:
             cur.execute("ANALYZE assistants_app_chunk")  # PostgreSQL estimates df from ANALYZE statistics
-        index._pg_stats_cache.clear()
+        lexical._pg_stats_cache.clear()
     pruned = search(alice.pk, [store.id], query)
     # Only the rarest term ("zebra", in 1 chunk) was matched and scored.
     assert [r.filename for r in pruned] == ["zebra.txt"]

@@ -8,10 +8,11 @@ import re
 
 from django.core.files.base import ContentFile
 
-from assistants_app import services
 from assistants_app.backends import fake
 from assistants_app.backends.base import ChatRequest
 from assistants_app.models import Assistant, File, Message, RunStep, VectorStore, VectorStoreFile
+from assistants_app.services.runs import start_run
+from assistants_app.services.threads import create_thread, post_message
 from assistants_app.tools.file_search.ingest import ingest_vector_store_file
 from tests.support.helpers import wait_run
 
@@ -67,9 +68,9 @@ def test_run_answers_from_retrieved_passage_with_citation(executor, alice):
         tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
     )
     fake.script(search_turn("capital of Zorbania"), answer_from_passage)
-    thread = services.create_thread(alice)
-    services.post_message(thread, role="user", content="What is the capital of Zorbania?")
-    run = wait_run(services.start_run(thread, assistant).id)
+    thread = create_thread(alice)
+    post_message(thread, role="user", content="What is the capital of Zorbania?")
+    run = wait_run(start_run(thread, assistant).id)
     assert run.status == "completed", run.last_error
     step = RunStep.objects.get(run=run, type="tool_calls")
     call = step.step_details["tool_calls"][0]
@@ -95,9 +96,9 @@ def test_retrieval_never_crosses_owners(executor, alice, bob):
         tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
     )
     fake.script(search_turn("capital of Zorbania"), fake.text_turn("I don't know."))
-    thread = services.create_thread(bob)
-    services.post_message(thread, role="user", content="capital?")
-    run = wait_run(services.start_run(thread, assistant).id)
+    thread = create_thread(bob)
+    post_message(thread, role="user", content="capital?")
+    run = wait_run(start_run(thread, assistant).id)
     assert run.status == "completed"
     call = RunStep.objects.get(run=run, type="tool_calls").step_details["tool_calls"][0]
     assert call["file_search"]["results"] == []
@@ -107,8 +108,8 @@ def test_retrieval_never_crosses_owners(executor, alice, bob):
 def test_message_attachment_is_indexed_into_the_thread_store(executor, alice):
     f = make_file(alice, "notes.txt", DOC)
     assistant = Assistant.objects.create(owner=alice, model="gpt-4o", tools=[{"type": "file_search"}])
-    thread = services.create_thread(alice)
-    services.post_message(
+    thread = create_thread(alice)
+    post_message(
         thread,
         role="user",
         content="What is the capital?",
@@ -118,7 +119,7 @@ def test_message_attachment_is_indexed_into_the_thread_store(executor, alice):
     store_id = thread.tool_resources["file_search"]["vector_store_ids"][0]
     assert VectorStore.objects.get(id=store_id).owner == alice
     fake.script(search_turn("capital of Zorbania"), answer_from_passage)
-    run = wait_run(services.start_run(thread, assistant).id, timeout=60)
+    run = wait_run(start_run(thread, assistant).id, timeout=60)
     assert run.status == "completed", run.last_error
     assert VectorStoreFile.objects.get(vector_store_id=store_id, file=f).status == "completed"
     assert Message.objects.get(run=run).text.startswith("The capital of Zorbania is Quexlin")
@@ -132,8 +133,8 @@ def test_staff_assistant_stores_serve_chat_users(executor, staff, alice):
         tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
     )
     fake.script(search_turn("capital of Zorbania"), answer_from_passage)
-    thread = services.create_thread(alice, is_chat=True)
-    services.post_message(thread, role="user", content="capital?")
-    run = wait_run(services.start_run(thread, assistant).id)
+    thread = create_thread(alice, is_chat=True)
+    post_message(thread, role="user", content="capital?")
+    run = wait_run(start_run(thread, assistant).id)
     assert run.status == "completed"
     assert Message.objects.get(run=run).content[0]["text"]["annotations"][0]["file_citation"]["file_id"]

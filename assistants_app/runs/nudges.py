@@ -1,7 +1,8 @@
-"""Nudging executors: "a run is queued" and "cancel this run".
+"""Wake-ups and cancels for the executors: "a run is queued" and "cancel this run".
 
-These are latency optimisations only. Executors also poll the database (RUN_POLL_SECONDS), so a
-lost nudge delays a run by at most one poll interval and never loses it.
+Executors in this process are told directly; with REDIS_URL, those in other processes through a
+Redis pub/sub channel. These are latency optimisations only: executors also poll the database
+(RUN_POLL_SECONDS), so a lost nudge delays a run by at most one poll interval and never loses it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
@@ -22,6 +23,7 @@ CHANNEL = "assistants:runs:control"
 
 _local: list[Executor] = []
 _lock = threading.Lock()
+_publishers: dict[str, Any] = {}  # REDIS_URL -> a sync client, made on first use
 
 
 def register(executor: Executor) -> None:
@@ -35,15 +37,21 @@ def unregister(executor: Executor) -> None:
             _local.remove(executor)
 
 
+def _publisher(url: str) -> Any:
+    with _lock:
+        client = _publishers.get(url)
+        if client is None:
+            import redis
+
+            client = _publishers[url] = redis.Redis.from_url(url)
+        return client
+
+
 def _redis_publish(message: dict[str, str]) -> None:
     if not settings.REDIS_URL:
         return
     try:
-        from assistants_app.runs.events import get_event_log
-
-        client = getattr(get_event_log(), "_sync", None)
-        if client is not None:
-            client.publish(CHANNEL, json.dumps(message))
+        _publisher(settings.REDIS_URL).publish(CHANNEL, json.dumps(message))
     except Exception:
         log.warning("could not publish %s to Redis", message, exc_info=True)
 

@@ -87,6 +87,15 @@ def create_key(user: Any, *, name: str = "", raw: str | None = None) -> NewKey:
     return NewKey(row, raw)
 
 
+def find_keys(ref: str) -> list[ApiKey]:
+    """The key with row id `ref`, or the active keys whose shown prefix `ref` is (or begins, or is
+    the beginning of: a full key also identifies its row, its first 12 characters being the prefix)."""
+    if ref.isdigit():
+        return list(ApiKey.objects.filter(id=int(ref)))
+    candidates = ApiKey.objects.filter(prefix__startswith=ref[:16], revoked_at__isnull=True)
+    return [k for k in candidates if ref.startswith(k.prefix) or k.prefix.startswith(ref)]
+
+
 def revoke_key(key_id: int) -> ApiKey:
     """Revoke a key by its row id; revoking twice keeps the first revocation time."""
     row = ApiKey.objects.filter(id=key_id).first()

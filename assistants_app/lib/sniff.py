@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import mimetypes
 
+# How much of a file's start is looked at.
+SNIFF_BYTES = 4096
+
 _MAGIC: list[tuple[bytes, str]] = [
     (b"%PDF-", "application/pdf"),
     (b"\x89PNG\r\n\x1a\n", "image/png"),

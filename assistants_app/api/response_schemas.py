@@ -1,12 +1,15 @@
 """JSON Schemas of the objects /v1 returns (the OpenAPI document's components).
 
-They mirror objects.py. They are checked against real responses by the schemathesis test, so a
+They mirror serializers.py. They are checked against real responses by the schemathesis test, so a
 field added there without being added here (or the other way round) fails the suite.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from assistants_app.models.files import VECTOR_STORE_FILE_STATUSES
+from assistants_app.models.run import RunStatus
 
 
 def nullable(s: dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +40,7 @@ def obj(
         "required": [k for k in props if k not in optional],
     }
     if closed or object_name is not None:
-        # API objects list every field they have: one added to objects.py but not here fails the
+        # API objects list every field they have: one added to serializers.py but not here fails the
         # schemathesis test instead of going undocumented.
         s["additionalProperties"] = False
     return s
@@ -134,20 +137,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "created_at": TS,
             "thread_id": STR,
             "assistant_id": STR,
-            "status": {
-                "type": "string",
-                "enum": [
-                    "queued",
-                    "in_progress",
-                    "requires_action",
-                    "cancelling",
-                    "cancelled",
-                    "failed",
-                    "completed",
-                    "incomplete",
-                    "expired",
-                ],
-            },
+            "status": {"type": "string", "enum": list(RunStatus.values)},
             "required_action": nullable(OBJ),
             "last_error": nullable(obj({"code": STR, "message": STR})),
             "expires_at": nullable(TS),
@@ -218,3 +208,106 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "RunStepList": listing("RunStep"),
     "FileList": listing("OpenAIFile"),
 }
+
+
+# --- vector stores ---------------------------------------------------------------------------------
+FILE_COUNTS = obj(
+    {"in_progress": INT, "completed": INT, "failed": INT, "cancelled": INT, "total": INT}, closed=True
+)
+STATIC_CHUNKING = obj(
+    {
+        "type": {"type": "string", "enum": ["static"]},
+        "static": obj({"max_chunk_size_tokens": INT, "chunk_overlap_tokens": INT}, closed=True),
+    },
+    closed=True,
+)
+TEXT_PART = obj({"type": {"type": "string", "enum": ["text"]}, "text": STR}, closed=True)
+ATTRIBUTES = {"type": "object", "additionalProperties": {"anyOf": [STR, NUM, BOOL]}}
+
+
+def _unpaged(object_name: str, item: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return obj(
+        {
+            "object": {"type": "string", "enum": [object_name]},
+            **(extra or {}),
+            "data": {"type": "array", "items": item},
+            "has_more": BOOL,
+            "next_page": nullable(STR),
+        },
+        closed=True,
+    )
+
+
+VECTOR_STORE_COMPONENTS: dict[str, dict[str, Any]] = {
+    "VectorStore": obj(
+        {
+            "id": STR,
+            "created_at": TS,
+            "name": STR,
+            "usage_bytes": INT,
+            "file_counts": FILE_COUNTS,
+            "status": {"type": "string", "enum": ["expired", "in_progress", "completed"]},
+            "expires_after": nullable(
+                obj({"anchor": {"type": "string", "enum": ["last_active_at"]}, "days": INT}, closed=True)
+            ),
+            "expires_at": nullable(TS),
+            "last_active_at": nullable(TS),
+            "metadata": METADATA,
+        },
+        object_name="vector_store",
+    ),
+    "VectorStoreFile": obj(
+        {
+            "id": STR,
+            "created_at": TS,
+            "vector_store_id": STR,
+            "status": {"type": "string", "enum": list(VECTOR_STORE_FILE_STATUSES)},
+            "last_error": nullable(
+                obj(
+                    {
+                        "code": {
+                            "type": "string",
+                            "enum": ["server_error", "unsupported_file", "invalid_file"],
+                        },
+                        "message": STR,
+                    },
+                    closed=True,
+                )
+            ),
+            "usage_bytes": INT,
+            "attributes": ATTRIBUTES,
+            "chunking_strategy": STATIC_CHUNKING,
+        },
+        object_name="vector_store.file",
+    ),
+    "VectorStoreFileBatch": obj(
+        {
+            "id": STR,
+            "created_at": TS,
+            "vector_store_id": STR,
+            "status": {"type": "string", "enum": ["in_progress", "completed", "cancelled", "failed"]},
+            "file_counts": FILE_COUNTS,
+        },
+        object_name="vector_store.files_batch",
+    ),
+    "VectorStoreFileContent": _unpaged("vector_store.file_content.page", TEXT_PART),
+    "VectorStoreSearchResults": _unpaged(
+        "vector_store.search_results.page",
+        obj(
+            {
+                "file_id": STR,
+                "filename": STR,
+                "score": NUM,
+                "attributes": ATTRIBUTES,
+                "content": {"type": "array", "items": TEXT_PART},
+            },
+            closed=True,
+        ),
+        {"search_query": {"type": "array", "items": STR}},
+    ),
+    "VectorStoreDeleted": deleted("vector_store.deleted"),
+    "VectorStoreFileDeleted": deleted("vector_store.file.deleted"),
+    "VectorStoreList": listing("VectorStore"),
+    "VectorStoreFileList": listing("VectorStoreFile"),
+}
+COMPONENTS.update(VECTOR_STORE_COMPONENTS)

@@ -20,6 +20,8 @@ from .models import (
     VectorStoreFile,
     VectorStoreFileBatch,
 )
+from .models.files import VECTOR_STORE_FILE_STATUSES
+from .models.run import EXPIRING_STATUSES
 
 
 def ts(value: datetime | None) -> int | None:
@@ -83,7 +85,7 @@ def run_obj(r: Run) -> dict[str, Any]:
         "status": r.status,
         "required_action": r.required_action,
         "last_error": r.last_error,
-        "expires_at": ts(r.expires_at) if r.status in ("queued", "in_progress", "requires_action") else None,
+        "expires_at": ts(r.expires_at) if r.status in EXPIRING_STATUSES else None,
         "started_at": ts(r.started_at),
         "cancelled_at": ts(r.cancelled_at),
         "failed_at": ts(r.failed_at),
@@ -114,8 +116,8 @@ def step_obj(s: RunStep, *, include_file_search_content: bool = True) -> dict[st
                 {k: v for k, v in c.items() if not k.startswith("_")} for c in details.get("tool_calls", [])
             ],
         }
-    if not include_file_search_content and details.get("type") == "tool_calls":
-        details = _strip_file_search_content(details)
+    if not include_file_search_content:
+        details = _without_results_content(details)
     return {
         "id": s.id,
         "object": "thread.run.step",
@@ -136,15 +138,35 @@ def step_obj(s: RunStep, *, include_file_search_content: bool = True) -> dict[st
     }
 
 
-def _strip_file_search_content(details: dict[str, Any]) -> dict[str, Any]:
-    calls = []
-    for call in details.get("tool_calls", []):
+def _without_results_content(details: dict[str, Any]) -> dict[str, Any]:
+    """step_details (or a step delta's) without the text of file_search results."""
+    calls = details.get("tool_calls") if details.get("type") == "tool_calls" else None
+    if not calls or not any(c.get("type") == "file_search" for c in calls):
+        return details
+    stripped = []
+    for call in calls:
         if call.get("type") == "file_search":
             fs = dict(call.get("file_search") or {})
-            fs["results"] = [{k: v for k, v in r.items() if k != "content"} for r in fs.get("results", [])]
+            if "results" in fs:
+                fs["results"] = [{k: v for k, v in r.items() if k != "content"} for r in fs["results"] or []]
             call = {**call, "file_search": fs}
-        calls.append(call)
-    return {**details, "tool_calls": calls}
+        stripped.append(call)
+    return {**details, "tool_calls": stripped}
+
+
+def without_file_search_content(event: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A run event's payload without file_search result content: what a reader gets unless its
+    request asked to `include` it. Steps and step deltas alike; other events are returned as is."""
+    if event == "thread.run.step.delta":
+        delta = data.get("delta") or {}
+        details = delta.get("step_details") or {}
+        stripped = _without_results_content(details)
+        return data if stripped is details else {**data, "delta": {**delta, "step_details": stripped}}
+    if event.startswith("thread.run.step."):
+        details = data.get("step_details") or {}
+        stripped = _without_results_content(details)
+        return data if stripped is details else {**data, "step_details": stripped}
+    return data
 
 
 def file_obj(f: File) -> dict[str, Any]:
@@ -161,13 +183,13 @@ def file_obj(f: File) -> dict[str, Any]:
     }
 
 
-# --- vector stores (counts and statuses are computed by services_vector_stores) ------------------------
+# --- vector stores (counts and statuses are computed by services/vector_stores.py) ---------------------
 # What OpenAI reports for the auto strategy; rows attached without one (the admin's uploads) use it.
 AUTO_CHUNKING = {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
 
 
 def file_counts(counts: Mapping[str, int]) -> dict[str, int]:
-    c = {s: int(counts.get(s, 0)) for s in ("in_progress", "completed", "failed", "cancelled")}
+    c = {s: int(counts.get(s, 0)) for s in VECTOR_STORE_FILE_STATUSES}
     return {**c, "total": sum(c.values())}
 
 

@@ -17,26 +17,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from assistants_app.errors import InvalidRequest
-
-_JSON_TYPE_NAMES = {
-    bool: "a boolean",
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    list: "an array",
-    dict: "an object",
-    type(None): "null",
-}
-
-
-def _kind(value: Any) -> str:
-    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+from assistants_app.lib.jsontypes import JSON_TYPE_NAMES, type_message
 
 
 def _type_error(path: str, expected: str, value: Any) -> InvalidRequest:
-    return InvalidRequest(
-        f"Invalid type for '{path}': expected {expected}, but got {_kind(value)} instead.", param=path
-    )
+    return InvalidRequest(type_message(path, expected, value), param=path)
 
 
 def check_text(value: str, path: str) -> str:
@@ -84,7 +69,7 @@ def check_depth(value: Any, path: str = "") -> None:
                 stack.append((child, depth + 1, top))
 
 
-def _check_json_text(value: Any, path: str) -> None:
+def check_json_text(value: Any, path: str) -> None:
     # Iterative (an explicit stack), so that no nesting depth can exhaust Python's recursion limit.
     check_depth(value, path)
     stack: list[tuple[Any, str]] = [(value, path)]
@@ -136,7 +121,7 @@ class Field:
         return self.check(value, path)
 
     def expected(self) -> str:
-        return _JSON_TYPE_NAMES.get(
+        return JSON_TYPE_NAMES.get(
             {
                 "string": str,
                 "integer": int,
@@ -237,7 +222,8 @@ class Num(Field):
                 param=path,
                 code="decimal_above_max_value" if not self.integer else "integer_above_max_value",
             )
-        return value
+        number: int | float = value
+        return number
 
     def base_schema(self) -> dict[str, Any]:
         s: dict[str, Any] = {"type": self.json_type}
@@ -277,7 +263,7 @@ class AnyObject(Field):
     def check(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise _type_error(path, "an object", value)
-        _check_json_text(value, path)
+        check_json_text(value, path)
         return value
 
     def base_schema(self) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Forms for the staff admin: the assistant editor (tools, response format, retrieval uploads) and
-API key creation. Validation lives here so that the admin classes only wire things together.
+API key creation. Parsing lives here so that the admin classes only wire things together; the rules
+for tools are services/tools.py's, the API's own.
 """
 
 from __future__ import annotations
@@ -14,13 +15,10 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 
-from .models import ApiKey, Assistant
+from assistants_app.models import ApiKey, Assistant
+from assistants_app.services import tools
 
-FUNCTION_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Hosted tools are called by these names: a function with one of them would be ambiguous to the model.
-RESERVED_FUNCTION_NAMES = frozenset({"file_search", "code_interpreter"})
-FUNCTION_KEYS = frozenset({"name", "description", "parameters", "strict"})
 RESPONSE_FORMATS = (
     ("auto", "auto (plain text)"),
     ("json_object", "json_object (any JSON object)"),
@@ -29,28 +27,13 @@ RESPONSE_FORMATS = (
 JSON_SCHEMA_KEYS = frozenset({"name", "description", "schema", "strict"})
 
 
-def check_json_schema(schema: Any, where: str) -> list[str]:
-    """Problems with `schema` as a JSON Schema object; [] when it is one."""
-    from jsonschema.exceptions import SchemaError
-    from jsonschema.validators import validator_for
-
-    if not isinstance(schema, dict):
-        return [f"{where} must be a JSON object (a JSON Schema), not {type(schema).__name__}."]
-    try:
-        validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        path = "/".join(str(p) for p in exc.path)
-        at = f" at '{path}'" if path else ""
-        return [f"{where} is not a valid JSON Schema{at}: {exc.message}"]
-    return []
-
-
 def parse_functions(raw: str) -> tuple[list[dict[str, Any]], list[str]]:
     """Parse the function-tools textarea: a JSON list of function definitions.
 
     Items may also be given in the API's wrapped form {"type": "function", "function": {...}}, since
-    that is what people copy from request bodies. Returns (functions, errors); every error names the
-    function it is about, so that one save reports all of them.
+    that is what people copy from request bodies. Returns (functions, errors). The definitions are
+    checked by the API's own validator (services/tools.py); every error names the function it is
+    about, so that one save reports all of them.
     """
     raw = (raw or "").strip()
     if not raw:
@@ -62,8 +45,8 @@ def parse_functions(raw: str) -> tuple[list[dict[str, Any]], list[str]]:
     if not isinstance(data, list):
         return [], ['Expected a JSON list of function definitions, e.g. [{"name": "get_weather", ...}].']
     functions: list[dict[str, Any]] = []
+    numbers: list[int] = []  # each function's position in the textarea's list, from 1
     errors: list[str] = []
-    seen: set[str] = set()
     for i, item in enumerate(data, 1):
         if (
             isinstance(item, dict)
@@ -74,35 +57,14 @@ def parse_functions(raw: str) -> tuple[list[dict[str, Any]], list[str]]:
         if not isinstance(item, dict):
             errors.append(f"Function #{i} must be a JSON object.")
             continue
-        name = item.get("name")
-        label = f"Function #{i} ({name})" if isinstance(name, str) and name else f"Function #{i}"
-        unknown = sorted(set(item) - FUNCTION_KEYS)
-        if unknown:
-            errors.append(
-                f"{label}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(FUNCTION_KEYS))}."
-            )
-        if not isinstance(name, str) or not FUNCTION_NAME_RE.match(name):
-            errors.append(f"{label}: name must be 1-64 characters of letters, digits, '_' or '-'.")
-        elif name in RESERVED_FUNCTION_NAMES:
-            errors.append(
-                f"{label}: the name '{name}' is reserved for the hosted tool; use the checkbox above."
-            )
-        elif name in seen:
-            errors.append(f"{label}: duplicate function name '{name}'.")
-        else:
-            seen.add(name)
-        if "description" in item and not isinstance(item["description"], str):
-            errors.append(f"{label}: description must be a string.")
-        if "strict" in item and not isinstance(item["strict"], bool):
-            errors.append(f"{label}: strict must be true or false.")
-        if "parameters" in item:
-            params = item["parameters"]
-            problems = check_json_schema(params, f"{label}: parameters")
-            if not problems and "type" in params and params["type"] != "object":
-                # The model passes arguments as one JSON object, so the top level must describe one.
-                problems = [f'{label}: parameters must describe an object ("type": "object").']
-            errors.extend(problems)
         functions.append(item)
+        numbers.append(i)
+    for problem in tools.tool_problems([{"type": "function", "function": f} for f in functions]):
+        name = functions[problem.index].get("name")
+        number = numbers[problem.index]
+        label = f"Function #{number} ({name})" if isinstance(name, str) and name else f"Function #{number}"
+        hint = " Use the checkbox above." if problem.code == "reserved_function_name" else ""
+        errors.append(f"{label}: {problem.message}{hint}")
     return functions, errors
 
 
@@ -127,11 +89,11 @@ def parse_json_schema_format(raw: str) -> tuple[dict[str, Any] | None, list[str]
     if unknown:
         errors.append(f"Unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(JSON_SCHEMA_KEYS))}.")
     name = data.get("name")
-    if not isinstance(name, str) or not FUNCTION_NAME_RE.match(name):
+    if not isinstance(name, str) or not re.fullmatch(tools.FUNCTION_NAME_PATTERN, name):
         errors.append("name must be 1-64 characters of letters, digits, '_' or '-'.")
     if "strict" in data and not isinstance(data["strict"], bool):
         errors.append("strict must be true or false.")
-    errors.extend(check_json_schema(data["schema"], "schema"))
+    errors.extend(tools.check_json_schema(data["schema"], "schema"))
     return data, errors
 
 
@@ -146,13 +108,13 @@ class MultipleFileField(forms.FileField):
         kwargs.setdefault("widget", MultipleFileInput())
         super().__init__(*args, **kwargs)
 
-    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
+    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile[bytes]]:
         items = data if isinstance(data, list | tuple) else ([data] if data else [])
         single = super().clean
         return [single(item, initial) for item in items if item]
 
 
-class AssistantForm(forms.ModelForm):
+class AssistantForm(forms.ModelForm[Assistant]):
     # Set by the admin per request: the backend's model ids, or None for a free-text input.
     model_choices: list[str] | None = None
 
@@ -246,7 +208,7 @@ class AssistantForm(forms.ModelForm):
         rf = self.instance.response_format
         kind = rf.get("type") if isinstance(rf, dict) else "auto"
         self.initial["response_format_type"] = kind if kind in ("json_object", "json_schema") else "auto"
-        if kind == "json_schema":
+        if kind == "json_schema" and isinstance(rf, dict):
             self.initial["response_format_schema"] = json.dumps(
                 rf.get("json_schema"), indent=2, ensure_ascii=False
             )
@@ -272,7 +234,7 @@ class AssistantForm(forms.ModelForm):
                 raise ValidationError("Use an http:// or https:// URL.")
         return url
 
-    def clean_retrieval_files(self) -> list[UploadedFile]:
+    def clean_retrieval_files(self) -> list[UploadedFile[bytes]]:
         files = self.cleaned_data.get("retrieval_files") or []
         limit = settings.FILE_UPLOAD_MAX_BYTES
         too_big = [f.name for f in files if f.size > limit]
@@ -320,7 +282,7 @@ class AssistantForm(forms.ModelForm):
         return None  # "auto": the API stores auto as null
 
     def save(self, commit: bool = True) -> Assistant:
-        assistant = super().save(commit=False)
+        assistant: Assistant = super().save(commit=False)
         assistant.tools = self.build_tools()
         assistant.response_format = self.build_response_format()
         if commit:
@@ -328,7 +290,7 @@ class AssistantForm(forms.ModelForm):
         return assistant
 
 
-class ApiKeyCreateForm(forms.ModelForm):
+class ApiKeyCreateForm(forms.ModelForm[ApiKey]):
     """Adding a key: pick the user and a label; the key itself is generated and shown once."""
 
     class Meta:

@@ -2,32 +2,28 @@
 
 One live chat thread per user (the partial unique constraint "one_live_chat_thread_per_user" is
 the arbiter, not a read-then-write), "new conversation" archives it, and the page reads history
-newest-first through the (thread, id) index.
+newest-first through the (thread, id) index. Errors are ChatError, in words for the page.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from assistants_app import services, services_storage
-from assistants_app.errors import InvalidRequest, TooManyActiveRuns
+from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
-from assistants_app.models.run import ACTIVE_STATUSES
+from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
 
-log = logging.getLogger(__name__)
+from . import files, lookups, runs, threads
 
 HISTORY_PAGE = 30
 MAX_MESSAGE_CHARS = 32_000
@@ -41,6 +37,8 @@ ALLOWED_EXTENSIONS = frozenset(
     }
 )  # fmt: skip
 ATTACHMENT_TOOLS = [{"type": "file_search"}, {"type": "code_interpreter"}]
+# A reply that ended like this offers Retry: live, when its run ends, and after a reload.
+RETRYABLE_STATUSES = (RunStatus.FAILED, RunStatus.EXPIRED, RunStatus.INCOMPLETE)
 
 
 class ChatError(Exception):
@@ -52,13 +50,8 @@ class ChatError(Exception):
         self.status = status
 
 
-def user_group(user_id: Any) -> str:
-    """The channel-layer group of one user's chat sockets (control messages only, never deltas)."""
-    return f"chat.user.{user_id}"
-
-
 # --- threads ---------------------------------------------------------------------------------------
-def _live_threads(user: Any) -> Any:
+def _live_threads(user: Any) -> QuerySet[Thread]:
     return Thread.objects.filter(owner=user, is_chat=True, archived_at__isnull=True)
 
 
@@ -68,7 +61,7 @@ def live_thread(user: Any, *, create: bool = True) -> Thread | None:
         return thread
     try:
         with transaction.atomic():
-            return services.create_thread(user, is_chat=True)
+            return threads.create_thread(user, is_chat=True)
     except IntegrityError:
         # A concurrent request (another tab) created it between our read and insert.
         return _live_threads(user).get()
@@ -79,10 +72,10 @@ def archive(user: Any) -> Thread | None:
     thread = live_thread(user, create=False)
     if thread is None:
         return None
-    run = services.active_run(thread)
+    run = lookups.active_run(thread)
     if run is not None:
         try:
-            services.cancel_run(run)
+            runs.cancel_run(run)
         except InvalidRequest:
             pass  # it finished meanwhile
     Thread.objects.filter(id=thread.id, archived_at__isnull=True).update(archived_at=timezone.now())
@@ -100,6 +93,12 @@ def default_assistant() -> Assistant:
     return assistant
 
 
+def assistant_name() -> str:
+    """The name the chat page shows for its assistant."""
+    assistant = Assistant.objects.filter(is_default=True).only("name").first()
+    return (assistant.name if assistant else "") or "Assistant"
+
+
 def last_run(thread: Thread) -> Run | None:
     return Run.objects.filter(thread=thread).order_by("-id").first()
 
@@ -109,6 +108,22 @@ def user_run(user: Any, run_id: str) -> Run | None:
     if not isinstance(run_id, str) or not run_id.startswith("run_") or len(run_id) > 40:
         return None
     return Run.objects.filter(id=run_id, thread__owner=user, thread__is_chat=True).first()
+
+
+def runs_to_follow(user: Any, page_run: str) -> list[str]:
+    """What a socket that opens should stream: the run its page was rendered with (if the user's),
+    then the live thread's active run, if that is another one."""
+    run_ids: list[str] = []
+    if page_run:
+        run = user_run(user, page_run)
+        if run is not None:
+            run_ids.append(run.id)
+    thread = live_thread(user, create=False)
+    if thread is not None:
+        active = lookups.active_run(thread)
+        if active is not None and active.id not in run_ids:
+            run_ids.append(active.id)
+    return run_ids
 
 
 # --- history ---------------------------------------------------------------------------------------
@@ -165,6 +180,28 @@ def _tool_steps(
     return list(qs.order_by("id")[:200])
 
 
+def question_of(run_id: str) -> Message | None:
+    """The user message a run answers (the thread's last one before the run), with file names."""
+    run = Run.objects.filter(id=run_id).only("thread_id", "created_at").first()
+    if run is None:
+        return None
+    msg = (
+        Message.objects.filter(thread_id=run.thread_id, role="user", created_at__lte=run.created_at)
+        .order_by("-id")
+        .first()
+    )
+    if msg is not None:
+        attach_file_names([msg])
+    return msg
+
+
+def run_messages(run_id: str) -> list[Message]:
+    """A run's messages from their rows (for when its event log is gone), with file names."""
+    msgs = list(Message.objects.filter(run_id=run_id).order_by("id"))
+    attach_file_names(msgs)
+    return msgs
+
+
 def attach_file_names(messages: list[Message]) -> None:
     """Set `m.files` to [(file_id, filename)] for rendering, with one query for the whole page."""
     ids = {a.get("file_id") for m in messages for a in (m.attachments or []) if isinstance(a, dict)}
@@ -178,8 +215,12 @@ def attach_file_names(messages: list[Message]) -> None:
 
 
 # --- sending ---------------------------------------------------------------------------------------
-def store_attachment(user: Any, upload: UploadedFile) -> File:
-    name = PurePath(upload.name or "upload").name[:255] or "upload"
+BUSY = "The assistant is still replying. Wait for it, or press Stop."
+
+
+def check_upload(upload: UploadedFile[bytes]) -> None:
+    """The chat's own limits on an attachment, in words; storing it is files.store_file's."""
+    name = files.display_name(upload.name or "")
     if upload.size is not None and upload.size > settings.FILE_UPLOAD_MAX_BYTES:
         raise ChatError(
             f"“{name}” is {_human(upload.size)}; the limit is {_human(settings.FILE_UPLOAD_MAX_BYTES)}.",
@@ -193,25 +234,9 @@ def store_attachment(user: Any, upload: UploadedFile) -> File:
         raise ChatError(
             f"Files of type “{suffix or name}” can't be attached. Allowed: {allowed}.", status=415
         )
-    digest = hashlib.sha256()
-    for chunk in upload.chunks():
-        digest.update(chunk)
-    upload.seek(0)
-    f = File(
-        owner=user,
-        filename=name,
-        purpose="assistants",
-        bytes=upload.size or 0,
-        sha256=digest.hexdigest(),
-        content_type=(upload.content_type or "")[:100],
-    )
-    try:
-        return services_storage.save_file(f, upload, name=name)
-    except services_storage.StorageQuotaExceeded as exc:
-        raise _quota_error(exc) from exc
 
 
-def _quota_error(exc: services_storage.StorageQuotaExceeded) -> ChatError:
+def _quota_error(exc: files.StorageQuotaExceeded) -> ChatError:
     return ChatError(
         f"There is no room left for this file: you have used {_human(exc.used)} of your "
         f"{_human(exc.quota)} of storage, and it needs {_human(exc.size)}. "
@@ -228,8 +253,10 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def send(user: Any, text: str, uploads: list[UploadedFile] = ()) -> tuple[Message, Run]:  # type: ignore[assignment]
-    """Post the user's message and start the reply, in one transaction (no orphan messages)."""
+def send(user: Any, text: str, uploads: list[UploadedFile[bytes]] | None = None) -> tuple[Message, Run]:
+    """Post the user's message with its attachments and start the reply, in one transaction: a
+    refused message (busy thread, run cap, storage quota) leaves nothing behind."""
+    uploads = list(uploads or [])
     text = (text or "").strip()
     if not text:
         raise ChatError("Type a message first.")
@@ -237,33 +264,26 @@ def send(user: Any, text: str, uploads: list[UploadedFile] = ()) -> tuple[Messag
         raise ChatError(
             f"That message is too long ({len(text)} characters; the limit is {MAX_MESSAGE_CHARS})."
         )
+    for upload in uploads:
+        check_upload(upload)
     assistant = default_assistant()
     thread = live_thread(user)
     assert thread is not None
-    busy = services.active_run(thread)
-    if busy is not None:
-        raise ChatError("The assistant is still replying. Wait for it, or press Stop.", status=409)
-    with _run_quota_words():
-        # Before the attachments are stored: a refused message leaves nothing behind.
-        services.check_run_quota(user.pk)
-    try:  # all of them, before storing any: no half-stored message
-        services_storage.check_quota(user.pk, sum(u.size or 0 for u in uploads))
-    except services_storage.StorageQuotaExceeded as exc:
-        raise _quota_error(exc) from exc
-    files = [store_attachment(user, u) for u in uploads]
-    attachments = [{"file_id": f.id, "tools": ATTACHMENT_TOOLS} for f in files]
+    message = {
+        "role": "user",
+        "content": text,
+        "attachments": [{"upload": u, "tools": ATTACHMENT_TOOLS} for u in uploads],
+    }
     try:
         with _run_quota_words():
-            run = services.start_run(
-                thread,
-                assistant,
-                additional_messages=[{"role": "user", "content": text, "attachments": attachments}],
-            )
-    except services.ThreadBusy as exc:
-        raise ChatError("The assistant is still replying. Wait for it, or press Stop.", status=409) from exc
-    message = Message.objects.filter(thread=thread, role="user").order_by("-id").first()
-    assert message is not None
-    return message, run
+            # All of them, before storing any: no half-stored message.
+            files.check_quota(user.pk, sum(u.size or 0 for u in uploads))
+            started = runs.start(thread, assistant, additional_messages=[message])
+    except ThreadBusy as exc:
+        raise ChatError(BUSY, status=409) from exc
+    except files.StorageQuotaExceeded as exc:
+        raise _quota_error(exc) from exc
+    return started.messages[0], started.run
 
 
 def retry(user: Any) -> Run:
@@ -272,8 +292,8 @@ def retry(user: Any) -> Run:
     assistant = default_assistant()
     try:
         with _run_quota_words():
-            return services.start_run(thread, assistant)
-    except services.ThreadBusy as exc:
+            return runs.start_run(thread, assistant)
+    except ThreadBusy as exc:
         raise ChatError("The assistant is already replying.", status=409) from exc
 
 
@@ -297,21 +317,7 @@ def stop(user: Any, run_id: str) -> Run:
     if run.status not in ACTIVE_STATUSES:
         return run
     try:
-        return services.cancel_run(run)
+        return runs.cancel_run(run)
     except InvalidRequest:
         run.refresh_from_db()
         return run
-
-
-# --- telling the user's other sockets --------------------------------------------------------------
-def notify(user_id: Any, message: dict[str, Any]) -> None:
-    """A small control message to the user's sockets. The channel layer may drop it; every socket
-    also checks for an active run when it (re)connects, so a lost notice costs only liveness in
-    other tabs, never text."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(user_group(user_id), message)
-    except Exception:
-        log.warning("could not notify %s", user_group(user_id), exc_info=True)

@@ -1,0 +1,1 @@
+"""Pure helpers with no database or Django state: content sniffing, the attribute-filter grammar."""

@@ -1,0 +1,196 @@
+"""Tool calls in a run: what the model is offered, streaming its calls into the tool step, executing
+hosted tools, and the run's earlier tool rounds as the model reads them back.
+
+Hosted tools (tools/hosted.py) are offered as functions under their type's name. A stored tool
+call keeps what the model wrote and read (`_arguments`, `_output`) beside the API's fields; API
+objects omit those (objects.step_obj).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistants_app.backends.base import ToolCallDelta
+from assistants_app.ids import new_call_id
+from assistants_app.models import Run, RunStep
+from assistants_app.tools import hosted
+
+from .context import count_tokens
+from .outputs import Call, Outputs, Round
+
+Hosted = dict[str, hosted.HostedTool]
+
+
+def tool_specs(run: Run) -> tuple[list[dict[str, Any]], Hosted]:
+    """The Chat Completions tools for `run`, and its hosted tools by the function name they get."""
+    specs: list[dict[str, Any]] = []
+    hosted_by_name: Hosted = {}
+    for tool in run.tools or []:
+        ttype = tool.get("type")
+        if ttype == "function":
+            fn = tool["function"]
+            spec = {
+                "name": fn["name"],
+                "description": fn.get("description", ""),
+                "parameters": fn.get("parameters") or {"type": "object", "properties": {}},
+            }
+            if fn.get("strict") is not None:
+                spec["strict"] = fn["strict"]
+            specs.append({"type": "function", "function": spec})
+        else:
+            impl = hosted.get(ttype)
+            if impl is None:
+                continue
+            spec = impl.function_spec(run, tool)
+            hosted_by_name[spec["name"]] = impl
+            specs.append({"type": "function", "function": spec})
+    return specs, hosted_by_name
+
+
+def tool_choice(run: Run) -> Any:
+    """The run's tool_choice in Chat Completions form (a hosted tool is a function there)."""
+    choice = run.tool_choice
+    if choice is None or isinstance(choice, str):
+        return choice
+    if choice.get("type") == "function":
+        return choice
+    return {"type": "function", "function": {"name": choice.get("type")}}
+
+
+async def on_delta(outputs: Outputs, rnd: Round, ev: ToolCallDelta, hosted_by_name: Hosted) -> None:
+    """Add a streamed tool-call fragment to the round and announce it in the tool step."""
+    if rnd.tool_step is None:
+        await outputs.open_tool_step(rnd)
+    call = rnd.calls.get(ev.index)
+    fresh = call is None
+    if call is None:
+        call = rnd.calls[ev.index] = Call(index=ev.index, id=ev.id or new_call_id())
+    if ev.name:
+        call.name += ev.name
+    if ev.arguments:
+        call.arguments += ev.arguments
+        rnd.completion_tokens += count_tokens(ev.arguments)
+    impl = hosted_by_name.get(call.name)
+    if impl is not None:
+        if fresh or ev.name:
+            outputs.step_delta(rnd, call.index, impl.initial_call(call.id))
+        elif ev.arguments:
+            payload = impl.input_delta(call.arguments, ev.arguments)
+            if payload is not None:
+                outputs.step_delta(rnd, call.index, payload)
+        return
+    fn: dict[str, Any] = {"arguments": ev.arguments or ""}
+    if fresh or ev.name:
+        fn["name"] = call.name
+        fn["output"] = None
+    payload = {"type": "function", "function": fn}
+    if fresh:
+        payload["id"] = call.id
+    outputs.step_delta(rnd, call.index, payload)
+
+
+@dataclass
+class Executed:
+    pending: list[dict[str, Any]]  # function calls the client must answer (submit_tool_outputs)
+    files: list[hosted.OutputFile] = field(default_factory=list)  # for the answer that follows
+    citations: list[hosted.Citation] = field(default_factory=list)
+
+
+async def execute(
+    run: Run,
+    outputs: Outputs,
+    rnd: Round,
+    hosted_by_name: Hosted,
+    race: Callable[[Awaitable[hosted.ToolOutcome]], Awaitable[hosted.ToolOutcome]],
+) -> Executed:
+    """Execute the round's hosted calls (each under `race`: cancel and expiry stop it) and record
+    every call in the tool step, which completes unless function calls wait for the client."""
+    step = rnd.tool_step
+    assert step is not None
+    done = Executed(pending=[])
+    calls: list[dict[str, Any]] = []
+    functions = {t["function"]["name"] for t in run.tools or [] if t.get("type") == "function"}
+    for call in sorted(rnd.calls.values(), key=lambda c: c.index):
+        impl = hosted_by_name.get(call.name)
+        if impl is not None:
+            ctx = hosted.ToolContext(
+                run=run,
+                step_id=step.id,
+                index=call.index,
+                call_id=call.id,
+                emit_delta=functools.partial(outputs.step_delta, rnd, call.index),
+            )
+            outcome = await race(impl.execute(ctx, call.arguments))
+            calls.append(
+                {**outcome.tool_call, "id": call.id, "_arguments": call.arguments, "_output": outcome.output}
+            )
+            done.files += outcome.files
+            done.citations += outcome.citations
+            continue
+        output = None if call.name in functions else f"Error: there is no tool named {call.name!r}."
+        calls.append(
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments, "output": output},
+            }
+        )
+        if output is None:
+            done.pending.append(
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+            )
+    await outputs.save_tool_step(rnd, calls, completed=not done.pending)
+    return done
+
+
+# --- earlier rounds, as the model reads them back ----------------------------------------------
+def tool_tail(run: Run) -> list[dict[str, Any]]:
+    """This run's tool rounds in Chat Completions form, oldest first."""
+    tail: list[dict[str, Any]] = []
+    for step in RunStep.objects.filter(run=run, type="tool_calls").order_by("id"):
+        calls = step.step_details.get("tool_calls", [])
+        if not calls:
+            continue
+        tail.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": call_name(c), "arguments": call_arguments(c)},
+                    }
+                    for c in calls
+                ],
+            }
+        )
+        for c in calls:
+            tail.append({"role": "tool", "tool_call_id": c["id"], "content": call_output(c) or ""})
+    return tail
+
+
+def call_name(call: dict[str, Any]) -> str:
+    if call.get("type") == "function":
+        return str(call["function"]["name"])
+    return str(call.get("type", ""))
+
+
+def call_arguments(call: dict[str, Any]) -> str:
+    if call.get("type") == "function":
+        return str(call["function"].get("arguments", ""))
+    return call.get("_arguments") or json.dumps(call.get(call.get("type", ""), {}).get("input", ""))
+
+
+def call_output(call: dict[str, Any]) -> str | None:
+    """A call's output, or None while it has none (a function call waiting for the client)."""
+    output = call["function"].get("output") if call.get("type") == "function" else call.get("_output")
+    return None if output is None else str(output)
