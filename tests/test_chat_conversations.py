@@ -106,7 +106,7 @@ def test_delete_removes_messages_runs_files_and_the_threads_store(
     fake.script(fake.text_turn("ok"))
     thread = conversations.current(alice)
     upload = SimpleUploadedFile("notes.txt", b"secret notes", content_type="text/plain")
-    q, run = chat.send(alice, "read this", [upload], thread=thread)
+    _, run = chat.send(alice, "read this", [upload], thread=thread)
     wait_run(run.id)
     f = File.objects.get(owner=alice)
     blob = f.data.path

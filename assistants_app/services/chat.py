@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+import imagesize
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -21,7 +22,7 @@ from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
 
-from . import conversations, files, runs, versions
+from . import conversations, feedback, files, lookups, runs, versions
 
 HISTORY_PAGE = 30
 MAX_MESSAGE_CHARS = 32_000
@@ -152,6 +153,59 @@ def attach_file_names(messages: list[Message]) -> None:
             for a in (m.attachments or [])
             if isinstance(a, dict) and a.get("file_id")
         ]
+
+
+# --- what a page of messages shows besides their text ----------------------------------------------
+@dataclass(frozen=True)
+class Image:
+    file_id: str
+    name: str
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class Decorations:
+    pagers: dict[str, versions.Pager] = field(default_factory=dict)
+    ratings: dict[str, int] = field(default_factory=dict)
+    images: dict[str, Image] = field(default_factory=dict)  # by file id
+    assistant_names: dict[str, str] = field(default_factory=dict)  # by assistant id
+
+
+def decorations(user: Any, messages: list[Message]) -> Decorations:
+    """Version pagers, the user's ratings, image names and sizes (so an image takes its place before
+    it loads and the page does not jump) and the name of the assistant that wrote each reply."""
+    replies = [m for m in messages if m.role == "assistant"]
+    image_ids = {
+        p["image_file"]["file_id"]
+        for m in replies
+        for p in m.content or []
+        if isinstance(p, dict) and p.get("type") == "image_file"
+    }
+    images: dict[str, Image] = {}
+    for f in lookups.live_files(user).filter(id__in=image_ids) if image_ids else []:
+        images[f.id] = Image(f.id, f.filename, *_image_size(f))
+    assistant_ids = {m.assistant_id for m in replies if m.assistant_id}
+    names = (
+        dict(Assistant.objects.filter(id__in=assistant_ids).values_list("id", "name"))
+        if assistant_ids
+        else {}
+    )
+    return Decorations(
+        pagers=versions.pagers(messages),
+        ratings=feedback.ratings(user, [m.id for m in replies]),
+        images=images,
+        assistant_names={k: v for k, v in names.items() if v},
+    )
+
+
+def _image_size(f: File) -> tuple[int | None, int | None]:
+    try:
+        with f.data.open("rb") as fh:
+            width, height = imagesize.get(fh)
+    except (OSError, ValueError):
+        return None, None
+    return (width, height) if width > 0 and height > 0 else (None, None)
 
 
 # --- sending ---------------------------------------------------------------------------------------
