@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.utils.html import escape
+from django.utils.html import escape, strip_tags
 from django.utils.text import Truncator
 
 from assistants_app.asyncdb import db
@@ -37,6 +37,7 @@ from assistants_app.services import chat, conversations, lookups
 from . import notices
 from .fragments import bubble, merge, render_message, run_controls, run_notice, upsert
 from .live import EventRenderer, Op
+from .rendering import markdown_to_html
 
 # At most this many run ids a reconnecting page may name.
 MAX_RESUME = 8
@@ -206,7 +207,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         ops = self._rendered([msg])
         name = chat.decorations(self.user, [msg]).assistant_names.get(msg.assistant_id or "")
         who = name or self.renderer.assistant_name
-        words = Truncator(" ".join(msg.text.split())).chars(300)
+        words = Truncator(" ".join(strip_tags(markdown_to_html(msg.text)).split())).chars(300)
         return ops, f"{who} replied: {words}" if words else f"{who} replied."
 
     async def _follower(self) -> None:
