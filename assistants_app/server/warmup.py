@@ -1,0 +1,47 @@
+"""Warm-up before the server accepts connections.
+
+The first message after a start used to wait 2.4-4 s: the executor warmed the tool modules (numpy,
+pypdf), the tokenizer's ranks, and the first request compiled templates, Markdown and Pygments —
+all after daphne had started accepting work. `manage.py serve` calls `warm()` first, then listens.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+_warm = False
+
+
+def warm() -> float:
+    """Load what the first run and the first chat page need; returns the seconds it took."""
+    global _warm
+    started = time.monotonic()
+    from django.db import connection
+    from django.template.loader import get_template
+    from django.urls import get_resolver
+
+    from assistants_app.runs.executor import _warm_up
+    from assistants_app.web import consumers  # noqa: F401  (channels, the socket's modules)
+    from assistants_app.web.rendering import LiveMarkdown, markdown_to_html
+
+    _warm_up()  # tool modules, the tokenizer
+    get_resolver().url_patterns  # noqa: B018  (imports every view module)
+    for name in ("chat/page.html", "chat/fragments.html", "chat/sidebar.html", "registration/login.html"):
+        get_template(name)
+    markdown_to_html("**warm** `up`\n\n```python\nprint('x')\n```\n\n| a |\n|---|\n| 1 |\n")
+    live = LiveMarkdown()
+    live.append("warm\n\nup")
+    live.render()
+    connection.ensure_connection()
+    connection.close()  # the serving threads open their own
+    _warm = True
+    seconds = time.monotonic() - started
+    log.info("warmed up in %.2f s", seconds)
+    return seconds
+
+
+def is_warm() -> bool:
+    return _warm
