@@ -10,6 +10,9 @@ from django.contrib.auth import get_user_model
 from assistants_app.backends import fake
 from assistants_app.runs import events
 
+# The chat product's shared browser and live server (one each per session).
+pytest_plugins = ["tests.chat_live"]
+
 
 @pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):  # type: ignore[no-untyped-def]

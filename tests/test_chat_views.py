@@ -85,7 +85,7 @@ def test_regenerate_and_version_flip(client_alice, alice, assistant) -> None:  #
     response = client_alice.post("/chat/regenerate/", {"thread": t.id, "message": first.id}, **HX)
     assert response.status_code == 200
     body = response.content.decode()
-    assert f'<div id="m-{first.id}" hx-swap-oob="delete">' in body and '"follow": "run_' in body
+    assert f'<div hx-swap-oob="delete:#m-{first.id}">' in body and '"follow": "run_' in body
     new_run = Run.objects.exclude(id=first.run_id).get(thread=t)
     Run.objects.filter(id=new_run.id).update(status="completed")
     second = Message.objects.create(thread=t, role="assistant", run=new_run, content=[{"type": "text", "text": {"value": "second answer", "annotations": []}}])
@@ -106,7 +106,7 @@ def test_edit_resend_replaces_the_pair(client_alice, alice, assistant) -> None: 
     r = client_alice.post("/chat/edit/", {"thread": t.id, "message": q.id, "text": "right question"}, **HX)
     body = r.content.decode()
     assert r.status_code == 200 and "right question" in body
-    assert f'<div id="m-{q.id}" hx-swap-oob="delete">' in body and f'<div id="m-{a.id}" hx-swap-oob="delete">' in body
+    assert f'hx-swap-oob="delete:#m-{q.id}"' in body and f'hx-swap-oob="delete:#m-{a.id}"' in body
     old = client_alice.post("/chat/edit/", {"thread": t.id, "message": q.id, "text": "again"}, **HX)
     assert old.status_code == 409 or old.status_code == 400  # busy (a run is queued) or not the latest
 

@@ -29,7 +29,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("chat/rename/", actions.rename, name="chat_rename"),
     path("chat/delete/", actions.delete, name="chat_delete"),
     path("chat/files/<str:file_id>/", views.chat_file, name="chat_file"),
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+    path("favicon.ico", views.favicon),
     path("accounts/signup/", views.signup, name="signup"),
     # Log out only by POST (Django's LogoutView refuses GET).
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

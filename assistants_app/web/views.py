@@ -223,7 +223,8 @@ def chat_retry(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def removals(element_ids: list[str]) -> list[str]:
-    return [f'<div id="{eid}" hx-swap-oob="delete"></div>' for eid in element_ids]
+    # "delete:#id" with an empty fragment: app.js's replace-by-id never sees an element to swap in.
+    return [f'<div hx-swap-oob="delete:#{eid}"></div>' for eid in element_ids]
 
 
 @chat_login_required
@@ -267,6 +268,14 @@ def chat_file(request: HtmxHttpRequest, file_id: str) -> FileResponse:
     )
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    from django.http import HttpResponsePermanentRedirect
+    from django.templatetags.static import static
+
+    # Resolved per request: the hashed name exists only once collectstatic has run.
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 # --- accounts --------------------------------------------------------------------------------------

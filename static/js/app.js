@@ -14,15 +14,17 @@
   // appended again: the replay then rebuilds it exactly once.
   document.addEventListener("htmx:oobBeforeSwap", function (evt) {
     var fragment = evt.detail.fragment;
-    if (!fragment || !fragment.children) return;
+    if (!fragment || !fragment.children || !fragment.children.length) return;
+    var replaced = false;
     Array.from(fragment.children).forEach(function (child) {
       var existing = child.id && document.getElementById(child.id);
       if (existing && existing !== child) {
         existing.replaceWith(child);
         htmx.process(child);
+        replaced = true;
       }
     });
-    if (fragment.childNodes.length === 0) evt.detail.shouldSwap = false;
+    if (replaced && fragment.childNodes.length === 0) evt.detail.shouldSwap = false;
   });
 
   // --- the socket: reconnect soon, and name the runs this page shows ---------------------------
@@ -197,7 +199,7 @@
     if (!t) return;
     if (t.classList.contains("act-copy")) {
       var src = byId(t.dataset.copy);
-      if (src) copyText(src.value, t);
+      if (src) copyText(src.content.textContent, t);
     } else if (t.classList.contains("code-copy")) {
       var code = t.closest(".code-block").querySelector("pre code");
       if (code) copyText(code.textContent, t);
