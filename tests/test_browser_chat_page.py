@@ -107,7 +107,7 @@ def test_typing_goes_on_during_a_reply_and_focus_stays(cpage: Any, chat_server: 
     box.press("Enter")  # sending waits for the reply
     page.locator("#composer-feedback").get_by_text("still replying").wait_for()
     assert box.input_value() == "my next question"
-    assert page.get_by_role("button", name="Send").is_disabled()
+    assert page.get_by_role("button", name="Send", exact=True).is_disabled()
     page.get_by_role("button", name="Stop").click()
     wait_idle(page)
     assert page.evaluate("() => document.activeElement.id") in ("composer-text", "")  # never the page
