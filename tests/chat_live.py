@@ -109,7 +109,11 @@ class LiveServer:
 
 
 def make_server(upstream: FakeUpstream, data: Path, **extra: str) -> LiveServer:
-    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"}
+    }
     env.update(
         DATA_DIR=str(data),
         DATABASE_URL=f"sqlite:///{data}/db.sqlite3",
@@ -135,7 +139,9 @@ def chat_upstream() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture(scope="session")
-def chat_server(chat_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def chat_server(
+    chat_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     server = make_server(chat_upstream, tmp_path_factory.mktemp("chat-server"))
     server.start()
     yield server

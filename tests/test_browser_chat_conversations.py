@@ -10,10 +10,15 @@ import pytest
 from tests.chat_live import LiveServer, browser_available, new_page, send, sign_up, wait_idle, wait_reply_done
 from tests.fakes.upstream import FakeUpstream, hang, text
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_available() is not None, reason=str(browser_available()))]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(browser_available() is not None, reason=str(browser_available())),
+]
 
 
-def test_conversations_list_switch_search_rename_delete(cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream) -> None:
+def test_conversations_list_switch_search_rename_delete(
+    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
     page, base = cpage, chat_server.base
     sign_up(page, base)
     chat_upstream.script(text("Bergen is ", "rainy."), text("Boil it ", "for seven minutes."))
@@ -33,7 +38,11 @@ def test_conversations_list_switch_search_rename_delete(cpage: Any, chat_server:
     page.locator("#messages").get_by_text("Bergen is rainy.").wait_for()
     assert page.evaluate("window.__sameDocument") is True
     assert page.url.startswith(f"{base}/c/thread_")
-    assert page.locator("#conversation-list .conv[aria-current=page]").inner_text().startswith("What is the weather")
+    assert (
+        page.locator("#conversation-list .conv[aria-current=page]")
+        .inner_text()
+        .startswith("What is the weather")
+    )
     # The socket followed: a reply in this conversation streams here.
     chat_upstream.script(text("Still ", "rainy."))
     send(page, "And tomorrow?")
@@ -84,7 +93,9 @@ def test_phone_drawer(cpage: Any, chat_server: LiveServer, chat_upstream: FakeUp
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
 
 
-def test_copy_regenerate_versions_and_feedback(chat_browser: Any, chat_server: LiveServer, chat_upstream: FakeUpstream) -> None:
+def test_copy_regenerate_versions_and_feedback(
+    chat_browser: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
     page = new_page(chat_browser, permissions=["clipboard-read", "clipboard-write"])
     try:
         sign_up(page, chat_server.base)
@@ -118,7 +129,9 @@ def test_copy_regenerate_versions_and_feedback(chat_browser: Any, chat_server: L
         page.context.close()
 
 
-def test_edit_and_resend_the_last_message(cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream) -> None:
+def test_edit_and_resend_the_last_message(
+    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
     page = cpage
     sign_up(page, chat_server.base)
     chat_upstream.script(text("About Pariss?"), text("Paris is in France."))
@@ -132,14 +145,19 @@ def test_edit_and_resend_the_last_message(cpage: Any, chat_server: LiveServer, c
     page.get_by_role("button", name="Save and send").click()
     page.locator("#messages").get_by_text("Paris is in France.").wait_for()
     wait_reply_done(page)
-    assert page.locator("article.msg-user").count() == 1 and "About Pariss?" not in page.locator("#messages").inner_text()
+    assert (
+        page.locator("article.msg-user").count() == 1
+        and "About Pariss?" not in page.locator("#messages").inner_text()
+    )
     page.get_by_label("Version 2 of 2").wait_for()
     page.get_by_role("button", name="Previous version").click()
     page.locator("#messages").get_by_text("About Pariss?").wait_for()
     assert "Where is Pariss?" in page.locator("article.msg-user").last.inner_text()
 
 
-def test_stop_then_continue_and_stopped_is_said_once(cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream) -> None:
+def test_stop_then_continue_and_stopped_is_said_once(
+    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
     page = cpage
     sign_up(page, chat_server.base)
     chat_upstream.script(hang(after=["Once upon ", "a time"]), text(" there was a fox."))

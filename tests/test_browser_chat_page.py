@@ -19,10 +19,15 @@ from tests.chat_live import (
 )
 from tests.fakes.upstream import FakeUpstream, error, hang, text
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_available() is not None, reason=str(browser_available()))]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(browser_available() is not None, reason=str(browser_available())),
+]
 
 
-def test_markdown_renders_while_streaming_with_highlighted_code(chat_browser: Any, chat_server: LiveServer, chat_upstream: FakeUpstream) -> None:
+def test_markdown_renders_while_streaming_with_highlighted_code(
+    chat_browser: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
     page = new_page(chat_browser, permissions=["clipboard-read", "clipboard-write"])
     try:
         sign_up(page, chat_server.base)
@@ -73,14 +78,20 @@ Message.objects.create(thread=t, role='assistant', content=[
     )
 
 
-def test_citation_chips_and_labelled_images(cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream) -> None:
+def test_citation_chips_and_labelled_images(
+    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
     page = cpage
     username = sign_up(page, chat_server.base)
     _add_cited_reply_with_image(chat_server, username)
     page.reload()
     reply = page.locator("article.msg-assistant").last
     chips = reply.locator("a.cite-chip")
-    assert chips.count() == 2 and chips.first.inner_text() == "1" and chips.first.get_attribute("aria-label") == "Source 1: notes.md"
+    assert (
+        chips.count() == 2
+        and chips.first.inner_text() == "1"
+        and chips.first.get_attribute("aria-label") == "Source 1: notes.md"
+    )
     assert "【" not in reply.inner_text()
     sources = reply.locator(".msg-sources li")
     assert sources.count() == 1  # the file is listed once
@@ -94,7 +105,9 @@ def test_citation_chips_and_labelled_images(cpage: Any, chat_server: LiveServer,
     assert reply.locator("figcaption").inner_text() == "growth-chart.png"
 
 
-def test_typing_goes_on_during_a_reply_and_focus_stays(cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream) -> None:
+def test_typing_goes_on_during_a_reply_and_focus_stays(
+    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
     page = cpage
     sign_up(page, chat_server.base)
     chat_upstream.script(hang(after=["thinking ", "hard"]), text("second reply"))
@@ -137,11 +150,15 @@ def test_signed_out_elsewhere_the_draft_survives_sign_in_again(cpage: Any, chat_
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_function("() => document.querySelector('#composer-text') !== null")
-    assert page.url.rstrip("/").endswith(chat_url.rstrip("/").split("/", 3)[-1]) or page.url.startswith(chat_server.base)
+    assert page.url.rstrip("/").endswith(chat_url.rstrip("/").split("/", 3)[-1]) or page.url.startswith(
+        chat_server.base
+    )
     assert page.get_by_label("Message", exact=True).input_value() == "a long and precious draft"
 
 
-def test_errors_are_in_plain_words_with_retry(cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream) -> None:
+def test_errors_are_in_plain_words_with_retry(
+    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
     page = cpage
     sign_up(page, chat_server.base)
     chat_upstream.script(error(401, "invalid key for http://10.1.2.3:8000/v1"), text("Now it works."))
@@ -154,7 +171,9 @@ def test_errors_are_in_plain_words_with_retry(cpage: Any, chat_server: LiveServe
     page.locator("#messages").get_by_text("Now it works.").wait_for()
 
 
-def test_keyboard_labels_focus_ring_and_one_announcement(cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream) -> None:
+def test_keyboard_labels_focus_ring_and_one_announcement(
+    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
     page = cpage
     sign_up(page, chat_server.base)
     assert page.locator("#messages").get_attribute("aria-live") is None
@@ -187,7 +206,9 @@ def test_keyboard_labels_focus_ring_and_one_announcement(cpage: Any, chat_server
         assert page.get_by_label(name).count() + page.get_by_role("button", name=name).count() >= 1
 
 
-def test_phone_tables_keep_numbers_whole(cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream) -> None:
+def test_phone_tables_keep_numbers_whole(
+    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
     page = cpage
     page.set_viewport_size({"width": 390, "height": 844})
     sign_up(page, chat_server.base)

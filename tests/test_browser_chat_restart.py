@@ -9,10 +9,21 @@ from typing import Any
 
 import pytest
 
-from tests.chat_live import LiveServer, browser_available, make_server, new_page, send, sign_up, wait_reply_done
+from tests.chat_live import (
+    LiveServer,
+    browser_available,
+    make_server,
+    new_page,
+    send,
+    sign_up,
+    wait_reply_done,
+)
 from tests.fakes.upstream import FakeUpstream, hang, text
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_available() is not None, reason=str(browser_available()))]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(browser_available() is not None, reason=str(browser_available())),
+]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +34,9 @@ def own_server(chat_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFac
     server.stop()
 
 
-def test_the_page_learns_the_real_end_of_a_reply_after_a_restart(chat_browser: Any, own_server: LiveServer, chat_upstream: FakeUpstream) -> None:
+def test_the_page_learns_the_real_end_of_a_reply_after_a_restart(
+    chat_browser: Any, own_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
     page = new_page(chat_browser)
     try:
         sign_up(page, own_server.base)
@@ -35,20 +48,26 @@ def test_the_page_learns_the_real_end_of_a_reply_after_a_restart(chat_browser: A
         own_server.start()
         back = time.monotonic()
         # No reload: the socket reconnects, names the run, and hears how it really ended.
-        page.wait_for_function("() => !document.querySelector('#run-controls [data-run-active]')", timeout=20_000)
+        page.wait_for_function(
+            "() => !document.querySelector('#run-controls [data-run-active]')", timeout=20_000
+        )
         took = time.monotonic() - back
         notice = page.locator("#run-notice")
         notice.get_by_text("interrupted because the server restarted").wait_for()
         assert notice.get_by_role("button", name="Retry").is_visible()
         assert page.get_by_role("button", name="Send", exact=True).is_enabled()
         reply = page.locator("article.msg-assistant").last
-        assert "will be cut" in reply.inner_text() and not reply.evaluate("(e) => e.classList.contains('is-streaming')")
+        assert "will be cut" in reply.inner_text() and not reply.evaluate(
+            "(e) => e.classList.contains('is-streaming')"
+        )
         print(f"page showed the end state {took:.1f} s after the server was back")
     finally:
         page.context.close()
 
 
-def test_old_replies_keep_the_name_of_the_assistant_that_wrote_them(chat_browser: Any, own_server: LiveServer, chat_upstream: FakeUpstream) -> None:
+def test_old_replies_keep_the_name_of_the_assistant_that_wrote_them(
+    chat_browser: Any, own_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
     page = new_page(chat_browser)
     try:
         sign_up(page, own_server.base)

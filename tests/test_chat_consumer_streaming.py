@@ -77,7 +77,9 @@ async def test_partial_renders_are_bounded_and_the_last_equals_the_history_view(
     executor, alice, assistant, settings
 ) -> None:  # type: ignore[no-untyped-def]
     settings.CHAT_RENDER_INTERVAL_MS = 100
-    words = ["# Plan\n\n", "Some **bold", "** text.\n\n", "```python\n", "x = 1\n"] + [f"y{i} = {i}\n" for i in range(60)]
+    words = ["# Plan\n\n", "Some **bold", "** text.\n\n", "```python\n", "x = 1\n"] + [
+        f"y{i} = {i}\n" for i in range(60)
+    ]
     fake.script(fake.text_turn(*words, "```\n\nDone.", delay=0.01))
     comm = socket(alice, "?tab=t")
     assert (await comm.connect())[0]
@@ -116,7 +118,9 @@ async def test_partial_renders_are_bounded_and_the_last_equals_the_history_view(
         ['<a href="https://x" onclick="alert(7)">x</a> ', "【1†<b onmouseover=alert(8)>f</b>】"],
     ],
 )
-async def test_hostile_markdown_stays_inert_in_every_partial_render(executor, alice, assistant, hostile) -> None:  # type: ignore[no-untyped-def]
+async def test_hostile_markdown_stays_inert_in_every_partial_render(
+    executor, alice, assistant, hostile
+) -> None:  # type: ignore[no-untyped-def]
     fake.script(fake.text_turn(*hostile, " tail", delay=0.15))
     comm = socket(alice, "?tab=t")
     assert (await comm.connect())[0]
@@ -147,7 +151,9 @@ async def test_an_unclosed_code_fence_renders_as_a_code_block_so_far(executor, a
     await comm.disconnect()
 
 
-async def test_a_reconnecting_page_learns_that_its_run_ended_while_it_was_away(alice, assistant, event_log) -> None:  # type: ignore[no-untyped-def]
+async def test_a_reconnecting_page_learns_that_its_run_ended_while_it_was_away(
+    alice, assistant, event_log
+) -> None:  # type: ignore[no-untyped-def]
     """A server restart: the run the page showed was ended by recovery, and its event log (in the
     old process's memory) is gone. The page names the run when its socket reconnects."""
     _, run = await send(alice, "a long question")

@@ -30,7 +30,9 @@ def client_alice(client, alice):  # type: ignore[no-untyped-def]
 
 
 def _reply(thread: Thread, text: str, question: Message, assistant: Assistant) -> Message:
-    run = Run.objects.create(thread=thread, assistant=assistant, assistant_ref=assistant.id, model="m", status="completed")
+    run = Run.objects.create(
+        thread=thread, assistant=assistant, assistant_ref=assistant.id, model="m", status="completed"
+    )
     ChatAnswer.objects.create(run=run, question=question)
     return Message.objects.create(
         thread=thread,
@@ -67,7 +69,9 @@ def test_search_rename_and_delete_through_the_list(client_alice, alice, assistan
     _ask(b, "sourdough starter")
     found = client_alice.get("/chat/conversations/?q=sourdough", **HX).content.decode()
     assert "Cooking" in found and "Bergen" not in found
-    renamed = client_alice.post("/chat/rename/", {"thread": a.id, "title": "Oslo <trip>", "showing": a.id}, **HX)
+    renamed = client_alice.post(
+        "/chat/rename/", {"thread": a.id, "title": "Oslo <trip>", "showing": a.id}, **HX
+    )
     assert renamed.status_code == 200 and "Oslo &lt;trip&gt;" in renamed.content.decode()
     assert 'id="conversation-title" hx-swap-oob' in renamed.content.decode()
     assert Thread.objects.get(id=a.id).title == "Oslo <trip>"
@@ -88,7 +92,12 @@ def test_regenerate_and_version_flip(client_alice, alice, assistant) -> None:  #
     assert f'<div hx-swap-oob="delete:#m-{first.id}">' in body and '"follow": "run_' in body
     new_run = Run.objects.exclude(id=first.run_id).get(thread=t)
     Run.objects.filter(id=new_run.id).update(status="completed")
-    second = Message.objects.create(thread=t, role="assistant", run=new_run, content=[{"type": "text", "text": {"value": "second answer", "annotations": []}}])
+    second = Message.objects.create(
+        thread=t,
+        role="assistant",
+        run=new_run,
+        content=[{"type": "text", "text": {"value": "second answer", "annotations": []}}],
+    )
     page = client_alice.get("/").content.decode()
     assert "second answer" in page and "first answer" not in page
     assert 'aria-label="Version 2 of 2"' in page
@@ -139,7 +148,12 @@ def test_export_downloads(client_alice, alice, assistant) -> None:  # type: igno
 
 def test_signed_out_htmx_request_gets_a_sign_in_again_fragment(client, alice, assistant) -> None:  # type: ignore[no-untyped-def]
     t = Thread.objects.create(owner=alice, is_chat=True)
-    r = client.post("/chat/send/", {"text": "my long draft", "thread": t.id}, HTTP_HX_CURRENT_URL=f"http://testserver/c/{t.id}/", **HX)
+    r = client.post(
+        "/chat/send/",
+        {"text": "my long draft", "thread": t.id},
+        HTTP_HX_CURRENT_URL=f"http://testserver/c/{t.id}/",
+        **HX,
+    )
     assert r.status_code == 401 and r["HX-Retarget"] == "#session-notice"
     body = r.content.decode()
     assert "Sign in again" in body and f"/accounts/login/?next=%2Fc%2F{t.id}%2F" in body
@@ -152,7 +166,9 @@ def test_a_stale_csrf_token_gets_a_reload_fragment(alice, assistant) -> None:  #
     c = Client(enforce_csrf_checks=True)
     c.force_login(alice)
     r = c.post("/chat/send/", {"text": "hi"}, HTTP_X_CSRFTOKEN="stale", **HX)
-    assert r.status_code == 403 and r["HX-Retarget"] == "#session-notice" and "out of date" in r.content.decode()
+    assert (
+        r.status_code == 403 and r["HX-Retarget"] == "#session-notice" and "out of date" in r.content.decode()
+    )
 
 
 def test_favicon(client, db) -> None:  # type: ignore[no-untyped-def]

@@ -59,8 +59,14 @@ def streamed_text(frames: str, message_id: str) -> str:
     assert created >= 0
     rest = frames[created:]
     mid = re.escape(message_id)
-    done = "".join(re.findall(rf'<div hx-swap-oob="beforeend:#m-{mid}-done">(.*?)</div>(?=<div hx-swap|\n|$)', rest, flags=re.S))
-    tails = re.findall(rf'<div hx-swap-oob="innerHTML:#m-{mid}-tail">(.*?)</div>(?=<div hx-swap|\n|$)', rest, flags=re.S)
+    done = "".join(
+        re.findall(
+            rf'<div hx-swap-oob="beforeend:#m-{mid}-done">(.*?)</div>(?=<div hx-swap|\n|$)', rest, flags=re.S
+        )
+    )
+    tails = re.findall(
+        rf'<div hx-swap-oob="innerHTML:#m-{mid}-tail">(.*?)</div>(?=<div hx-swap|\n|$)', rest, flags=re.S
+    )
     shown = done + (tails[-1] if tails else "")
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", shown)).split())
 

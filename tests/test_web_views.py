@@ -228,7 +228,9 @@ def test_history_pages_newest_first_then_older(client_alice, alice, assistant) -
     page = client_alice.get("/").content.decode()
     shown = re.findall(r"note (\d{3})", page)
     assert shown == [f"{i:03d}" for i in range(40, 70)]  # the newest 30, oldest of them at the top
-    more = re.search(r'hx-get="/chat/history/\?before=(msg_\w+)&amp;thread=thread_\w+" hx-trigger="revealed"', page)
+    more = re.search(
+        r'hx-get="/chat/history/\?before=(msg_\w+)&amp;thread=thread_\w+" hx-trigger="revealed"', page
+    )
     assert more is not None and more.group(1) == ids[40]
     older = client_alice.get(f"/chat/history/?before={ids[40]}", **HX).content.decode()
     assert re.findall(r"note (\d{3})", older) == [f"{i:03d}" for i in range(10, 40)]

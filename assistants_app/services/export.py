@@ -23,7 +23,7 @@ def _messages(thread: Thread) -> Iterator[Message]:
 
 def _names(thread: Thread) -> tuple[dict[str, str], dict[str, str]]:
     files = dict(File.objects.filter(owner_id=thread.owner_id).values_list("id", "filename"))
-    assistants = dict(Assistant.objects.values_list("id", "name"))
+    assistants = {k: v or "Assistant" for k, v in Assistant.objects.values_list("id", "name")}
     return files, assistants
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.http import Http404, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
 from assistants_app.errors import InvalidRequest, ThreadBusy
@@ -146,16 +147,10 @@ def rename(request: HtmxHttpRequest) -> HttpResponse:
         return feedback_response(request, exc.message, 400)
     entry = conversations.Entry(thread.id, thread.title, thread.last_activity_at)
     current = request.POST.get("showing", "")
-    html = render_to_string("chat/sidebar.html#entry", {"entry": entry, "current": current}, request=request)
+    html: str = render_to_string("chat/sidebar.html#entry", {"entry": entry, "current": current}, request=request)
     if current == thread.id:
-        html += f'<span id="conversation-title" hx-swap-oob="innerHTML">{_escape(thread.title)}</span>'
+        html += format_html('<span id="conversation-title" hx-swap-oob="innerHTML">{}</span>', thread.title)
     return HttpResponse(html)
-
-
-def _escape(text: str) -> str:
-    from django.utils.html import escape
-
-    return escape(text)
 
 
 @chat_login_required

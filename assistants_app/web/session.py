@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -50,16 +50,16 @@ def _notice(request: HttpRequest, kind: str, status: int) -> HttpResponse:
     return response
 
 
-def chat_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def chat_login_required[V: Callable[..., HttpResponseBase]](view: V) -> V:
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.user.is_authenticated:
             return view(request, *args, **kwargs)
         if _is_htmx(request):
             return _notice(request, "signed_out", 401)
         return redirect_to_login(request.get_full_path())
 
-    return wrapped
+    return wrapped  # type: ignore[return-value]
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
-from django.templatetags.static import static
 from django.urls import URLPattern, URLResolver, include, path, re_path
-from django.views.generic import RedirectView
 
 from . import actions, views
 
