@@ -13,7 +13,7 @@ def test_serve_is_warm_before_daphne_listens(monkeypatch: pytest.MonkeyPatch, se
     from daphne import cli
 
     from assistants_app.runs import context
-    from assistants_app.server import warmup
+    from chatsite import warmup
     from assistants_app.web import rendering
 
     settings.RUN_EXECUTOR = "external"  # no executor thread: only serve's own warm-up counts

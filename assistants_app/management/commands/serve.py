@@ -21,7 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         from daphne.cli import CommandLineInterface
 
-        from assistants_app.server import warmup
+        from chatsite import warmup
         from assistants_app.server.http import install
 
         # Request bodies are capped inside Twisted, before they are buffered (server/http.py).

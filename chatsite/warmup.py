@@ -3,6 +3,7 @@
 The first message after a start used to wait 2.4-4 s: the executor warmed the tool modules (numpy,
 pypdf), the tokenizer's ranks, and the first request compiled templates, Markdown and Pygments —
 all after daphne had started accepting work. `manage.py serve` calls `warm()` first, then listens.
+It lives beside the ASGI application (the composition root): it touches every layer.
 """
 
 from __future__ import annotations
