@@ -29,6 +29,7 @@ def warm() -> float:
     from assistants_app.web.rendering import LiveMarkdown, markdown_to_html
 
     _warm_up()  # tool modules, the tokenizer
+    _warm_model_client()
     get_resolver().url_patterns  # noqa: B018  (imports every view module)
     for name in ("chat/page.html", "chat/fragments.html", "chat/sidebar.html", "registration/login.html"):
         get_template(name)
@@ -42,6 +43,27 @@ def warm() -> float:
     seconds = time.monotonic() - started
     log.info("warmed up in %.2f s", seconds)
     return seconds
+
+
+def _warm_model_client() -> None:
+    """The openai SDK: its import, its lazily loaded resources and response models (their pydantic
+    validators are built on first use). No request is made."""
+    import openai
+    from openai.types.chat import ChatCompletionChunk
+
+    from assistants_app.backends import openai_compat  # noqa: F401
+
+    client = openai.AsyncOpenAI(base_url="http://127.0.0.1:9/v1", api_key="warm-up", max_retries=0)
+    client.chat.completions  # noqa: B018  (imports the resource modules)
+    ChatCompletionChunk.model_validate(
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "x"}, "finish_reason": None}],
+        }
+    )
 
 
 def is_warm() -> bool:

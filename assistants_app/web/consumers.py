@@ -251,16 +251,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def _schedule_flush(self) -> None:
         """Render buffered text now if the last render is older than the interval, else once the
-        interval is up: at most one render per interval, and the first text shows at once."""
+        interval is up: at most one render per interval, and the first text shows at once. Renders
+        are planned on a fixed grid (last planned time + interval), so loop latency does not
+        stretch the interval and the rate stays at 1/interval while text keeps coming."""
         if self._flush_at is not None:
             return
         loop = asyncio.get_running_loop()
-        delay = max(0.0, self._last_flush + self._interval - loop.time())
-        self._flush_at = loop.call_later(delay, self._flush)
+        planned = max(loop.time(), self._last_flush + self._interval)
+        self._flush_at = loop.call_at(planned, self._flush, planned)
 
-    def _flush(self) -> None:
+    def _flush(self, planned: float) -> None:
         self._flush_at = None
-        self._last_flush = asyncio.get_running_loop().time()
+        self._last_flush = planned
         for op in self.renderer.flush():
             self.outbox.put_nowait(op)
 
