@@ -16,6 +16,7 @@ grows. first: `serve` is started, and as soon as it accepts connections a run is
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import statistics
@@ -39,7 +40,10 @@ def pct(values: list[float], p: float) -> float:
 def server_part(conversations: int, messages: int, samples: int) -> None:
     tmp = tempfile.mkdtemp(prefix="bench-chat-")
     os.environ.update(
-        DATA_DIR=tmp, DATABASE_URL=f"sqlite:///{tmp}/db.sqlite3", LOG_LEVEL="WARNING", ALLOWED_HOSTS="testserver"
+        DATA_DIR=tmp,
+        DATABASE_URL=f"sqlite:///{tmp}/db.sqlite3",
+        LOG_LEVEL="WARNING",
+        ALLOWED_HOSTS="testserver",
     )
     os.environ["DJANGO_SETTINGS_MODULE"] = "chatsite.settings"
     import django
@@ -107,7 +111,11 @@ def server_part(conversations: int, messages: int, samples: int) -> None:
         ("switch (pane only, HTMX)", "/c/{id}/", hx),
         ("open a conversation (full page, with the list)", "/c/{id}/", {}),
         ("conversation list page", "/chat/conversations/", {"HTTP_HX_REQUEST": "true"}),
-        ("search title + text (20k messages)", "/chat/conversations/?q=lazy+dog+while", {"HTTP_HX_REQUEST": "true"}),
+        (
+            "search title + text (20k messages)",
+            "/chat/conversations/?q=lazy+dog+while",
+            {"HTTP_HX_REQUEST": "true"},
+        ),
     ):
         times, queries = [], 0
         for _ in range(samples):
@@ -170,9 +178,11 @@ def browser_part(tokens: int, per_second: float) -> None:
             browser.close()
             server.stop()
     span = (growth[-1] - growth[0]) / 1000 if len(growth) > 1 else float("nan")
-    gaps = [b - a for a, b in zip(growth, growth[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(growth)]
     print(f"\n{tokens} tokens at {per_second:.0f} tokens/s (one token per chunk)\n")
-    print("| text growth events | over (s) | per second | gap p50 / p99 (ms) | long tasks > 50 ms | longest task (ms) |")
+    print(
+        "| text growth events | over (s) | per second | gap p50 / p99 (ms) | long tasks > 50 ms | longest task (ms) |"
+    )
     print("|---|---|---|---|---|---|")
     print(
         f"| {len(growth)} | {span:.2f} | {len(growth) / span:.1f} | {statistics.median(gaps):.0f} / "
@@ -202,7 +212,12 @@ def first_part(root: Path) -> None:
 
         def manage(*args: str) -> str:
             return subprocess.run(
-                [sys.executable, "manage.py", *args], cwd=root, env=env, check=True, capture_output=True, text=True
+                [sys.executable, "manage.py", *args],
+                cwd=root,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
 
         manage("migrate", "--noinput")
@@ -225,6 +240,7 @@ def first_part(root: Path) -> None:
             except OSError:
                 time.sleep(0.02)
         listening = time.monotonic() - started
+
         # Plain HTTP, not the SDK: the SDK's own first-use costs (lazy imports, model building)
         # would be counted as the server's.
         def call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def test_conversations_list_switch_search_rename_delete(
     wait_reply_done(page)
     first_title = page.locator("#conversation-list .conv").first
     assert "What is the weather like in Bergen?" in first_title.inner_text()  # titled at once
-    page.get_by_role("button", name="New conversation").click()
+    page.get_by_role("button", name="New conversation", exact=True).click()
     page.wait_for_function("() => !document.querySelector('#messages .msg')")
     send(page, "How long do I boil an egg?")
     wait_reply_done(page)
@@ -188,3 +188,31 @@ def test_export_markdown_and_json(cpage: Any, chat_server: LiveServer, chat_upst
         page.get_by_role("link", name="Export this conversation as JSON").click()
     data = json.loads(open(js.value.path(), encoding="utf-8").read())
     assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
+
+
+def test_a_10000_message_conversation_opens_at_its_newest_page_and_loads_older_on_scroll(
+    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+) -> None:
+    page = cpage
+    username = sign_up(page, chat_server.base)
+    chat_server.shell(
+        f"""
+from django.contrib.auth.models import User
+from assistants_app.models import Message, Thread
+u = User.objects.get(username={username!r})
+t = Thread.objects.create(owner=u, is_chat=True, title='Very long')
+Message.objects.bulk_create([Message(thread=t, role='user' if i % 2 == 0 else 'assistant',
+    content=[dict(type='text', text=dict(value=f'note {{i:05d}}', annotations=[]))]) for i in range(10000)], batch_size=2000)
+"""
+    )
+    page.reload()  # lands on "Very long", the most recent; go to the other one and back
+    page.locator("#conversation-list .conv-link", has_text="New conversation").click()
+    page.wait_for_function("() => !document.querySelector('#messages .msg')")
+    page.locator("#conversation-list .conv-link", has_text="Very long").click()
+    page.locator("#messages").get_by_text("note 09999").wait_for()
+    shown = page.locator("#messages article.msg").count()
+    assert shown == 30
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_function("() => document.querySelectorAll('#messages article.msg').length >= 60")
+    assert page.locator("#messages").get_by_text("note 09940").count() == 1
+    assert page.locator("#messages").get_by_text("note 09999").count() == 1  # nothing repeated

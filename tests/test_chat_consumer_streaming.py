@@ -184,3 +184,26 @@ async def test_resume_names_only_the_users_own_runs(alice, bob, assistant) -> No
     frames = "".join(await frames_until(comm, lambda f: "can&#x27;t be shown" in f or "can't be shown" in f))
     assert "secret" not in frames and "msg-" not in frames
     await comm.disconnect()
+
+
+async def test_another_tab_drops_the_version_a_regenerate_replaced(alice, assistant) -> None:  # type: ignore[no-untyped-def]
+    from assistants_app.web import notices
+
+    thread = await sync_to_async(chat.live_thread)(alice)
+    tab = socket(alice, f"?tab=B&thread={thread.id}")
+    assert (await tab.connect())[0]
+    _, run = await send(alice, "q", thread=thread)
+    await sync_to_async(notices.notify)(
+        alice.pk,
+        {
+            "type": "chat.run_started",
+            "run_id": run.id,
+            "thread_id": thread.id,
+            "tab": "A",
+            "removed": ["m-msg_old1", "s-step_old2", 'x"><script>'],
+        },
+    )
+    frames = "".join(await frames_until(tab, lambda f: "delete:#s-step_old2" in f))
+    assert '<div hx-swap-oob="delete:#m-msg_old1"></div>' in frames and "<script>" not in frames
+    await sync_to_async(chat.stop, thread_sensitive=False)(alice, run.id)
+    await tab.disconnect()

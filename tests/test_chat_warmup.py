@@ -13,8 +13,8 @@ def test_serve_is_warm_before_daphne_listens(monkeypatch: pytest.MonkeyPatch, se
     from daphne import cli
 
     from assistants_app.runs import context
-    from chatsite import warmup
     from assistants_app.web import rendering
+    from chatsite import warmup
 
     settings.RUN_EXECUTOR = "external"  # no executor thread: only serve's own warm-up counts
     context._encoding.cache_clear()

@@ -37,7 +37,7 @@ def regenerate(request: HtmxHttpRequest) -> HttpResponse:
     except chat.ChatError as exc:
         return feedback_response(request, exc.message, exc.status)
     assert change.run is not None
-    return run_started(request, thread, change.run.id, *removals(change.removed))
+    return run_started(request, thread, change.run.id, *removals(change.removed), removed=change.removed)
 
 
 @chat_login_required
@@ -55,7 +55,9 @@ def edit(request: HtmxHttpRequest) -> HttpResponse:
     name, _ = _assistant_name()
     deco = chat.decorations(request.user, [change.question])
     question = upsert(render_message(bubble(change.question, deco), name))
-    return run_started(request, thread, change.run.id, *removals(change.removed), question)
+    return run_started(
+        request, thread, change.run.id, *removals(change.removed), question, removed=change.removed
+    )
 
 
 @chat_login_required
@@ -147,7 +149,9 @@ def rename(request: HtmxHttpRequest) -> HttpResponse:
         return feedback_response(request, exc.message, 400)
     entry = conversations.Entry(thread.id, thread.title, thread.last_activity_at)
     current = request.POST.get("showing", "")
-    html: str = render_to_string("chat/sidebar.html#entry", {"entry": entry, "current": current}, request=request)
+    html: str = render_to_string(
+        "chat/sidebar.html#entry", {"entry": entry, "current": current}, request=request
+    )
     if current == thread.id:
         html += format_html('<span id="conversation-title" hx-swap-oob="innerHTML">{}</span>', thread.title)
     return HttpResponse(html)

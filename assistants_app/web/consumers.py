@@ -125,6 +125,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if self.thread_id and event.get("thread_id") and event["thread_id"] != self.thread_id:
             return  # a run in another of the user's conversations
+        for element_id in event.get("removed") or []:
+            if isinstance(element_id, str) and element_id[:2] in ("m-", "s-") and element_id[2:].isascii():
+                self._post(f'<div hx-swap-oob="delete:#{escape(element_id)}"></div>')
         self._enqueue(str(event["run_id"]), with_question=True)
 
     async def chat_deleted(self, event: dict[str, Any]) -> None:

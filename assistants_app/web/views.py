@@ -168,10 +168,19 @@ def chat_history(request: HtmxHttpRequest) -> HttpResponse:
 
 
 # --- sending -----------------------------------------------------------------------------------------
-def run_started(request: HtmxHttpRequest, thread: Thread, run_id: str, *parts: str) -> HttpResponse:
+def run_started(
+    request: HtmxHttpRequest, thread: Thread, run_id: str, *parts: str, removed: list[str] | None = None
+) -> HttpResponse:
     notices.notify(
         request.user.pk,
-        {"type": "chat.run_started", "run_id": run_id, "thread_id": thread.id, "tab": _tab(request)},
+        {
+            "type": "chat.run_started",
+            "run_id": run_id,
+            "thread_id": thread.id,
+            "tab": _tab(request),
+            # Elements of a version this run replaces: other tabs showing them take them away too.
+            "removed": list(removed or [])[:200],
+        },
     )
     if not request.htmx:
         return redirect("chat")  # the conversation just became the most recent one
@@ -219,7 +228,7 @@ def chat_retry(request: HtmxHttpRequest) -> HttpResponse:
     except chat.ChatError as exc:
         return feedback_response(request, exc.message, exc.status)
     assert change.run is not None
-    return run_started(request, thread, change.run.id, *removals(change.removed))
+    return run_started(request, thread, change.run.id, *removals(change.removed), removed=change.removed)
 
 
 def removals(element_ids: list[str]) -> list[str]:

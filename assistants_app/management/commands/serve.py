@@ -21,8 +21,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         from daphne.cli import CommandLineInterface
 
-        from chatsite import warmup
         from assistants_app.server.http import install
+        from chatsite import warmup
 
         # Request bodies are capped inside Twisted, before they are buffered (server/http.py).
         install()
