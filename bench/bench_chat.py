@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.bench_chat --part server    # switching among 1,000 conversations
     .venv/bin/python -m bench.bench_chat --part browser   # a reply streamed at 200 tokens/s, in Chromium
     .venv/bin/python -m bench.bench_chat --part first     # first vs. second message after `serve` starts
+    .venv/bin/python -m bench.bench_chat --part render --tokens 2000   # server CPU of streaming renders
     .venv/bin/python -m bench.bench_chat --part first --root /path/to/other/checkout   # the same, older code
 
 server: in-process (Django test client, SQLite), one user with 1,000 conversations of 20 messages
@@ -152,7 +153,7 @@ def browser_part(tokens: int, per_second: float) -> None:
             page.evaluate(
                 """() => {
                 window.__long = [];
-                new PerformanceObserver((l) => l.getEntries().forEach((e) => window.__long.push(e.duration)))
+                new PerformanceObserver((l) => l.getEntries().forEach((e) => window.__long.push([e.startTime, e.duration])))
                     .observe({type: 'longtask', buffered: true});
                 window.__growth = [];
                 const seen = {len: 0};
@@ -173,7 +174,10 @@ def browser_part(tokens: int, per_second: float) -> None:
                 timeout=120_000,
             )
             growth = page.evaluate("window.__growth")
-            long_tasks = page.evaluate("window.__long")
+            entries = page.evaluate("window.__long")
+            long_tasks = [d for _, d in entries]
+            if entries:
+                print("long tasks (ms after the first growth, duration):", [(round(t - growth[0]), round(d)) for t, d in entries])
         finally:
             browser.close()
             server.stop()
@@ -285,9 +289,49 @@ def first_part(root: Path) -> None:
         print(f"| {i} | {t:.0f} |")
 
 
+# --- the server's cost of rendering while streaming ---------------------------------------------------
+def render_part(tokens: int) -> None:
+    """CPU per reply of the partial renders at 200 tokens/s and 10 renders/s (one render per 20
+    tokens): LiveMarkdown (last block only) vs. rendering the whole text so far each time."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "chatsite.settings"
+    import django
+
+    django.setup()
+    from assistants_app.web.rendering import LiveMarkdown, markdown_to_html
+
+    chunks = []
+    for i in range(tokens):
+        if i % 150 == 0:
+            chunks.append("\n\n```python\n" if i % 300 == 0 else "\n```\n\n")
+        chunks.append(f"word{i} " if i % 15 else f"**w{i}**\n\n")
+    live, text, t_live, t_full, renders = LiveMarkdown(), "", 0.0, 0.0, 0
+    for i, c in enumerate(chunks):
+        live.append(c)
+        text += c
+        if i % 20 == 19:
+            renders += 1
+            t0 = time.perf_counter()
+            live.render()
+            t1 = time.perf_counter()
+            markdown_to_html(text)
+            t_live, t_full = t_live + t1 - t0, t_full + time.perf_counter() - t1
+    t0 = time.perf_counter()
+    markdown_to_html(text)
+    final = time.perf_counter() - t0
+    print(f"\n{tokens}-token reply ({len(text)} characters), {renders} partial renders\n")
+    print("| renderer | CPU for all partial renders (ms) | per render (ms) | final render (ms) |")
+    print("|---|---|---|---|")
+    print(
+        f"| LiveMarkdown (last block) | {t_live * 1000:.0f} | {t_live * 1000 / renders:.2f} | {final * 1000:.1f} |"
+    )
+    print(
+        f"| whole text each time | {t_full * 1000:.0f} | {t_full * 1000 / renders:.2f} | {final * 1000:.1f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--part", choices=["server", "browser", "first"], required=True)
+    parser.add_argument("--part", choices=["server", "browser", "first", "render"], required=True)
     parser.add_argument("--conversations", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--samples", type=int, default=200)
@@ -297,6 +341,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.part == "server":
         server_part(args.conversations, args.messages, args.samples)
+    elif args.part == "render":
+        render_part(args.tokens)
     elif args.part == "browser":
         browser_part(args.tokens, args.rate)
     else:

@@ -68,6 +68,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.queued: set[str] = set()
         self.tasks: list[asyncio.Task[None]] = []
         self._flush_at: asyncio.TimerHandle | None = None
+        self._rendering: asyncio.Future[None] | None = None
         self._last_flush = 0.0
         self._interval = settings.CHAT_RENDER_INTERVAL_MS / 1000
         # Join the group before looking for the active run: a run started in between is then
@@ -85,6 +86,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if getattr(self, "_flush_at", None) is not None:
             self._flush_at.cancel()  # type: ignore[union-attr]
+        if getattr(self, "_rendering", None) is not None:
+            self._rendering.cancel()  # type: ignore[union-attr]
         for task in getattr(self, "tasks", []):
             task.cancel()
         for task in getattr(self, "tasks", []):
@@ -265,9 +268,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def _flush(self, planned: float) -> None:
         self._flush_at = None
+        if self._rendering is not None and not self._rendering.done():
+            # The previous render is still running: try again one interval later.
+            self._flush_at = asyncio.get_running_loop().call_at(
+                planned + self._interval, self._flush, planned + self._interval
+            )
+            return
         self._last_flush = planned
-        for op in self.renderer.flush():
-            self.outbox.put_nowait(op)
+        ids = self.renderer.take_dirty()
+        if ids:
+            self._rendering = asyncio.ensure_future(self._render_partials(ids))
+
+    async def _render_partials(self, ids: list[str]) -> None:
+        # Off the event loop: highlighting a long code block must not stall every other socket.
+        rendered = await asyncio.to_thread(self.renderer.partials, ids)
+        for msg_id, ops in rendered:
+            if self.renderer.is_live(msg_id):  # not finished meanwhile (its final render is out)
+                for op in ops:
+                    self.outbox.put_nowait(op)
 
     async def _sender(self) -> None:
         # Everything already waiting goes out as one frame: a replay after reconnect is a few large

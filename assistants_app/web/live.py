@@ -85,19 +85,33 @@ class EventRenderer:
         if message_id in self._dirty:
             self._dirty.remove(message_id)
 
-    def flush(self) -> list[Op]:
-        """The partial renders of the replies that grew since the last flush."""
-        ops: list[Op] = []
-        for msg_id in self._dirty:
+    def is_live(self, message_id: str) -> bool:
+        return message_id in self._live
+
+    def take_dirty(self) -> list[str]:
+        """The replies that grew since the last call (their partial render is due)."""
+        ids, self._dirty = self._dirty, []
+        return ids
+
+    def partials(self, message_ids: list[str]) -> list[tuple[str, list[Op]]]:
+        """The partial renders of these replies. Pure, so the consumer runs it off its event loop
+        (a long code block costs milliseconds to highlight); one call at a time per renderer."""
+        out: list[tuple[str, list[Op]]] = []
+        for msg_id in message_ids:
             live = self._live.get(msg_id)
             if live is None:
                 continue
             done, tail = live.render()
+            ops: list[Op] = []
             if done:
                 ops.append(f'<div hx-swap-oob="beforeend:#m-{msg_id}-done">{done}</div>')
             ops.append(f'<div hx-swap-oob="innerHTML:#m-{msg_id}-tail">{tail}</div>')
-        self._dirty.clear()
-        return ops
+            out.append((msg_id, ops))
+        return out
+
+    def flush(self) -> list[Op]:
+        """The partial renders of the replies that grew since the last flush."""
+        return [op for _, ops in self.partials(self.take_dirty()) for op in ops]
 
     def _step(self, kind: str, data: dict[str, Any]) -> list[Op]:
         if data.get("type", "tool_calls") != "tool_calls" and kind != "delta":
