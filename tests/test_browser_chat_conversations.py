@@ -120,7 +120,7 @@ def test_copy_regenerate_versions_and_feedback(
             "() => document.querySelector('article.msg-assistant .act-up').getAttribute('aria-pressed') === 'true'"
         )
         page.get_by_label("Comment on this reply (optional)").fill("Nice and short")
-        page.get_by_role("button", name="Send comment").click()
+        page.get_by_role("button", name="Save comment").click()
         page.locator("#messages").get_by_text("Thanks for the feedback.").wait_for()
         page.reload()  # all of it persisted
         page.get_by_label("Version 1 of 2").wait_for()
@@ -138,11 +138,11 @@ def test_edit_and_resend_the_last_message(
     send(page, "Where is Pariss?")
     wait_reply_done(page)
     mine = page.locator("article.msg-user").last
-    mine.get_by_role("button", name="Edit and resend").click()
+    mine.get_by_role("button", name="Edit question").click()
     box = page.get_by_label("Edit your message")
     assert box.input_value() == "Where is Pariss?"
     box.fill("Where is Paris?")
-    page.get_by_role("button", name="Save and send").click()
+    page.get_by_role("button", name="Save and ask").click()
     page.locator("#messages").get_by_text("Paris is in France.").wait_for()
     wait_reply_done(page)
     assert (
