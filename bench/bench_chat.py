@@ -177,7 +177,10 @@ def browser_part(tokens: int, per_second: float) -> None:
             entries = page.evaluate("window.__long")
             long_tasks = [d for _, d in entries]
             if entries:
-                print("long tasks (ms after the first growth, duration):", [(round(t - growth[0]), round(d)) for t, d in entries])
+                print(
+                    "long tasks (ms after the first growth, duration):",
+                    [(round(t - growth[0]), round(d)) for t, d in entries],
+                )
         finally:
             browser.close()
             server.stop()

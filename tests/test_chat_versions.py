@@ -114,3 +114,22 @@ def test_regenerate_only_the_latest_reply_and_not_while_replying(executor, alice
     with pytest.raises(chat.ChatError) as busy:
         chat.regenerate(alice, q1.thread)
     assert busy.value.status == 409
+
+
+def test_edit_keeps_the_attachments_that_still_exist(alice, assistant) -> None:  # type: ignore[no-untyped-def]
+    from assistants_app.models import File
+
+    thread = chat.live_thread(alice)
+    kept = File.objects.create(owner=alice, filename="a.txt", purpose="assistants", bytes=1)
+    gone = File.objects.create(owner=alice, filename="b.txt", purpose="assistants", bytes=1)
+    q = Message.objects.create(
+        thread=thread,
+        role="user",
+        content=[{"type": "text", "text": {"value": "read these", "annotations": []}}],
+        attachments=[{"file_id": kept.id, "tools": []}, {"file_id": gone.id, "tools": []}],
+    )
+    gone.delete()
+    change = chat.edit(alice, thread, q.id, "read this one")
+    assert change.question is not None
+    assert [a["file_id"] for a in Message.objects.get(id=change.question.id).attachments] == [kept.id]
+    chat.stop(alice, change.run.id)  # type: ignore[union-attr]

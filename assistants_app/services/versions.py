@@ -21,7 +21,7 @@ from django.db.models import Q
 from assistants_app.errors import ThreadBusy
 from assistants_app.models import Assistant, ChatAnswer, Message, Run, RunStep, Thread
 
-from . import runs, threads
+from . import lookups, runs, threads
 
 CONTINUE_INSTRUCTIONS = (
     "Your previous reply was cut off. Continue it exactly where it stopped, without repeating any of "
@@ -199,12 +199,17 @@ def edit(thread: Thread, assistant: Assistant, message_id: str, text: str) -> Ch
         _supersede([question, *old])
         if not question.version_group:
             Message.objects.filter(id=question.id).update(version_group=root)
+        attached = [a for a in question.attachments or [] if isinstance(a, dict) and a.get("file_id")]
+        # The edited question keeps the files the old one had, those that still exist.
+        live = set(
+            lookups.live_files(thread.owner)
+            .filter(id__in=[a["file_id"] for a in attached])
+            .values_list("id", flat=True)
+        )
         fields = {
             "role": "user",
             "content": text,
-            "attachments": [
-                a for a in question.attachments or [] if isinstance(a, dict) and a.get("file_id")
-            ],
+            "attachments": [a for a in attached if a["file_id"] in live],
         }
         threads.check_message(thread.owner, fields)
         new_question = threads.insert_message(thread, fields)
