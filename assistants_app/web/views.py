@@ -194,6 +194,11 @@ def run_started(
                 run_notice(),
                 follow(run_id),
                 conversation_list(request, thread.id, oob=True),
+                # The first question names the conversation: the pane's heading too.
+                format_html(
+                    '<span id="conversation-title" hx-swap-oob="innerHTML">{}</span>',
+                    thread.title or "New conversation",
+                ),
             ]
         )
     )

@@ -195,6 +195,10 @@
 
   // --- clicks ----------------------------------------------------------------------------------------
   document.addEventListener("click", function (evt) {
+    // A tap beside the open drawer closes it.
+    if (document.body.classList.contains("drawer-open") && !evt.target.closest("#sidebar, #menu-toggle")) {
+      closeDrawer();
+    }
     var t = evt.target.closest("button, a");
     if (!t) return;
     if (t.classList.contains("act-copy")) {
