@@ -34,8 +34,8 @@ from assistants_app.runs.stream import follow
 from assistants_app.services import chat
 
 from . import notices
-from .fragments import bubble, merge, render_message, run_controls, run_notice, upsert
-from .live import EventRenderer, Op
+from .fragments import Op, bubble, merge, render_message, run_controls, run_notice, upsert
+from .live import EventRenderer
 from .rendering import markdown_to_html
 
 if TYPE_CHECKING:
