@@ -27,6 +27,8 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     "RUN_MAX_TOOL_ROUNDS": 16,
     # Runs one user may have queued or active at once (0: no cap); over it, starting one answers 429.
     "RUN_MAX_ACTIVE_PER_USER": 64,
+    # Tokens one user's runs may use per UTC day (0: no budget); over it, starting a run answers 429.
+    "USER_DAILY_TOKEN_BUDGET": 0,
     # The `openai-poll-after-ms` header on run, vector store file and batch retrieval.
     "POLL_AFTER_MS": 500,
     # --- events ---

@@ -355,6 +355,7 @@ for _proxy in TRUSTED_PROXIES:
 
 # Runs one user may have queued or active at once (0: no cap); over it, starting a run answers 429.
 RUN_MAX_ACTIVE_PER_USER: int = app_setting("RUN_MAX_ACTIVE_PER_USER")
+USER_DAILY_TOKEN_BUDGET: int = app_setting("USER_DAILY_TOKEN_BUDGET")
 
 # Login guessing (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one username, or from
 # one address, that username / address is locked out for LOGIN_LOCKOUT_SECONDS.

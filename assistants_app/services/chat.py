@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
+from assistants_app.errors import InvalidRequest, ThreadBusy, TokenBudgetExhausted, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
 
@@ -391,13 +391,21 @@ def _checked_text(text: str) -> str:
 
 @contextmanager
 def _run_quota_words() -> Iterator[None]:
-    """The per-user run cap (shared with the API, which answers 429) in plain words."""
+    """The per-user run cap and daily token budget (shared with the API, which answers 429) in plain
+    words."""
     try:
         yield
     except TooManyActiveRuns as exc:
         raise ChatError(
             f"You already have {exc.limit} replies in progress (through the API, too), the most "
             "allowed at once. Please wait for one to finish, then send again.",
+            status=429,
+        ) from exc
+    except TokenBudgetExhausted as exc:
+        raise ChatError(
+            f"You have reached today's limit of {exc.budget:,} tokens ({exc.used:,} used, through the "
+            f"API too). You can send again after {exc.resets_at:%H:%M} UTC, or ask an administrator "
+            "to raise your limit.",
             status=429,
         ) from exc
 
