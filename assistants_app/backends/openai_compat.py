@@ -379,12 +379,27 @@ def backend_from_settings(base_url: str | None = None, api_key: str | None = Non
     )
 
 
-async def list_models(base_url: str, api_key: str) -> list[str]:
-    """Model ids the upstream offers, sorted; [] if it cannot say (down, no /models, bad key...)."""
-    try:
-        client = build_client(base_url, api_key)
-        page = await client.models.list(timeout=LIST_MODELS_TIMEOUT)
-        return sorted({m.id for m in page.data if isinstance(getattr(m, "id", None), str)})
-    except Exception as err:  # the admin form must render even when the upstream is broken
-        logger.info("could not list models at %s: %s", base_url, err)
-        return []
+async def fetch_models(
+    base_url: str, api_key: str, http_timeout: float = LIST_MODELS_TIMEOUT
+) -> list[dict[str, Any]]:
+    """The upstream's GET /models as OpenAI model objects ({id, object, created, owned_by}), in its
+    order. Raises what the SDK raises when the upstream cannot answer."""
+    client = build_client(base_url, api_key)
+    page = await client.models.list(timeout=http_timeout)
+    models = []
+    for m in page.data:
+        model_id = getattr(m, "id", None)
+        if not isinstance(model_id, str) or not model_id:
+            continue
+        # Local servers leave these out or send other types (llama.cpp: created as a float).
+        created = getattr(m, "created", None)
+        owned_by = getattr(m, "owned_by", None)
+        models.append(
+            {
+                "id": model_id,
+                "object": "model",
+                "created": int(created) if isinstance(created, (int, float)) else 0,
+                "owned_by": owned_by if isinstance(owned_by, str) and owned_by else "system",
+            }
+        )
+    return models
