@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.api.test_node_sdk import NODE_DIR, node, node_env  # noqa: F401  (the `node` fixture)
+from tests.api.test_node_sdk import NODE_DIR, node, node_env, run_node  # noqa: F401  (the `node` fixture)
 from tests.fakes.upstream import gated, text
 from tests.support.live_server import LiveServer
 
@@ -91,6 +91,12 @@ def test_streamed_run_events_show_the_effective_values(live: LiveServer, client:
         stream.until_done()
         final = stream.get_final_run()
     assert final.status == "completed" and (final.temperature, final.top_p) == (1.0, 0.9)
+
+
+def test_node_sdk_sees_the_effective_values(live: LiveServer, node: str) -> None:  # noqa: F811
+    live.upstream.script(text("ok"))
+    out = run_node(node, live, "parity.mjs", "sampling")
+    assert out == {"temperature": 1.0, "top_p": 1.0, "status": "completed"}
 
 
 # --- item 7: a client that disconnects mid-stream does not cancel the run ---------------------------
