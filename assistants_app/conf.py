@@ -58,6 +58,10 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     # /v1/models: how long each endpoint's model list is remembered, and waited for.
     "MODELS_CACHE_SECONDS": 60.0,
     "MODELS_LIST_TIMEOUT": 5.0,
+    # Vector store search with rewrite_query: the model asked (empty: DEFAULT_MODEL), and how long
+    # the search waits for it in all before searching the query as given.
+    "VECTOR_STORE_REWRITE_MODEL": "",
+    "VECTOR_STORE_REWRITE_TIMEOUT": 10.0,
     # --- file search ---
     "EMBEDDINGS_BASE_URL": "",
     "EMBEDDINGS_API_KEY": "",

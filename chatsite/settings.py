@@ -278,6 +278,8 @@ ADMIN_LIST_MODELS_TIMEOUT: float = app_setting("ADMIN_LIST_MODELS_TIMEOUT")
 # --- API parity: /v1/models, vision, rewrite_query (README, "Compatibility notes") ---------------
 MODELS_CACHE_SECONDS: float = app_setting("MODELS_CACHE_SECONDS")
 MODELS_LIST_TIMEOUT: float = app_setting("MODELS_LIST_TIMEOUT")
+VECTOR_STORE_REWRITE_MODEL: str = app_setting("VECTOR_STORE_REWRITE_MODEL")
+VECTOR_STORE_REWRITE_TIMEOUT: float = app_setting("VECTOR_STORE_REWRITE_TIMEOUT")
 
 # --- File search ---------------------------------------------------------------------------------
 # Lexical ranking (SQLite FTS5 / PostgreSQL full text) always; fused with dense similarity when an
