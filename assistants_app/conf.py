@@ -62,6 +62,10 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     # the search waits for it in all before searching the query as given.
     "VECTOR_STORE_REWRITE_MODEL": "",
     "VECTOR_STORE_REWRITE_TIMEOUT": 10.0,
+    # Images in prompts (runs/vision.py): the largest image file a message may refer to, and the
+    # image files one prompt may carry in all (both OpenAI's limits).
+    "VISION_MAX_IMAGE_BYTES": 20 * MiB,
+    "VISION_MAX_PROMPT_IMAGE_BYTES": 50 * MiB,
     # --- file search ---
     "EMBEDDINGS_BASE_URL": "",
     "EMBEDDINGS_API_KEY": "",

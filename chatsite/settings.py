@@ -280,6 +280,8 @@ MODELS_CACHE_SECONDS: float = app_setting("MODELS_CACHE_SECONDS")
 MODELS_LIST_TIMEOUT: float = app_setting("MODELS_LIST_TIMEOUT")
 VECTOR_STORE_REWRITE_MODEL: str = app_setting("VECTOR_STORE_REWRITE_MODEL")
 VECTOR_STORE_REWRITE_TIMEOUT: float = app_setting("VECTOR_STORE_REWRITE_TIMEOUT")
+VISION_MAX_IMAGE_BYTES: int = app_setting("VISION_MAX_IMAGE_BYTES")
+VISION_MAX_PROMPT_IMAGE_BYTES: int = app_setting("VISION_MAX_PROMPT_IMAGE_BYTES")
 
 # --- File search ---------------------------------------------------------------------------------
 # Lexical ranking (SQLite FTS5 / PostgreSQL full text) always; fused with dense similarity when an

@@ -25,6 +25,7 @@ import openai
 
 from .base import BackendError, ChatRequest, StreamEvent
 from .openai_stream import ChunkMapper, SSEDecoder, decode_data
+from .refusals import image_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ class OpenAICompatBackend:
                     )
                 )
             except openai.APIStatusError as err:
-                raise self._status_error(err) from err
+                raise self._status_error(err, params) from err
             except openai.APITimeoutError as err:
                 raise _Retry(self._timeout_error(err.__cause__, streaming=False)) from err
             except openai.APIConnectionError as err:
@@ -239,7 +240,7 @@ class OpenAICompatBackend:
         for last in mapper.tail(mapper.finish):
             yield last
 
-    def _status_error(self, err: openai.APIStatusError) -> BackendError | _Retry:
+    def _status_error(self, err: openai.APIStatusError, params: dict[str, Any]) -> BackendError | _Retry:
         status = err.status_code
         detail = _upstream_message(err)
         if status == 429:
@@ -263,7 +264,10 @@ class OpenAICompatBackend:
                 "The operator should check OPENAI_API_KEY (and OPENAI_BASE_URL).",
             )
         if status in _INVALID_PROMPT_STATUSES:
-            return BackendError("invalid_prompt", f"The upstream model server refused the request: {detail}")
+            refusal = image_refusal(params["model"], params["messages"], detail)
+            return refusal or BackendError(
+                "invalid_prompt", f"The upstream model server refused the request: {detail}"
+            )
         return BackendError("server_error", f"The upstream model server answered HTTP {status}: {detail}")
 
     def _timeout_error(self, cause: BaseException | None, *, streaming: bool) -> BackendError:

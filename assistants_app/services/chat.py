@@ -20,8 +20,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
+from assistants_app.lib.sniff import SNIFF_BYTES, sniff_content_type
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
+from assistants_app.runs import vision
 
 from . import files, lookups, runs, threads
 
@@ -37,6 +39,8 @@ ALLOWED_EXTENSIONS = frozenset(
     }
 )  # fmt: skip
 ATTACHMENT_TOOLS = [{"type": "file_search"}, {"type": "code_interpreter"}]
+# Images one message may show the model (the API allows any number, within the prompt's budget).
+MAX_IMAGES = 10
 # A reply that ended like this offers Retry: live, when its run ends, and after a reload.
 RETRYABLE_STATUSES = (RunStatus.FAILED, RunStatus.EXPIRED, RunStatus.INCOMPLETE)
 
@@ -253,12 +257,52 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def send(user: Any, text: str, uploads: list[UploadedFile[bytes]] | None = None) -> tuple[Message, Run]:
-    """Post the user's message with its attachments and start the reply, in one transaction: a
-    refused message (busy thread, run cap, storage quota) leaves nothing behind."""
-    uploads = list(uploads or [])
+def accepts_images(assistant: Assistant | None = None) -> bool:
+    """Whether the chat offers image attachments: the (default) assistant's "accepts images" setting,
+    and for "auto" whether its model is known to take images (runs/vision.py)."""
+    if assistant is None:
+        assistant = Assistant.objects.filter(is_default=True).only("model", "accepts_images").first()
+        if assistant is None:
+            return False
+    if assistant.accepts_images == Assistant.AcceptsImages.AUTO:
+        return vision.known_to_take_images(assistant.model)
+    return assistant.accepts_images == Assistant.AcceptsImages.YES
+
+
+def check_image(upload: UploadedFile[bytes]) -> None:
+    """An image to show the model, in words: the rule is runs/vision.py's, on its sniffed type."""
+    name = files.display_name(upload.name or "")
+    head = b""
+    for chunk in upload.chunks(SNIFF_BYTES):
+        head = chunk[:SNIFF_BYTES]
+        break
+    upload.seek(0)
+    content_type = sniff_content_type(head, name)
+    if content_type not in vision.IMAGE_CONTENT_TYPES:
+        raise ChatError(
+            f"“{name}” is not an image the assistant can look at (PNG, JPEG, GIF or WebP).", status=415
+        )
+    limit = int(settings.VISION_MAX_IMAGE_BYTES)
+    if (upload.size or 0) > limit:
+        raise ChatError(
+            f"“{name}” is {_human(upload.size or 0)}; images may be at most {_human(limit)}.", status=413
+        )
+
+
+def send(
+    user: Any,
+    text: str,
+    uploads: list[UploadedFile[bytes]] | None = None,
+    images: list[UploadedFile[bytes]] | None = None,
+) -> tuple[Message, Run]:
+    """Post the user's message with its attachments and images and start the reply, in one
+    transaction: a refused message (busy thread, run cap, storage quota) leaves nothing behind.
+
+    `uploads` are files for the tools (file search, code interpreter); `images` are shown to the
+    model, as image_file parts of the message (for an assistant that accepts_images)."""
+    uploads, images = list(uploads or []), list(images or [])
     text = (text or "").strip()
-    if not text:
+    if not text and not images:
         raise ChatError("Type a message first.")
     if len(text) > MAX_MESSAGE_CHARS:
         raise ChatError(
@@ -267,17 +311,28 @@ def send(user: Any, text: str, uploads: list[UploadedFile[bytes]] | None = None)
     for upload in uploads:
         check_upload(upload)
     assistant = default_assistant()
+    if images and not accepts_images(assistant):
+        raise ChatError(
+            f"{assistant.name or 'This assistant'} can't look at images. Attach them as files instead.",
+            status=415,
+        )
+    if len(images) > MAX_IMAGES:
+        raise ChatError(f"At most {MAX_IMAGES} images can go with one message.")
+    for image in images:
+        check_image(image)
     thread = live_thread(user)
     assert thread is not None
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    content += [{"type": "image_file", "image_file": {"upload": image}} for image in images]
     message = {
         "role": "user",
-        "content": text,
+        "content": content,
         "attachments": [{"upload": u, "tools": ATTACHMENT_TOOLS} for u in uploads],
     }
     try:
         with _run_quota_words():
             # All of them, before storing any: no half-stored message.
-            files.check_quota(user.pk, sum(u.size or 0 for u in uploads))
+            files.check_quota(user.pk, sum(u.size or 0 for u in uploads + images))
             started = runs.start(thread, assistant, additional_messages=[message])
     except ThreadBusy as exc:
         raise ChatError(BUSY, status=409) from exc

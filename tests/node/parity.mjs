@@ -1,6 +1,7 @@
 // API parity through the official Node SDK: a stream the client aborts mid-answer, the model list,
 // sampling parameters in effect. The model replies are scripted by the pytest side
 // (tests/api/test_parity_node.py) before each scenario starts.
+import { toFile } from 'openai';
 import { client, expectError, main, messageText } from './common.mjs';
 
 const c = client();
@@ -74,6 +75,26 @@ const scenarios = {
   async model_with_slash() {
     // The SDK percent-encodes the id into one path segment.
     return await c.models.retrieve(process.env.MODEL_ID);
+  },
+
+  async vision() {
+    const image = Buffer.from(process.env.IMAGE_B64, 'base64');
+    const file = await c.files.create({ file: await toFile(image, 'red.png'), purpose: 'vision' });
+    const assistant = await c.beta.assistants.create({ model: 'gpt-4o' });
+    const thread = await c.beta.threads.create({
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'What is this?' },
+            { type: 'image_file', image_file: { file_id: file.id, detail: 'low' } },
+          ],
+        },
+      ],
+    });
+    const run = await c.beta.threads.runs.createAndPoll(thread.id, { assistant_id: assistant.id });
+    const messages = (await c.beta.threads.messages.list(thread.id, { run_id: run.id })).data;
+    return { status: run.status, text: messageText(messages) };
   },
 
   async sampling() {
