@@ -97,3 +97,23 @@ def test_staff_set_it_in_the_admin(staff_client) -> None:
     del form["accepts_images"]
     assert staff_client.post(url, {**form, "_save": "Save"}).status_code == 302
     assert Assistant.objects.get(pk=assistant.pk).accepts_images == "auto"
+
+
+@pytest.mark.django_db
+def test_the_chat_says_the_assistant_cant_look_at_images() -> None:
+    # The chat page shows failure_words, not last_error: an image refusal (either kind) says so in
+    # words, instead of the "it may be too long" every other invalid_prompt gets.
+    from assistants_app.backends.refusals import image_refusal
+    from assistants_app.runs import vision
+    from assistants_app.services import chat_errors
+
+    sent = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]
+    by_model = image_refusal("llama3.2", sent, "image input is not supported")
+    by_setting = vision.assistant_refusal(Assistant(name="H", accepts_images="no"), "llama3.2", sent)
+    for error in (by_model, by_setting):
+        assert error is not None
+        run = {"status": "failed", "last_error": {"code": error.code, "message": error.message}}
+        assert chat_errors.failure_words(run) == chat_errors.NO_IMAGES
+    # Positive control: a prompt that is too long keeps its own words.
+    too_long = {"status": "failed", "last_error": {"code": "invalid_prompt", "message": "too many tokens"}}
+    assert chat_errors.failure_words(too_long) == chat_errors.TOO_LONG
