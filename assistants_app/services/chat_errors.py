@@ -19,6 +19,10 @@ TOO_LONG = (
 )
 EXPIRED = "The reply took too long and was stopped. Please try again."
 UNREACHABLE = "The assistant can't be reached right now. Please try again in a moment."
+NO_IMAGES = (
+    "The assistant can't look at images. Start a new conversation without them, or ask an "
+    "administrator for an assistant whose model takes images."
+)
 
 _BY_CODE = {"rate_limit_exceeded": BUSY, "invalid_prompt": TOO_LONG}
 # Causes recognised from the technical message (the codes are coarse): first match wins.
@@ -30,6 +34,9 @@ _BY_CAUSE = (
     ("out of quota", NOT_SET_UP),
     ("could not connect", UNREACHABLE),
     ("stalled", UNREACHABLE),
+    # runs/vision.py (an assistant set not to take images), backends/refusals.py (a model refusing them)
+    ("is set not to take images", NO_IMAGES),
+    ("does not accept images", NO_IMAGES),
 )
 
 
