@@ -256,18 +256,12 @@ def waiting_login(username: str, password: str) -> bool:
 
 
 # --- mail ----------------------------------------------------------------------------------------
-def mail_backend_path() -> str:
-    mailers = getattr(settings, "MAILERS", None)
-    if mailers is None:
-        return str(settings.EMAIL_BACKEND)
-    return str((mailers.get("default") or {}).get("BACKEND", "django.core.mail.backends.smtp.EmailBackend"))
-
-
 def mail_delivers() -> bool:
     """Whether mail sent now would reach a person: not with Django's console, locmem, dummy or
-    file backends (the console one only writes it into the server log)."""
-    mailers = getattr(settings, "MAILERS", None)
-    if mailers is not None and "default" not in mailers:
+    file backends (the console one only writes it into the server log). chatsite/settings.py
+    always defines MAILERS (Django 6.1's mail settings)."""
+    default = settings.MAILERS.get("default")
+    if default is None:
         return False
-    backend = import_string(mail_backend_path())
+    backend = import_string(str(default.get("BACKEND", "django.core.mail.backends.smtp.EmailBackend")))
     return not any(issubclass(backend, import_string(path)) for path in _MAIL_GOES_NOWHERE)
