@@ -191,3 +191,22 @@ def test_bootstrap_admin_is_created_once(db) -> None:
     assert not accounts.ensure_superuser("root", "other-password-123")
     root = User.objects.get(username="root")
     assert root.is_staff and root.is_superuser and root.check_password("root-password-123")
+
+
+def test_bootstrap_says_how_the_first_administrator_is_made(settings, db) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("bootstrap", stdout=out)
+    assert "the first account to sign up becomes the administrator" in out.getvalue()
+    settings.CHAT_SIGNUP = "closed"
+    out = io.StringIO()
+    call_command("bootstrap", stdout=out)
+    assert "createsuperuser" in out.getvalue()
+    settings.ADMIN_USERNAME, settings.ADMIN_PASSWORD = "root", "root-password-123"
+    out = io.StringIO()
+    call_command("bootstrap", stdout=out)
+    assert "Created superuser root" in out.getvalue() and "No accounts yet" not in out.getvalue()
+    assert User.objects.get(username="root").is_superuser

@@ -124,6 +124,8 @@ def test_an_invitation_made_in_the_admin_signs_up_once_even_when_closed(
     client, settings, staff_browser, assistant
 ) -> None:
     settings.CHAT_SIGNUP = "closed"
+    form = staff_browser.get("/admin/assistants_app/invitation/add/")
+    assert form.status_code == 200 and b'name="days"' in form.content
     created = staff_browser.post("/admin/assistants_app/invitation/add/", {"note": "for carol", "days": 3})
     assert created.status_code == 200 and "no-store" in created["Cache-Control"]
     found = re.search(rb'value="http://testserver(/accounts/signup/\?invite=[\w-]+)"', created.content)
@@ -143,6 +145,8 @@ def test_an_invitation_made_in_the_admin_signs_up_once_even_when_closed(
     assert client.get("/").status_code == 200
     listing = staff_browser.get("/admin/assistants_app/invitation/")
     assert b"used by carol" in listing.content
+    change = staff_browser.get(f"/admin/assistants_app/invitation/{invitation.pk}/change/")
+    assert change.status_code == 200 and b"used by carol" in change.content
 
     again = Client().get(link)
     assert again.status_code == 410 and b"already used" in again.content
