@@ -1,5 +1,4 @@
-"""The staff admin (Django admin requires is_staff): assistants, operations history, files, keys,
-accounts (users, sign-up approval, invitations)."""
+"""The staff admin (Django admin requires is_staff): assistants, operations history, files, keys."""
 
 from __future__ import annotations
 
