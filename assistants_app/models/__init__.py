@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from .accounts import AccountApproval, Invitation
 from .assistant import Assistant
 from .chat import ChatAnswer, Feedback
 from .chunks import Chunk
@@ -9,12 +10,14 @@ from .run import Run, RunStep
 from .thread import Message, Thread
 
 __all__ = [
+    "AccountApproval",
     "ApiKey",
     "Assistant",
     "ChatAnswer",
     "Chunk",
     "Feedback",
     "File",
+    "Invitation",
     "Message",
     "Run",
     "RunStep",
