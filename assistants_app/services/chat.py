@@ -22,7 +22,7 @@ from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
 
-from . import conversations, feedback, files, lookups, runs, versions
+from . import chat_assistants, conversations, feedback, files, lookups, runs, versions
 
 HISTORY_PAGE = 30
 MAX_MESSAGE_CHARS = 32_000
@@ -35,7 +35,9 @@ ALLOWED_EXTENSIONS = frozenset(
         ".go", ".rs", ".sh", ".sql", ".tex", ".css", ".log", ".png", ".jpg", ".jpeg", ".gif",
     }
 )  # fmt: skip
-ATTACHMENT_TOOLS = [{"type": "file_search"}, {"type": "code_interpreter"}]
+# The most an attachment gets; it gets those its conversation's assistant has
+# (chat_assistants.attachment_tools).
+ATTACHMENT_TOOLS = [{"type": t} for t in chat_assistants.FILE_TOOLS]
 # A reply that ended like this offers Retry: live, when its run ends, and after a reload.
 RETRYABLE_STATUSES = (RunStatus.FAILED, RunStatus.EXPIRED, RunStatus.INCOMPLETE)
 
@@ -66,20 +68,47 @@ def conversation(user: Any, thread_id: str | None = None) -> Thread:
 
 
 def default_assistant() -> Assistant:
-    assistant = Assistant.objects.filter(is_default=True).first()
-    if assistant is None:
-        raise ChatError(
-            "No assistant is configured for the chat yet. An administrator can create one with "
-            "`manage.py bootstrap` or in the admin.",
-            status=503,
-        )
-    return assistant
+    with _picker_words():
+        return chat_assistants.default()
 
 
 def assistant_name() -> str:
-    """The name the chat page shows for its assistant."""
+    """The name the chat page shows for its default assistant."""
     assistant = Assistant.objects.filter(is_default=True).only("name").first()
     return (assistant.name if assistant else "") or "Assistant"
+
+
+# --- the conversation's assistant (chat_assistants.py has the rules) -------------------------------
+def assistant_choice(thread: Thread) -> chat_assistants.Choice:
+    """Who answers in `thread` next, what the user may pick instead, and what the page must say."""
+    with _picker_words():
+        return chat_assistants.choice(thread)
+
+
+def pick_assistant(user: Any, thread: Thread, assistant_id: str) -> chat_assistants.Choice:
+    """The user picks the conversation's assistant (only one offered in the chat)."""
+    if thread.owner_id != user.pk or not thread.is_chat:
+        raise ChatError("That conversation doesn't exist (it may have been deleted).", status=404)
+    with _picker_words():
+        return chat_assistants.pick(thread, assistant_id)
+
+
+def run_assistant_name(run_id: str) -> str:
+    """The name of the assistant a run is answering with (its reply's header while it streams)."""
+    name = Run.objects.filter(id=run_id).values_list("assistant__name", flat=True).first()
+    return name or assistant_name()
+
+
+def _conversation_assistant(thread: Thread) -> Assistant:
+    return assistant_choice(thread).assistant
+
+
+@contextmanager
+def _picker_words() -> Iterator[None]:
+    try:
+        yield
+    except chat_assistants.PickError as exc:
+        raise ChatError(exc.message, status=exc.status) from exc
 
 
 def last_run(thread: Thread) -> Run | None:
@@ -315,12 +344,21 @@ def send(
     text = _checked_text(text)
     for upload in uploads:
         check_upload(upload)
-    assistant = default_assistant()
     thread = thread or conversation(user)
+    choice = assistant_choice(thread)
+    assistant, attachment_tools = choice.assistant, choice.attachment_tools
+    if uploads and not attachment_tools:
+        # The page turns attaching off for such an assistant; a file sent anyway is refused rather
+        # than stored and silently never read.
+        raise ChatError(
+            f"{choice.name} can't read files (it has neither file search nor the code interpreter), "
+            f"so “{files.display_name(uploads[0].name or '')}” was not sent. Remove the file, or pick an "
+            "assistant that can read files."
+        )
     message = {
         "role": "user",
         "content": text,
-        "attachments": [{"upload": u, "tools": ATTACHMENT_TOOLS} for u in uploads],
+        "attachments": [{"upload": u, "tools": attachment_tools} for u in uploads],
     }
     try:
         with _run_quota_words():
@@ -345,7 +383,7 @@ def retry(user: Any, thread: Thread | None = None) -> Run:
 def regenerate(user: Any, thread: Thread | None = None, message_id: str = "") -> versions.Change:
     thread = thread or conversation(user)
     with _version_words(), _run_quota_words():
-        change = versions.regenerate(thread, default_assistant(), message_id)
+        change = versions.regenerate(thread, _conversation_assistant(thread), message_id)
     conversations.touch(thread)
     return change
 
@@ -353,14 +391,14 @@ def regenerate(user: Any, thread: Thread | None = None, message_id: str = "") ->
 def edit(user: Any, thread: Thread, message_id: str, text: str) -> versions.Change:
     text = _checked_text(text)
     with _version_words(), _run_quota_words():
-        change = versions.edit(thread, default_assistant(), message_id, text)
+        change = versions.edit(thread, _conversation_assistant(thread), message_id, text)
     conversations.touch(thread)
     return change
 
 
 def continue_reply(user: Any, thread: Thread) -> versions.Change:
     with _version_words(), _run_quota_words():
-        change = versions.continue_reply(thread, default_assistant())
+        change = versions.continue_reply(thread, _conversation_assistant(thread))
     conversations.touch(thread)
     return change
 

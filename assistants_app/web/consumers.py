@@ -163,9 +163,11 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
         self.thread_id, run_ids = chat.runs_to_follow(self.user, self.thread_id, page_run)
         return chat.assistant_name(), run_ids
 
-    def _question(self, run_id: str) -> str:
-        msg = chat.question_of(run_id)
-        return upsert(render_message(bubble(msg), self.renderer.assistant_name)) if msg else ""
+    def _run_start(self, run_id: str, with_question: bool) -> tuple[str, str]:
+        """The name of the assistant answering (conversations pick theirs), and the question."""
+        name = chat.run_assistant_name(run_id)
+        msg = chat.question_of(run_id) if with_question else None
+        return name, upsert(render_message(bubble(msg), name)) if msg else ""
 
     def _from_database(self, run_id: str) -> list[Op]:
         """The run's outcome from its rows, for when its event log is gone (retention, restart)."""
@@ -192,10 +194,10 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
     async def _follower(self) -> None:
         while True:
             run_id, with_question = await self.runs.get()
-            if with_question:
-                question = await db(self._question, pool="readers")(run_id)
-                if question:
-                    self.outbox.put_nowait(question)
+            name, question = await db(self._run_start, pool="readers")(run_id, with_question)
+            self.renderer.assistant_name = name
+            if question:
+                self.outbox.put_nowait(question)
             saw_start = False
             try:
                 async for ev in follow(run_id, "", stop_on=TERMINAL_RUN_EVENTS, check_every=CHECK_EVERY):

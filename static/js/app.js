@@ -322,6 +322,20 @@
     if (name) name.textContent = file ? "Attached: " + file.name : "";
   });
 
+  // --- the conversation's assistant: a pick (or a fallback) renames it in the box's placeholder --------
+  function syncAssistant() {
+    var picker = byId("assistant-picker"), ta = textArea();
+    if (!picker || !ta) return;
+    var name = picker.dataset.assistantName || "Assistant";
+    ta.placeholder = "Message " + name + "…";
+    var hint = byId("empty-hint");
+    if (hint) hint.textContent = "Say hello to " + name + ". This conversation is kept until you delete it.";
+    // The attach control was replaced (e.g. turned off): the file it held is no longer attached.
+    var input = byId("composer-file"), shown = byId("composer-file-name");
+    if (shown && (!input || !input.files || !input.files.length)) shown.textContent = "";
+  }
+  document.addEventListener("htmx:afterSettle", syncAssistant);
+
   document.addEventListener("DOMContentLoaded", function () {
     syncRunState();
     restoreDraft();
