@@ -334,7 +334,11 @@
     var input = byId("composer-file"), shown = byId("composer-file-name");
     if (shown && (!input || !input.files || !input.files.length)) shown.textContent = "";
   }
-  document.addEventListener("htmx:afterSettle", syncAssistant);
+  // htmx:load fires for each element htmx puts on the page (out-of-band ones too), in the page.
+  document.addEventListener("htmx:load", function (evt) {
+    var id = evt.target && evt.target.id;
+    if (id === "assistant-picker" || id === "composer-attach") syncAssistant();
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     syncRunState();
