@@ -21,12 +21,22 @@ from .forms import AssistantForm
 @admin.register(Assistant)
 class AssistantAdmin(admin.ModelAdmin[Assistant]):
     form = AssistantForm
-    list_display = ("name", "id", "model", "is_default", "tool_summary", "backend", "owner", "created_at")
-    list_filter = ("is_default",)
+    list_display = (
+        "name",
+        "id",
+        "model",
+        "is_default",
+        "chat_visible",
+        "tool_summary",
+        "backend",
+        "owner",
+        "created_at",
+    )
+    list_filter = ("is_default", "chat_visible")
     search_fields = ("id", "name", "model", "description")
     readonly_fields = ("id", "owner", "created_at", "tool_resources_display", "retrieval_files_status")
     fieldsets = (
-        (None, {"fields": ("name", "description", "model", "is_default", "instructions")}),
+        (None, {"fields": ("name", "description", "model", "is_default", "chat_visible", "instructions")}),
         ("Sampling", {"fields": ("temperature", "top_p", "response_format_type", "response_format_schema")}),
         ("Tools", {"fields": ("enable_file_search", "enable_code_interpreter", "functions")}),
         (

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 
 from assistants_app.models import ApiKey, Assistant
-from assistants_app.services import tools
+from assistants_app.services import assistants, tools
 
 ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESPONSE_FORMATS = (
@@ -176,16 +176,21 @@ class AssistantForm(forms.ModelForm[Assistant]):
             "temperature",
             "top_p",
             "is_default",
+            "chat_visible",
             "backend_base_url",
             "backend_api_key_env",
             "accepts_images",
         ]
         labels = {
             "is_default": "Default for the chat page",
+            "chat_visible": "Offered in the chat",
             "backend_base_url": "Backend base URL",
         }
         help_texts = {
             "is_default": "The chat page talks to this assistant; saving it as default un-defaults the others.",
+            "chat_visible": "Chat users may pick this assistant for a conversation (the default one is "
+            "always offered). Unticking it moves the conversations that use it to the default from "
+            "their next message on.",
             "backend_base_url": "An OpenAI-compatible /v1 URL; empty means the server's OPENAI_BASE_URL.",
             "backend_api_key_env": "The NAME of an environment variable holding the key (never the key); "
             "empty means OPENAI_API_KEY.",
@@ -260,6 +265,10 @@ class AssistantForm(forms.ModelForm[Assistant]):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        self.instance.chat_visible = bool(data.get("chat_visible"))
+        problem = assistants.chat_visibility_problem(self.instance)
+        if problem:
+            self.add_error("chat_visible", problem)
         if data.get("response_format_type") == "json_schema":
             fmt, errors = parse_json_schema_format(data.get("response_format_schema", ""))
             if errors:

@@ -25,6 +25,9 @@ class Assistant(models.Model):
     response_format = models.JSONField(null=True, blank=True)
     # The chat page's assistant; at most one (enforced by a partial unique constraint).
     is_default = models.BooleanField(default=False)
+    # Offered in the chat's assistant picker (services/assistants.chat_visible_assistants: staff-managed
+    # assistants only; the default one is always offered).
+    chat_visible = models.BooleanField(default=False)
     # Per-assistant model backend; empty means the environment's OPENAI_BASE_URL / OPENAI_API_KEY.
     backend_base_url = models.CharField(max_length=500, blank=True, default="")
     backend_api_key_env = models.CharField(

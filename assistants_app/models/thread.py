@@ -19,6 +19,11 @@ class Thread(models.Model):
     archived_at = models.DateTimeField(null=True, blank=True)
     title = models.CharField(max_length=200, blank=True, default="")
     last_activity_at = models.DateTimeField(default=timezone.now)
+    # Chat threads: the assistant the user picked for this conversation (null: the default one).
+    # Checked again on every run (services/chat_assistants.py): one staff stopped offering is not used.
+    chat_assistant = models.ForeignKey(
+        "Assistant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-id"]

@@ -13,6 +13,8 @@ change happens here (run statuses only through runs/state.py).
 - vector_stores: stores, search, and the file_search part of tool_resources
 - vector_store_files: a store's files (attach, attributes, text) and file batches
 - chat: the chat page's use cases (one live thread per user, send, retry, stop, history)
+- chat_assistants: which assistant answers in a conversation (the user's pick among those staff
+  offer, the fallback to the default) and the tools an attachment gets
 - keys: API keys (generation, hashing, revocation)
 
 Nothing here imports api/, web/ or admin/, and this file imports nothing, so that importing one

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q, QuerySet
 
 from assistants_app.errors import InvalidRequest
 from assistants_app.models import Assistant, VectorStore, VectorStoreFile
@@ -58,6 +59,24 @@ def update_assistant(assistant: Assistant, fields: Mapping[str, Any]) -> Assista
     if values:
         assistant.save(update_fields=list(values))
     return assistant
+
+
+def chat_visible_assistants() -> QuerySet[Assistant]:
+    """The assistants chat users may talk to: the default one, always, and the staff-managed ones
+    (no owner) that staff marked "chat_visible". An API user's own assistant is never one of them,
+    marked or not. The one definition, for whatever must know which assistants chat users reach
+    (the chat's picker and every chat run, the admin's warnings)."""
+    return Assistant.objects.filter(Q(is_default=True) | Q(chat_visible=True, owner__isnull=True))
+
+
+def chat_visibility_problem(assistant: Assistant) -> str | None:
+    """Why staff can't offer this assistant in the chat (the admin form says it), or None."""
+    if assistant.chat_visible and assistant.owner_id is not None:
+        return (
+            "This assistant belongs to an API user, so it can't be offered in the chat: only "
+            "assistants made in the admin (without an owner) can."
+        )
+    return None
 
 
 def delete_assistant(assistant: Assistant) -> None:

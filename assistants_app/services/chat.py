@@ -10,47 +10,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import PurePath
 from typing import Any
 
-import imagesize
-from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from assistants_app.errors import InvalidRequest, ThreadBusy, TokenBudgetExhausted, TooManyActiveRuns
-from assistants_app.lib.sniff import SNIFF_BYTES, sniff_content_type
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
-from assistants_app.runs import vision
 
-from . import conversations, feedback, files, lookups, runs, versions
+from . import chat_assistants, chat_uploads, conversations, files, lookups, runs, versions
+from .chat_errors import ChatError as ChatError
 
 HISTORY_PAGE = 30
 MAX_MESSAGE_CHARS = 32_000
-# What the code interpreter and file search can read; anything else is refused up front rather
-# than failing later inside a run.
-ALLOWED_EXTENSIONS = frozenset(
-    {
-        ".txt", ".md", ".csv", ".tsv", ".json", ".jsonl", ".xml", ".yaml", ".yml", ".html", ".htm",
-        ".pdf", ".docx", ".pptx", ".xlsx", ".py", ".js", ".ts", ".java", ".c", ".cpp", ".h", ".rb",
-        ".go", ".rs", ".sh", ".sql", ".tex", ".css", ".log", ".png", ".jpg", ".jpeg", ".gif",
-    }
-)  # fmt: skip
-ATTACHMENT_TOOLS = [{"type": "file_search"}, {"type": "code_interpreter"}]
-# Images one message may show the model (the API allows any number, within the prompt's budget).
-MAX_IMAGES = 10
+# The most an attachment gets; it gets those its conversation's assistant has
+# (chat_assistants.attachment_tools).
+ATTACHMENT_TOOLS = [{"type": t} for t in chat_assistants.FILE_TOOLS]
 # A reply that ended like this offers Retry: live, when its run ends, and after a reload.
 RETRYABLE_STATUSES = (RunStatus.FAILED, RunStatus.EXPIRED, RunStatus.INCOMPLETE)
-
-
-class ChatError(Exception):
-    """A problem the user can fix or should know about; `message` is shown as is."""
-
-    def __init__(self, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 # --- threads ---------------------------------------------------------------------------------------
@@ -70,20 +48,47 @@ def conversation(user: Any, thread_id: str | None = None) -> Thread:
 
 
 def default_assistant() -> Assistant:
-    assistant = Assistant.objects.filter(is_default=True).first()
-    if assistant is None:
-        raise ChatError(
-            "No assistant is configured for the chat yet. An administrator can create one with "
-            "`manage.py bootstrap` or in the admin.",
-            status=503,
-        )
-    return assistant
+    with _picker_words():
+        return chat_assistants.default()
 
 
 def assistant_name() -> str:
-    """The name the chat page shows for its assistant."""
+    """The name the chat page shows for its default assistant."""
     assistant = Assistant.objects.filter(is_default=True).only("name").first()
     return (assistant.name if assistant else "") or "Assistant"
+
+
+# --- the conversation's assistant (chat_assistants.py has the rules) -------------------------------
+def assistant_choice(thread: Thread) -> chat_assistants.Choice:
+    """Who answers in `thread` next, what the user may pick instead, and what the page must say."""
+    with _picker_words():
+        return chat_assistants.choice(thread)
+
+
+def pick_assistant(user: Any, thread: Thread, assistant_id: str) -> chat_assistants.Choice:
+    """The user picks the conversation's assistant (only one offered in the chat)."""
+    if thread.owner_id != user.pk or not thread.is_chat:
+        raise ChatError("That conversation doesn't exist (it may have been deleted).", status=404)
+    with _picker_words():
+        return chat_assistants.pick(thread, assistant_id)
+
+
+def run_assistant_name(run_id: str) -> str:
+    """The name of the assistant a run is answering with (its reply's header while it streams)."""
+    name = Run.objects.filter(id=run_id).values_list("assistant__name", flat=True).first()
+    return name or assistant_name()
+
+
+def _conversation_assistant(thread: Thread) -> Assistant:
+    return assistant_choice(thread).assistant
+
+
+@contextmanager
+def _picker_words() -> Iterator[None]:
+    try:
+        yield
+    except chat_assistants.PickError as exc:
+        raise ChatError(exc.message, status=exc.status) from exc
 
 
 def last_run(thread: Thread) -> Run | None:
@@ -218,128 +223,8 @@ def attach_file_names(messages: list[Message]) -> None:
         ]
 
 
-# --- what a page of messages shows besides their text ----------------------------------------------
-@dataclass(frozen=True)
-class Image:
-    file_id: str
-    name: str
-    width: int | None = None
-    height: int | None = None
-
-
-@dataclass
-class Decorations:
-    pagers: dict[str, versions.Pager] = field(default_factory=dict)
-    ratings: dict[str, int] = field(default_factory=dict)
-    images: dict[str, Image] = field(default_factory=dict)  # by file id
-    assistant_names: dict[str, str] = field(default_factory=dict)  # by assistant id
-
-
-def decorations(user: Any, messages: list[Message]) -> Decorations:
-    """Version pagers, the user's ratings, image names and sizes (so an image takes its place before
-    it loads and the page does not jump) and the name of the assistant that wrote each reply."""
-    replies = [m for m in messages if m.role == "assistant"]
-    image_ids = {
-        p["image_file"]["file_id"]
-        for m in replies
-        for p in m.content or []
-        if isinstance(p, dict) and p.get("type") == "image_file"
-    }
-    images: dict[str, Image] = {}
-    for f in lookups.live_files(user).filter(id__in=image_ids) if image_ids else []:
-        images[f.id] = Image(f.id, f.filename, *_image_size(f))
-    assistant_ids = {m.assistant_id for m in replies if m.assistant_id}
-    names = (
-        dict(Assistant.objects.filter(id__in=assistant_ids).values_list("id", "name"))
-        if assistant_ids
-        else {}
-    )
-    return Decorations(
-        pagers=versions.pagers(messages),
-        ratings=feedback.ratings(user, [m.id for m in replies]),
-        images=images,
-        assistant_names={k: v for k, v in names.items() if v},
-    )
-
-
-def _image_size(f: File) -> tuple[int | None, int | None]:
-    try:
-        with f.data.open("rb") as fh:
-            width, height = imagesize.get(fh)
-    except (OSError, ValueError):
-        return None, None
-    return (width, height) if width > 0 and height > 0 else (None, None)
-
-
 # --- sending ---------------------------------------------------------------------------------------
 BUSY = "The assistant is still replying. Wait for it, or press Stop."
-
-
-def check_upload(upload: UploadedFile[bytes]) -> None:
-    """The chat's own limits on an attachment, in words; storing it is files.store_file's."""
-    name = files.display_name(upload.name or "")
-    if upload.size is not None and upload.size > settings.FILE_UPLOAD_MAX_BYTES:
-        raise ChatError(
-            f"“{name}” is {_human(upload.size)}; the limit is {_human(settings.FILE_UPLOAD_MAX_BYTES)}.",
-            status=413,
-        )
-    if upload.size == 0:
-        raise ChatError(f"“{name}” is empty.")
-    suffix = PurePath(name).suffix.lower()
-    if suffix not in ALLOWED_EXTENSIONS:
-        allowed = ", ".join(sorted(ALLOWED_EXTENSIONS))
-        raise ChatError(
-            f"Files of type “{suffix or name}” can't be attached. Allowed: {allowed}.", status=415
-        )
-
-
-def _quota_error(exc: files.StorageQuotaExceeded) -> ChatError:
-    return ChatError(
-        f"There is no room left for this file: you have used {_human(exc.used)} of your "
-        f"{_human(exc.quota)} of storage, and it needs {_human(exc.size)}. "
-        "An administrator can remove old files or raise the limit.",
-        status=413,
-    )
-
-
-def _human(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
-def accepts_images(assistant: Assistant | None = None) -> bool:
-    """Whether the chat offers image attachments: the (default) assistant's "accepts images" setting,
-    and for "auto" whether its model is known to take images (runs/vision.py)."""
-    if assistant is None:
-        assistant = Assistant.objects.filter(is_default=True).only("model", "accepts_images").first()
-        if assistant is None:
-            return False
-    if assistant.accepts_images == Assistant.AcceptsImages.AUTO:
-        return vision.known_to_take_images(assistant.model)
-    return assistant.accepts_images == Assistant.AcceptsImages.YES
-
-
-def check_image(upload: UploadedFile[bytes]) -> None:
-    """An image to show the model, in words: the rule is runs/vision.py's, on its sniffed type."""
-    name = files.display_name(upload.name or "")
-    head = b""
-    for chunk in upload.chunks(SNIFF_BYTES):
-        head = chunk[:SNIFF_BYTES]
-        break
-    upload.seek(0)
-    content_type = sniff_content_type(head, name)
-    if content_type not in vision.IMAGE_CONTENT_TYPES:
-        raise ChatError(
-            f"“{name}” is not an image the assistant can look at (PNG, JPEG, GIF or WebP).", status=415
-        )
-    limit = int(settings.VISION_MAX_IMAGE_BYTES)
-    if (upload.size or 0) > limit:
-        raise ChatError(
-            f"“{name}” is {_human(upload.size or 0)}; images may be at most {_human(limit)}.", status=413
-        )
 
 
 def send(
@@ -358,24 +243,33 @@ def send(
     uploads, images = list(uploads or []), list(images or [])
     text = _checked_text(text, empty_ok=bool(images))
     for upload in uploads:
-        check_upload(upload)
-    assistant = default_assistant()
-    if images and not accepts_images(assistant):
+        chat_uploads.check_upload(upload)
+    thread = thread or conversation(user)
+    choice = assistant_choice(thread)
+    assistant, attachment_tools = choice.assistant, choice.attachment_tools
+    if uploads and not attachment_tools:
+        # The page turns attaching off for such an assistant; a file sent anyway is refused rather
+        # than stored and silently never read.
         raise ChatError(
-            f"{assistant.name or 'This assistant'} can't look at images. Attach them as files instead.",
+            f"{choice.name} can't read files (it has neither file search nor the code interpreter), "
+            f"so “{files.display_name(uploads[0].name or '')}” was not sent. Remove the file, or pick an "
+            "assistant that can read files."
+        )
+    if images and not chat_uploads.accepts_images(assistant):
+        raise ChatError(
+            f"{choice.name} can't look at images. Attach them as files instead.",
             status=415,
         )
-    if len(images) > MAX_IMAGES:
-        raise ChatError(f"At most {MAX_IMAGES} images can go with one message.")
+    if len(images) > chat_uploads.MAX_IMAGES:
+        raise ChatError(f"At most {chat_uploads.MAX_IMAGES} images can go with one message.")
     for image in images:
-        check_image(image)
-    thread = thread or conversation(user)
+        chat_uploads.check_image(image)
     content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
     content += [{"type": "image_file", "image_file": {"upload": image}} for image in images]
     message = {
         "role": "user",
         "content": content,
-        "attachments": [{"upload": u, "tools": ATTACHMENT_TOOLS} for u in uploads],
+        "attachments": [{"upload": u, "tools": attachment_tools} for u in uploads],
     }
     try:
         with _run_quota_words():
@@ -388,7 +282,7 @@ def send(
     except ThreadBusy as exc:
         raise ChatError(BUSY, status=409) from exc
     except files.StorageQuotaExceeded as exc:
-        raise _quota_error(exc) from exc
+        raise chat_uploads.quota_error(exc) from exc
     return started.messages[0], started.run
 
 
@@ -400,7 +294,7 @@ def retry(user: Any, thread: Thread | None = None) -> Run:
 def regenerate(user: Any, thread: Thread | None = None, message_id: str = "") -> versions.Change:
     thread = thread or conversation(user)
     with _version_words(), _run_quota_words():
-        change = versions.regenerate(thread, default_assistant(), message_id)
+        change = versions.regenerate(thread, _conversation_assistant(thread), message_id)
     conversations.touch(thread)
     return change
 
@@ -408,14 +302,14 @@ def regenerate(user: Any, thread: Thread | None = None, message_id: str = "") ->
 def edit(user: Any, thread: Thread, message_id: str, text: str) -> versions.Change:
     text = _checked_text(text)
     with _version_words(), _run_quota_words():
-        change = versions.edit(thread, default_assistant(), message_id, text)
+        change = versions.edit(thread, _conversation_assistant(thread), message_id, text)
     conversations.touch(thread)
     return change
 
 
 def continue_reply(user: Any, thread: Thread) -> versions.Change:
     with _version_words(), _run_quota_words():
-        change = versions.continue_reply(thread, default_assistant())
+        change = versions.continue_reply(thread, _conversation_assistant(thread))
     conversations.touch(thread)
     return change
 

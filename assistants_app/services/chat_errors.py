@@ -50,3 +50,12 @@ def failure_words(run: dict[str, Any]) -> str:
         if cause in technical:
             return words
     return _BY_CODE.get(str(error.get("code") or ""), GENERIC)
+
+
+class ChatError(Exception):
+    """A problem the user can fix or should know about; `message` is shown as is."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status

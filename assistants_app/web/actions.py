@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from assistants_app.errors import InvalidRequest, ThreadBusy
 from assistants_app.models import Message
-from assistants_app.services import chat, conversations, export, feedback
+from assistants_app.services import chat, chat_decorations, conversations, export, feedback
 
 from . import notices
 from .fragments import bubble, history_items, render_message, upsert
@@ -53,7 +53,7 @@ def edit(request: HtmxHttpRequest) -> HttpResponse:
     assert change.run is not None and change.question is not None
     chat.attach_file_names([change.question])
     name, _ = _assistant_name()
-    deco = chat.decorations(request.user, [change.question])
+    deco = chat_decorations.decorations(request.user, [change.question])
     question = upsert(render_message(bubble(change.question, deco), name))
     return run_started(
         request, thread, change.run.id, *removals(change.removed), question, removed=change.removed
@@ -91,7 +91,7 @@ def select_version(request: HtmxHttpRequest) -> HttpResponse:
     html = render_to_string(
         "chat/fragments.html#items",
         {
-            "items": history_items(change.shown, chat.decorations(request.user, messages)),
+            "items": history_items(change.shown, chat_decorations.decorations(request.user, messages)),
             "assistant_name": name,
         },
     )

@@ -32,7 +32,7 @@ from django.utils.text import Truncator
 from assistants_app.asyncdb import db
 from assistants_app.runs.events import TERMINAL_RUN_EVENTS
 from assistants_app.runs.stream import follow
-from assistants_app.services import chat
+from assistants_app.services import chat, chat_decorations
 
 from . import notices
 from .fragments import Op, bubble, merge, render_message, run_controls, run_notice, upsert
@@ -163,16 +163,18 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
         self.thread_id, run_ids = chat.runs_to_follow(self.user, self.thread_id, page_run)
         return chat.assistant_name(), run_ids
 
-    def _question(self, run_id: str) -> str:
-        msg = chat.question_of(run_id)
-        return upsert(render_message(bubble(msg), self.renderer.assistant_name)) if msg else ""
+    def _run_start(self, run_id: str, with_question: bool) -> tuple[str, str]:
+        """The name of the assistant answering (conversations pick theirs), and the question."""
+        name = chat.run_assistant_name(run_id)
+        msg = chat.question_of(run_id) if with_question else None
+        return name, upsert(render_message(bubble(msg), name)) if msg else ""
 
     def _from_database(self, run_id: str) -> list[Op]:
         """The run's outcome from its rows, for when its event log is gone (retention, restart)."""
         return self._rendered(chat.run_messages(run_id))
 
     def _rendered(self, msgs: list[Message]) -> list[Op]:
-        deco = chat.decorations(self.user, msgs)
+        deco = chat_decorations.decorations(self.user, msgs)
         return [upsert(render_message(bubble(m, deco), self.renderer.assistant_name)) for m in msgs]
 
     def _final_message(self, message_id: str) -> tuple[list[Op], str]:
@@ -182,7 +184,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
         if msg is None:
             return [], ""
         ops = self._rendered([msg])
-        name = chat.decorations(self.user, [msg]).assistant_names.get(msg.assistant_id or "")
+        name = chat_decorations.decorations(self.user, [msg]).assistant_names.get(msg.assistant_id or "")
         who = name or self.renderer.assistant_name
         # strip_tags leaves entities: unescape so that the announcement (escaped once, below) reads
         # "<b>" where the reply shows "<b>", not "&lt;b&gt;".
@@ -192,10 +194,10 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
     async def _follower(self) -> None:
         while True:
             run_id, with_question = await self.runs.get()
-            if with_question:
-                question = await db(self._question, pool="readers")(run_id)
-                if question:
-                    self.outbox.put_nowait(question)
+            name, question = await db(self._run_start, pool="readers")(run_id, with_question)
+            self.renderer.assistant_name = name
+            if question:
+                self.outbox.put_nowait(question)
             saw_start = False
             try:
                 async for ev in follow(run_id, "", stop_on=TERMINAL_RUN_EVENTS, check_every=CHECK_EVERY):

@@ -3,7 +3,7 @@ fragments are hx-swap-oob swaps; web/live.py turns run events into them).
 
 Rendering is pure: no database access, so the consumer can call it on its event loop. What needs
 the database (version pagers, ratings, image names and sizes, assistant names) comes in as
-services.chat.Decorations.
+services.chat_decorations.Decorations.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from django.utils.html import escape
 from assistants_app.models import Message, RunStep
 from assistants_app.models.run import RunStatus
 from assistants_app.serializers import step_obj
-from assistants_app.services.chat import RETRYABLE_STATUSES, Decorations, Image
+from assistants_app.services.chat import RETRYABLE_STATUSES
+from assistants_app.services.chat_decorations import Decorations, Image
 from assistants_app.services.chat_errors import failure_words
 from assistants_app.services.versions import Pager
 

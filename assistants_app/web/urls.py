@@ -18,6 +18,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("chat/stop/", views.chat_stop, name="chat_stop"),
     path("chat/retry/", views.chat_retry, name="chat_retry"),
     path("chat/new/", views.chat_new, name="chat_new"),
+    path("chat/assistant/", views.chat_assistant, name="chat_assistant"),
     path("chat/regenerate/", actions.regenerate, name="chat_regenerate"),
     path("chat/edit/", actions.edit, name="chat_edit"),
     path("chat/continue/", actions.continue_reply, name="chat_continue"),

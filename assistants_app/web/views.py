@@ -24,7 +24,14 @@ from django_htmx.middleware import HtmxDetails
 from assistants_app.models import Thread
 from assistants_app.serializers import run_obj
 from assistants_app.server.bodies import accepts_uploads
-from assistants_app.services import chat, conversations, lookups
+from assistants_app.services import (
+    chat,
+    chat_assistants,
+    chat_decorations,
+    chat_uploads,
+    conversations,
+    lookups,
+)
 
 from . import notices
 from .fragments import (
@@ -85,10 +92,39 @@ def conversation_list(request: HttpRequest, current: str, *, oob: bool = False) 
 
 
 # --- the page --------------------------------------------------------------------------------------
+def _choice_context(thread: Thread) -> dict[str, Any]:
+    """The conversation's assistant: the picker, the attach control and what they must say."""
+    try:
+        choice: chat_assistants.Choice | None = chat.assistant_choice(thread)
+    except chat.ChatError as exc:
+        return {"choice": None, "assistant_name": "Assistant", "setup_error": exc.message}
+    assert choice is not None
+    return {"choice": choice, "assistant_name": choice.name, "setup_error": ""}
+
+
+def picker_fragments(request: HtmxHttpRequest, thread: Thread, *, oob: bool, error: str = "") -> str:
+    """The picker (out of band if `oob`) and the attach control with its note (always out of band),
+    as they are now: after a pick, and with every reply (an assistant staff stopped offering shows
+    here as soon as the conversation falls back)."""
+    from django.template.loader import render_to_string
+
+    context = {**_choice_context(thread), "thread": thread, "oob": oob, "swap": True, "picker_error": error}
+    context.update(max_upload_bytes=settings.FILE_UPLOAD_MAX_BYTES, accept=_accept())
+    return "".join(
+        render_to_string(f"chat/page.html#{name}", context, request=request)
+        for name in ("picker", "attach", "attach_note")
+    )
+
+
+def _accept() -> str:
+    return ",".join(sorted(chat_uploads.ALLOWED_EXTENSIONS))
+
+
 def _pane_context(request: HtmxHttpRequest, thread: Thread) -> dict[str, Any]:
     active = lookups.active_run(thread)
     page = chat.history(thread, exclude_run=active.id if active else None)
-    name, setup_error = _assistant_name()
+    picked = _choice_context(thread)
+    setup_error = picked["setup_error"]
     notice = Notice(setup_error)
     if active is None and not setup_error:
         last = chat.last_run(thread)
@@ -99,14 +135,14 @@ def _pane_context(request: HtmxHttpRequest, thread: Thread) -> dict[str, Any]:
     return {
         "thread": thread,
         "page": page,
-        "items": history_items(page.items(), chat.decorations(request.user, page.messages)),
-        "assistant_name": name,
+        "items": history_items(page.items(), chat_decorations.decorations(request.user, page.messages)),
+        **picked,
         "run_id": active.id if active else None,
         **notice.context(),
         "tab": tab,
         "ws_url": ws_url,
         "max_upload_bytes": settings.FILE_UPLOAD_MAX_BYTES,
-        "accept": ",".join(sorted(chat.ALLOWED_EXTENSIONS)),
+        "accept": _accept(),
     }
 
 
@@ -154,7 +190,7 @@ def chat_history(request: HtmxHttpRequest) -> HttpResponse:
     active = lookups.active_run(thread)
     page = chat.history(thread, before=before, exclude_run=active.id if active else None)
     name, _ = _assistant_name()
-    items = history_items(page.items(), chat.decorations(request.user, page.messages))
+    items = history_items(page.items(), chat_decorations.decorations(request.user, page.messages))
     return render(
         request,
         "chat/fragments.html#history",
@@ -216,7 +252,30 @@ def chat_send(request: HtmxHttpRequest) -> HttpResponse:
         return feedback_response(request, "The server is busy right now. Please send again in a moment.", 503)
     chat.attach_file_names([message])
     name, _ = _assistant_name()
-    return run_started(request, thread, run.id, upsert(render_message(bubble(message), name)))
+    question = upsert(render_message(bubble(message), name))
+    return run_started(request, thread, run.id, question, picker_fragments(request, thread, oob=True))
+
+
+@chat_login_required
+@require_POST
+def chat_assistant(request: HtmxHttpRequest) -> HttpResponse:
+    """The user picks the conversation's assistant (the picker's select, HTMX on change)."""
+    try:
+        thread = thread_of(request)
+    except chat.ChatError as exc:
+        return feedback_response(request, exc.message, exc.status)
+    try:
+        chat.pick_assistant(request.user, thread, request.POST.get("assistant", ""))
+    except chat.ChatError as exc:
+        if not request.htmx:
+            return feedback_response(request, exc.message, exc.status)
+        # The picker as it really is (what is offered may have changed), with the refusal.
+        return HttpResponse(
+            picker_fragments(request, thread, oob=False, error=exc.message), status=exc.status
+        )
+    if not request.htmx:
+        return redirect("conversation", thread.id)
+    return HttpResponse(picker_fragments(request, thread, oob=False))
 
 
 @chat_login_required

@@ -322,6 +322,24 @@
     if (name) name.textContent = file ? "Attached: " + file.name : "";
   });
 
+  // --- the conversation's assistant: a pick (or a fallback) renames it in the box's placeholder --------
+  function syncAssistant() {
+    var picker = byId("assistant-picker"), ta = textArea();
+    if (!picker || !ta) return;
+    var name = picker.dataset.assistantName || "Assistant";
+    ta.placeholder = "Message " + name + "…";
+    var hint = byId("empty-hint");
+    if (hint) hint.textContent = "Say hello to " + name + ". This conversation is kept until you delete it.";
+    // The attach control was replaced (e.g. turned off): the file it held is no longer attached.
+    var input = byId("composer-file"), shown = byId("composer-file-name");
+    if (shown && (!input || !input.files || !input.files.length)) shown.textContent = "";
+  }
+  // htmx:load fires for each element htmx puts on the page (out-of-band ones too), in the page.
+  document.addEventListener("htmx:load", function (evt) {
+    var id = evt.target && evt.target.id;
+    if (id === "assistant-picker" || id === "composer-attach") syncAssistant();
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     syncRunState();
     restoreDraft();

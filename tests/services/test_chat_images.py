@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from assistants_app.backends import fake
 from assistants_app.models import Assistant, File, Message
-from assistants_app.services import chat
+from assistants_app.services import chat, chat_uploads
 from tests.support.helpers import wait_run
 from tests.support.images import png
 
@@ -31,9 +31,9 @@ def _image(name: str = "red.png", body: bytes | None = None) -> SimpleUploadedFi
     ],
 )
 def test_accepts_images_follows_the_assistants_setting_then_its_model(model, setting, offered) -> None:
-    assert chat.accepts_images() is False  # no assistant yet
+    assert chat_uploads.accepts_images() is False  # no assistant yet
     Assistant.objects.create(name="Helper", model=model, is_default=True, accepts_images=setting)
-    assert chat.accepts_images() is offered
+    assert chat_uploads.accepts_images() is offered
 
 
 def test_images_go_to_the_model_as_image_parts(executor, alice) -> None:
@@ -92,7 +92,7 @@ def test_staff_set_it_in_the_admin(staff_client) -> None:
     url = reverse("admin:assistants_app_assistant_change", args=[assistant.pk])
     assert "Model takes images" in staff_client.get(url).content.decode()
     assert staff_client.post(url, {**form, "_save": "Save"}).status_code == 302
-    assert chat.accepts_images() is True
+    assert chat_uploads.accepts_images() is True
     # A form without the field (an older page, a script) keeps "auto".
     del form["accepts_images"]
     assert staff_client.post(url, {**form, "_save": "Save"}).status_code == 302

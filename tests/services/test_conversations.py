@@ -17,7 +17,12 @@ from tests.support.helpers import wait_run
 
 @pytest.fixture
 def assistant(db):
-    return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
+    return Assistant.objects.create(
+        name="Helper",
+        model="gpt-4o",
+        is_default=True,
+        tools=[{"type": "file_search"}, {"type": "code_interpreter"}],
+    )
 
 
 def _msg(thread: Thread, text: str, role: str = "user") -> Message:

@@ -24,7 +24,12 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def test_a_chat_attachment_is_sniffed_not_trusted(alice) -> None:
-    Assistant.objects.create(name="Helper", model="m", is_default=True)
+    Assistant.objects.create(
+        name="Helper",
+        model="m",
+        is_default=True,
+        tools=[{"type": "file_search"}, {"type": "code_interpreter"}],
+    )
     client = Client()
     client.force_login(alice)
     upload = SimpleUploadedFile("notes.txt", b"<script>alert(1)</script> plain words", "text/html")
@@ -37,7 +42,12 @@ def test_a_chat_attachment_is_sniffed_not_trusted(alice) -> None:
 
 
 def test_the_api_and_the_chat_store_the_same_bytes_alike(alice) -> None:
-    Assistant.objects.create(name="Helper", model="m", is_default=True)
+    Assistant.objects.create(
+        name="Helper",
+        model="m",
+        is_default=True,
+        tools=[{"type": "file_search"}, {"type": "code_interpreter"}],
+    )
     api = Client(HTTP_AUTHORIZATION=f"Bearer {keys.create_key(alice).raw}")
     response = api.post(
         "/v1/files", {"purpose": "assistants", "file": SimpleUploadedFile("pic.txt", PNG, "text/plain")}

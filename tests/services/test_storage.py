@@ -85,7 +85,12 @@ def test_quota_counts_each_user_separately(client, alice, bob, settings) -> None
 def test_chat_upload_over_the_quota_is_refused_in_plain_words(client, alice, settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.USER_STORAGE_QUOTA_BYTES = 10_000
-    Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
+    Assistant.objects.create(
+        name="Helper",
+        model="gpt-4o",
+        is_default=True,
+        tools=[{"type": "file_search"}, {"type": "code_interpreter"}],
+    )
     _file(alice, b"a" * 9000)
     client.force_login(alice)
     upload = SimpleUploadedFile("notes.txt", b"x" * 2000, content_type="text/plain")

@@ -21,7 +21,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def assistant(db):
-    return Assistant.objects.create(name="Helper", model="m", is_default=True)
+    return Assistant.objects.create(
+        name="Helper",
+        model="m",
+        is_default=True,
+        tools=[{"type": "file_search"}, {"type": "code_interpreter"}],
+    )
 
 
 def test_every_write_to_a_busy_thread_goes_through_lock_idle(alice, assistant, monkeypatch) -> None:

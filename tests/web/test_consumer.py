@@ -290,3 +290,23 @@ async def test_deleting_a_conversation_tells_the_tabs_showing_it(alice, assistan
     assert await tab_b.receive_nothing(timeout=0.3)
     await tab_a.disconnect()
     await tab_b.disconnect()
+
+
+# --- the conversation's assistant ------------------------------------------------------------------
+async def test_a_streaming_reply_carries_the_name_of_the_conversations_assistant(
+    executor, alice, assistant
+) -> None:
+    nova = await sync_to_async(Assistant.objects.create)(name="Nova", model="gpt-4o", chat_visible=True)
+    thread = await sync_to_async(conversations.current)(alice)
+    await sync_to_async(chat.pick_assistant)(alice, thread, nova.id)
+    fake.script(fake.text_turn("Nova", " speaking", delay=0.15))
+    comm = socket(alice, f"?tab=t1&thread={thread.id}")
+    assert (await comm.connect())[0]
+    _, run = await send(alice, "who is this?", thread=thread)
+    await comm.send_to(text_data=json.dumps({"follow": run.id}))
+    frames = await read_until(comm, completed)
+    # The bubble drawn when the reply starts, before its final render from the row.
+    streaming = frames[frames.find('class="msg msg-assistant is-streaming"') :]
+    who = re.search(r'class="msg-who"[^>]*>([^<]*)<', streaming)
+    assert who is not None and who.group(1) == "Nova", streaming[:1500]
+    await comm.disconnect()

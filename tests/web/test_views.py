@@ -23,7 +23,12 @@ def _fast_passwords(settings):
 
 @pytest.fixture
 def assistant(db):
-    return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
+    return Assistant.objects.create(
+        name="Helper",
+        model="gpt-4o",
+        is_default=True,
+        tools=[{"type": "file_search"}, {"type": "code_interpreter"}],
+    )
 
 
 @pytest.fixture
