@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from .assistant import Assistant
 from .chunks import Chunk
+from .endpoints import FunctionEndpoint
 from .files import File, VectorStore, VectorStoreFile, VectorStoreFileBatch
 from .keys import ApiKey
 from .run import Run, RunStep
@@ -12,6 +13,7 @@ __all__ = [
     "Assistant",
     "Chunk",
     "File",
+    "FunctionEndpoint",
     "Message",
     "Run",
     "RunStep",

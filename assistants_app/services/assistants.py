@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import QuerySet
 
 from assistants_app.errors import InvalidRequest
 from assistants_app.models import Assistant, VectorStore, VectorStoreFile
@@ -58,6 +59,12 @@ def update_assistant(assistant: Assistant, fields: Mapping[str, Any]) -> Assista
     if values:
         assistant.save(update_fields=list(values))
     return assistant
+
+
+def chat_visible_assistants() -> QuerySet[Assistant]:
+    """The assistants the chat page talks to: today the default one. The one definition, for
+    whatever must know which assistants chat users reach (the admin's function-endpoint warning)."""
+    return Assistant.objects.filter(is_default=True)
 
 
 def delete_assistant(assistant: Assistant) -> None:

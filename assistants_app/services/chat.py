@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
-from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
+from assistants_app.models.run import ACTIVE_STATUSES, RunOrigin, RunStatus
 
 from . import files, lookups, runs, threads
 
@@ -278,7 +278,7 @@ def send(user: Any, text: str, uploads: list[UploadedFile[bytes]] | None = None)
         with _run_quota_words():
             # All of them, before storing any: no half-stored message.
             files.check_quota(user.pk, sum(u.size or 0 for u in uploads))
-            started = runs.start(thread, assistant, additional_messages=[message])
+            started = runs.start(thread, assistant, additional_messages=[message], origin=RunOrigin.CHAT)
     except ThreadBusy as exc:
         raise ChatError(BUSY, status=409) from exc
     except files.StorageQuotaExceeded as exc:
@@ -292,7 +292,7 @@ def retry(user: Any) -> Run:
     assistant = default_assistant()
     try:
         with _run_quota_words():
-            return runs.start_run(thread, assistant)
+            return runs.start_run(thread, assistant, origin=RunOrigin.CHAT)
     except ThreadBusy as exc:
         raise ChatError("The assistant is already replying.", status=409) from exc
 
