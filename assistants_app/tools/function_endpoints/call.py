@@ -147,7 +147,9 @@ async def _request(
         transport=guard.transport(policy), timeout=timeout, follow_redirects=False, trust_env=False
     ) as client:
         if endpoint.method == FunctionEndpoint.Method.GET:
-            request = client.build_request("GET", endpoint.url, headers=headers, params=_query(args))
+            # Merged into the URL's own query: httpx's `params=` would replace it.
+            url = httpx2.URL(endpoint.url).copy_merge_params(_query(args))
+            request = client.build_request("GET", url, headers=headers)
         else:
             request = client.build_request(endpoint.method, endpoint.url, headers=headers, json=args)
         host = request.url.host
