@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ from tests.fakes.endpoint import FakeEndpoint
 from tests.support.helpers import collect_events, names, text_of, wait_run
 
 
-def function(name: str, **properties: str) -> dict:
+def function(name: str, **properties: str) -> dict[str, Any]:
     return {
         "type": "function",
         "function": {
@@ -60,7 +61,7 @@ def thread(alice):
     return t
 
 
-def tool_call(step: RunStep, index: int = 0) -> dict:
+def tool_call(step: RunStep, index: int = 0) -> Any:
     return step.step_details["tool_calls"][index]
 
 
