@@ -179,7 +179,10 @@ async def _request(
 
 async def _answer(response: httpx2.Response, cap: int) -> str:
     body, cut = await read_capped(response, cap)
-    text = body.decode(response.charset_encoding or "utf-8", errors="replace")
+    try:
+        text = body.decode(response.charset_encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        text = body.decode("utf-8", errors="replace")
     if cut:
         text += f"\n[response truncated: it is longer than {cap} bytes]"
     if response.is_success:

@@ -181,7 +181,9 @@ def _ssl_context() -> ssl.SSLContext:
 def transport(policy: Policy) -> httpx2.AsyncHTTPTransport:
     """An httpx transport whose connections go through GuardedBackend. No proxies (trust_env off):
     a proxy would connect on our behalf, past the check."""
-    guarded = httpx2.AsyncHTTPTransport(trust_env=False)
+    # verify=<context>: the transport would otherwise load a trust store of its own (~60 ms) only for
+    # the pool replaced below.
+    guarded = httpx2.AsyncHTTPTransport(verify=_ssl_context(), trust_env=False)
     # httpx has no public parameter for its pool's network backend; the pool itself is httpcore's
     # public API. tests/tools/function_endpoints proves the backend is the one connecting.
     guarded._pool = httpcore2.AsyncConnectionPool(
