@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -108,11 +109,17 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeEndpoint:
-    def __init__(self) -> None:
+    """`tls`: serve https with this server-side context."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
         self.stopping = threading.Event()
         self._server = _Server(self)
+        self.scheme = "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
         self._thread.daemon = True
@@ -133,7 +140,7 @@ class FakeEndpoint:
         self.stop()
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def record(self, request: Recorded) -> None:
         with self._lock:

@@ -4,7 +4,10 @@ reads back, and the guards (addresses, pinning, redirects, timeouts, size caps).
 from __future__ import annotations
 
 import json
+import ssl
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +199,89 @@ def test_the_allow_list_setting_is_parsed_strictly() -> None:
         with pytest.raises(ValueError, match="neither a host name"):
             guard.parse_allow_list(bad)
     assert guard.parse_allow_list("") == guard.Policy()
+
+
+# --- https ----------------------------------------------------------------------------------------------
+def _tls_contexts(name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A throwaway CA and a certificate for `name`: (the server's context, a client context trusting
+    only that CA)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    with tempfile.TemporaryDirectory() as tmp:
+        cert_file, key_file = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+        cert_file.write_bytes(leaf.public_bytes(pem))
+        key_file.write_bytes(
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cadata=ca.public_bytes(pem).decode())
+    return server, client
+
+
+@pytest.fixture
+def tls_ep(settings, monkeypatch) -> Iterator[FakeEndpoint]:
+    """An https endpoint for weather.example.test (resolved, by the guard, to 127.0.0.1)."""
+    settings.FUNCTION_ENDPOINTS_ALLOWED_PRIVATE = "127.0.0.1"
+    server_ctx, client_ctx = _tls_contexts("weather.example.test")
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(guard, "resolve", resolve)
+    monkeypatch.setattr(guard, "_ssl_context", lambda: client_ctx)
+    with FakeEndpoint(tls=server_ctx) as server:
+        yield server
+
+
+async def test_https_to_a_pinned_address_still_verifies_the_names_certificate(tls_ep) -> None:
+    output = await call(endpoint(tls_ep.url("/echo", host="weather.example.test")), '{"city": "Oslo"}')
+    assert json.loads(output)["json"] == {"city": "Oslo"}
+    # Control: the same server under another name fails verification (the name is what is checked).
+    output = await call(endpoint(tls_ep.url("/echo")), "{}")
+    assert output.startswith("Error: the endpoint could not be reached") and "CERTIFICATE" in output.upper()
+
+
+async def test_a_redirect_from_https_to_http_is_not_followed(tls_ep, ep) -> None:
+    target = ep.url("/echo", host="weather.example.test")
+    output = await call(endpoint(tls_ep.url(f"/redirect?to={target}", host="weather.example.test")), "{}")
+    assert output == "Error: the endpoint redirected from https to http; not followed."
+    assert ep.requests == []
