@@ -70,7 +70,9 @@ class FunctionEndpointForm(forms.ModelForm[FunctionEndpoint]):
         super().__init__(*args, **kwargs)
         self.functions = functions or []
         if not self.is_bound and self.instance.header_env:
-            self.initial["headers"] = "\n".join(f"{k}: {v}" for k, v in self.instance.header_env.items())
+            # Sorted: PostgreSQL's jsonb does not keep the order they were given in.
+            rows = sorted(self.instance.header_env.items(), key=lambda kv: kv[0].lower())
+            self.initial["headers"] = "\n".join(f"{k}: {v}" for k, v in rows)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
