@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('assistants_app', '0005_file_origin_thread'),
+        ('assistants_app', '0006_chat_conversations'),
     ]
 
     operations = [

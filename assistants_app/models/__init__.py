@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from .assistant import Assistant
+from .chat import ChatAnswer, Feedback
 from .chunks import Chunk
 from .endpoints import FunctionEndpoint
 from .files import File, VectorStore, VectorStoreFile, VectorStoreFileBatch
@@ -11,7 +12,9 @@ from .thread import Message, Thread
 __all__ = [
     "ApiKey",
     "Assistant",
+    "ChatAnswer",
     "Chunk",
+    "Feedback",
     "File",
     "FunctionEndpoint",
     "Message",

@@ -271,6 +271,8 @@ class Execution:
             await self._finish_cancelled()
 
     async def _finish_failed(self, code: str, message: str) -> None:
+        # The technical detail is for the operator; chat users see plain words (services/chat_errors).
+        log.warning("run %s failed: %s: %s", self.run.id, code, message)
         await self._close_open_messages("run_failed", error={"code": code, "message": message})
         await self._end(
             RunStatus.FAILED,

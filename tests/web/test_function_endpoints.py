@@ -14,7 +14,7 @@ from django.test import Client
 
 from assistants_app.backends import fake
 from assistants_app.models import Assistant, FunctionEndpoint, Run
-from assistants_app.services import chat
+from assistants_app.services import chat, chat_errors
 from tests.fakes.endpoint import FakeEndpoint
 from tests.support.helpers import wait_run
 from tests.web.test_consumer import _run_idle, read_until, socket
@@ -74,3 +74,5 @@ def test_after_a_reload_the_page_says_why_the_reply_ended(executor, alice, assis
     assert MESSAGE in page
     assert "An administrator can attach an endpoint to it in the admin" in page
     assert "not answered" in page and "waiting for a result" not in page
+    # The notice under the reply says it in plain words too, not "Something went wrong ... try again".
+    assert chat_errors.NO_TOOL in page and chat_errors.GENERIC not in page
