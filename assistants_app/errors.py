@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TypedDict
 
 
@@ -71,3 +72,22 @@ class TooManyActiveRuns(ServiceError):
             code="too_many_active_runs",
         )
         self.limit = limit
+
+
+class TokenBudgetExhausted(ServiceError):
+    """The owner's runs today used USER_DAILY_TOKEN_BUDGET tokens or more (OpenAI's own 429 for an
+    exhausted quota is type and code `insufficient_quota`, which SDK users already handle)."""
+
+    status = 429
+    type = "insufficient_quota"
+    retryable = False
+
+    def __init__(self, budget: int, used: int, resets_at: datetime) -> None:
+        super().__init__(
+            f"You have used {used} of your {budget} tokens for today. The budget renews at "
+            f"{resets_at:%H:%M} UTC; an administrator can raise it.",
+            code="insufficient_quota",
+        )
+        self.budget = budget
+        self.used = used
+        self.resets_at = resets_at

@@ -28,6 +28,15 @@ def ts(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value is not None else None
 
 
+# What OpenAI shows for a temperature or top_p that neither the assistant nor the run set. The
+# upstream is then sent neither, so a local server keeps its own default (runs/engine.py).
+DEFAULT_SAMPLING = 1.0
+
+
+def sampling(value: float | None) -> float:
+    return DEFAULT_SAMPLING if value is None else value
+
+
 def assistant_obj(a: Assistant) -> dict[str, Any]:
     return {
         "id": a.id,
@@ -40,8 +49,8 @@ def assistant_obj(a: Assistant) -> dict[str, Any]:
         "tools": a.tools,
         "tool_resources": a.tool_resources or {},
         "metadata": a.metadata,
-        "temperature": a.temperature,
-        "top_p": a.top_p,
+        "temperature": sampling(a.temperature),
+        "top_p": sampling(a.top_p),
         "response_format": a.response_format if a.response_format is not None else "auto",
     }
 
@@ -96,8 +105,8 @@ def run_obj(r: Run) -> dict[str, Any]:
         "tools": r.tools,
         "metadata": r.metadata,
         "usage": r.usage,
-        "temperature": r.temperature,
-        "top_p": r.top_p,
+        "temperature": sampling(r.temperature),
+        "top_p": sampling(r.top_p),
         "max_prompt_tokens": r.max_prompt_tokens,
         "max_completion_tokens": r.max_completion_tokens,
         "truncation_strategy": r.truncation_strategy or {"type": "auto", "last_messages": None},

@@ -275,6 +275,13 @@ MODEL_CONTEXT_TOKENS: int = app_setting("MODEL_CONTEXT_TOKENS")
 TOKENIZER_ENCODING: str = app_setting("TOKENIZER_ENCODING")
 # Seconds the admin's assistant form waits for the backend's model list.
 ADMIN_LIST_MODELS_TIMEOUT: float = app_setting("ADMIN_LIST_MODELS_TIMEOUT")
+# --- API parity: /v1/models, vision, rewrite_query (README, "Compatibility notes") ---------------
+MODELS_CACHE_SECONDS: float = app_setting("MODELS_CACHE_SECONDS")
+MODELS_LIST_TIMEOUT: float = app_setting("MODELS_LIST_TIMEOUT")
+VECTOR_STORE_REWRITE_MODEL: str = app_setting("VECTOR_STORE_REWRITE_MODEL")
+VECTOR_STORE_REWRITE_TIMEOUT: float = app_setting("VECTOR_STORE_REWRITE_TIMEOUT")
+VISION_MAX_IMAGE_BYTES: int = app_setting("VISION_MAX_IMAGE_BYTES")
+VISION_MAX_PROMPT_IMAGE_BYTES: int = app_setting("VISION_MAX_PROMPT_IMAGE_BYTES")
 
 # --- File search ---------------------------------------------------------------------------------
 # Lexical ranking (SQLite FTS5 / PostgreSQL full text) always; fused with dense similarity when an
@@ -365,6 +372,7 @@ for _proxy in TRUSTED_PROXIES:
 
 # Runs one user may have queued or active at once (0: no cap); over it, starting a run answers 429.
 RUN_MAX_ACTIVE_PER_USER: int = app_setting("RUN_MAX_ACTIVE_PER_USER")
+USER_DAILY_TOKEN_BUDGET: int = app_setting("USER_DAILY_TOKEN_BUDGET")
 
 # Login guessing (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one username, or from
 # one address, that username / address is locked out for LOGIN_LOCKOUT_SECONDS.

@@ -35,7 +35,7 @@ class AssistantAdmin(admin.ModelAdmin[Assistant]):
             "Retrieval files",
             {"fields": ("retrieval_files", "retrieval_files_status", "tool_resources_display")},
         ),
-        ("Model backend", {"fields": ("backend_base_url", "backend_api_key_env")}),
+        ("Model backend", {"fields": ("backend_base_url", "backend_api_key_env", "accepts_images")}),
         ("Record", {"fields": ("id", "owner", "created_at"), "classes": ("collapse",)}),
     )
 

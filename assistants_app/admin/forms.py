@@ -141,6 +141,15 @@ class AssistantForm(forms.ModelForm[Assistant]):
         widget=forms.Textarea(attrs={"rows": 10, "class": "vLargeTextField", "spellcheck": "false"}),
         help_text='For json_schema only: {"name": "...", "schema": {...}, "strict": true}, or just the schema.',
     )
+    # Not required: a form posted without it (a script, an older page) keeps "auto".
+    accepts_images = forms.ChoiceField(
+        label="Model takes images",
+        choices=Assistant.AcceptsImages.choices,
+        required=False,
+        help_text="Whether chat messages may carry images to this assistant. With No, a run "
+        "whose thread has images fails with a clear error instead of calling the model; with Auto or "
+        "Yes they are sent, and a model that refuses them fails the run with the upstream's words.",
+    )
     enable_file_search = forms.BooleanField(label="File search", required=False)
     enable_code_interpreter = forms.BooleanField(label="Code interpreter", required=False)
     functions = forms.CharField(
@@ -169,8 +178,12 @@ class AssistantForm(forms.ModelForm[Assistant]):
             "is_default",
             "backend_base_url",
             "backend_api_key_env",
+            "accepts_images",
         ]
-        labels = {"is_default": "Default for the chat page", "backend_base_url": "Backend base URL"}
+        labels = {
+            "is_default": "Default for the chat page",
+            "backend_base_url": "Backend base URL",
+        }
         help_texts = {
             "is_default": "The chat page talks to this assistant; saving it as default un-defaults the others.",
             "backend_base_url": "An OpenAI-compatible /v1 URL; empty means the server's OPENAI_BASE_URL.",
@@ -219,6 +232,9 @@ class AssistantForm(forms.ModelForm[Assistant]):
         if errors:
             raise ValidationError(errors)
         return functions
+
+    def clean_accepts_images(self) -> str:
+        return self.cleaned_data.get("accepts_images") or Assistant.AcceptsImages.AUTO
 
     def clean_backend_api_key_env(self) -> str:
         name = (self.cleaned_data.get("backend_api_key_env") or "").strip()

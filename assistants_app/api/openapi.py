@@ -10,7 +10,7 @@ from typing import Any
 from django.http import JsonResponse
 
 from .response_schemas import COMPONENTS, ref
-from .routing import Ctx, Operation
+from .routing import MAX_ID_LENGTH, PATH_PARAMETERS, Ctx, Operation
 
 ERRORS = {
     "400": "Invalid request: the error's `param` names the offending parameter",
@@ -28,7 +28,12 @@ def _error(description: str) -> dict[str, Any]:
 
 def _operation(op: Operation) -> dict[str, Any]:
     params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "maxLength": PATH_PARAMETERS.get(name, MAX_ID_LENGTH)},
+        }
         for name in re.findall(r"{(\w+)}", op.path)
     ]
     if op.query is not None:

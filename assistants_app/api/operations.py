@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import assistants, files, messages, runs, threads, vector_stores
+from . import assistants, files, messages, models, runs, threads, vector_stores
 from .routing import Operation
 
 # Order matters where paths overlap: /threads/runs must be matched before /threads/{thread_id}.
@@ -14,4 +14,5 @@ OPERATIONS: list[Operation] = [
     *runs.OPERATIONS,
     *files.OPERATIONS,
     *vector_stores.OPERATIONS,
+    *models.OPERATIONS,
 ]

@@ -406,7 +406,10 @@ VECTOR_STORE_SEARCH = Obj(
                 "score_threshold": Num(minimum=0, maximum=1),
             }
         ),
-        "rewrite_query": Bool(description="Only false: query rewriting is not supported"),
+        "rewrite_query": Bool(
+            description="Let the model rewrite each query into a search query first (needs a model; "
+            "the response's search_query holds what was searched)"
+        ),
     }
 )
 VECTOR_STORE_LIST_QUERY = list_query()

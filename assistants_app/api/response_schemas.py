@@ -311,3 +311,14 @@ VECTOR_STORE_COMPONENTS: dict[str, dict[str, Any]] = {
     "VectorStoreFileList": listing("VectorStoreFile"),
 }
 COMPONENTS.update(VECTOR_STORE_COMPONENTS)
+
+MODEL = obj({"id": STR, "created": INT, "owned_by": STR}, object_name="model")
+COMPONENTS.update(
+    {
+        "Model": MODEL,
+        # Unpaged, as OpenAI's: the SDKs read `data` only.
+        "ModelList": obj(
+            {"object": {"type": "string", "enum": ["list"]}, "data": {"type": "array", "items": ref("Model")}}
+        ),
+    }
+)

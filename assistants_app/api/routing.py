@@ -29,6 +29,12 @@ from .validation import Obj, Query, check_depth, too_deep
 log = logging.getLogger(__name__)
 
 
+# Object ids in paths are at most this long; the path parameters listed below are not ids, may
+# contain "/" (routed with Django's `path` converter) and are this long at most.
+MAX_ID_LENGTH = 64
+PATH_PARAMETERS = {"model": 256}  # model ids: Assistant.model's max_length
+
+
 @dataclass
 class Ctx:
     request: HttpRequest
@@ -100,9 +106,9 @@ def _handle(
             user = key.user
         if op is None:
             raise MethodNotAllowed(request.method or "", request.path, allowed)
-        for value in kwargs.values():
+        for name, value in kwargs.items():
             # No id contains these; PostgreSQL would refuse even to look one up (a 500).
-            if "\x00" in value or len(value) > 64:
+            if "\x00" in value or len(value) > PATH_PARAMETERS.get(name, MAX_ID_LENGTH):
                 raise UnknownUrl(request.method or "", request.path)
         ctx = Ctx(request=request, user=user)
         if op.query is not None:

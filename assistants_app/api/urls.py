@@ -9,11 +9,15 @@ from django.urls import URLPattern, URLResolver, path, re_path
 
 from .openapi import OPERATION as OPENAPI_OPERATION
 from .operations import OPERATIONS
-from .routing import Operation, unknown_url, view_for
+from .routing import PATH_PARAMETERS, Operation, unknown_url, view_for
 
 
 def _django_path(openapi_path: str) -> str:
-    return re.sub(r"{(\w+)}", r"<str:\1>", openapi_path.lstrip("/"))
+    def converter(match: re.Match[str]) -> str:
+        name = match[1]
+        return f"<{'path' if name in PATH_PARAMETERS else 'str'}:{name}>"
+
+    return re.sub(r"{(\w+)}", converter, openapi_path.lstrip("/"))
 
 
 def _patterns(ops: list[Operation]) -> list[URLPattern | URLResolver]:

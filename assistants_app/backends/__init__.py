@@ -12,7 +12,7 @@ from .base import Backend, BackendError
 if TYPE_CHECKING:
     from assistants_app.models import Assistant
 
-__all__ = ["Backend", "BackendError", "get_backend"]
+__all__ = ["Backend", "BackendError", "endpoint_for", "get_backend"]
 
 
 def get_backend(assistant: Assistant | None) -> Backend:
@@ -35,3 +35,20 @@ def get_backend(assistant: Assistant | None) -> Backend:
                 f"{assistant.backend_api_key_env}, which is not set on the worker.",
             )
     return backend_from_settings(base_url=base_url, api_key=api_key)
+
+
+def endpoint_for(assistant: Assistant | None) -> tuple[str, str] | None:
+    """(base_url, api_key) of the OpenAI-compatible endpoint the assistant's runs call (for None, the
+    default one), to ask it things other than a completion (its model list). None when there is
+    none to ask: nothing configured, or MODEL_BACKEND is not "openai" (tests must reach no network).
+    A key variable that is not set gives an empty key, which the endpoint may still accept."""
+    if settings.MODEL_BACKEND != "openai":
+        return None
+    from .openai_compat import OPENAI_DEFAULT_BASE_URL
+
+    base_url = (assistant.backend_base_url if assistant else "") or settings.OPENAI_BASE_URL
+    key_env = assistant.backend_api_key_env if assistant else ""
+    api_key = os.environ.get(key_env, "") if key_env else settings.OPENAI_API_KEY
+    if not base_url and not api_key:
+        return None
+    return (base_url or OPENAI_DEFAULT_BASE_URL), api_key

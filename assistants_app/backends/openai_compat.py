@@ -25,6 +25,7 @@ import openai
 
 from .base import BackendError, ChatRequest, StreamEvent
 from .openai_stream import ChunkMapper, SSEDecoder, decode_data
+from .refusals import image_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ class OpenAICompatBackend:
                     )
                 )
             except openai.APIStatusError as err:
-                raise self._status_error(err) from err
+                raise self._status_error(err, params) from err
             except openai.APITimeoutError as err:
                 raise _Retry(self._timeout_error(err.__cause__, streaming=False)) from err
             except openai.APIConnectionError as err:
@@ -239,7 +240,7 @@ class OpenAICompatBackend:
         for last in mapper.tail(mapper.finish):
             yield last
 
-    def _status_error(self, err: openai.APIStatusError) -> BackendError | _Retry:
+    def _status_error(self, err: openai.APIStatusError, params: dict[str, Any]) -> BackendError | _Retry:
         status = err.status_code
         detail = _upstream_message(err)
         if status == 429:
@@ -263,7 +264,10 @@ class OpenAICompatBackend:
                 "The operator should check OPENAI_API_KEY (and OPENAI_BASE_URL).",
             )
         if status in _INVALID_PROMPT_STATUSES:
-            return BackendError("invalid_prompt", f"The upstream model server refused the request: {detail}")
+            refusal = image_refusal(params["model"], params["messages"], detail)
+            return refusal or BackendError(
+                "invalid_prompt", f"The upstream model server refused the request: {detail}"
+            )
         return BackendError("server_error", f"The upstream model server answered HTTP {status}: {detail}")
 
     def _timeout_error(self, cause: BaseException | None, *, streaming: bool) -> BackendError:
@@ -379,12 +383,27 @@ def backend_from_settings(base_url: str | None = None, api_key: str | None = Non
     )
 
 
-async def list_models(base_url: str, api_key: str) -> list[str]:
-    """Model ids the upstream offers, sorted; [] if it cannot say (down, no /models, bad key...)."""
-    try:
-        client = build_client(base_url, api_key)
-        page = await client.models.list(timeout=LIST_MODELS_TIMEOUT)
-        return sorted({m.id for m in page.data if isinstance(getattr(m, "id", None), str)})
-    except Exception as err:  # the admin form must render even when the upstream is broken
-        logger.info("could not list models at %s: %s", base_url, err)
-        return []
+async def fetch_models(
+    base_url: str, api_key: str, http_timeout: float = LIST_MODELS_TIMEOUT
+) -> list[dict[str, Any]]:
+    """The upstream's GET /models as OpenAI model objects ({id, object, created, owned_by}), in its
+    order. Raises what the SDK raises when the upstream cannot answer."""
+    client = build_client(base_url, api_key)
+    page = await client.models.list(timeout=http_timeout)
+    models = []
+    for m in page.data:
+        model_id = getattr(m, "id", None)
+        if not isinstance(model_id, str) or not model_id:
+            continue
+        # Local servers leave these out or send other types (llama.cpp: created as a float).
+        created = getattr(m, "created", None)
+        owned_by = getattr(m, "owned_by", None)
+        models.append(
+            {
+                "id": model_id,
+                "object": "model",
+                "created": int(created) if isinstance(created, (int, float)) else 0,
+                "owned_by": owned_by if isinstance(owned_by, str) and owned_by else "system",
+            }
+        )
+    return models

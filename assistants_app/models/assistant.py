@@ -34,6 +34,14 @@ class Assistant(models.Model):
         help_text="Name of an environment variable holding the API key",
     )
 
+    class AcceptsImages(models.TextChoices):
+        AUTO = "auto", "Auto: if the model is known to take images"
+        YES = "yes", "Yes"
+        NO = "no", "No"
+
+    # Whether the chat page offers image attachments (runs/vision.py has the known models).
+    accepts_images = models.CharField(max_length=4, choices=AcceptsImages.choices, default=AcceptsImages.AUTO)
+
     class Meta:
         ordering = ["-id"]
         constraints = [

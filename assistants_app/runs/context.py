@@ -17,6 +17,8 @@ from django.conf import settings
 
 from assistants_app.models import Message, Run
 
+from . import vision
+
 # Per-message framing tokens in the Chat Completions format.
 MESSAGE_OVERHEAD = 4
 PAGE = 200
@@ -70,7 +72,8 @@ def message_text(content: list[dict[str, Any]]) -> str:
 
 
 def message_tokens(content: list[dict[str, Any]]) -> int:
-    return count_tokens(message_text(content)) + MESSAGE_OVERHEAD
+    # Images: a fixed estimate each (runs/vision.py).
+    return count_tokens(message_text(content)) + MESSAGE_OVERHEAD + vision.image_tokens(content)
 
 
 class PromptTooLarge(Exception):
@@ -130,6 +133,7 @@ def build_prompt(run: Run, tail: list[dict[str, Any]], tools: list[dict[str, Any
     )
     before: str | None = None
     done = False
+    images = vision.PromptImages(run.thread_id)
     while not done:
         page = list((qs.filter(id__lt=before) if before else qs)[:PAGE])
         if not page:
@@ -143,7 +147,10 @@ def build_prompt(run: Run, tail: list[dict[str, Any]], tools: list[dict[str, Any
                 truncated, done = True, True
                 break
             remaining -= cost
-            history.append({"role": msg.role, "content": message_text(msg.content)})
+            parts = images.parts(msg.role, msg.content)
+            history.append(
+                {"role": msg.role, "content": message_text(msg.content) if parts is None else parts}
+            )
         before = page[-1].id
         if len(page) < PAGE:
             break

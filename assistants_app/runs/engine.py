@@ -24,7 +24,7 @@ from assistants_app.serializers import step_obj
 from assistants_app.tools import hosted
 from assistants_app.tools.function_endpoints.call import Endpoint, endpoints_of
 
-from . import state, tool_calls
+from . import state, tool_calls, vision
 from .annotations import final_content
 from .context import PromptTooLarge, build_prompt, count_tokens
 from .emitter import Emitter
@@ -99,6 +99,9 @@ class Execution:
             prompt = await db(
                 lambda tools=tools: build_prompt(self.run, tool_calls.tool_tail(self.run), tools)
             )()
+            refused = vision.assistant_refusal(self.assistant, self.run.model, prompt.messages)
+            if refused is not None:
+                raise refused
             backend = get_backend(self.assistant)
             max_tokens = self._remaining_completion_tokens()
             if max_tokens is not None and max_tokens <= 0:

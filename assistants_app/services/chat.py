@@ -18,9 +18,11 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
+from assistants_app.errors import InvalidRequest, ThreadBusy, TokenBudgetExhausted, TooManyActiveRuns
+from assistants_app.lib.sniff import SNIFF_BYTES, sniff_content_type
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES, RunOrigin, RunStatus
+from assistants_app.runs import vision
 
 from . import conversations, feedback, files, lookups, runs, versions
 
@@ -36,6 +38,8 @@ ALLOWED_EXTENSIONS = frozenset(
     }
 )  # fmt: skip
 ATTACHMENT_TOOLS = [{"type": "file_search"}, {"type": "code_interpreter"}]
+# Images one message may show the model (the API allows any number, within the prompt's budget).
+MAX_IMAGES = 10
 # A reply that ended like this offers Retry: live, when its run ends, and after a reload.
 RETRYABLE_STATUSES = (RunStatus.FAILED, RunStatus.EXPIRED, RunStatus.INCOMPLETE)
 
@@ -306,26 +310,77 @@ def _human(n: int) -> str:
     return str(n)
 
 
+def accepts_images(assistant: Assistant | None = None) -> bool:
+    """Whether the chat offers image attachments: the (default) assistant's "accepts images" setting,
+    and for "auto" whether its model is known to take images (runs/vision.py)."""
+    if assistant is None:
+        assistant = Assistant.objects.filter(is_default=True).only("model", "accepts_images").first()
+        if assistant is None:
+            return False
+    if assistant.accepts_images == Assistant.AcceptsImages.AUTO:
+        return vision.known_to_take_images(assistant.model)
+    return assistant.accepts_images == Assistant.AcceptsImages.YES
+
+
+def check_image(upload: UploadedFile[bytes]) -> None:
+    """An image to show the model, in words: the rule is runs/vision.py's, on its sniffed type."""
+    name = files.display_name(upload.name or "")
+    head = b""
+    for chunk in upload.chunks(SNIFF_BYTES):
+        head = chunk[:SNIFF_BYTES]
+        break
+    upload.seek(0)
+    content_type = sniff_content_type(head, name)
+    if content_type not in vision.IMAGE_CONTENT_TYPES:
+        raise ChatError(
+            f"“{name}” is not an image the assistant can look at (PNG, JPEG, GIF or WebP).", status=415
+        )
+    limit = int(settings.VISION_MAX_IMAGE_BYTES)
+    if (upload.size or 0) > limit:
+        raise ChatError(
+            f"“{name}” is {_human(upload.size or 0)}; images may be at most {_human(limit)}.", status=413
+        )
+
+
 def send(
-    user: Any, text: str, uploads: list[UploadedFile[bytes]] | None = None, *, thread: Thread | None = None
+    user: Any,
+    text: str,
+    uploads: list[UploadedFile[bytes]] | None = None,
+    images: list[UploadedFile[bytes]] | None = None,
+    *,
+    thread: Thread | None = None,
 ) -> tuple[Message, Run]:
-    """Post the user's message with its attachments and start the reply, in one transaction: a
-    refused message (busy thread, run cap, storage quota) leaves nothing behind."""
-    uploads = list(uploads or [])
-    text = _checked_text(text)
+    """Post the user's message with its attachments and images and start the reply, in one
+    transaction: a refused message (busy thread, run cap, storage quota) leaves nothing behind.
+
+    `uploads` are files for the tools (file search, code interpreter); `images` are shown to the
+    model, as image_file parts of the message (for an assistant that accepts_images)."""
+    uploads, images = list(uploads or []), list(images or [])
+    text = _checked_text(text, empty_ok=bool(images))
     for upload in uploads:
         check_upload(upload)
     assistant = default_assistant()
+    if images and not accepts_images(assistant):
+        raise ChatError(
+            f"{assistant.name or 'This assistant'} can't look at images. Attach them as files instead.",
+            status=415,
+        )
+    if len(images) > MAX_IMAGES:
+        raise ChatError(f"At most {MAX_IMAGES} images can go with one message.")
+    for image in images:
+        check_image(image)
     thread = thread or conversation(user)
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    content += [{"type": "image_file", "image_file": {"upload": image}} for image in images]
     message = {
         "role": "user",
-        "content": text,
+        "content": content,
         "attachments": [{"upload": u, "tools": ATTACHMENT_TOOLS} for u in uploads],
     }
     try:
         with _run_quota_words():
             # All of them, before storing any: no half-stored message.
-            files.check_quota(user.pk, sum(u.size or 0 for u in uploads))
+            files.check_quota(user.pk, sum(u.size or 0 for u in uploads + images))
             with transaction.atomic():
                 started = runs.start(thread, assistant, additional_messages=[message], origin=RunOrigin.CHAT)
                 versions.record_answer(started.run, started.messages[0])
@@ -378,9 +433,9 @@ def _version_words() -> Iterator[None]:
         raise ChatError(exc.message, status=exc.status) from exc
 
 
-def _checked_text(text: str) -> str:
+def _checked_text(text: str, *, empty_ok: bool = False) -> str:
     text = (text or "").strip()
-    if not text:
+    if not text and not empty_ok:
         raise ChatError("Type a message first.")
     if len(text) > MAX_MESSAGE_CHARS:
         raise ChatError(
@@ -391,13 +446,21 @@ def _checked_text(text: str) -> str:
 
 @contextmanager
 def _run_quota_words() -> Iterator[None]:
-    """The per-user run cap (shared with the API, which answers 429) in plain words."""
+    """The per-user run cap and daily token budget (shared with the API, which answers 429) in plain
+    words."""
     try:
         yield
     except TooManyActiveRuns as exc:
         raise ChatError(
             f"You already have {exc.limit} replies in progress (through the API, too), the most "
             "allowed at once. Please wait for one to finish, then send again.",
+            status=429,
+        ) from exc
+    except TokenBudgetExhausted as exc:
+        raise ChatError(
+            f"You have reached today's limit of {exc.budget:,} tokens ({exc.used:,} used, through the "
+            f"API too). You can send again after {exc.resets_at:%H:%M} UTC, or ask an administrator "
+            "to raise your limit.",
             status=429,
         ) from exc
 

@@ -19,6 +19,10 @@ TOO_LONG = (
 )
 EXPIRED = "The reply took too long and was stopped. Please try again."
 UNREACHABLE = "The assistant can't be reached right now. Please try again in a moment."
+NO_IMAGES = (
+    "The assistant can't look at images. Start a new conversation without them, or ask an "
+    "administrator for an assistant whose model takes images."
+)
 # The tool step above the notice names the function (runs/tool_calls.unanswerable_message); trying
 # again only helps once an administrator has attached an endpoint to it.
 NO_TOOL = "The assistant needed a tool that this chat can't run. Please let an administrator know."
@@ -26,6 +30,8 @@ NO_TOOL = "The assistant needed a tool that this chat can't run. Please let an a
 _BY_CODE = {"rate_limit_exceeded": BUSY, "invalid_prompt": TOO_LONG}
 # Causes recognised from the technical message (the codes are coarse): first match wins.
 _BY_CAUSE = (
+    # First: this message quotes function names, which could contain any of the words below.
+    ("which the chat can't run", NO_TOOL),
     ("lease expired", INTERRUPTED),
     ("stopped before it finished", INTERRUPTED),
     ("no model backend is configured", NOT_SET_UP),
@@ -33,7 +39,9 @@ _BY_CAUSE = (
     ("out of quota", NOT_SET_UP),
     ("could not connect", UNREACHABLE),
     ("stalled", UNREACHABLE),
-    ("which the chat can't run", NO_TOOL),
+    # runs/vision.py (an assistant set not to take images), backends/refusals.py (a model refusing them)
+    ("is set not to take images", NO_IMAGES),
+    ("does not accept images", NO_IMAGES),
 )
 
 

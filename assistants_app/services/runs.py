@@ -21,7 +21,7 @@ from assistants_app.runs import nudges, state
 from assistants_app.runs.events import get_event_log
 from assistants_app.runs.outputs import close_open_outputs
 
-from . import assistants, files, threads, tools
+from . import assistants, files, threads, tools, usage
 
 # What a run may set over its assistant's values: the API's run parameters (api/request_specs.py
 # run_option_fields, less assistant_id and stream), as stored on the Run row. None means "not given".
@@ -118,6 +118,7 @@ def start(
         with transaction.atomic():
             threads.lock_idle(thread)
             check_run_quota(thread.owner_id, lock=True)
+            usage.check_budget(thread.owner_id)
             messages = [threads.insert_message(thread, m, stored) for m in extra]
             run = state.create_run(
                 thread=thread, assistant=assistant, assistant_ref=assistant.id, origin=origin, **values

@@ -14,6 +14,7 @@ from django.db import transaction
 
 from assistants_app.errors import InvalidRequest, ThreadBusy
 from assistants_app.models import File, Message, Run, Thread
+from assistants_app.runs import vision
 from assistants_app.runs.context import message_tokens
 
 from . import files, lookups, tools, vector_stores
@@ -52,7 +53,8 @@ def check_message(user: Any, fields: Mapping[str, Any], param: str = "") -> None
     """What a message refers to: the user's live files, tools available on this server.
 
     An attachment is {"file_id", "tools"}, or {"upload", "tools"} for a file to store with the
-    message (the chat page's attachments): those are checked when they are stored.
+    message (the chat page's attachments); likewise an image_file part's {"file_id"} or {"upload"}
+    (the chat page's images): uploads are checked when they are stored.
     """
     prefix = f"{param}." if param else ""
     role = fields.get("role", "user")
@@ -61,14 +63,33 @@ def check_message(user: Any, fields: Mapping[str, Any], param: str = "") -> None
     content = fields["content"]
     if isinstance(content, list):
         for i, part in enumerate(content):
-            if part.get("type") == "image_file":
-                lookups.check_file_id(
+            if part.get("type") == "image_file" and "upload" not in part["image_file"]:
+                check_image_file(
                     user, part["image_file"]["file_id"], f"{prefix}content[{i}].image_file.file_id"
                 )
+            elif part.get("type") == "image_url":
+                problem = vision.url_problem(part["image_url"]["url"])
+                if problem is not None:
+                    raise InvalidRequest(
+                        f"Invalid image_url: {problem}.",
+                        param=f"{prefix}content[{i}].image_url.url",
+                        code="invalid_image_url",
+                    )
     for i, att in enumerate(fields.get("attachments") or []):
         if "upload" not in att:
             lookups.check_file_id(user, att["file_id"], f"{prefix}attachments[{i}].file_id")
         tools.check_attachment_tools(att.get("tools") or [], f"{prefix}attachments[{i}].tools")
+
+
+def check_image_file(user: Any, file_id: str, param: str) -> None:
+    """An image_file part's file: one of the user's live files, and an image the model may be sent."""
+    lookups.check_file_id(user, file_id, param)
+    f = lookups.live_files(user).only("content_type", "bytes").get(id=file_id)
+    problem = vision.image_problem(f.content_type, f.bytes)
+    if problem is not None:
+        raise InvalidRequest(
+            f"File {file_id} can't be an image_file: {problem}.", param=param, code="invalid_image_file"
+        )
 
 
 def insert_message(thread: Thread, fields: Mapping[str, Any], stored: list[File] | None = None) -> Message:
@@ -88,7 +109,10 @@ def insert_message(thread: Thread, fields: Mapping[str, Any], stored: list[File]
         attachments.append({"file_id": file_id, "tools": tools_})
         if any(t.get("type") == "file_search" for t in tools_):
             searchable.append(file_id)
-    parts = normalize_content(fields["content"])
+    content = fields["content"]
+    if isinstance(content, list):
+        content = [_store_image(thread, part, stored) for part in content]
+    parts = normalize_content(content)
     message = Message.objects.create(
         thread=thread,
         role=fields.get("role", "user"),
@@ -100,6 +124,24 @@ def insert_message(thread: Thread, fields: Mapping[str, Any], stored: list[File]
     if searchable:
         vector_stores.attach_to_thread_store(thread, searchable)
     return message
+
+
+def _store_image(thread: Thread, part: dict[str, Any], stored: list[File] | None) -> dict[str, Any]:
+    """An image_file part holding an upload, stored (purpose "vision") and then referred to by id."""
+    spec = part.get("image_file") if part.get("type") == "image_file" else None
+    if not spec or "upload" not in spec:
+        return part
+    upload: UploadedFile[bytes] = spec["upload"]
+    f = files.store_file(thread.owner_id, upload, filename=upload.name or "", purpose="vision")
+    if stored is not None:
+        stored.append(f)
+    problem = vision.image_problem(f.content_type, f.bytes)
+    if problem is not None:
+        raise InvalidRequest(
+            f"“{f.filename}” can't be sent as an image: {problem}.", code="invalid_image_file"
+        )
+    image = {"file_id": f.id, **({"detail": spec["detail"]} if spec.get("detail") else {})}
+    return {"type": "image_file", "image_file": image}
 
 
 def post_message(thread: Thread, **fields: Any) -> Message:

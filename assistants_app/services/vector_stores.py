@@ -29,7 +29,7 @@ from assistants_app.tools.file_search.chunk import (
 from assistants_app.tools.file_search.search import SearchError
 from assistants_app.tools.file_search.search import search as run_search
 
-from . import lookups
+from . import lookups, query_rewrite
 
 Status = VectorStoreFile.Status
 STATUSES = VECTOR_STORE_FILE_STATUSES
@@ -172,14 +172,10 @@ def attach_to_thread_store(thread: Thread, file_ids: list[str]) -> VectorStore:
 # --- search ------------------------------------------------------------------------------------------
 def search(store: VectorStore, fields: Mapping[str, Any]) -> dict[str, Any]:
     refuse_expired(store)
-    if fields.get("rewrite_query"):
-        raise InvalidRequest(
-            "rewrite_query is not supported by this server: the query is searched as given.",
-            param="rewrite_query",
-            code="unsupported_parameter",
-        )
     query = fields["query"]
     queries = [query] if isinstance(query, str) else list(query)
+    if fields.get("rewrite_query"):
+        queries = query_rewrite.rewrite_queries(queries)
     ranking = fields.get("ranking_options") or {}
     try:
         results = run_search(

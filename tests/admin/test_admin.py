@@ -273,22 +273,22 @@ def test_model_field_offers_the_backends_models(staff_client, settings, monkeypa
     settings.OPENAI_BASE_URL = "http://models.test/v1"
     settings.ADMIN_LIST_MODELS_TIMEOUT = 0.2
 
-    async def listed(base_url: str, api_key: str) -> list[str]:
+    async def listed(base_url: str, api_key: str, **kw: object) -> list[dict[str, object]]:
         assert base_url == "http://models.test/v1"
-        return ["llama3", "qwen2"]
+        return [{"id": m, "object": "model", "created": 0, "owned_by": "o"} for m in ("qwen2", "llama3")]
 
-    monkeypatch.setattr(openai_compat, "list_models", listed)
+    monkeypatch.setattr(openai_compat, "fetch_models", listed)
     page = staff_client.get(ADD_ASSISTANT).content.decode()
     assert re.search(r'<select name="model"[^>]*>', page) and '<option value="qwen2">' in page
 
-    async def hangs(base_url: str, api_key: str) -> list[str]:
+    async def hangs(base_url: str, api_key: str, **kw: object) -> list[str]:
         import asyncio
 
         await asyncio.sleep(30)
         return ["never"]
 
     model_choices.clear_cache()
-    monkeypatch.setattr(openai_compat, "list_models", hangs)
+    monkeypatch.setattr(openai_compat, "fetch_models", hangs)
     started = time.monotonic()
     page = staff_client.get(ADD_ASSISTANT).content.decode()
     assert time.monotonic() - started < 3

@@ -60,8 +60,8 @@ def scenario(node: str, live: LiveServer) -> Any:
     return run
 
 
-def run_node(node: str, live: LiveServer, script: str, name: str) -> dict[str, Any]:
-    """Run tests/node/<script> <name> as alice (bob is the "other user") and return its JSON result."""
+def node_env(live: LiveServer) -> dict[str, str]:
+    """The environment of a scenario: alice's key (bob is the "other user"), and no OPENAI_*."""
     # The SDK reads OPENAI_* (base URL, key, org, logging) from the environment: none may leak in.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "NODE_OPTIONS"}
     env.update(
@@ -70,10 +70,15 @@ def run_node(node: str, live: LiveServer, script: str, name: str) -> dict[str, A
         ASSISTANTS_OTHER_API_KEY=live.keys["bob"],
         NO_PROXY="127.0.0.1,localhost",
     )
+    return env
+
+
+def run_node(node: str, live: LiveServer, script: str, name: str) -> dict[str, Any]:
+    """Run tests/node/<script> <name> as alice (bob is the "other user") and return its JSON result."""
     done = subprocess.run(
         [node, str(NODE_DIR / script), name],
         cwd=NODE_DIR,
-        env=env,
+        env=node_env(live),
         capture_output=True,
         text=True,
         timeout=120,

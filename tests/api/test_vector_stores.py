@@ -431,7 +431,6 @@ def test_validation_names_the_parameter(client: openai.OpenAI) -> None:
             "files",
         ),
         (lambda: client.vector_stores.search(store.id, query="x", max_num_results=51), "max_num_results"),
-        (lambda: client.vector_stores.search(store.id, query="x", rewrite_query=True), "rewrite_query"),
         (lambda: client.vector_stores.search(store.id, query="   "), "query"),
         (
             lambda: client.vector_stores.search(store.id, query="x", ranking_options={"score_threshold": 2}),

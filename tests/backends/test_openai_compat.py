@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx2
+import openai
 import pytest
 
 from assistants_app.backends.base import (
@@ -23,7 +24,7 @@ from assistants_app.backends.openai_compat import (
     OpenAICompatBackend,
     backend_from_settings,
     close_clients,
-    list_models,
+    fetch_models,
 )
 from tests.fakes.upstream import FakeUpstream, error, hang, length, malformed, text, tool_calls
 
@@ -271,11 +272,14 @@ async def test_fake_stop_does_not_hang_on_an_open_stream() -> None:
             assert time.monotonic() - started < 1.0
 
 
-async def test_list_models(up: FakeUpstream) -> None:
-    assert await list_models(up.base_url, "k") == ["fake-model"]
+async def test_fetch_models(up: FakeUpstream) -> None:
+    assert await fetch_models(up.base_url, "k") == [
+        {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake-upstream"}
+    ]
     with FakeUpstream() as gone:
         base_url = gone.base_url
-    assert await list_models(base_url, "k") == []
+    with pytest.raises(openai.APIConnectionError):
+        await fetch_models(base_url, "k")
 
 
 def test_backend_from_settings_without_configuration_explains_what_to_set(settings) -> None:

@@ -61,6 +61,9 @@ class _Completion(Reply):
     usage: tuple[int, int] | None = None
     # Send the deltas, then keep the socket open without sending anything more.
     hang: bool = False
+    # Hold the deltas from index `gate_after` on until `gate` is set (a test's "now go on").
+    gate: threading.Event | None = field(default=None, compare=False)
+    gate_after: int = 1
 
     def serve(self, h: _Handler, body: dict[str, Any]) -> None:
         if body.get("stream"):
@@ -80,6 +83,11 @@ class _Completion(Reply):
         for i, delta in enumerate(self.deltas):
             if not ok:
                 break
+            if self.gate is not None and i == self.gate_after:
+                while ok and not self.gate.is_set():
+                    ok = h.wait(_POLL_SECONDS)
+                if not ok:
+                    break
             if i and self.delay:
                 ok = h.wait(self.delay)
                 if not ok:
@@ -184,6 +192,11 @@ def text(*chunks: str, delay: float = 0.0, usage: tuple[int, int] | None = None)
     `delay` seconds pass between chunks. `usage` is (prompt_tokens, completion_tokens); None estimates it.
     """
     return _Completion(tuple({"content": c} for c in chunks), "stop", delay=delay, usage=usage)
+
+
+def gated(*chunks: str, gate: threading.Event, after: int = 1) -> Reply:
+    """Like `text`, but only the first `after` chunks come at once: the rest wait until `gate` is set."""
+    return _Completion(tuple({"content": c} for c in chunks), "stop", gate=gate, gate_after=after)
 
 
 def length(*chunks: str, delay: float = 0.0, usage: tuple[int, int] | None = None) -> Reply:
@@ -315,6 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.split("?")[0] == "/v1/models":
+            self.server.upstream._note_models_request()
             models = [
                 {"id": m, "object": "model", "created": 0, "owned_by": "fake-upstream"}
                 for m in self.server.upstream.model_ids
@@ -435,6 +449,7 @@ class FakeUpstream:
         self._requests: list[dict[str, Any]] = []
         self._headers: list[dict[str, str]] = []
         self._closed_early = 0
+        self._models_requests = 0
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -519,6 +534,12 @@ class FakeUpstream:
         with self._lock:
             return self._closed_early
 
+    @property
+    def models_requests(self) -> int:
+        """How many GET /v1/models requests arrived."""
+        with self._lock:
+            return self._models_requests
+
     def wait_closed_early(self, count: int = 1, timeout: float = 5.0) -> bool:
         """Block until at least `count` streams were closed early by the client; False on timeout."""
         with self._closed_cond:
@@ -533,6 +554,10 @@ class FakeUpstream:
             if self._queue:
                 return self._queue.popleft()
         return _echo(body)
+
+    def _note_models_request(self) -> None:
+        with self._lock:
+            self._models_requests += 1
 
     def _note_closed_early(self) -> None:
         with self._closed_cond:

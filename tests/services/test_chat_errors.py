@@ -12,7 +12,8 @@ def _failed(message: str, code: str = "server_error") -> dict[str, object]:
 
 def test_a_function_nothing_can_answer_is_not_a_generic_failure() -> None:
     # The engine's own message (runs/tool_calls.py), so a change to its wording shows up here.
-    for names in (["get_weather"], ["get_weather", "book_flight"]):
+    # A function's name may hold another cause's words ("stalled"): the tool is still the cause.
+    for names in (["get_weather"], ["get_weather", "book_flight"], ["list_stalled_orders"]):
         assert chat_errors.failure_words(_failed(unanswerable_message(names))) == chat_errors.NO_TOOL
 
 

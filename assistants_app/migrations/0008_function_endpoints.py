@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('assistants_app', '0006_chat_conversations'),
+        ('assistants_app', '0007_assistant_accepts_images'),
     ]
 
     operations = [
