@@ -115,6 +115,10 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     # --- the chat page ---
     # A streaming reply's Markdown is rendered on the server at most once per this many ms.
     "CHAT_RENDER_INTERVAL_MS": 100,
+    # --- accounts (services/accounts.py) ---
+    # Who may sign up: "open" (anyone), "approval" (anyone, then staff approve), "closed" (only
+    # with a staff invitation). Invitations work in every mode.
+    "CHAT_SIGNUP": "open",
     # --- logins (django-axes) ---
     "LOGIN_FAILURE_LIMIT": 5,
     "LOGIN_LOCKOUT_SECONDS": 900,

@@ -412,3 +412,11 @@ CHAT_RENDER_INTERVAL_MS: int = app_setting("CHAT_RENDER_INTERVAL_MS")
 # An HTMX request whose CSRF token is stale (the user signed in again elsewhere) gets a fragment
 # the page can show, not Django's full 403 page.
 CSRF_FAILURE_VIEW = "assistants_app.web.session.csrf_failure"
+
+# --- accounts (issue 12; assistants_app/services/accounts.py) ---
+# Who may sign up: open | approval (staff approve new users in the admin) | closed (staff
+# invitations only). On a fresh install the first account to sign up becomes the administrator.
+CHAT_SIGNUP: str = app_setting("CHAT_SIGNUP").strip().lower()
+if CHAT_SIGNUP not in {"open", "approval", "closed"}:
+    raise ImproperlyConfigured("CHAT_SIGNUP must be 'open', 'approval' or 'closed'")
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("assistants_app.web.accounts.account_links")  # type: ignore[index]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from . import assistants, feedback, history, keys, sandbox_status, storage, usage
+from . import accounts, assistants, feedback, history, keys, sandbox_status, storage, usage
 
 admin.site.site_header = "Assistants administration"
 admin.site.site_title = "Assistants admin"
 sandbox_status.install(admin.site)
 usage.install(admin.site)
 
-__all__ = ["assistants", "feedback", "history", "keys", "storage"]
+__all__ = ["accounts", "assistants", "feedback", "history", "keys", "storage"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from .accounts import AccountApproval, Invitation
 from .assistant import Assistant
 from .chat import ChatAnswer, Feedback
 from .chunks import Chunk
@@ -10,6 +11,7 @@ from .run import Run, RunStep
 from .thread import Message, Thread
 
 __all__ = [
+    "AccountApproval",
     "ApiKey",
     "Assistant",
     "ChatAnswer",
@@ -17,6 +19,7 @@ __all__ = [
     "Feedback",
     "File",
     "FunctionEndpoint",
+    "Invitation",
     "Message",
     "Run",
     "RunStep",

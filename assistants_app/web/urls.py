@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path, re_path
 
-from . import actions, views
+from . import accounts, actions, views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.chat_page, name="chat"),
@@ -28,7 +28,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("chat/delete/", actions.delete, name="chat_delete"),
     path("chat/files/<str:file_id>/", views.chat_file, name="chat_file"),
     path("favicon.ico", views.favicon),
-    path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/signup/waiting/", accounts.signup_waiting, name="signup_waiting"),
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
+    path("accounts/password_reset/", accounts.PasswordResetView.as_view(), name="password_reset"),
     # Log out only by POST (Django's LogoutView refuses GET).
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -1,5 +1,5 @@
-"""The chat page, a conversation's pane and history, sending, plus sign-up (the other account pages
-are Django's). Message and conversation actions are in actions.py.
+"""The chat page, a conversation's pane and history, and sending. Message and conversation actions
+are in actions.py, the account pages in accounts.py.
 
 Views parse, call chat/services, and render. They never call the model: sending starts a run that
 the executor picks up, and the page's websocket streams it.
@@ -11,12 +11,8 @@ import secrets
 from pathlib import PurePath
 from typing import Any
 
-from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
-from django.contrib.auth.forms import UserCreationForm
-from django.contrib.auth.models import User
 from django.db import OperationalError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -289,22 +285,3 @@ def favicon(request: HttpRequest) -> HttpResponse:
 
     # Resolved per request: the hashed name exists only once collectstatic has run.
     return HttpResponsePermanentRedirect(static("favicon.svg"))
-
-
-# --- accounts --------------------------------------------------------------------------------------
-class SignUpForm(UserCreationForm[User]):
-    email = forms.EmailField(required=False, help_text="Optional; used only to reset a forgotten password.")
-
-    class Meta(UserCreationForm.Meta):
-        fields = ("username", "email")
-
-
-def signup(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated:
-        return redirect("chat")
-    form = SignUpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("chat")
-    return render(request, "registration/signup.html", {"form": form})

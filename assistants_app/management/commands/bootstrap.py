@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from assistants_app.models import Assistant
+from assistants_app.services import accounts
 
 
 class Command(BaseCommand):
@@ -24,11 +25,14 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"Created default assistant {a.id} (model {a.model})")
         username, password = settings.ADMIN_USERNAME, settings.ADMIN_PASSWORD
-        if username and password:
-            User = get_user_model()
-            if not User.objects.filter(username=username).exists():
-                User.objects.create_superuser(username=username, password=password, email="")
-                self.stdout.write(f"Created superuser {username}")
+        if username and password and accounts.ensure_superuser(username, password):
+            self.stdout.write(f"Created superuser {username}")
+        if not get_user_model().objects.exists():
+            # services/accounts.sign_up: the first sign-up is made staff + superuser, as above.
+            how = "sign-up is closed, so create one with `manage.py createsuperuser`"
+            if accounts.signup_offered():
+                how = "the first account to sign up becomes the administrator (staff + superuser)"
+            self.stdout.write(f"No accounts yet: {how}.")
         if not (settings.OPENAI_BASE_URL or settings.OPENAI_API_KEY) and settings.MODEL_BACKEND == "openai":
             self.stdout.write(
                 self.style.WARNING(

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('assistants_app', '0007_assistant_accepts_images'),
+        ('assistants_app', '0008_accounts'),
     ]
 
     operations = [
