@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('assistants_app', '0008_accounts'),
+        ('assistants_app', '0009_chat_picker'),
     ]
 
     operations = [
