@@ -101,6 +101,10 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     # time); at most CODE_INTERPRETER_MAX_SESSIONS per executor process.
     "CODE_INTERPRETER_SESSION_IDLE_SECONDS": 3600.0,
     "CODE_INTERPRETER_MAX_SESSIONS": 16,
+    # --- function endpoints (tools/function_endpoints; docs/security.md, "Function endpoints") ---
+    # Comma-separated host names, addresses and networks (CIDR) that endpoints may reach although
+    # they are not public (loopback, private, link-local...); empty: only public addresses.
+    "FUNCTION_ENDPOINTS_ALLOWED_PRIVATE": "",
     # --- stored files ---
     # Total bytes of one user's files (uploads and code-interpreter outputs); 0 = unlimited.
     "USER_STORAGE_QUOTA_BYTES": 1024 * MiB,

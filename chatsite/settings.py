@@ -332,6 +332,11 @@ CODE_INTERPRETER_MAX_SESSIONS: int = app_setting("CODE_INTERPRETER_MAX_SESSIONS"
 # Total bytes of one user's files (uploads and code-interpreter outputs); 0 = unlimited.
 USER_STORAGE_QUOTA_BYTES: int = app_setting("USER_STORAGE_QUOTA_BYTES")
 
+# --- Function endpoints (docs/security.md, "Function endpoints") ----------------------------------
+# Endpoints staff attach to function tools are called only on public addresses, except these
+# comma-separated host names, addresses and CIDR networks.
+FUNCTION_ENDPOINTS_ALLOWED_PRIVATE: str = app_setting("FUNCTION_ENDPOINTS_ALLOWED_PRIVATE")
+
 # --- Files -----------------------------------------------------------------------------------------
 FILE_UPLOAD_MAX_BYTES: int = app_setting("FILE_UPLOAD_MAX_BYTES")
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 4 * 1024 * 1024)
@@ -343,7 +348,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    # httpx2 (the SDK's httpx) logs every request's URL at INFO: query strings carry function arguments.
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+    },
 }
 
 # --- Web server and API defences (docs/security.md, "The web server and the API") -----------------

@@ -6,21 +6,23 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.forms import ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from assistants_app.models import Assistant
-from assistants_app.services import assistants
+from assistants_app.services import assistants, function_endpoints
 
 from . import model_choices
 from .common import admin_link, error_message, pretty_json
+from .endpoints import FunctionEndpointInline
 from .forms import AssistantForm
 
 
 @admin.register(Assistant)
 class AssistantAdmin(admin.ModelAdmin[Assistant]):
     form = AssistantForm
+    inlines = [FunctionEndpointInline]
     list_display = (
         "name",
         "id",
@@ -53,6 +55,23 @@ class AssistantAdmin(admin.ModelAdmin[Assistant]):
         form = super().get_form(request, obj, change=change, **kwargs)
         choices = model_choices.model_choices(obj)
         return type(form.__name__, (form,), {"model_choices": choices})
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if request.method == "GET":
+            obj = self.get_object(request, object_id)
+            warning = function_endpoints.chat_dead_end_warning(obj) if obj is not None else None
+            if warning:
+                self.message_user(request, warning, messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # After the endpoints are saved. "Save and continue" lands on the change page, which warns.
+        warning = function_endpoints.chat_dead_end_warning(form.instance)
+        if warning and "_continue" not in request.POST:
+            self.message_user(request, warning, messages.WARNING)
 
     def save_model(self, request: HttpRequest, obj: Assistant, form: Any, change: bool) -> None:
         store, rows = assistants.save_staff_assistant(

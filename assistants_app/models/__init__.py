@@ -4,6 +4,7 @@ from .accounts import AccountApproval, Invitation
 from .assistant import Assistant
 from .chat import ChatAnswer, Feedback
 from .chunks import Chunk
+from .endpoints import FunctionEndpoint
 from .files import File, VectorStore, VectorStoreFile, VectorStoreFileBatch
 from .keys import ApiKey
 from .run import Run, RunStep
@@ -17,6 +18,7 @@ __all__ = [
     "Chunk",
     "Feedback",
     "File",
+    "FunctionEndpoint",
     "Invitation",
     "Message",
     "Run",

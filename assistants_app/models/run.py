@@ -40,6 +40,14 @@ EXPIRING_STATUSES: tuple[RunStatus, ...] = (
 EXECUTING_STATUSES: tuple[RunStatus, ...] = (RunStatus.IN_PROGRESS, RunStatus.CANCELLING)
 
 
+class RunOrigin(models.TextChoices):
+    """Who started a run, which says whether anyone can answer its function calls: an API client
+    can (submit_tool_outputs), the chat page cannot (runs/tool_calls.py)."""
+
+    API = "api", "API"
+    CHAT = "chat", "chat page"
+
+
 class Run(models.Model):
     Status = RunStatus
 
@@ -78,6 +86,7 @@ class Run(models.Model):
     attempts = models.IntegerField(default=0)
     # Set once the run has published model output: a run past this point is never retried blindly.
     streamed = models.BooleanField(default=False)
+    origin = models.CharField(max_length=8, choices=RunOrigin.choices, default=RunOrigin.API)
 
     class Meta:
         ordering = ["-id"]

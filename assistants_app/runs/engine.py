@@ -22,6 +22,7 @@ from assistants_app.models import Assistant, Run, RunStep
 from assistants_app.models.run import RunStatus
 from assistants_app.serializers import step_obj
 from assistants_app.tools import hosted
+from assistants_app.tools.function_endpoints.call import Endpoint, endpoints_of
 
 from . import state, tool_calls, vision
 from .annotations import final_content
@@ -56,6 +57,7 @@ class Execution:
         self.outputs = Outputs(run, self.emitter)
         self.usage = dict(run.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
         self.assistant: Assistant | None = None
+        self.endpoints: dict[str, Endpoint] = {}  # the assistant's function endpoints, by function
         self._round: Round | None = None
         # Outputs of hosted tools that belong in the next assistant message.
         self.tool_files: list[hosted.OutputFile] = []
@@ -87,7 +89,7 @@ class Execution:
             await self.emitter.close()
 
     async def _execute(self) -> None:
-        self.assistant, answered = await db(self._load)()
+        self.assistant, answered, self.endpoints = await db(self._load)()
         if answered is not None:
             self.emitter.emit("thread.run.step.completed", step_obj(answered))
         for _ in range(settings.RUN_MAX_TOOL_ROUNDS):
@@ -130,7 +132,14 @@ class Execution:
             if not rnd.calls:
                 await self._finish_completed()
                 return
-            executed = await tool_calls.execute(self.run, self.outputs, rnd, hosted_by_name, self._race)
+            executed = await tool_calls.execute(
+                self.run, self.outputs, rnd, hosted_by_name, self._race, self.endpoints
+            )
+            if executed.unanswerable:
+                await self._finish_failed(
+                    "server_error", tool_calls.unanswerable_message(executed.unanswerable)
+                )
+                return
             self.tool_files += executed.files
             self.citations += executed.citations
             if executed.pending:
@@ -199,18 +208,20 @@ class Execution:
         finally:
             await stream.aclose()
 
-    def _load(self) -> tuple[Assistant | None, RunStep | None]:
-        """The assistant, and (after submit_tool_outputs) the waiting step, now completed."""
+    def _load(self) -> tuple[Assistant | None, RunStep | None, dict[str, Endpoint]]:
+        """The assistant, (after submit_tool_outputs) the waiting step, now completed, and the
+        assistant's function endpoints."""
         assistant = Assistant.objects.filter(id=self.run.assistant_ref).first()
+        endpoints = endpoints_of(self.run.assistant_ref)
         step = RunStep.objects.filter(
             run=self.run, type="tool_calls", status=RunStep.Status.IN_PROGRESS
         ).first()
         calls = step.step_details.get("tool_calls", []) if step is not None else []
         if step is None or any(tool_calls.call_output(c) is None for c in calls):
-            return assistant, None
+            return assistant, None, endpoints
         step.status, step.completed_at = RunStep.Status.COMPLETED, timezone.now()
         step.save()
-        return assistant, step
+        return assistant, step, endpoints
 
     async def _require_action(self, functions: list[dict[str, Any]]) -> None:
         await self.emitter.flush()

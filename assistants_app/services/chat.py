@@ -17,7 +17,7 @@ from django.db import transaction
 
 from assistants_app.errors import InvalidRequest, ThreadBusy, TokenBudgetExhausted, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
-from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
+from assistants_app.models.run import ACTIVE_STATUSES, RunOrigin, RunStatus
 
 from . import chat_assistants, chat_uploads, conversations, files, lookups, runs, versions
 from .chat_errors import ChatError as ChatError
@@ -276,7 +276,7 @@ def send(
             # All of them, before storing any: no half-stored message.
             files.check_quota(user.pk, sum(u.size or 0 for u in uploads + images))
             with transaction.atomic():
-                started = runs.start(thread, assistant, additional_messages=[message])
+                started = runs.start(thread, assistant, additional_messages=[message], origin=RunOrigin.CHAT)
                 versions.record_answer(started.run, started.messages[0])
                 conversations.touch(thread, text)
     except ThreadBusy as exc:

@@ -23,10 +23,15 @@ NO_IMAGES = (
     "The assistant can't look at images. Start a new conversation without them, or ask an "
     "administrator for an assistant whose model takes images."
 )
+# The tool step above the notice names the function (runs/tool_calls.unanswerable_message); trying
+# again only helps once an administrator has attached an endpoint to it.
+NO_TOOL = "The assistant needed a tool that this chat can't run. Please let an administrator know."
 
 _BY_CODE = {"rate_limit_exceeded": BUSY, "invalid_prompt": TOO_LONG}
 # Causes recognised from the technical message (the codes are coarse): first match wins.
 _BY_CAUSE = (
+    # First: this message quotes function names, which could contain any of the words below.
+    ("which the chat can't run", NO_TOOL),
     ("lease expired", INTERRUPTED),
     ("stopped before it finished", INTERRUPTED),
     ("no model backend is configured", NOT_SET_UP),

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 
 from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
-from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
+from assistants_app.models.run import ACTIVE_STATUSES, RunOrigin, RunStatus
 from assistants_app.runs import nudges, state
 from assistants_app.runs.events import get_event_log
 from assistants_app.runs.outputs import close_open_outputs
@@ -99,9 +99,12 @@ def start(
     *,
     additional_instructions: str | None = None,
     additional_messages: Iterable[Mapping[str, Any]] = (),
+    origin: str = RunOrigin.API,
     **params: Any,
 ) -> Started:
     """Queue a run on `thread`, after inserting `additional_messages`, all in one transaction.
+
+    `origin` says who can answer the run's function calls (RunOrigin): the chat page passes CHAT.
 
     The thread is locked and checked for an active run once (threads.lock_idle), before anything is
     stored: a refused run leaves no message and no attachment behind.
@@ -117,7 +120,9 @@ def start(
             check_run_quota(thread.owner_id, lock=True)
             usage.check_budget(thread.owner_id)
             messages = [threads.insert_message(thread, m, stored) for m in extra]
-            run = state.create_run(thread=thread, assistant=assistant, assistant_ref=assistant.id, **values)
+            run = state.create_run(
+                thread=thread, assistant=assistant, assistant_ref=assistant.id, origin=origin, **values
+            )
             transaction.on_commit(nudges.notify_queued)
     except IntegrityError as exc:
         files.remove_blobs(stored)

@@ -20,6 +20,7 @@ from django.db.models import Q
 
 from assistants_app.errors import ThreadBusy
 from assistants_app.models import Assistant, ChatAnswer, Message, Run, RunStep, Thread
+from assistants_app.models.run import RunOrigin
 
 from . import lookups, runs, threads
 
@@ -160,7 +161,8 @@ def _lock(thread: Thread) -> None:
 def _start(thread: Thread, assistant: Assistant, question: Message, **kwargs: Any) -> Run:
     continues = kwargs.pop("continues", None)
     try:
-        run = runs.start_run(thread, assistant, **kwargs)
+        # Every version is a chat reply: nobody can answer its function calls (runs/tool_calls.py).
+        run = runs.start_run(thread, assistant, origin=RunOrigin.CHAT, **kwargs)
     except ThreadBusy as exc:
         raise VersionError(BUSY, status=409) from exc
     ChatAnswer.objects.create(run=run, question=question, continues=continues)

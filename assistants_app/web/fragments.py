@@ -265,6 +265,11 @@ def _output_view(out: dict[str, Any]) -> dict[str, Any]:
 def render_step(step: dict[str, Any]) -> str:
     details = step.get("step_details") or {}
     calls = [_call_view(c, i, final=True) for i, c in enumerate(details.get("tool_calls") or [])]
+    if step.get("status") not in (None, "in_progress"):
+        # The run ended without the result (a chat run stops at once when nothing can answer).
+        for view in calls:
+            if view["status"] == "waiting for a result":
+                view["status"] = "not answered"
     error = (step.get("last_error") or {}).get("message", "") if step.get("status") == "failed" else ""
     view = {"id": step["id"], "status": step.get("status", ""), "calls": calls, "error": error}
     return render_to_string(f"{FRAGMENTS}#tool_step", {"step": view})

@@ -60,6 +60,9 @@ def assistant_form(**overrides: Any) -> dict[str, Any]:
         "functions": "",
         "backend_base_url": "",
         "backend_api_key_env": "",
+        # The function-endpoints inline's management form (no endpoint rows).
+        "function_endpoints-TOTAL_FORMS": "0",
+        "function_endpoints-INITIAL_FORMS": "0",
         "_save": "Save",
     }
     data.update(overrides)

@@ -88,6 +88,9 @@ def test_staff_set_it_in_the_admin(staff_client) -> None:
         "is_default": "on",
         "response_format_type": "auto",
         "accepts_images": "yes",
+        # The function-endpoints inline's management form (no endpoint rows).
+        "function_endpoints-TOTAL_FORMS": "0",
+        "function_endpoints-INITIAL_FORMS": "0",
     }
     url = reverse("admin:assistants_app_assistant_change", args=[assistant.pk])
     assert "Model takes images" in staff_client.get(url).content.decode()

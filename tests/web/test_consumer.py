@@ -17,7 +17,7 @@ from django.test import Client
 from assistants_app.backends import fake
 from assistants_app.backends.base import BackendError
 from assistants_app.models import Assistant, Run
-from assistants_app.services import chat, conversations
+from assistants_app.services import chat, chat_errors, conversations
 from assistants_app.web import notices
 from assistants_app.web.consumers import ChatConsumer
 
@@ -268,12 +268,18 @@ async def test_function_tool_activity_is_shown(executor, alice) -> None:
     assert (await comm.connect())[0]
     _, run = await send(alice, "weather?")
     await comm.send_to(text_data=json.dumps({"follow": run.id}))
-    frames = await read_until(comm, lambda f: "waiting for a function result" in f)
+    # Nothing can answer a function without an endpoint in the chat: the reply ends at once
+    # (before: it waited in requires_action until the run expired, 10 minutes later).
+    frames = await read_until(comm, lambda f: "which the chat can" in f and _run_idle(f))
     assert "Function get_weather" in frames
     step_args = "".join(
         html.unescape(m) for m in re.findall(r'beforeend:#c-step_\w+-0-in">(.*?)</div>', frames)
     )
     assert step_args == '{"city": "Oslo"}'
+    assert "An administrator can attach an endpoint to it in the admin" in html.unescape(frames)
+    assert chat_errors.NO_TOOL in html.unescape(frames)
+    assert "waiting for a result" not in frames[frames.rfind('class="tool-step') :]
+    assert (await sync_to_async(Run.objects.get)(id=run.id)).status == "failed"
     await comm.disconnect()
 
 
