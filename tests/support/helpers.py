@@ -52,6 +52,19 @@ def wait_run(
     raise AssertionError(f"run {run_id} still {Run.objects.get(id=run_id).status} after {timeout}s")
 
 
+def ingest_now(vs_file_id: int, timeout: float = 30) -> str | None:
+    """Ingest a vector store file in this thread, or, when a running executor's ingestion loop
+    claimed it first, wait for that one to finish it: the file's final status."""
+    from assistants_app.tools.file_search.ingest import ingest_vector_store_file
+
+    deadline = time.monotonic() + timeout
+    status = ingest_vector_store_file(vs_file_id)
+    while status == "in_progress" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        status = ingest_vector_store_file(vs_file_id)
+    return status
+
+
 def text_of(events: list[RunEvent]) -> str:
     return "".join(
         part["text"]["value"]
