@@ -241,12 +241,14 @@ def send(
     `uploads` are files for the tools (file search, code interpreter); `images` are shown to the
     model, as image_file parts of the message (for an assistant that accepts_images)."""
     uploads, images = list(uploads or []), list(images or [])
-    text = _checked_text(text, empty_ok=bool(images))
     for upload in uploads:
         chat_uploads.check_upload(upload)
     thread = thread or conversation(user)
     choice = assistant_choice(thread)
     assistant, attachment_tools = choice.assistant, choice.attachment_tools
+    uploads, shown = chat_uploads.split_images(uploads, assistant)
+    images += shown
+    text = _checked_text(text, empty_ok=bool(images))
     if uploads and not attachment_tools:
         # The page turns attaching off for such an assistant; a file sent anyway is refused rather
         # than stored and silently never read.

@@ -18,7 +18,7 @@ from typing import Any
 
 from assistants_app.models import Assistant, Thread
 
-from . import assistants
+from . import assistants, chat_uploads
 
 # The tools an attached file can be given, when the conversation's assistant has them.
 FILE_TOOLS = ("file_search", "code_interpreter")
@@ -77,10 +77,30 @@ class Choice:
         )
 
     @property
+    def takes_images(self) -> bool:
+        return chat_uploads.accepts_images(self.assistant)
+
+    @property
+    def can_attach(self) -> bool:
+        return bool(self.attachment_tools) or self.takes_images
+
+    @property
+    def accept(self) -> str:
+        """The attach control's `accept`: every allowed type, or only images for an assistant that
+        can look at images but has no tool to read files."""
+        kinds = chat_uploads.ALLOWED_EXTENSIONS if self.attachment_tools else chat_uploads.IMAGE_EXTENSIONS
+        return ",".join(sorted(kinds))
+
+    @property
     def attach_note(self) -> str:
         """Why files can't be attached here ("" when they can), in words, before anything is sent."""
         if self.attachment_tools:
             return ""
+        if self.takes_images:
+            return (
+                f"{self.name} can look at images but can't read other files (it has neither file "
+                "search nor the code interpreter), so only images can be attached here."
+            )
         note = (
             f"{self.name} can't read files (it has neither file search nor the code interpreter), "
             "so attaching is off in this conversation."

@@ -35,7 +35,7 @@ def decorations(user: Any, messages: list[Message]) -> Decorations:
     replies = [m for m in messages if m.role == "assistant"]
     image_ids = {
         p["image_file"]["file_id"]
-        for m in replies
+        for m in messages  # the code interpreter's charts, and the images a user showed the model
         for p in m.content or []
         if isinstance(p, dict) and p.get("type") == "image_file"
     }

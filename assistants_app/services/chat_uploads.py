@@ -22,7 +22,7 @@ ALLOWED_EXTENSIONS = frozenset(
     {
         ".txt", ".md", ".csv", ".tsv", ".json", ".jsonl", ".xml", ".yaml", ".yml", ".html", ".htm",
         ".pdf", ".docx", ".pptx", ".xlsx", ".py", ".js", ".ts", ".java", ".c", ".cpp", ".h", ".rb",
-        ".go", ".rs", ".sh", ".sql", ".tex", ".css", ".log", ".png", ".jpg", ".jpeg", ".gif",
+        ".go", ".rs", ".sh", ".sql", ".tex", ".css", ".log", ".png", ".jpg", ".jpeg", ".gif", ".webp",
     }
 )  # fmt: skip
 # Images one message may show the model (the API allows any number, within the prompt's budget).
@@ -76,16 +76,42 @@ def accepts_images(assistant: Assistant | None = None) -> bool:
     return assistant.accepts_images == Assistant.AcceptsImages.YES
 
 
-def check_image(upload: UploadedFile[bytes]) -> None:
-    """An image to show the model, in words: the rule is runs/vision.py's, on its sniffed type."""
-    name = files.display_name(upload.name or "")
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
+
+
+def _sniffed_type(upload: UploadedFile[bytes]) -> str:
     head = b""
     for chunk in upload.chunks(SNIFF_BYTES):
         head = chunk[:SNIFF_BYTES]
         break
     upload.seek(0)
-    content_type = sniff_content_type(head, name)
-    if content_type not in vision.IMAGE_CONTENT_TYPES:
+    return sniff_content_type(head, files.display_name(upload.name or ""))
+
+
+def is_image(upload: UploadedFile[bytes]) -> bool:
+    """Whether the file is an image a model can look at, by its bytes (not its name or the client's
+    content type): the rule is runs/vision.py's."""
+    return _sniffed_type(upload) in vision.IMAGE_CONTENT_TYPES
+
+
+def split_images(
+    uploads: list[UploadedFile[bytes]], assistant: Assistant
+) -> tuple[list[UploadedFile[bytes]], list[UploadedFile[bytes]]]:
+    """The page has one attach control: for an assistant that accepts images, the images among the
+    files go to the model to look at, the rest to the tools; otherwise every file goes to the tools."""
+    if not uploads or not accepts_images(assistant):
+        return uploads, []
+    tools: list[UploadedFile[bytes]] = []
+    images: list[UploadedFile[bytes]] = []
+    for upload in uploads:
+        (images if is_image(upload) else tools).append(upload)
+    return tools, images
+
+
+def check_image(upload: UploadedFile[bytes]) -> None:
+    """An image to show the model, in words: the rule is runs/vision.py's, on its sniffed type."""
+    name = files.display_name(upload.name or "")
+    if not is_image(upload):
         raise ChatError(
             f"“{name}” is not an image the assistant can look at (PNG, JPEG, GIF or WebP).", status=415
         )

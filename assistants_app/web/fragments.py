@@ -60,7 +60,7 @@ class Bubble:
     files: list[tuple[str, str]] = field(default_factory=list)
     note: str = ""
     streaming: bool = False
-    images: list[Image] = field(default_factory=list)  # images the tools made
+    images: list[Image] = field(default_factory=list)  # the tools' charts; images a user showed
     sources: list[Source] = field(default_factory=list)
     run_id: str = ""
     assistant_name: str = ""
@@ -131,9 +131,11 @@ def bubble(m: Message | dict[str, Any], deco: Decorations | None = None) -> Bubb
         b.sources = _sources(msg_id, content)
         anchors = {s.name: s.anchor for s in b.sources}
         b.html = markdown_to_html(_link_files(content, text), anchors)
-        ids = [p["image_file"]["file_id"] for p in content if p.get("type") == "image_file"]
-        images = deco.images if deco else {}
-        b.images = [images.get(fid) or Image(fid, "Image made by the assistant's code") for fid in ids]
+    ids = [p["image_file"]["file_id"] for p in content if p.get("type") == "image_file"]
+    if ids:
+        known = deco.images if deco else {}
+        default = "Image made by the assistant's code" if role != "user" else "Image"
+        b.images = [known.get(fid) or Image(fid, default) for fid in ids]
     if deco is not None:
         b.assistant_name = deco.assistant_names.get(assistant_id or "", "")
         b.pager = deco.pagers.get(msg_id)

@@ -10,7 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from assistants_app.backends import fake
-from assistants_app.models import Assistant, File, Message
+from assistants_app.models import Assistant, File, Message, Run
 from assistants_app.services import chat, chat_uploads
 from tests.support.helpers import wait_run
 from tests.support.images import png
@@ -120,3 +120,72 @@ def test_the_chat_says_the_assistant_cant_look_at_images() -> None:
     # Positive control: a prompt that is too long keeps its own words.
     too_long = {"status": "failed", "last_error": {"code": "invalid_prompt", "message": "too many tokens"}}
     assert chat_errors.failure_words(too_long) == chat_errors.TOO_LONG
+
+
+# --- the page's one attach control: images to look at, other files to the tools ------------------
+def _text(name: str = "notes.txt") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, b"meeting notes\n", content_type="text/plain")
+
+
+@pytest.mark.django_db
+def test_an_attached_image_goes_to_a_vision_assistant_as_an_image(alice) -> None:
+    Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True, tools=[{"type": "file_search"}])
+    message, _ = chat.send(alice, "Look", [_image("chart.png"), _text()])
+    content = Message.objects.get(id=message.id).content
+    assert [p["type"] for p in content] == ["text", "image_file"]
+    shown = File.objects.get(id=content[1]["image_file"]["file_id"])
+    assert shown.filename == "chart.png" and shown.purpose == "vision"
+    attached = Message.objects.get(id=message.id).attachments
+    assert [File.objects.get(id=a["file_id"]).filename for a in attached] == ["notes.txt"]
+    assert attached[0]["tools"] == [{"type": "file_search"}]
+
+
+@pytest.mark.django_db
+def test_an_image_for_an_assistant_that_cant_look_is_a_file_for_its_tools(alice) -> None:
+    Assistant.objects.create(
+        name="Helper", model="llama3.2", is_default=True, tools=[{"type": "code_interpreter"}]
+    )
+    message, _ = chat.send(alice, "Plot it", [_image("chart.png")])
+    msg = Message.objects.get(id=message.id)
+    assert [p["type"] for p in msg.content] == ["text"]
+    assert [File.objects.get(id=a["file_id"]).filename for a in msg.attachments] == ["chart.png"]
+
+
+@pytest.mark.django_db
+def test_a_vision_assistant_without_file_tools_takes_images_only(alice) -> None:
+    Assistant.objects.create(name="Eyes", model="gpt-4o", is_default=True)
+    thread = chat.conversation(alice)
+    choice = chat.assistant_choice(thread)
+    assert choice.can_attach and choice.takes_images and not choice.attachment_tools
+    assert choice.accept == ".gif,.jpeg,.jpg,.png,.webp"
+    assert "only images can be attached" in choice.attach_note
+    message, _ = chat.send(alice, "", [_image()], thread=thread)  # an image alone is a message
+    assert [p["type"] for p in Message.objects.get(id=message.id).content] == ["image_file"]
+    Run.objects.filter(thread=thread).delete()
+    Message.objects.filter(thread=thread).delete()
+    with pytest.raises(chat.ChatError, match="can't read files"):
+        chat.send(alice, "And this?", [_text()], thread=thread)
+    assert not Message.objects.filter(thread=thread).exists()
+
+
+@pytest.mark.django_db
+def test_an_assistant_that_neither_reads_nor_looks_turns_attaching_off(alice, client) -> None:
+    Assistant.objects.create(name="Plain", model="llama3.2", is_default=True)
+    choice = chat.assistant_choice(chat.conversation(alice))
+    assert not choice.can_attach and "attaching is off" in choice.attach_note
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    assert 'name="attachments" disabled' in html
+
+
+@pytest.mark.django_db
+def test_the_page_shows_the_image_a_user_sent(alice, bob, client) -> None:
+    Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
+    message, _ = chat.send(alice, "What is this?", [_image("cat.png")])
+    fid = Message.objects.get(id=message.id).content[1]["image_file"]["file_id"]
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    assert f'<img src="/chat/files/{fid}/" alt="cat.png" width="1" height="1"' in html
+    assert client.get(f"/chat/files/{fid}/").status_code == 200
+    client.force_login(bob)  # the image is the user's own
+    assert client.get(f"/chat/files/{fid}/").status_code == 404
