@@ -26,11 +26,11 @@ class Command(BaseCommand):
         # Request bodies are capped inside Twisted, before they are buffered (server/http.py).
         install()
 
-        executor = None
         if settings.RUN_EXECUTOR == "embedded":
-            from assistants_app.runs.executor import ThreadedExecutor
+            # On daphne's event loop (daphne.cli imported daphne.server, which installed it).
+            from assistants_app.runs.executor import ReactorExecutor
 
-            executor = ThreadedExecutor().start()
+            ReactorExecutor().install()
         self.stdout.write(f"Serving on http://{options['host']}:{options['port']}/ (Ctrl-C to stop)")
         try:
             # Daphne installs SIGINT/SIGTERM handlers and returns when its reactor stops.
@@ -46,8 +46,6 @@ class Command(BaseCommand):
                 ]
             )
         finally:
-            if executor is not None:
-                executor.stop()
             from assistants_app import asyncdb
 
             asyncdb.shutdown()
