@@ -10,9 +10,10 @@ class AssistantsAppConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks
-        from .services import files
+        from .services import conversations, files
         from .tools.code_interpreter import cleanup
 
         files.connect()
+        conversations.connect()
         cleanup.connect()
         checks.register()

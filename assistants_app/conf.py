@@ -94,6 +94,9 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     # `manage.py bootstrap` (run by `make run`) creates this superuser when both are set.
     "ADMIN_USERNAME": "",
     "ADMIN_PASSWORD": "",
+    # --- the chat page ---
+    # A streaming reply's Markdown is rendered on the server at most once per this many ms.
+    "CHAT_RENDER_INTERVAL_MS": 100,
     # --- logins (django-axes) ---
     "LOGIN_FAILURE_LIMIT": 5,
     "LOGIN_LOCKOUT_SECONDS": 900,

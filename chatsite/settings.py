@@ -388,3 +388,9 @@ CACHES = {
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+
+# --- the chat page (issue 11) ---
+CHAT_RENDER_INTERVAL_MS: int = app_setting("CHAT_RENDER_INTERVAL_MS")
+# An HTMX request whose CSRF token is stale (the user signed in again elsewhere) gets a fragment
+# the page can show, not Django's full 403 page.
+CSRF_FAILURE_VIEW = "assistants_app.web.session.csrf_failure"

@@ -13,7 +13,8 @@ from assistants_app.backends import fake
 from assistants_app.runs import events
 from tests.support import live_server, stack
 
-pytest_plugins = ["tests.support.users", "tests.support.stack"]
+# tests.chat_live: the chat product's shared browser and restartable live server.
+pytest_plugins = ["tests.support.users", "tests.support.stack", "tests.chat_live"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

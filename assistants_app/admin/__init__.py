@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from . import assistants, history, keys, sandbox_status, storage
+from . import assistants, feedback, history, keys, sandbox_status, storage
 
 admin.site.site_header = "Assistants administration"
 admin.site.site_title = "Assistants admin"
 sandbox_status.install(admin.site)
 
-__all__ = ["assistants", "history", "keys", "storage"]
+__all__ = ["assistants", "feedback", "history", "keys", "storage"]

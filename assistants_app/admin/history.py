@@ -36,7 +36,16 @@ PREVIEW_CHARS = 100
 
 @admin.register(Thread)
 class ThreadAdmin(ReadOnlyAdmin[Thread]):
-    list_display = ("id", "owner", "is_chat", "created_at", "archived_at", "run_count", "total_tokens")
+    list_display = (
+        "id",
+        "owner",
+        "is_chat",
+        "title",
+        "created_at",
+        "last_activity_at",
+        "run_count",
+        "total_tokens",
+    )
     list_filter = (("owner", admin.RelatedOnlyFieldListFilter), "is_chat")
     search_fields = ("id", "owner__username")
     list_select_related = ("owner",)
@@ -45,6 +54,8 @@ class ThreadAdmin(ReadOnlyAdmin[Thread]):
         "owner",
         "created_at",
         "is_chat",
+        "title",
+        "last_activity_at",
         "archived_at",
         "run_count",
         "total_tokens",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from .assistant import Assistant
+from .chat import ChatAnswer, Feedback
 from .chunks import Chunk
 from .files import File, VectorStore, VectorStoreFile, VectorStoreFileBatch
 from .keys import ApiKey
@@ -10,7 +11,9 @@ from .thread import Message, Thread
 __all__ = [
     "ApiKey",
     "Assistant",
+    "ChatAnswer",
     "Chunk",
+    "Feedback",
     "File",
     "Message",
     "Run",

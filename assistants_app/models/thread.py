@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from assistants_app.ids import IdField, new_message_id, new_thread_id
 
@@ -12,17 +13,18 @@ class Thread(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     metadata = models.JSONField(default=dict, blank=True)
     tool_resources = models.JSONField(default=dict, blank=True)
-    # The chat product keeps one live thread per user; "new conversation" archives the old one.
+    # The chat product's conversations are a user's chat threads, listed by last activity.
     is_chat = models.BooleanField(default=False)
+    # No longer set (a conversation stays in the list until it is deleted); kept for old rows.
     archived_at = models.DateTimeField(null=True, blank=True)
+    title = models.CharField(max_length=200, blank=True, default="")
+    last_activity_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["owner"],
-                condition=models.Q(is_chat=True, archived_at__isnull=True),
-                name="one_live_chat_thread_per_user",
+        indexes = [
+            models.Index(
+                fields=["owner", "is_chat", "-last_activity_at", "-id"], name="thread_chat_recent_idx"
             )
         ]
 
@@ -52,6 +54,13 @@ class Message(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # Cached token count of the text, so that prompt building never re-tokenizes history.
     token_count = models.IntegerField(default=0)
+    # An earlier version (regenerated answer, edited question): kept and shown on request, never
+    # part of a prompt (runs/context.py) or of the conversation's current path.
+    superseded = models.BooleanField(default=False)
+    # User messages: the id of the first version of the question an edit replaces ("" = itself).
+    version_group = models.CharField(max_length=40, blank=True, default="")
+    # Chat threads: the lower-cased text, for conversation search (services/conversations.py).
+    search_text = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["-id"]

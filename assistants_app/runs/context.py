@@ -121,7 +121,9 @@ def build_prompt(run: Run, tail: list[dict[str, Any]], tools: list[dict[str, Any
     history: list[dict[str, Any]] = []
     truncated = False
     qs = (
-        Message.objects.filter(thread_id=run.thread_id)
+        # Superseded messages (a regenerated answer, an edited question) are earlier versions, kept
+        # for the reader only: the prompt is the conversation's current path.
+        Message.objects.filter(thread_id=run.thread_id, superseded=False)
         .exclude(run_id=run.id, role="assistant")
         .order_by("-id")
         .only("id", "role", "content", "token_count")

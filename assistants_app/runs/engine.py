@@ -280,6 +280,8 @@ class Execution:
 
     async def _finish_failed(self, code: str, message: str) -> None:
         self._account(self._round, cut_short=True)
+        # The technical detail is for the operator; chat users see plain words (services/chat_errors).
+        log.warning("run %s failed: %s: %s", self.run.id, code, message)
         await self._close_open_messages("run_failed", error={"code": code, "message": message})
         await self._end(
             RunStatus.FAILED,

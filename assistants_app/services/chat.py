@@ -1,8 +1,8 @@
 """The chat product's use cases on top of the Assistants services.
 
-One live chat thread per user (the partial unique constraint "one_live_chat_thread_per_user" is
-the arbiter, not a read-then-write), "new conversation" archives it, and the page reads history
-newest-first through the (thread, id) index. Errors are ChatError, in words for the page.
+A user's conversations are their chat threads (services/conversations.py: list, titles, search,
+delete); versions of a turn are services/versions.py's. The page reads history newest-first
+through the (thread, id) index. Errors are ChatError, in words for the page.
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+import imagesize
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
-from django.utils import timezone
+from django.db import transaction
 
 from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES, RunStatus
 
-from . import files, lookups, runs, threads
+from . import conversations, feedback, files, lookups, runs, versions
 
 HISTORY_PAGE = 30
 MAX_MESSAGE_CHARS = 32_000
@@ -51,35 +50,21 @@ class ChatError(Exception):
 
 
 # --- threads ---------------------------------------------------------------------------------------
-def _live_threads(user: Any) -> QuerySet[Thread]:
-    return Thread.objects.filter(owner=user, is_chat=True, archived_at__isnull=True)
-
-
 def live_thread(user: Any, *, create: bool = True) -> Thread | None:
-    thread = _live_threads(user).first()
-    if thread is not None or not create:
+    """The user's most recent conversation (kept for callers of the one-thread era)."""
+    return conversations.current(user, create=create)
+
+
+def conversation(user: Any, thread_id: str | None = None) -> Thread:
+    """The conversation `thread_id` of this user, or their most recent one when none is named."""
+    if not thread_id:
+        thread = conversations.current(user)
+        assert thread is not None
         return thread
     try:
-        with transaction.atomic():
-            return threads.create_thread(user, is_chat=True)
-    except IntegrityError:
-        # A concurrent request (another tab) created it between our read and insert.
-        return _live_threads(user).get()
-
-
-def archive(user: Any) -> Thread | None:
-    """Archive the live thread; the next visit creates a fresh one. A run still going is stopped."""
-    thread = live_thread(user, create=False)
-    if thread is None:
-        return None
-    run = lookups.active_run(thread)
-    if run is not None:
-        try:
-            runs.cancel_run(run)
-        except InvalidRequest:
-            pass  # it finished meanwhile
-    Thread.objects.filter(id=thread.id, archived_at__isnull=True).update(archived_at=timezone.now())
-    return thread
+        return conversations.get(user, thread_id)
+    except conversations.NotYours as exc:
+        raise ChatError("That conversation doesn't exist (it may have been deleted).", status=404) from exc
 
 
 def default_assistant() -> Assistant:
@@ -110,20 +95,28 @@ def user_run(user: Any, run_id: str) -> Run | None:
     return Run.objects.filter(id=run_id, thread__owner=user, thread__is_chat=True).first()
 
 
-def runs_to_follow(user: Any, page_run: str) -> list[str]:
-    """What a socket that opens should stream: the run its page was rendered with (if the user's),
-    then the live thread's active run, if that is another one."""
+def runs_to_follow(user: Any, thread_id: str, page_run: str) -> tuple[str, list[str]]:
+    """What a socket that opens should stream: its conversation's id ('' when the user has none, or
+    names one that is not theirs), then the run its page was rendered with (if it is that
+    conversation's), then the conversation's active run, if that is another one."""
+    if thread_id:
+        try:
+            thread: Thread | None = conversations.get(user, thread_id)
+        except conversations.NotYours:
+            return "", []
+    else:
+        thread = conversations.current(user, create=False)
+    if thread is None:
+        return "", []
     run_ids: list[str] = []
     if page_run:
         run = user_run(user, page_run)
-        if run is not None:
+        if run is not None and run.thread_id == thread.id:
             run_ids.append(run.id)
-    thread = live_thread(user, create=False)
-    if thread is not None:
-        active = lookups.active_run(thread)
-        if active is not None and active.id not in run_ids:
-            run_ids.append(active.id)
-    return run_ids
+    active = lookups.active_run(thread)
+    if active is not None and active.id not in run_ids:
+        run_ids.append(active.id)
+    return thread.id, run_ids
 
 
 # --- history ---------------------------------------------------------------------------------------
@@ -148,7 +141,7 @@ def history(
     Messages of `exclude_run` (the run still streaming) are left to the websocket, which replays
     that run from its first event: rendering them here too would show them twice.
     """
-    qs = Message.objects.filter(thread=thread).exclude(status=Message.Status.IN_PROGRESS)
+    qs = Message.objects.filter(thread=thread, superseded=False).exclude(status=Message.Status.IN_PROGRESS)
     if exclude_run:
         qs = qs.exclude(run_id=exclude_run)
     if before:
@@ -168,7 +161,7 @@ def _tool_steps(
     thread: Thread, oldest: Message | None, before: str | None, exclude_run: str | None
 ) -> list[RunStep]:
     """The tool steps that happened within a history page's span of time."""
-    qs = RunStep.objects.filter(run__thread=thread, type="tool_calls")
+    qs = RunStep.objects.filter(run__thread=thread, type="tool_calls").exclude(run__messages__superseded=True)
     if exclude_run:
         qs = qs.exclude(run_id=exclude_run)
     if oldest is not None:
@@ -196,10 +189,19 @@ def question_of(run_id: str) -> Message | None:
 
 
 def run_messages(run_id: str) -> list[Message]:
-    """A run's messages from their rows (for when its event log is gone), with file names."""
-    msgs = list(Message.objects.filter(run_id=run_id).order_by("id"))
+    """A run's current (not superseded) messages from their rows, for when its event log is gone,
+    with file names."""
+    msgs = list(Message.objects.filter(run_id=run_id, superseded=False).order_by("id"))
     attach_file_names(msgs)
     return msgs
+
+
+def message(message_id: str) -> Message | None:
+    """One message by id, with file names (the socket renders a finished reply from its row)."""
+    msg = Message.objects.filter(id=message_id).first()
+    if msg is not None:
+        attach_file_names([msg])
+    return msg
 
 
 def attach_file_names(messages: list[Message]) -> None:
@@ -212,6 +214,59 @@ def attach_file_names(messages: list[Message]) -> None:
             for a in (m.attachments or [])
             if isinstance(a, dict) and a.get("file_id")
         ]
+
+
+# --- what a page of messages shows besides their text ----------------------------------------------
+@dataclass(frozen=True)
+class Image:
+    file_id: str
+    name: str
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class Decorations:
+    pagers: dict[str, versions.Pager] = field(default_factory=dict)
+    ratings: dict[str, int] = field(default_factory=dict)
+    images: dict[str, Image] = field(default_factory=dict)  # by file id
+    assistant_names: dict[str, str] = field(default_factory=dict)  # by assistant id
+
+
+def decorations(user: Any, messages: list[Message]) -> Decorations:
+    """Version pagers, the user's ratings, image names and sizes (so an image takes its place before
+    it loads and the page does not jump) and the name of the assistant that wrote each reply."""
+    replies = [m for m in messages if m.role == "assistant"]
+    image_ids = {
+        p["image_file"]["file_id"]
+        for m in replies
+        for p in m.content or []
+        if isinstance(p, dict) and p.get("type") == "image_file"
+    }
+    images: dict[str, Image] = {}
+    for f in lookups.live_files(user).filter(id__in=image_ids) if image_ids else []:
+        images[f.id] = Image(f.id, f.filename, *_image_size(f))
+    assistant_ids = {m.assistant_id for m in replies if m.assistant_id}
+    names = (
+        dict(Assistant.objects.filter(id__in=assistant_ids).values_list("id", "name"))
+        if assistant_ids
+        else {}
+    )
+    return Decorations(
+        pagers=versions.pagers(messages),
+        ratings=feedback.ratings(user, [m.id for m in replies]),
+        images=images,
+        assistant_names={k: v for k, v in names.items() if v},
+    )
+
+
+def _image_size(f: File) -> tuple[int | None, int | None]:
+    try:
+        with f.data.open("rb") as fh:
+            width, height = imagesize.get(fh)
+    except (OSError, ValueError):
+        return None, None
+    return (width, height) if width > 0 and height > 0 else (None, None)
 
 
 # --- sending ---------------------------------------------------------------------------------------
@@ -253,22 +308,17 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def send(user: Any, text: str, uploads: list[UploadedFile[bytes]] | None = None) -> tuple[Message, Run]:
+def send(
+    user: Any, text: str, uploads: list[UploadedFile[bytes]] | None = None, *, thread: Thread | None = None
+) -> tuple[Message, Run]:
     """Post the user's message with its attachments and start the reply, in one transaction: a
     refused message (busy thread, run cap, storage quota) leaves nothing behind."""
     uploads = list(uploads or [])
-    text = (text or "").strip()
-    if not text:
-        raise ChatError("Type a message first.")
-    if len(text) > MAX_MESSAGE_CHARS:
-        raise ChatError(
-            f"That message is too long ({len(text)} characters; the limit is {MAX_MESSAGE_CHARS})."
-        )
+    text = _checked_text(text)
     for upload in uploads:
         check_upload(upload)
     assistant = default_assistant()
-    thread = live_thread(user)
-    assert thread is not None
+    thread = thread or conversation(user)
     message = {
         "role": "user",
         "content": text,
@@ -278,7 +328,10 @@ def send(user: Any, text: str, uploads: list[UploadedFile[bytes]] | None = None)
         with _run_quota_words():
             # All of them, before storing any: no half-stored message.
             files.check_quota(user.pk, sum(u.size or 0 for u in uploads))
-            started = runs.start(thread, assistant, additional_messages=[message])
+            with transaction.atomic():
+                started = runs.start(thread, assistant, additional_messages=[message])
+                versions.record_answer(started.run, started.messages[0])
+                conversations.touch(thread, text)
     except ThreadBusy as exc:
         raise ChatError(BUSY, status=409) from exc
     except files.StorageQuotaExceeded as exc:
@@ -286,15 +339,56 @@ def send(user: Any, text: str, uploads: list[UploadedFile[bytes]] | None = None)
     return started.messages[0], started.run
 
 
-def retry(user: Any) -> Run:
-    thread = live_thread(user)
-    assert thread is not None
-    assistant = default_assistant()
+def retry(user: Any, thread: Thread | None = None) -> Run:
+    """Answer the latest question again after a failed reply (its partial text stays a version)."""
+    return regenerate(user, thread).run  # type: ignore[return-value]
+
+
+def regenerate(user: Any, thread: Thread | None = None, message_id: str = "") -> versions.Change:
+    thread = thread or conversation(user)
+    with _version_words(), _run_quota_words():
+        change = versions.regenerate(thread, default_assistant(), message_id)
+    conversations.touch(thread)
+    return change
+
+
+def edit(user: Any, thread: Thread, message_id: str, text: str) -> versions.Change:
+    text = _checked_text(text)
+    with _version_words(), _run_quota_words():
+        change = versions.edit(thread, default_assistant(), message_id, text)
+    conversations.touch(thread)
+    return change
+
+
+def continue_reply(user: Any, thread: Thread) -> versions.Change:
+    with _version_words(), _run_quota_words():
+        change = versions.continue_reply(thread, default_assistant())
+    conversations.touch(thread)
+    return change
+
+
+def select_version(user: Any, thread: Thread, message_id: str, index: int) -> versions.Change:
+    with _version_words():
+        return versions.select(thread, message_id, index)
+
+
+@contextmanager
+def _version_words() -> Iterator[None]:
     try:
-        with _run_quota_words():
-            return runs.start_run(thread, assistant)
-    except ThreadBusy as exc:
-        raise ChatError("The assistant is already replying.", status=409) from exc
+        yield
+    except versions.VersionError as exc:
+        raise ChatError(exc.message, status=exc.status) from exc
+
+
+def _checked_text(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise ChatError("Type a message first.")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise ChatError(
+            f"That message is too long ({len(text)} characters; the limit is {MAX_MESSAGE_CHARS})."
+        )
+    return text
 
 
 @contextmanager

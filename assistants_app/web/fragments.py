@@ -1,8 +1,9 @@
-"""Run events → HTML fragments for the htmx ws extension (every fragment is an hx-swap-oob swap).
+"""Messages, tool steps and run controls → HTML fragments, for the page and the websocket (whose
+fragments are hx-swap-oob swaps; web/live.py turns run events into them).
 
-Whole elements (bubbles, tool steps, run controls) are rendered from the templates' partials; a
-text delta, the hot path, is one escaped string appended to its bubble. Rendering is pure: no
-database access, so the consumer can call it on its event loop.
+Rendering is pure: no database access, so the consumer can call it on its event loop. What needs
+the database (version pagers, ratings, image names and sizes, assistant names) comes in as
+services.chat.Decorations.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from assistants_app.models import Message, RunStep
-from assistants_app.models.run import TERMINAL_STATUSES, RunStatus
+from assistants_app.models.run import RunStatus
 from assistants_app.serializers import step_obj
-from assistants_app.services.chat import RETRYABLE_STATUSES
+from assistants_app.services.chat import RETRYABLE_STATUSES, Decorations, Image
+from assistants_app.services.chat_errors import failure_words
+from assistants_app.services.versions import Pager
 
 from .rendering import content_text, markdown_to_html
 
@@ -36,17 +39,32 @@ Op = str | Delta
 
 
 @dataclass
+class Source:
+    """A cited file, listed once, with the passages quoted from it."""
+
+    number: int
+    anchor: str
+    name: str
+    file_id: str
+    quotes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Bubble:
     id: str
     role: str
     status: str
-    text: str = ""
+    text: str = ""  # the message's source text (Markdown for replies): shown, copied, edited
     html: str = ""
     files: list[tuple[str, str]] = field(default_factory=list)
     note: str = ""
     streaming: bool = False
-    images: list[str] = field(default_factory=list)  # file ids of images the tools made
-    citations: list[dict[str, str]] = field(default_factory=list)  # {"name", "quote"}
+    images: list[Image] = field(default_factory=list)  # images the tools made
+    sources: list[Source] = field(default_factory=list)
+    run_id: str = ""
+    assistant_name: str = ""
+    pager: Pager | None = None
+    rating: int = 0
 
 
 _INCOMPLETE_NOTES = {
@@ -72,53 +90,66 @@ def _link_files(content: list[dict[str, Any]], text: str) -> str:
     return text
 
 
-def _citations(content: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """One entry per cited passage: the file's name (from the marker 【n†name】) and the quote."""
-    seen: set[str] = set()
-    out = []
-    for a in _annotations(content):
-        if a.get("type") != "file_citation" or a.get("text") in seen:
+def _sources(msg_id: str, content: list[dict[str, Any]]) -> list[Source]:
+    """The cited files, once each, numbered in order of first mention (as the chips are)."""
+    by_name: dict[str, Source] = {}
+    for a in sorted(_annotations(content), key=lambda a: a.get("start_index") or 0):
+        if a.get("type") != "file_citation":
             continue
-        seen.add(a.get("text", ""))
         marker = a.get("text", "")
-        name = (
-            marker.split("†", 1)[1].rstrip("】") if "†" in marker else a["file_citation"].get("file_id", "")
+        cited = a.get("file_citation") or {}
+        name = (marker.split("†", 1)[1].rstrip("】").strip() if "†" in marker else "") or cited.get(
+            "file_id", ""
         )
-        out.append({"marker": marker, "name": name, "quote": a["file_citation"].get("quote", "")})
-    return out
+        source = by_name.get(name)
+        if source is None:
+            number = len(by_name) + 1
+            anchor = f"m-{msg_id}-src-{number}"
+            source = by_name[name] = Source(number, anchor, name, cited.get("file_id", ""))
+        quote = cited.get("quote", "")
+        if quote and quote not in source.quotes:
+            source.quotes.append(quote)
+    return list(by_name.values())
 
 
-def bubble(m: Message | dict[str, Any]) -> Bubble:
+def bubble(m: Message | dict[str, Any], deco: Decorations | None = None) -> Bubble:
     """The view of a message, from a row or from an API message object (a run event's payload)."""
     if isinstance(m, Message):
         msg_id, role, status, content = m.id, m.role, m.status, m.content
         details, files = m.incomplete_details, getattr(m, "files", [])
+        run_id, assistant_id = m.run_id, m.assistant_id
     else:
         msg_id, role, status, content = m["id"], m["role"], m["status"], m.get("content") or []
         details, files = m.get("incomplete_details"), []
+        run_id, assistant_id = m.get("run_id"), m.get("assistant_id")
     text = content_text(content)
-    b = Bubble(id=msg_id, role=role, status=status, files=list(files))
-    if role == "user":
-        b.text = text
-    else:
-        b.html = markdown_to_html(_link_files(content, text))
-        b.images = [p["image_file"]["file_id"] for p in content if p.get("type") == "image_file"]
-        b.citations = _citations(content)
+    b = Bubble(id=msg_id, role=role, status=status, files=list(files), text=text, run_id=run_id or "")
+    if role != "user":
+        b.sources = _sources(msg_id, content)
+        anchors = {s.name: s.anchor for s in b.sources}
+        b.html = markdown_to_html(_link_files(content, text), anchors)
+        ids = [p["image_file"]["file_id"] for p in content if p.get("type") == "image_file"]
+        images = deco.images if deco else {}
+        b.images = [images.get(fid) or Image(fid, "Image made by the assistant's code") for fid in ids]
+    if deco is not None:
+        b.assistant_name = deco.assistant_names.get(assistant_id or "", "")
+        b.pager = deco.pagers.get(msg_id)
+        b.rating = deco.ratings.get(msg_id, 0)
     if status == "incomplete":
         reason = (details or {}).get("reason", "")
         b.note = _INCOMPLETE_NOTES.get(reason, "The reply is incomplete.")
     return b
 
 
-def history_items(page: Any) -> list[dict[str, Any]]:
-    """A history page as template items: {"bubble": Bubble} or {"step": html}."""
-    items: list[dict[str, Any]] = []
-    for item in page.items():
+def history_items(items: list[Message | RunStep], deco: Decorations | None = None) -> list[dict[str, Any]]:
+    """Messages and steps in order as template items: {"bubble": Bubble} or {"step": html}."""
+    out: list[dict[str, Any]] = []
+    for item in items:
         if isinstance(item, RunStep):
-            items.append({"step": render_step(step_obj(item, include_file_search_content=False))})
+            out.append({"step": render_step(step_obj(item, include_file_search_content=False))})
         else:
-            items.append({"bubble": bubble(item)})
-    return items
+            out.append({"bubble": bubble(item, deco)})
+    return out
 
 
 def render_message(b: Bubble, assistant_name: str) -> str:
@@ -138,8 +169,9 @@ def run_controls(run_id: str | None, label: str = "") -> str:
     return render_to_string(f"{FRAGMENTS}#run_controls", {"oob": True, "run_id": run_id, "run_label": label})
 
 
-def run_notice(notice: str = "", *, retry: bool = False, kind: str = "error") -> str:
-    return render_to_string(f"{FRAGMENTS}#run_notice", {"oob": True, **Notice(notice, retry, kind).context()})
+def run_notice(notice: str | Notice = "", *, retry: bool = False, kind: str = "error") -> str:
+    n = notice if isinstance(notice, Notice) else Notice(notice, retry, kind)
+    return render_to_string(f"{FRAGMENTS}#run_notice", {"oob": True, **n.context()})
 
 
 @dataclass(frozen=True)
@@ -147,9 +179,15 @@ class Notice:
     text: str = ""
     retry: bool = False
     kind: str = "error"
+    can_continue: bool = False
 
     def context(self) -> dict[str, Any]:
-        return {"notice": self.text, "retry": self.retry, "notice_kind": self.kind}
+        return {
+            "notice": self.text,
+            "retry": self.retry,
+            "notice_kind": self.kind,
+            "can_continue": self.can_continue,
+        }
 
 
 def ending_notice(run: dict[str, Any]) -> Notice:
@@ -157,16 +195,21 @@ def ending_notice(run: dict[str, Any]) -> Notice:
     terminal event) and after a reload (the last run's row)."""
     status = run.get("status")
     retry = status in RETRYABLE_STATUSES
-    if status == RunStatus.FAILED:
-        return Notice((run.get("last_error") or {}).get("message") or "The reply failed.", retry)
-    if status == RunStatus.EXPIRED:
-        return Notice("The reply took too long and was stopped.", retry)
+    if status in (RunStatus.FAILED, RunStatus.EXPIRED):
+        return Notice(failure_words(run), retry)
     if status == RunStatus.INCOMPLETE:
-        reason = (run.get("incomplete_details") or {}).get("reason") or "a limit"
-        return Notice(f"The reply is incomplete ({reason}).", retry, "info")
+        reason = (run.get("incomplete_details") or {}).get("reason") or ""
+        return Notice(_LIMIT_WORDS.get(reason, "The reply stopped at a limit."), retry, "info")
     if status == RunStatus.CANCELLED:
-        return Notice("Stopped.", retry, "info")
+        # The stopped reply says "Stopped." itself; the notice only offers to go on.
+        return Notice(kind="info", can_continue=True)
     return Notice(retry=retry)
+
+
+_LIMIT_WORDS = {
+    "max_completion_tokens": "The reply stopped at its length limit.",
+    "max_prompt_tokens": "The conversation is too long for the assistant to read whole.",
+}
 
 
 def follow(run_id: str | None) -> str:
@@ -228,101 +271,6 @@ def render_output(out: dict[str, Any]) -> str:
     return render_to_string(f"{FRAGMENTS}#tool_output", {"out": _output_view(out)})
 
 
-# --- the event renderer ----------------------------------------------------------------------------
-class EventRenderer:
-    """Turns one run's events into ops. One per socket: it remembers which tool calls it has drawn."""
-
-    def __init__(self, assistant_name: str) -> None:
-        self.assistant_name = assistant_name
-        self._calls: set[tuple[str, int]] = set()
-
-    def render(self, event: str, data: dict[str, Any]) -> list[Op]:
-        kind = event.removeprefix("thread.")
-        if kind == "message.delta":
-            target = f"m-{data['id']}-body"
-            return [
-                Delta(target, part["text"].get("value", ""))
-                for part in (data.get("delta") or {}).get("content") or []
-                if part.get("type") == "text" and part.get("text")
-            ]
-        if kind.startswith("run.step."):
-            return self._step(kind.removeprefix("run.step."), data)
-        if kind.startswith("message."):
-            return self._message(kind.removeprefix("message."), data)
-        if kind.startswith("run."):
-            return self._run(kind.removeprefix("run."), data)
-        return []
-
-    def _message(self, kind: str, data: dict[str, Any]) -> list[Op]:
-        if data.get("role") != "assistant":
-            return []
-        if kind == "created":
-            b = Bubble(id=data["id"], role="assistant", status="in_progress", streaming=True)
-            return [upsert(render_message(b, self.assistant_name))]
-        if kind in ("completed", "incomplete"):
-            return [upsert(render_message(bubble(data), self.assistant_name))]
-        return []
-
-    def _step(self, kind: str, data: dict[str, Any]) -> list[Op]:
-        if data.get("type", "tool_calls") != "tool_calls" and kind != "delta":
-            return []
-        if kind == "created":
-            return [upsert(render_step(data))]
-        if kind == "delta":
-            return self._step_delta(data)
-        if kind in ("completed", "failed", "cancelled", "expired"):
-            return [upsert(render_step(data))]
-        return []
-
-    def _step_delta(self, data: dict[str, Any]) -> list[Op]:
-        step_id = data["id"]
-        details = (data.get("delta") or {}).get("step_details") or {}
-        ops: list[Op] = []
-        for call in details.get("tool_calls") or []:
-            index = int(call.get("index", 0))
-            base = f"c-{step_id}-{index}"
-            if (step_id, index) not in self._calls:
-                self._calls.add((step_id, index))
-                view = _call_view(call, index, final=False)
-                view["input"] = ""  # appended below, like any later fragment
-                html = render_to_string(f"{FRAGMENTS}#tool_call", {"call": view, "step": {"id": step_id}})
-                ops.append(upsert(html, f"s-{step_id}-calls"))
-            kind = str(call.get("type", ""))
-            body: dict[str, Any] = call.get(kind) or {}
-            piece = body.get("arguments") if kind == "function" else body.get("input")
-            if piece:
-                ops.append(Delta(f"{base}-in", piece))
-            if kind == "function" and body.get("output") is not None:
-                ops.append(upsert(f'<pre class="tool-text">{escape(body["output"])}</pre>', f"{base}-out"))
-            if kind == "code_interpreter":
-                for out in body.get("outputs") or []:
-                    ops.append(upsert(render_output(out), f"{base}-out"))
-        return ops
-
-    def _run(self, kind: str, data: dict[str, Any]) -> list[Op]:
-        run_id = data.get("id", "")
-        if kind in ("created", RunStatus.QUEUED, RunStatus.IN_PROGRESS):
-            ops: list[Op] = [run_controls(run_id)]
-            if kind == "created":
-                ops.append(run_notice())
-            return ops
-        if kind == RunStatus.CANCELLING:
-            return [run_controls(run_id, "Stopping…")]
-        if kind == RunStatus.REQUIRES_ACTION:
-            names = [
-                c.get("function", {}).get("name", "")
-                for c in ((data.get("required_action") or {}).get("submit_tool_outputs") or {}).get(
-                    "tool_calls", []
-                )
-            ]
-            waiting = f"The assistant is waiting for a function result ({', '.join(names)}) that the chat page can't provide."
-            return [run_controls(run_id, "Waiting for a tool result…"), run_notice(waiting)]
-        if kind in TERMINAL_STATUSES:
-            notice = ending_notice({**data, "status": kind})
-            return [run_controls(None), run_notice(notice.text, retry=notice.retry, kind=notice.kind)]
-        return []
-
-
 def merge(ops: list[Op]) -> str:
     """One websocket frame: fragments in order, runs of deltas to one target joined into one."""
     out: list[str] = []
@@ -343,3 +291,7 @@ def merge(ops: list[Op]) -> str:
     if pending is not None:
         out.append(append_text(pending.target, pending.text))
     return "".join(out)
+
+
+# Re-exported: callers and tests import the event renderer from here.
+from .live import EventRenderer  # noqa: E402, F401

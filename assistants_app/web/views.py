@@ -1,4 +1,5 @@
-"""The chat page and its HTMX partials, plus sign-up (the other account pages are Django's).
+"""The chat page, a conversation's pane and history, sending, plus sign-up (the other account pages
+are Django's). Message and conversation actions are in actions.py.
 
 Views parse, call chat/services, and render. They never call the model: sending starts a run that
 the executor picks up, and the page's websocket streams it.
@@ -8,24 +9,26 @@ from __future__ import annotations
 
 import secrets
 from pathlib import PurePath
+from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 from django.db import OperationalError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from assistants_app.models import Thread
 from assistants_app.serializers import run_obj
 from assistants_app.server.bodies import accepts_uploads
-from assistants_app.services import chat, lookups
+from assistants_app.services import chat, conversations, lookups
 
 from . import notices
 from .fragments import (
@@ -39,6 +42,7 @@ from .fragments import (
     run_notice,
     upsert,
 )
+from .session import chat_login_required
 
 # Images that a browser may show inline from our origin; anything else (SVG included: it can carry
 # script) is served as a download.
@@ -61,19 +65,31 @@ def _assistant_name() -> tuple[str, str]:
         return "Assistant", exc.message
 
 
-def _feedback(request: HtmxHttpRequest, message: str, status: int) -> HttpResponse:
+def feedback_response(request: HtmxHttpRequest, message: str, status: int) -> HttpResponse:
     if not request.htmx:
         messages.error(request, message)
         return redirect("chat")
     return HttpResponse(format_html('<p class="form-error" role="alert">{}</p>', message), status=status)
 
 
+def thread_of(request: HtmxHttpRequest, param: str = "thread") -> Thread:
+    """The conversation a request names (POST or GET `thread`), owner-checked; the most recent one
+    when it names none (forms of the one-conversation era)."""
+    thread_id = request.POST.get(param) or request.GET.get(param) or ""
+    return chat.conversation(request.user, thread_id or None)
+
+
+def conversation_list(request: HttpRequest, current: str, *, oob: bool = False) -> str:
+    from django.template.loader import render_to_string
+
+    page = conversations.listing(request.user)
+    return render_to_string(
+        "chat/sidebar.html#list", {"list": page, "current": current, "oob": oob}, request=request
+    )
+
+
 # --- the page --------------------------------------------------------------------------------------
-@login_required
-@require_GET
-def chat_page(request: HtmxHttpRequest) -> HttpResponse:
-    thread = chat.live_thread(request.user)
-    assert thread is not None
+def _pane_context(request: HtmxHttpRequest, thread: Thread) -> dict[str, Any]:
     active = lookups.active_run(thread)
     page = chat.history(thread, exclude_run=active.id if active else None)
     name, setup_error = _assistant_name()
@@ -83,108 +99,175 @@ def chat_page(request: HtmxHttpRequest) -> HttpResponse:
         if last is not None:
             notice = ending_notice(run_obj(last))
     tab = secrets.token_urlsafe(9)
-    ws_url = f"/ws/chat/?tab={tab}" + (f"&run={active.id}" if active else "")
-    return render(
-        request,
-        "chat/page.html",
-        {
-            "page": page,
-            "items": history_items(page),
-            "assistant_name": name,
-            "run_id": active.id if active else None,
-            **notice.context(),
-            "tab": tab,
-            "ws_url": ws_url,
-            "max_upload_bytes": settings.FILE_UPLOAD_MAX_BYTES,
-            "accept": ",".join(sorted(chat.ALLOWED_EXTENSIONS)),
-        },
-    )
+    ws_url = f"/ws/chat/?tab={tab}&thread={thread.id}" + (f"&run={active.id}" if active else "")
+    return {
+        "thread": thread,
+        "page": page,
+        "items": history_items(page.items(), chat.decorations(request.user, page.messages)),
+        "assistant_name": name,
+        "run_id": active.id if active else None,
+        **notice.context(),
+        "tab": tab,
+        "ws_url": ws_url,
+        "max_upload_bytes": settings.FILE_UPLOAD_MAX_BYTES,
+        "accept": ",".join(sorted(chat.ALLOWED_EXTENSIONS)),
+    }
 
 
-@login_required
+def _render_conversation(request: HtmxHttpRequest, thread: Thread) -> HttpResponse:
+    context = _pane_context(request, thread)
+    if request.htmx and request.htmx.target == "chat":
+        # Switching conversations: only the pane (its socket reconnects for the new thread).
+        return render(request, "chat/page.html#pane", context)
+    context["list"] = conversations.listing(request.user)
+    context["current"] = thread.id
+    return render(request, "chat/page.html", context)
+
+
+@chat_login_required
+@require_GET
+def chat_page(request: HtmxHttpRequest) -> HttpResponse:
+    thread = conversations.current(request.user)
+    assert thread is not None
+    return _render_conversation(request, thread)
+
+
+@chat_login_required
+@require_GET
+def conversation_page(request: HtmxHttpRequest, thread_id: str) -> HttpResponse:
+    try:
+        thread = conversations.get(request.user, thread_id)
+    except conversations.NotYours as exc:
+        raise Http404("No such conversation.") from exc
+    return _render_conversation(request, thread)
+
+
+@chat_login_required
 @require_GET
 def chat_history(request: HtmxHttpRequest) -> HttpResponse:
     before = request.GET.get("before", "")
     if not before.startswith("msg_") or len(before) > 40:
         return HttpResponse("A message id is needed in `before`.", status=400)
-    thread = chat.live_thread(request.user, create=False)
+    if request.GET.get("thread"):
+        try:
+            thread: Thread | None = conversations.get(request.user, request.GET["thread"])
+        except conversations.NotYours:
+            thread = None
+    else:
+        thread = conversations.current(request.user, create=False)
     if thread is None:
         return HttpResponse("")
     active = lookups.active_run(thread)
     page = chat.history(thread, before=before, exclude_run=active.id if active else None)
     name, _ = _assistant_name()
+    items = history_items(page.items(), chat.decorations(request.user, page.messages))
     return render(
         request,
         "chat/fragments.html#history",
-        {"page": page, "items": history_items(page), "assistant_name": name},
+        {"page": page, "items": items, "assistant_name": name, "thread": thread},
     )
 
 
-# --- actions ---------------------------------------------------------------------------------------
-def _run_started(request: HtmxHttpRequest, run_id: str, *parts: str) -> HttpResponse:
-    notices.notify(request.user.pk, {"type": "chat.run_started", "run_id": run_id, "tab": _tab(request)})
+# --- sending -----------------------------------------------------------------------------------------
+def run_started(
+    request: HtmxHttpRequest, thread: Thread, run_id: str, *parts: str, removed: list[str] | None = None
+) -> HttpResponse:
+    notices.notify(
+        request.user.pk,
+        {
+            "type": "chat.run_started",
+            "run_id": run_id,
+            "thread_id": thread.id,
+            "tab": _tab(request),
+            # Elements of a version this run replaces: other tabs showing them take them away too.
+            "removed": list(removed or [])[:200],
+        },
+    )
     if not request.htmx:
-        return redirect("chat")
+        return redirect("chat")  # the conversation just became the most recent one
     # The socket is told to follow the run only after this response has put the question on the
-    # page, so the reply always lands below it.
-    return HttpResponse("".join([*parts, run_controls(run_id), run_notice(), follow(run_id)]))
+    # page, so the reply always lands below it. The list moves the conversation to the top.
+    return HttpResponse(
+        "".join(
+            [
+                *parts,
+                run_controls(run_id),
+                run_notice(),
+                follow(run_id),
+                conversation_list(request, thread.id, oob=True),
+                # The first question names the conversation: the pane's heading too.
+                format_html(
+                    '<span id="conversation-title" hx-swap-oob="innerHTML">{}</span>',
+                    thread.title or "New conversation",
+                ),
+            ]
+        )
+    )
 
 
 @accepts_uploads
-@login_required
+@chat_login_required
 @require_POST
 def chat_send(request: HtmxHttpRequest) -> HttpResponse:
     try:
+        thread = thread_of(request)
         message, run = chat.send(
-            request.user, request.POST.get("text", ""), request.FILES.getlist("attachments")
+            request.user, request.POST.get("text", ""), request.FILES.getlist("attachments"), thread=thread
         )
     except chat.ChatError as exc:
-        return _feedback(request, exc.message, exc.status)
+        return feedback_response(request, exc.message, exc.status)
     except OperationalError:
         # SQLite's write lock under a burst of runs ("database is locked"): nothing was saved, and
         # the user's text is still in the box, so saying so beats a 500 page.
-        return _feedback(request, "The server is busy right now. Please send again in a moment.", 503)
+        return feedback_response(request, "The server is busy right now. Please send again in a moment.", 503)
     chat.attach_file_names([message])
     name, _ = _assistant_name()
-    return _run_started(request, run.id, upsert(render_message(bubble(message), name)))
+    return run_started(request, thread, run.id, upsert(render_message(bubble(message), name)))
 
 
-@login_required
+@chat_login_required
 @require_POST
 def chat_retry(request: HtmxHttpRequest) -> HttpResponse:
     try:
-        run = chat.retry(request.user)
+        thread = thread_of(request)
+        change = chat.regenerate(request.user, thread)
     except chat.ChatError as exc:
-        return _feedback(request, exc.message, exc.status)
-    return _run_started(request, run.id)
+        return feedback_response(request, exc.message, exc.status)
+    assert change.run is not None
+    return run_started(request, thread, change.run.id, *removals(change.removed), removed=change.removed)
 
 
-@login_required
+def removals(element_ids: list[str]) -> list[str]:
+    # "delete:#id" with an empty fragment: app.js's replace-by-id never sees an element to swap in.
+    return [f'<div hx-swap-oob="delete:#{eid}"></div>' for eid in element_ids]
+
+
+@chat_login_required
 @require_POST
 def chat_stop(request: HtmxHttpRequest) -> HttpResponse:
     try:
         run = chat.stop(request.user, request.POST.get("run_id", ""))
     except chat.ChatError as exc:
-        return _feedback(request, exc.message, exc.status)
+        return feedback_response(request, exc.message, exc.status)
     if not request.htmx:
         return redirect("chat")
     active = not run.is_terminal
     return HttpResponse(run_controls(run.id if active else None, "Stopping…"))
 
 
-@login_required
+@chat_login_required
 @require_POST
 def chat_new(request: HtmxHttpRequest) -> HttpResponse:
-    chat.archive(request.user)
-    notices.notify(request.user.pk, {"type": "chat.reset", "tab": _tab(request)})
+    thread = conversations.start_new(request.user)
+    url = reverse("conversation", args=[thread.id])
     if request.htmx:
         response = HttpResponse(status=204)
-        response["HX-Redirect"] = "/"
+        response["HX-Redirect"] = url
         return response
-    return redirect("chat")
+    return redirect(url)
 
 
-@login_required
+@chat_login_required
 @require_GET
 def chat_file(request: HtmxHttpRequest, file_id: str) -> FileResponse:
     f = lookups.live_files(request.user).filter(id=file_id).first()
@@ -200,6 +283,14 @@ def chat_file(request: HtmxHttpRequest, file_id: str) -> FileResponse:
     )
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    from django.http import HttpResponsePermanentRedirect
+    from django.templatetags.static import static
+
+    # Resolved per request: the hashed name exists only once collectstatic has run.
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 # --- accounts --------------------------------------------------------------------------------------

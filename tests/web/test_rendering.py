@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -78,7 +79,8 @@ def test_tables_and_code_blocks_are_kept() -> None:
     assert "<table>" in html and '<th style="text-align:left">a</th>' in html
     assert '<td style="text-align:right">&lt;2&gt;</td>' in html
     assert '<pre><code class="language-python">' in html
-    assert "if x &lt; 1 and y &gt; 2:" in html and "print('&lt;b&gt;')" in html
+    text = re.sub(r"<[^>]+>", "", html)  # Pygments wraps tokens in spans
+    assert "if x &lt; 1 and y &gt; 2:" in text and "print('&lt;b&gt;')" in text
 
 
 def test_inline_formatting_lists_and_quotes() -> None:
@@ -108,10 +110,10 @@ def test_streamed_deltas_are_escaped_and_merged() -> None:
                 },
             },
         )
-    frame = merge(ops)
-    assert (
-        frame
-        == '<div hx-swap-oob="beforeend:#m-msg_1-body">&lt;img src=x onerror=alert(1)&gt; &amp; more</div>'
+    assert ops == [] and r.pending  # buffered until the consumer's next render
+    frame = merge(r.flush())
+    assert frame == (
+        '<div hx-swap-oob="innerHTML:#m-msg_1-tail"><p>&lt;img src=x onerror=alert(1)&gt; &amp; more</p>\n</div>'
     )
 
 
@@ -217,8 +219,12 @@ def test_run_lifecycle_fragments() -> None:
             "thread.run.failed", {"id": "run_1", "last_error": {"code": "server_error", "message": "<Boom>"}}
         )
     )
-    assert "data-run-active" not in failed and "&lt;Boom&gt;" in failed and 'hx-post="/chat/retry/"' in failed
-    assert "Stopped." in merge(r.render("thread.run.cancelled", {"id": "run_1"}))
+    # End users get plain words; the technical message is for staff (admin, logs).
+    assert "data-run-active" not in failed and "Boom" not in failed and 'hx-post="/chat/retry/"' in failed
+    assert "Something went wrong" in failed
+    # "Stopped." is the stopped reply's own note; the notice offers to continue.
+    stopped = merge(r.render("thread.run.cancelled", {"id": "run_1"}))
+    assert "Stopped." not in stopped and 'hx-post="/chat/continue/"' in stopped
     # Deltas to different targets stay in order; deltas to one target are merged.
     ops = r.render(
         "thread.message.delta", {"id": "a", "delta": {"content": [{"type": "text", "text": {"value": "1"}}]}}
@@ -229,6 +235,6 @@ def test_run_lifecycle_fragments() -> None:
     ops += r.render(
         "thread.message.delta", {"id": "b", "delta": {"content": [{"type": "text", "text": {"value": "3"}}]}}
     )
-    assert merge(ops) == (
-        '<div hx-swap-oob="beforeend:#m-a-body">1</div><div hx-swap-oob="beforeend:#m-b-body">23</div>'
+    assert merge(r.flush()) == (
+        '<div hx-swap-oob="innerHTML:#m-a-tail"><p>1</p>\n</div><div hx-swap-oob="innerHTML:#m-b-tail"><p>23</p>\n</div>'
     )

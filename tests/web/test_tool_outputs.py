@@ -61,9 +61,9 @@ def test_bubble_renders_images_file_links_and_citations() -> None:
     b = bubble(m)
     assert f'href="{reverse("chat_file", args=["file-csv"])}"' in b.html
     assert "sandbox:" not in b.html
-    assert b.images == ["file-png"]
-    assert b.citations == [
-        {"marker": "【0†zorbania.md】", "name": "zorbania.md", "quote": "The capital of Zorbania is Quexlin"}
+    assert [i.file_id for i in b.images] == ["file-png"]
+    assert [(s.number, s.name, s.quotes) for s in b.sources] == [
+        (1, "zorbania.md", ["The capital of Zorbania is Quexlin"])
     ]
 
 

@@ -22,9 +22,13 @@ class Command(BaseCommand):
         from daphne.cli import CommandLineInterface
 
         from assistants_app.server.http import install
+        from chatsite import warmup
 
         # Request bodies are capped inside Twisted, before they are buffered (server/http.py).
         install()
+        # Warm up, then listen: the first message must not wait for imports and compilation.
+        seconds = warmup.warm()
+        self.stdout.write(f"Warmed up in {seconds:.2f} s")
 
         if settings.RUN_EXECUTOR == "embedded":
             # On daphne's event loop (daphne.cli imported daphne.server, which installed it).

@@ -1,0 +1,209 @@
+"""The chat socket renders replies as Markdown while they stream: at a bounded rate, safely, and
+ending with exactly the history view's rendering; a reconnecting page learns how its runs ended."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from html.parser import HTMLParser
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from assistants_app.backends import fake
+from assistants_app.models import Assistant, Run
+from assistants_app.runs import events
+from assistants_app.runs.recovery import WORKER_LOST
+from assistants_app.services import chat
+from assistants_app.web.consumers import ChatConsumer
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.production]
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):  # type: ignore[no-untyped-def]
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def assistant(transactional_db):  # type: ignore[no-untyped-def]
+    return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
+
+
+def socket(user, query: str = "") -> WebsocketCommunicator:  # type: ignore[no-untyped-def]
+    comm = WebsocketCommunicator(ChatConsumer.as_asgi(), f"/ws/chat/{query}")
+    comm.scope["user"] = user
+    return comm
+
+
+async def frames_until(comm: WebsocketCommunicator, done, within: float = 15) -> list[str]:  # type: ignore[no-untyped-def]
+    frames: list[str] = []
+    deadline = time.monotonic() + within
+    while not done("".join(frames)):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"timed out; got {''.join(frames)[-2000:]}"
+        frames.append(await comm.receive_from(timeout=remaining))
+    return frames
+
+
+def finished(text: str) -> bool:
+    last = text.rfind('id="run-controls"')
+    return 'data-status="completed"' in text and last >= 0 and "data-run-active" not in text[last:]
+
+
+send = sync_to_async(chat.send, thread_sensitive=False)
+PARTIAL = re.compile(r'<div hx-swap-oob="(?:innerHTML:#m-msg_\w+-tail|beforeend:#m-msg_\w+-done)">')
+
+
+class _Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, dict(attrs)))
+
+
+def elements(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    p = _Elements()
+    p.feed(html)
+    return p.found
+
+
+async def test_partial_renders_are_bounded_and_the_last_equals_the_history_view(
+    executor, alice, assistant, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_RENDER_INTERVAL_MS = 100
+    words = ["# Plan\n\n", "Some **bold", "** text.\n\n", "```python\n", "x = 1\n"] + [
+        f"y{i} = {i}\n" for i in range(60)
+    ]
+    fake.script(fake.text_turn(*words, "```\n\nDone.", delay=0.01))
+    comm = socket(alice, "?tab=t")
+    assert (await comm.connect())[0]
+    started = time.monotonic()
+    _, run = await send(alice, "plan it")
+    await comm.send_to(text_data=json.dumps({"follow": run.id}))
+    frames = await frames_until(comm, finished)
+    elapsed = time.monotonic() - started
+    text = "".join(frames)
+    tails = re.findall(r"innerHTML:#m-msg_\w+-tail", text)
+    # At most one partial render per 100 ms window (plus the first, at once), however many deltas.
+    assert 2 <= len(tails) <= elapsed / 0.1 + 2, (len(tails), elapsed)
+    assert len(tails) < len(words)
+    # Partial renders were Markdown already: a heading, bold, a highlighted code block so far.
+    partial = text[: text.rfind('data-status="completed"')]
+    assert "<h1>Plan</h1>" in partial and "<strong>bold</strong>" in partial
+    assert '<code class="language-python">' in partial
+    # The final render is the one the history view makes.
+    final = text[text.rfind("<article") : text.find("</article>", text.rfind("<article")) + 10]
+    client = Client()
+    await sync_to_async(client.force_login)(alice)
+    page = (await sync_to_async(client.get)("/")).content.decode()
+    start = page.rfind("<article")
+    assert final == page[start : page.find("</article>", start) + 10]
+    # Announced to screen readers once, when finished, not word by word.
+    assert text.count("innerHTML:#announcer") == 1 and "Helper replied: Plan" in text
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        ["<img src=x onerror=alert(1)> ", "and <script>alert(2)</script>"],
+        ["[click](javascript:alert(3)) ", "![pic](javascript:alert(4))"],
+        ["```html\n<script>alert(5)</script>\n", "<img src=y onerror=alert(6)>"],  # an unclosed fence
+        ['<a href="https://x" onclick="alert(7)">x</a> ', "【1†<b onmouseover=alert(8)>f</b>】"],
+    ],
+)
+async def test_hostile_markdown_stays_inert_in_every_partial_render(
+    executor, alice, assistant, hostile
+) -> None:  # type: ignore[no-untyped-def]
+    fake.script(fake.text_turn(*hostile, " tail", delay=0.15))
+    comm = socket(alice, "?tab=t")
+    assert (await comm.connect())[0]
+    _, run = await send(alice, "be nasty")
+    await comm.send_to(text_data=json.dumps({"follow": run.id}))
+    frames = await frames_until(comm, finished)
+    partials = [f for f in frames if PARTIAL.search(f)]
+    assert partials
+    for frame in frames:
+        for tag, attrs in elements(frame):
+            assert tag not in ("img", "script", "iframe", "svg", "style"), frame
+            assert not any(name.startswith("on") for name in attrs), frame
+            href = (attrs.get("href") or "").lower()
+            assert not href.startswith(("javascript:", "data:", "vbscript:")), frame
+    await comm.disconnect()
+
+
+async def test_an_unclosed_code_fence_renders_as_a_code_block_so_far(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+    fake.script(fake.Turn([fake.TextDelta("Look:\n\n```js\nlet a = 1;\n")], hang=True))
+    comm = socket(alice, "?tab=t")
+    assert (await comm.connect())[0]
+    _, run = await send(alice, "code")
+    await comm.send_to(text_data=json.dumps({"follow": run.id}))
+    frames = await frames_until(comm, lambda f: "language-js" in f)
+    text = "".join(frames)
+    assert '<span class="code-lang">js</span>' in text and "```" not in text
+    await sync_to_async(chat.stop, thread_sensitive=False)(alice, run.id)
+    await comm.disconnect()
+
+
+async def test_a_reconnecting_page_learns_that_its_run_ended_while_it_was_away(
+    alice, assistant, event_log
+) -> None:  # type: ignore[no-untyped-def]
+    """A server restart: the run the page showed was ended by recovery, and its event log (in the
+    old process's memory) is gone. The page names the run when its socket reconnects."""
+    _, run = await send(alice, "a long question")
+
+    def end_as_recovery_does() -> None:
+        Run.objects.filter(id=run.id).update(
+            status="failed", last_error={"code": "server_error", "message": WORKER_LOST}
+        )
+
+    await sync_to_async(end_as_recovery_does)()
+    events.reset_event_log()  # a new process: nothing in the log
+    comm = socket(alice, "?tab=t")  # the reconnect: the page URL named no run, none is active
+    assert (await comm.connect())[0]
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.send_to(text_data=json.dumps({"resume": [run.id]}))
+    frames = "".join(await frames_until(comm, lambda f: "server restarted" in f, within=10))
+    last = frames.rfind('id="run-controls"')
+    assert last >= 0 and "data-run-active" not in frames[last:]
+    assert 'hx-post="/chat/retry/"' in frames and "lease expired" not in frames
+    await comm.disconnect()
+
+
+async def test_resume_names_only_the_users_own_runs(alice, bob, assistant) -> None:  # type: ignore[no-untyped-def]
+    _, run = await send(alice, "alice's secret")
+    comm = socket(bob, "?tab=b")
+    assert (await comm.connect())[0]
+    await comm.send_to(text_data=json.dumps({"resume": [run.id, 5, None]}))
+    frames = "".join(await frames_until(comm, lambda f: "can&#x27;t be shown" in f or "can't be shown" in f))
+    assert "secret" not in frames and "msg-" not in frames
+    await comm.disconnect()
+
+
+async def test_another_tab_drops_the_version_a_regenerate_replaced(alice, assistant) -> None:  # type: ignore[no-untyped-def]
+    from assistants_app.web import notices
+
+    thread = await sync_to_async(chat.live_thread)(alice)
+    tab = socket(alice, f"?tab=B&thread={thread.id}")
+    assert (await tab.connect())[0]
+    _, run = await send(alice, "q", thread=thread)
+    await sync_to_async(notices.notify)(
+        alice.pk,
+        {
+            "type": "chat.run_started",
+            "run_id": run.id,
+            "thread_id": thread.id,
+            "tab": "A",
+            "removed": ["m-msg_old1", "s-step_old2", 'x"><script>'],
+        },
+    )
+    frames = "".join(await frames_until(tab, lambda f: "delete:#s-step_old2" in f))
+    assert '<div hx-swap-oob="delete:#m-msg_old1"></div>' in frames and "<script>" not in frames
+    await sync_to_async(chat.stop, thread_sensitive=False)(alice, run.id)
+    await tab.disconnect()
