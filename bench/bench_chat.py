@@ -135,21 +135,22 @@ def server_part(conversations: int, messages: int, samples: int) -> None:
 def browser_part(tokens: int, per_second: float) -> None:
     from playwright.sync_api import sync_playwright
 
-    from tests.chat_live import CHROMIUM, CHROMIUM_ARGS, make_server, send, sign_up
-    from tests.fakes.upstream import FakeUpstream, text
+    from tests.fakes.upstream import text
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, send, sign_up
+    from tests.support.live_server import start_server
 
     lines = []
     for i in range(tokens):
         if i % 120 == 0:
             lines.append("\n\n```python\n" if i % 240 == 0 else "\n```\n\n")
         lines.append(f"tok{i} " if i % 12 else f"**t{i}**\n")
-    with FakeUpstream() as up, tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        server = make_server(up, Path(tmp))
-        server.start()
+    with sync_playwright() as p:
+        server = start_server()  # the tests' live server, with its own fake upstream
+        up = server.upstream
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
-            sign_up(page, server.base)
+            sign_up(page, server.origin)
             page.evaluate(
                 """() => {
                 window.__long = [];
@@ -202,8 +203,8 @@ def first_part(root: Path) -> None:
     import json
     import urllib.request
 
-    from tests.chat_live import free_port
     from tests.fakes.upstream import FakeUpstream
+    from tests.support.live_server import free_port
 
     with FakeUpstream() as up, tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}

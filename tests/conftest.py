@@ -13,8 +13,7 @@ from assistants_app.backends import fake
 from assistants_app.runs import events
 from tests.support import live_server, stack
 
-# tests.chat_live: the chat product's shared browser and restartable live server.
-pytest_plugins = ["tests.support.users", "tests.support.stack", "tests.chat_live"]
+pytest_plugins = ["tests.support.users", "tests.support.stack"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,7 +38,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     wanted = {
         tuple(sorted(_live_settings(item.module).items()))
         for item in session.items
-        if "live" in getattr(item, "fixturenames", ()) and isinstance(item, pytest.Function)
+        if "live" in getattr(item, "fixturenames", ())
+        and isinstance(item, pytest.Function)
+        and not _restartable(item.module)
     }
     for config in sorted(wanted):
         live_server.want(**dict(config))
@@ -48,6 +49,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def _live_settings(module: Any) -> dict[str, str]:
     """A module picks its live-server configuration (extra environment) with LIVE_SETTINGS."""
     return dict(getattr(module, "LIVE_SETTINGS", {}))
+
+
+def _restartable(module: Any) -> bool:
+    """A module that restarts its server or changes what every user sees (the default assistant)
+    sets LIVE_RESTARTABLE = True: it gets a server of its own, stopped after the module."""
+    return bool(getattr(module, "LIVE_RESTARTABLE", False))
 
 
 @pytest.fixture(autouse=True)
@@ -86,10 +93,17 @@ def executor(transactional_db, event_log):
 
 
 @pytest.fixture(scope="module")
-def live(request: pytest.FixtureRequest) -> live_server.LiveServer:
+def live(request: pytest.FixtureRequest) -> Iterator[live_server.LiveServer]:
     """The real server (`manage.py serve` in a subprocess; in phase 2 with a run worker, PostgreSQL
-    and Redis), one per configuration for the whole session; the module's LIVE_SETTINGS picks it."""
-    return live_server.shared_server(**_live_settings(request.module))
+    and Redis), one per configuration for the whole session; the module's LIVE_SETTINGS picks it,
+    LIVE_RESTARTABLE gives the module a server of its own (`live.restart()`)."""
+    settings = _live_settings(request.module)
+    if not _restartable(request.module):
+        yield live_server.shared_server(**settings)
+        return
+    server = live_server.own_server(**settings)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

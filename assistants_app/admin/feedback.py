@@ -14,7 +14,7 @@ from .common import ReadOnlyAdmin
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(ReadOnlyAdmin):
+class FeedbackAdmin(ReadOnlyAdmin[Feedback]):
     list_display = ("updated_at", "rating", "user", "reply", "comment_short")
     list_filter = ("rating", "updated_at")
     search_fields = ("comment", "user__username", "message__id")

@@ -58,9 +58,7 @@ def live_thread(user: Any, *, create: bool = True) -> Thread | None:
 def conversation(user: Any, thread_id: str | None = None) -> Thread:
     """The conversation `thread_id` of this user, or their most recent one when none is named."""
     if not thread_id:
-        thread = conversations.current(user)
-        assert thread is not None
-        return thread
+        return conversations.current(user)
     try:
         return conversations.get(user, thread_id)
     except conversations.NotYours as exc:

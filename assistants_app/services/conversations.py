@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -54,6 +54,12 @@ def get(user: Any, thread_id: str) -> Thread:
     if thread is None:
         raise NotYours(thread_id)
     return thread
+
+
+@overload
+def current(user: Any, *, create: Literal[True] = ...) -> Thread: ...
+@overload
+def current(user: Any, *, create: bool) -> Thread | None: ...
 
 
 def current(user: Any, *, create: bool = True) -> Thread | None:

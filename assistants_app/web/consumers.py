@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from html import unescape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -34,8 +35,8 @@ from assistants_app.runs.stream import follow
 from assistants_app.services import chat
 
 from . import notices
-from .fragments import bubble, merge, render_message, run_controls, run_notice, upsert
-from .live import EventRenderer, Op
+from .fragments import Op, bubble, merge, render_message, run_controls, run_notice, upsert
+from .live import EventRenderer
 from .rendering import markdown_to_html
 
 if TYPE_CHECKING:
@@ -183,7 +184,9 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
         ops = self._rendered([msg])
         name = chat.decorations(self.user, [msg]).assistant_names.get(msg.assistant_id or "")
         who = name or self.renderer.assistant_name
-        words = Truncator(" ".join(strip_tags(markdown_to_html(msg.text)).split())).chars(300)
+        # strip_tags leaves entities: unescape so that the announcement (escaped once, below) reads
+        # "<b>" where the reply shows "<b>", not "&lt;b&gt;".
+        words = Truncator(" ".join(unescape(strip_tags(markdown_to_html(msg.text))).split())).chars(300)
         return ops, f"{who} replied: {words}" if words else f"{who} replied."
 
     async def _follower(self) -> None:

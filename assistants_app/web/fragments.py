@@ -114,6 +114,8 @@ def _sources(msg_id: str, content: list[dict[str, Any]]) -> list[Source]:
 
 def bubble(m: Message | dict[str, Any], deco: Decorations | None = None) -> Bubble:
     """The view of a message, from a row or from an API message object (a run event's payload)."""
+    run_id: str | None
+    assistant_id: str | None
     if isinstance(m, Message):
         msg_id, role, status, content = m.id, m.role, m.status, m.content
         details, files = m.incomplete_details, getattr(m, "files", [])
@@ -291,7 +293,3 @@ def merge(ops: list[Op]) -> str:
     if pending is not None:
         out.append(append_text(pending.target, pending.text))
     return "".join(out)
-
-
-# Re-exported: callers and tests import the event renderer from here.
-from .live import EventRenderer  # noqa: E402, F401

@@ -127,9 +127,7 @@ def _render_conversation(request: HtmxHttpRequest, thread: Thread) -> HttpRespon
 @chat_login_required
 @require_GET
 def chat_page(request: HtmxHttpRequest) -> HttpResponse:
-    thread = conversations.current(request.user)
-    assert thread is not None
-    return _render_conversation(request, thread)
+    return _render_conversation(request, conversations.current(request.user))
 
 
 @chat_login_required

@@ -1,8 +1,8 @@
 """The chat product in headless Chromium against the live server (`manage.py serve`: daphne + embedded
 executor, or in phase 2 a run worker, PostgreSQL and Redis), with the model played by the HTTP fake
-upstream (MODEL_BACKEND=openai, OPENAI_BASE_URL=fake).
+upstream (MODEL_BACKEND=openai, OPENAI_BASE_URL=fake). The browser and the `page`, `server` and
+`upstream` fixtures are tests/browser/conftest.py's.
 
-Debian's chromium is used as is; nothing is downloaded (never `playwright install`).
 Set BROWSER_SCREENSHOTS=<dir> to keep screenshots of the chat page at desktop and phone widths.
 """
 
@@ -10,98 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.fakes.upstream import FakeUpstream, hang, text
-from tests.support.live_server import LiveServer
-
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (Debian package `chromium`)"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="the `playwright` package is not installed")
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "a-Strong-pass-5813"
-
-
-@pytest.fixture(scope="module")
-def upstream(live: LiveServer) -> FakeUpstream:
-    return live.upstream
-
-
-@pytest.fixture(scope="module")
-def server(live: LiveServer) -> str:
-    """The chat site of the shared live server (tests/support/live_server.py)."""
-    return live.origin
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = context.new_page()
-    pg.set_default_timeout(20_000)
-    pg.dialogs = []
-    pg.errors = []
-
-    def on_dialog(d: Any) -> None:
-        pg.dialogs.append(d.message)
-        d.dismiss()
-
-    pg.on("dialog", on_dialog)
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    yield pg
-    context.close()
-
-
-def sign_up(page: Any, base: str) -> str:
-    username = "user" + secrets.token_hex(4)
-    page.goto(f"{base}/accounts/signup/")
-    page.get_by_label("Username").fill(username)
-    page.locator("#id_password1").fill(PASSWORD)
-    page.locator("#id_password2").fill(PASSWORD)
-    page.get_by_role("button", name="Sign up").click()
-    page.wait_for_url(f"{base}/")
-    page.wait_for_function("() => document.querySelector('#chat') !== null")
-    return username
-
-
-def send(page: Any, message: str) -> None:
-    box = page.get_by_label("Message")
-    box.fill(message)
-    box.press("Enter")
-
-
-def last_reply(page: Any) -> Any:
-    return page.locator("article.msg-assistant").last
-
-
-def wait_idle(page: Any) -> None:
-    page.wait_for_function("() => !document.querySelector('#run-controls [data-run-active]')")
+from tests.support.browser import last_reply, send, sign_up, wait_idle
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,23 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
-from tests.chat_live import LiveServer, browser_available, new_page, send, sign_up, wait_idle, wait_reply_done
 from tests.fakes.upstream import FakeUpstream, hang, text
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(browser_available() is not None, reason=str(browser_available())),
-]
+from tests.support.browser import new_page, send, sign_up, wait_idle, wait_reply_done
+from tests.support.live_server import LiveServer
 
 
 def test_conversations_list_switch_search_rename_delete(
-    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+    page: Any, server: str, upstream: FakeUpstream
 ) -> None:
-    page, base = cpage, chat_server.base
+    base = server
     sign_up(page, base)
-    chat_upstream.script(text("Bergen is ", "rainy."), text("Boil it ", "for seven minutes."))
+    upstream.script(text("Bergen is ", "rainy."), text("Boil it ", "for seven minutes."))
     send(page, "What is the weather like in Bergen?")
     wait_reply_done(page)
     first_title = page.locator("#conversation-list .conv").first
@@ -44,7 +38,7 @@ def test_conversations_list_switch_search_rename_delete(
         .startswith("What is the weather")
     )
     # The socket followed: a reply in this conversation streams here.
-    chat_upstream.script(text("Still ", "rainy."))
+    upstream.script(text("Still ", "rainy."))
     send(page, "And tomorrow?")
     page.locator("#messages").get_by_text("Still rainy.").wait_for()
     wait_idle(page)
@@ -76,11 +70,10 @@ def test_conversations_list_switch_search_rename_delete(
     assert not page.errors
 
 
-def test_phone_drawer(cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream) -> None:
-    page = cpage
+def test_phone_drawer(page: Any, server: str, upstream: FakeUpstream) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
-    sign_up(page, chat_server.base)
-    chat_upstream.script(text("ok"))
+    sign_up(page, server)
+    upstream.script(text("ok"))
     send(page, "hello from a phone")
     wait_reply_done(page)
     assert not page.locator("#sidebar").is_visible()
@@ -93,13 +86,11 @@ def test_phone_drawer(cpage: Any, chat_server: LiveServer, chat_upstream: FakeUp
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
 
 
-def test_copy_regenerate_versions_and_feedback(
-    chat_browser: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
-) -> None:
-    page = new_page(chat_browser, permissions=["clipboard-read", "clipboard-write"])
+def test_copy_regenerate_versions_and_feedback(browser: Any, server: str, upstream: FakeUpstream) -> None:
+    page = new_page(browser, permissions=["clipboard-read", "clipboard-write"])
     try:
-        sign_up(page, chat_server.base)
-        chat_upstream.script(text("First **answer**."), text("Second ", "answer."))
+        sign_up(page, server)
+        upstream.script(text("First **answer**."), text("Second ", "answer."))
         send(page, "Answer me")
         wait_reply_done(page)
         reply = page.locator("article.msg-assistant").last
@@ -129,12 +120,9 @@ def test_copy_regenerate_versions_and_feedback(
         page.context.close()
 
 
-def test_edit_and_resend_the_last_message(
-    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
-) -> None:
-    page = cpage
-    sign_up(page, chat_server.base)
-    chat_upstream.script(text("About Pariss?"), text("Paris is in France."))
+def test_edit_and_resend_the_last_message(page: Any, server: str, upstream: FakeUpstream) -> None:
+    sign_up(page, server)
+    upstream.script(text("About Pariss?"), text("Paris is in France."))
     send(page, "Where is Pariss?")
     wait_reply_done(page)
     mine = page.locator("article.msg-user").last
@@ -155,12 +143,9 @@ def test_edit_and_resend_the_last_message(
     assert "Where is Pariss?" in page.locator("article.msg-user").last.inner_text()
 
 
-def test_stop_then_continue_and_stopped_is_said_once(
-    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
-) -> None:
-    page = cpage
-    sign_up(page, chat_server.base)
-    chat_upstream.script(hang(after=["Once upon ", "a time"]), text(" there was a fox."))
+def test_stop_then_continue_and_stopped_is_said_once(page: Any, server: str, upstream: FakeUpstream) -> None:
+    sign_up(page, server)
+    upstream.script(hang(after=["Once upon ", "a time"]), text(" there was a fox."))
     send(page, "Tell me a story")
     page.locator("#messages").get_by_text("Once upon a time").wait_for()
     page.get_by_role("button", name="Stop").click()
@@ -170,14 +155,13 @@ def test_stop_then_continue_and_stopped_is_said_once(
     page.get_by_role("button", name="Continue").click()
     page.locator("#messages").get_by_text("there was a fox.").wait_for()
     wait_reply_done(page, 2)
-    last_prompt = chat_upstream.requests[-1]["messages"]
+    last_prompt = upstream.requests[-1]["messages"]
     assert last_prompt[-1] == {"role": "assistant", "content": "Once upon a time"}
 
 
-def test_export_markdown_and_json(cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream) -> None:
-    page = cpage
-    sign_up(page, chat_server.base)
-    chat_upstream.script(text("Exported **reply**."))
+def test_export_markdown_and_json(page: Any, server: str, upstream: FakeUpstream) -> None:
+    sign_up(page, server)
+    upstream.script(text("Exported **reply**."))
     send(page, "export me")
     wait_reply_done(page)
     with page.expect_download() as md:
@@ -191,11 +175,10 @@ def test_export_markdown_and_json(cpage: Any, chat_server: LiveServer, chat_upst
 
 
 def test_a_10000_message_conversation_opens_at_its_newest_page_and_loads_older_on_scroll(
-    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+    page: Any, live: LiveServer, server: str, upstream: FakeUpstream
 ) -> None:
-    page = cpage
-    username = sign_up(page, chat_server.base)
-    chat_server.shell(
+    username = sign_up(page, server)
+    live.shell(
         f"""
 from django.contrib.auth.models import User
 from assistants_app.models import Message, Thread

@@ -5,35 +5,27 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from tests.chat_live import (
+from tests.fakes.upstream import FakeUpstream, error, hang, text
+from tests.support.browser import (
     PASSWORD,
-    LiveServer,
-    browser_available,
     new_page,
     send,
     sign_up,
     wait_idle,
     wait_reply_done,
 )
-from tests.fakes.upstream import FakeUpstream, error, hang, text
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(browser_available() is not None, reason=str(browser_available())),
-]
+from tests.support.live_server import LiveServer
 
 
 def test_markdown_renders_while_streaming_with_highlighted_code(
-    chat_browser: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+    browser: Any, server: str, upstream: FakeUpstream
 ) -> None:
-    page = new_page(chat_browser, permissions=["clipboard-read", "clipboard-write"])
+    page = new_page(browser, permissions=["clipboard-read", "clipboard-write"])
     try:
-        sign_up(page, chat_server.base)
+        sign_up(page, server)
         chunks = ["Here is **bold", "** text.\n\n", "```python\n", "def f(x):\n", "    return x < 1\n"]
         chunks += [f"# line {i}\n" for i in range(12)] + ["```\n\n", "Done."]
-        chat_upstream.script(text(*chunks, delay=0.12))
+        upstream.script(text(*chunks, delay=0.12))
         send(page, "show me code")
         # While the reply is still streaming: bold is bold, the open fence is a highlighted code block.
         page.wait_for_function(
@@ -79,11 +71,10 @@ Message.objects.create(thread=t, role='assistant', content=[
 
 
 def test_citation_chips_and_labelled_images(
-    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+    page: Any, live: LiveServer, server: str, upstream: FakeUpstream
 ) -> None:
-    page = cpage
-    username = sign_up(page, chat_server.base)
-    _add_cited_reply_with_image(chat_server, username)
+    username = sign_up(page, server)
+    _add_cited_reply_with_image(live, username)
     page.reload()
     reply = page.locator("article.msg-assistant").last
     chips = reply.locator("a.cite-chip")
@@ -106,11 +97,10 @@ def test_citation_chips_and_labelled_images(
 
 
 def test_typing_goes_on_during_a_reply_and_focus_stays(
-    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+    page: Any, server: str, upstream: FakeUpstream
 ) -> None:
-    page = cpage
-    sign_up(page, chat_server.base)
-    chat_upstream.script(hang(after=["thinking ", "hard"]), text("second reply"))
+    sign_up(page, server)
+    upstream.script(hang(after=["thinking ", "hard"]), text("second reply"))
     send(page, "first")
     page.locator("#messages").get_by_text("thinking hard").wait_for()
     box = page.get_by_label("Message", exact=True)
@@ -128,12 +118,11 @@ def test_typing_goes_on_during_a_reply_and_focus_stays(
     page.locator("#messages").get_by_text("second reply").wait_for()
 
 
-def test_signed_out_elsewhere_the_draft_survives_sign_in_again(cpage: Any, chat_server: LiveServer) -> None:
-    page = cpage
-    username = sign_up(page, chat_server.base)
+def test_signed_out_elsewhere_the_draft_survives_sign_in_again(page: Any, server: str) -> None:
+    username = sign_up(page, server)
     chat_url = page.url
     other = page.context.new_page()  # another tab of the same browser
-    other.goto(chat_server.base + "/")
+    other.goto(server + "/")
     other.get_by_role("button", name="Log out").click()
     other.wait_for_url("**/accounts/login/**")
     other.close()
@@ -151,17 +140,14 @@ def test_signed_out_elsewhere_the_draft_survives_sign_in_again(cpage: Any, chat_
     page.get_by_role("button", name="Log in").click()
     page.wait_for_function("() => document.querySelector('#composer-text') !== null")
     assert page.url.rstrip("/").endswith(chat_url.rstrip("/").split("/", 3)[-1]) or page.url.startswith(
-        chat_server.base
+        server
     )
     assert page.get_by_label("Message", exact=True).input_value() == "a long and precious draft"
 
 
-def test_errors_are_in_plain_words_with_retry(
-    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
-) -> None:
-    page = cpage
-    sign_up(page, chat_server.base)
-    chat_upstream.script(error(401, "invalid key for http://10.1.2.3:8000/v1"), text("Now it works."))
+def test_errors_are_in_plain_words_with_retry(page: Any, server: str, upstream: FakeUpstream) -> None:
+    sign_up(page, server)
+    upstream.script(error(401, "invalid key for http://10.1.2.3:8000/v1"), text("Now it works."))
     send(page, "hello?")
     notice = page.locator("#run-notice")
     notice.get_by_text("isn't set up to answer yet").wait_for()
@@ -172,10 +158,9 @@ def test_errors_are_in_plain_words_with_retry(
 
 
 def test_keyboard_labels_focus_ring_and_one_announcement(
-    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
+    page: Any, server: str, upstream: FakeUpstream
 ) -> None:
-    page = cpage
-    sign_up(page, chat_server.base)
+    sign_up(page, server)
     assert page.locator("#messages").get_attribute("aria-live") is None
     assert page.locator("#messages").get_attribute("role") != "log"  # not a live region: no word-by-word
     page.evaluate(
@@ -183,7 +168,7 @@ def test_keyboard_labels_focus_ring_and_one_announcement(
         "document.getElementById('announcer').textContent)).observe(document.getElementById('announcer'),"
         " {childList: true, subtree: true, characterData: true}); }"
     )
-    chat_upstream.script(text(*[f"word{i} " for i in range(30)], delay=0.03))
+    upstream.script(text(*[f"word{i} " for i in range(30)], delay=0.03))
     send(page, "talk")
     wait_reply_done(page)
     page.wait_for_function("() => window.__announced.length > 0")
@@ -206,14 +191,11 @@ def test_keyboard_labels_focus_ring_and_one_announcement(
         assert page.get_by_label(name).count() + page.get_by_role("button", name=name).count() >= 1
 
 
-def test_phone_tables_keep_numbers_whole(
-    cpage: Any, chat_server: LiveServer, chat_upstream: FakeUpstream
-) -> None:
-    page = cpage
+def test_phone_tables_keep_numbers_whole(page: Any, server: str, upstream: FakeUpstream) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
-    sign_up(page, chat_server.base)
+    sign_up(page, server)
     rows = "".join(f"| item {i} | 1234567890.12 | 98765432101234 | 55555555555.5 |\n" for i in range(3))
-    chat_upstream.script(text("| name | a | b | c |\n|---|--:|--:|--:|\n" + rows))
+    upstream.script(text("| name | a | b | c |\n|---|--:|--:|--:|\n" + rows))
     send(page, "table please")
     wait_reply_done(page)
     lines = page.evaluate(

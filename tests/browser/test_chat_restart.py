@@ -4,48 +4,34 @@ against a server of this module's own (it is restarted, and its default assistan
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from tests.chat_live import (
-    LiveServer,
-    browser_available,
-    make_server,
+from tests.fakes.upstream import FakeUpstream, hang, text
+from tests.support.browser import (
     new_page,
     send,
     sign_up,
     wait_reply_done,
 )
-from tests.fakes.upstream import FakeUpstream, hang, text
+from tests.support.live_server import LiveServer
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(browser_available() is not None, reason=str(browser_available())),
-]
-
-
-@pytest.fixture(scope="module")
-def own_server(chat_upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = make_server(chat_upstream, tmp_path_factory.mktemp("restart-server"), RUN_LEASE_SECONDS="3")
-    server.start()
-    yield server
-    server.stop()
+# A server of this module's own (tests/conftest.py `live`): it is restarted, and its default
+# assistant changed. The lease is short so that the restarted executor ends the cut run soon.
+LIVE_RESTARTABLE = True
+LIVE_SETTINGS = {"RUN_LEASE_SECONDS": "3"}
 
 
 def test_the_page_learns_the_real_end_of_a_reply_after_a_restart(
-    chat_browser: Any, own_server: LiveServer, chat_upstream: FakeUpstream
+    browser: Any, live: LiveServer, upstream: FakeUpstream
 ) -> None:
-    page = new_page(chat_browser)
+    page = new_page(browser)
     try:
-        sign_up(page, own_server.base)
-        chat_upstream.script(hang(after=["This reply ", "will be cut"]))
+        sign_up(page, live.origin)
+        upstream.script(hang(after=["This reply ", "will be cut"]))
         send(page, "a long answer, please")
         page.locator("#messages").get_by_text("will be cut").wait_for()
         time.sleep(1.5)  # past one checkpoint (RUN_CHECKPOINT_SECONDS): the partial text is saved
-        own_server.stop()
-        own_server.start()
+        live.restart()  # SIGTERM, as a deployment stops it; in phase 2 the run worker too
         back = time.monotonic()
         # No reload: the socket reconnects, names the run, and hears how it really ended.
         page.wait_for_function(
@@ -66,16 +52,16 @@ def test_the_page_learns_the_real_end_of_a_reply_after_a_restart(
 
 
 def test_old_replies_keep_the_name_of_the_assistant_that_wrote_them(
-    chat_browser: Any, own_server: LiveServer, chat_upstream: FakeUpstream
+    browser: Any, live: LiveServer, upstream: FakeUpstream
 ) -> None:
-    page = new_page(chat_browser)
+    page = new_page(browser)
     try:
-        sign_up(page, own_server.base)
-        chat_upstream.script(text("from the first"), text("from the second"))
+        sign_up(page, live.origin)
+        upstream.script(text("from the first"), text("from the second"))
         send(page, "hi")
         wait_reply_done(page)
         first_name = page.locator("article.msg-assistant .msg-who").last.inner_text()
-        own_server.shell(
+        live.shell(
             "from assistants_app.models import Assistant\n"
             "old = Assistant.objects.get(is_default=True)\n"
             "Assistant.objects.filter(id=old.id).update(is_default=False)\n"

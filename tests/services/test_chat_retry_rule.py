@@ -15,7 +15,7 @@ from assistants_app.models import Assistant, Run
 from assistants_app.serializers import run_obj
 from assistants_app.services import chat
 from assistants_app.services.runs import start_run
-from assistants_app.web.fragments import EventRenderer
+from assistants_app.web.live import EventRenderer
 
 pytestmark = pytest.mark.django_db
 NOTICE = re.compile(r'<div id="run-notice".*?</div>', re.S)

@@ -12,11 +12,11 @@ from django.utils import timezone
 from assistants_app.backends import fake
 from assistants_app.models import Assistant, File, Message, Run, Thread, VectorStore
 from assistants_app.services import chat, conversations, export
-from tests.helpers import wait_run
+from tests.support.helpers import wait_run
 
 
 @pytest.fixture
-def assistant(db):  # type: ignore[no-untyped-def]
+def assistant(db):
     return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
 
 
@@ -26,7 +26,7 @@ def _msg(thread: Thread, text: str, role: str = "user") -> Message:
     )
 
 
-def test_first_question_titles_the_conversation_and_new_ones_go_on_top(alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_first_question_titles_the_conversation_and_new_ones_go_on_top(alice, assistant) -> None:
     first = conversations.current(alice)
     assert first is not None
     chat.send(
@@ -46,7 +46,7 @@ def test_first_question_titles_the_conversation_and_new_ones_go_on_top(alice, as
     assert len(second.title) <= conversations.TITLE_CHARS + 1 and second.title.endswith("…")
 
 
-def test_listing_pages_by_activity_with_a_keyset_cursor(alice, bob) -> None:  # type: ignore[no-untyped-def]
+def test_listing_pages_by_activity_with_a_keyset_cursor(alice, bob) -> None:
     now = timezone.now()
     made = []
     for i in range(7):
@@ -67,7 +67,7 @@ def test_listing_pages_by_activity_with_a_keyset_cursor(alice, bob) -> None:  # 
     assert seen == made
 
 
-def test_search_finds_titles_and_message_text_of_this_user_only(alice, bob) -> None:  # type: ignore[no-untyped-def]
+def test_search_finds_titles_and_message_text_of_this_user_only(alice, bob) -> None:
     a1 = Thread.objects.create(owner=alice, is_chat=True, title="Trip to Bergen")
     a2 = Thread.objects.create(owner=alice, is_chat=True, title="Cooking")
     _msg(a2, "How long do I boil an ÉGG for?")
@@ -81,14 +81,14 @@ def test_search_finds_titles_and_message_text_of_this_user_only(alice, bob) -> N
     assert conversations.listing(alice, query="100%").entries == []  # LIKE wildcards are literal
 
 
-def test_search_sees_a_streamed_reply_once_it_is_final(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_search_sees_a_streamed_reply_once_it_is_final(executor, alice, assistant) -> None:
     fake.script(fake.text_turn("The capital ", "is Ouagadougou."))
     q, run = chat.send(alice, "capital of Burkina Faso?")
     wait_run(run.id)
     assert [e.id for e in conversations.listing(alice, query="ouagadougou").entries] == [q.thread_id]
 
 
-def test_rename_checks_owner_and_words(alice, bob) -> None:  # type: ignore[no-untyped-def]
+def test_rename_checks_owner_and_words(alice, bob) -> None:
     t = Thread.objects.create(owner=alice, is_chat=True)
     assert conversations.rename(alice, t.id, "  My   plan ").title == "My plan"
     with pytest.raises(conversations.NotYours):
@@ -102,7 +102,7 @@ def test_rename_checks_owner_and_words(alice, bob) -> None:  # type: ignore[no-u
 
 def test_delete_removes_messages_runs_files_and_the_threads_store(
     executor, alice, bob, assistant, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     fake.script(fake.text_turn("ok"))
     thread = conversations.current(alice)
     upload = SimpleUploadedFile("notes.txt", b"secret notes", content_type="text/plain")
@@ -113,7 +113,8 @@ def test_delete_removes_messages_runs_files_and_the_threads_store(
     output = File.objects.create(
         owner=alice, filename="plot.png", purpose="assistants_output", bytes=1, origin_thread_id=thread.id
     )
-    store_ids = thread.refresh_from_db() or thread.tool_resources["file_search"]["vector_store_ids"]
+    thread.refresh_from_db()
+    store_ids = thread.tool_resources["file_search"]["vector_store_ids"]
     keep = conversations.start_new(alice)
     _msg(keep, "keep me")
     with pytest.raises(conversations.NotYours):
@@ -130,7 +131,7 @@ def test_delete_removes_messages_runs_files_and_the_threads_store(
     assert Message.objects.filter(thread=keep).count() == 1
 
 
-def test_delete_keeps_a_file_another_conversation_uses(alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_delete_keeps_a_file_another_conversation_uses(alice, assistant) -> None:
     t1 = Thread.objects.create(owner=alice, is_chat=True)
     t2 = Thread.objects.create(owner=alice, is_chat=True)
     f = File.objects.create(owner=alice, filename="shared.txt", purpose="assistants", bytes=1)
@@ -142,7 +143,7 @@ def test_delete_keeps_a_file_another_conversation_uses(alice, assistant) -> None
     assert File.objects.filter(id=f.id).exists()
 
 
-def test_export_markdown_and_json_follow_the_current_path(alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_export_markdown_and_json_follow_the_current_path(alice, assistant) -> None:
     t = Thread.objects.create(owner=alice, is_chat=True, title="Eggs")
     _msg(t, "How long?")
     old = _msg(t, "Old answer", role="assistant")

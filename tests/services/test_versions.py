@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 
 from assistants_app.backends import fake
+from assistants_app.backends.base import TextDelta
 from assistants_app.models import Assistant, ChatAnswer, Message
-from assistants_app.services import chat, versions
-from tests.helpers import wait_run
+from assistants_app.services import chat, conversations, versions
+from tests.support.helpers import wait_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def assistant(transactional_db):  # type: ignore[no-untyped-def]
+def assistant(transactional_db):
     return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
 
 
@@ -22,13 +23,13 @@ def prompt_texts(request_index: int = -1) -> list[tuple[str, str]]:
     return [(m["role"], m["content"]) for m in req.messages if m["role"] != "system"]
 
 
-def current_path(thread) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def current_path(thread) -> list[tuple[str, str]]:
     return [(m.role, m.text) for m in Message.objects.filter(thread=thread, superseded=False).order_by("id")]
 
 
 def test_regenerate_keeps_the_old_answer_as_a_version_and_out_of_the_prompt(
     executor, alice, assistant
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     fake.script(fake.text_turn("first answer"), fake.text_turn("second answer"))
     q, run = chat.send(alice, "the question")
     wait_run(run.id)
@@ -52,7 +53,7 @@ def test_regenerate_keeps_the_old_answer_as_a_version_and_out_of_the_prompt(
     assert prompt_texts() == [("user", "the question"), ("assistant", "first answer"), ("user", "follow-up")]
 
 
-def test_edit_replaces_the_last_pair_and_keeps_it_reachable(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_edit_replaces_the_last_pair_and_keeps_it_reachable(executor, alice, assistant) -> None:
     fake.script(fake.text_turn("A1"), fake.text_turn("B1"), fake.text_turn("B2"))
     _, r1 = chat.send(alice, "first")
     wait_run(r1.id)
@@ -63,7 +64,8 @@ def test_edit_replaces_the_last_pair_and_keeps_it_reachable(executor, alice, ass
         chat.edit(alice, thread, Message.objects.filter(thread=thread, role="user").order_by("id")[0].id, "x")
     change = chat.edit(alice, thread, q2.id, "second")
     assert change.question is not None and f"m-{q2.id}" in change.removed
-    wait_run(change.run.id)  # type: ignore[union-attr]
+    assert change.run is not None
+    wait_run(change.run.id)
     assert prompt_texts() == [("user", "first"), ("assistant", "A1"), ("user", "second")]
     assert current_path(thread)[-2:] == [("user", "second"), ("assistant", "B2")]
     new_q = Message.objects.get(id=change.question.id)
@@ -73,8 +75,8 @@ def test_edit_replaces_the_last_pair_and_keeps_it_reachable(executor, alice, ass
     assert current_path(thread)[-2:] == [("user", "secnod"), ("assistant", "B1")]
 
 
-def test_continue_after_stop_extends_the_same_version(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
-    fake.script(fake.Turn([fake.TextDelta("half of it")], hang=True), fake.text_turn(" and the rest"))
+def test_continue_after_stop_extends_the_same_version(executor, alice, assistant) -> None:
+    fake.script(fake.Turn([TextDelta("half of it")], hang=True), fake.text_turn(" and the rest"))
     q, run = chat.send(alice, "tell me")
     thread = q.thread
     import time
@@ -85,7 +87,8 @@ def test_continue_after_stop_extends_the_same_version(executor, alice, assistant
     chat.stop(alice, run.id)
     assert wait_run(run.id).status == "cancelled"
     change = chat.continue_reply(alice, thread)
-    wait_run(change.run.id)  # type: ignore[union-attr]
+    assert change.run is not None
+    wait_run(change.run.id)
     # The model sees its stopped text and is asked to go on from it.
     assert prompt_texts() == [("user", "tell me"), ("assistant", "half of it")]
     assert "Continue it exactly where it stopped" in fake.requests()[-1].messages[0]["content"]
@@ -100,7 +103,7 @@ def test_continue_after_stop_extends_the_same_version(executor, alice, assistant
         chat.continue_reply(alice, thread)  # the last run completed: nothing to continue
 
 
-def test_regenerate_only_the_latest_reply_and_not_while_replying(executor, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_regenerate_only_the_latest_reply_and_not_while_replying(executor, alice, assistant) -> None:
     fake.script(fake.text_turn("one"), fake.text_turn("two"))
     q1, r1 = chat.send(alice, "q1")
     wait_run(r1.id)
@@ -109,17 +112,17 @@ def test_regenerate_only_the_latest_reply_and_not_while_replying(executor, alice
     old = Message.objects.get(run=r1)
     with pytest.raises(chat.ChatError, match="latest reply"):
         chat.regenerate(alice, q1.thread, old.id)
-    fake.script(fake.Turn([fake.TextDelta("x")], hang=True))
+    fake.script(fake.Turn([TextDelta("x")], hang=True))
     chat.regenerate(alice, q1.thread)
     with pytest.raises(chat.ChatError) as busy:
         chat.regenerate(alice, q1.thread)
     assert busy.value.status == 409
 
 
-def test_edit_keeps_the_attachments_that_still_exist(alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_edit_keeps_the_attachments_that_still_exist(alice, assistant) -> None:
     from assistants_app.models import File
 
-    thread = chat.live_thread(alice)
+    thread = conversations.current(alice)
     kept = File.objects.create(owner=alice, filename="a.txt", purpose="assistants", bytes=1)
     gone = File.objects.create(owner=alice, filename="b.txt", purpose="assistants", bytes=1)
     q = Message.objects.create(
@@ -132,4 +135,5 @@ def test_edit_keeps_the_attachments_that_still_exist(alice, assistant) -> None: 
     change = chat.edit(alice, thread, q.id, "read this one")
     assert change.question is not None
     assert [a["file_id"] for a in Message.objects.get(id=change.question.id).attachments] == [kept.id]
-    chat.stop(alice, change.run.id)  # type: ignore[union-attr]
+    assert change.run is not None
+    chat.stop(alice, change.run.id)

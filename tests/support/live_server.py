@@ -2,6 +2,8 @@
 (daphne + embedded executor) in a subprocess, with its own data directory and a copy of a database
 prepared once per session, talking to a FakeUpstream that runs in the test process. Started once per
 distinct configuration and shared by every test module, through the `live` fixture (tests/conftest.py).
+A module that restarts its server or changes what every user sees (the default assistant) sets
+LIVE_RESTARTABLE = True and gets a server of its own instead, stopped after the module.
 
 In phase 2 of scripts/test.sh (DATABASE_URL=postgres://..., REDIS_URL set) each server is the
 production topology instead: its own PostgreSQL database, a separate `run_worker`, events through Redis.
@@ -94,6 +96,8 @@ class LiveServer:
     # Production mode: `run_worker` processes, and clean-ups such as dropping the server's database.
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    # A module's own server (LIVE_RESTARTABLE, see own_server()), which restart() may stop and start.
+    restartable: bool = False
 
     @property
     def origin(self) -> str:
@@ -129,6 +133,10 @@ class LiveServer:
     def manage(self, *args: str) -> str:
         return _manage(self.env, *args)
 
+    def shell(self, code: str) -> str:
+        """Run Python in `manage.py shell` on the server's own database and data directory."""
+        return self.manage("shell", "-c", code)
+
     @property
     def env(self) -> dict[str, str]:
         return self._env
@@ -146,7 +154,22 @@ class LiveServer:
         with self.upstream._lock:
             self.upstream._queue.clear()
 
-    def stop(self) -> None:
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def restart(self) -> None:
+        """Stop the server as a deployment does (SIGTERM to the web process and, in phase 2, the run
+        worker) and start it again on the same port, database and data directory."""
+        if not self.restartable:
+            raise RuntimeError("a shared live server is not restarted: set LIVE_RESTARTABLE = True")
+        self._terminate()
+        self.process, self.workers = _spawn(
+            self.env, self.port, self.log_path, self.data_dir, worker=bool(self.workers)
+        )
+        _wait_ready(self)
+
+    def _terminate(self) -> None:
         for proc in [self.process, *self.workers]:
             if proc.poll() is None:
                 proc.terminate()
@@ -155,6 +178,9 @@ class LiveServer:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(5)
+
+    def stop(self) -> None:
+        self._terminate()
         self.upstream.stop()
         for cleanup in self.cleanups:
             try:
@@ -218,55 +244,64 @@ def start_server(**settings: str) -> LiveServer:
     else:
         assert template.sqlite is not None
         shutil.copyfile(template.sqlite, data_dir / "db.sqlite3")
-    keys = dict(template.keys)
     port = free_port()
     log_path = data_dir / "server.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-    )
+    process, workers = _spawn(env, port, log_path, data_dir, worker=production is not None)
     server = LiveServer(
         f"http://127.0.0.1:{port}/v1",
         upstream,
-        keys,
+        dict(template.keys),
         data_dir,
         process,
         log_path,
+        workers=workers,
         cleanups=cleanups,
         _env=env,
     )
-    if production is not None:
-        server.workers.append(
-            subprocess.Popen(
-                [sys.executable, str(ROOT / "manage.py"), "run_worker", "--concurrency", "64"],
+    _wait_ready(server)
+    _warm_up(server)
+    return server
+
+
+def _spawn(
+    env: dict[str, str], port: int, log_path: Path, data_dir: Path, *, worker: bool
+) -> tuple[subprocess.Popen[bytes], list[subprocess.Popen[bytes]]]:
+    """Start the web process (`serve`) and, in the production topology, a run worker."""
+
+    def manage(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, str(ROOT / "manage.py"), *args],
                 env=env,
                 cwd=ROOT,
-                stdout=(data_dir / "worker.log").open("wb"),
+                stdout=out,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
-        )
+
+    web = manage(["serve", "--host", "127.0.0.1", "--port", str(port)], log_path)
+    if not worker:
+        return web, []
+    return web, [manage(["run_worker", "--concurrency", "64"], data_dir / "worker.log")]
+
+
+def _wait_ready(server: LiveServer) -> None:
     deadline = time.monotonic() + 90
     while True:
-        if process.poll() is not None:
-            upstream.stop()
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log_tail()}")
+        if server.process.poll() is not None:
+            tail = server.log_tail()
+            server.stop()
+            raise RuntimeError(f"server exited with {server.process.returncode}:\n{tail}")
         try:
             if httpx2.get(f"{server.base_url}/openapi.json", timeout=1).status_code == 200:
-                break
+                return
         except httpx2.HTTPError:
             pass
         if time.monotonic() > deadline:
+            tail = server.log_tail()
             server.stop()
-            raise RuntimeError(f"server did not start:\n{server.log_tail()}")
+            raise RuntimeError(f"server did not start:\n{tail}")
         time.sleep(0.1)
-    _warm_up(server)
-    return server
 
 
 def _warm_up(server: LiveServer) -> None:
@@ -289,6 +324,14 @@ _servers: dict[Config, Future[LiveServer]] = {}
 _wanted: list[Config] = []
 _lock = threading.Lock()
 _starter = ThreadPoolExecutor(4, thread_name_prefix="api-live-start")
+
+
+def own_server(**settings: str) -> LiveServer:
+    """A server for one module alone (LIVE_RESTARTABLE): it may restart it and change what every
+    user sees; the caller stops it."""
+    server = start_server(**settings)
+    server.restartable = True
+    return server
 
 
 def want(**settings: str) -> None:

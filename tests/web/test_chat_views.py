@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -10,21 +11,21 @@ from django.test import Client
 from assistants_app.models import Assistant, ChatAnswer, Feedback, Message, Run, Thread
 from assistants_app.services import conversations
 
-HX = {"HTTP_HX_REQUEST": "true"}
+HX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):  # type: ignore[no-untyped-def]
+def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
-def assistant(db):  # type: ignore[no-untyped-def]
+def assistant(db):
     return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
 
 
 @pytest.fixture
-def client_alice(client, alice):  # type: ignore[no-untyped-def]
+def client_alice(client, alice):
     client.force_login(alice)
     return client
 
@@ -49,7 +50,7 @@ def _ask(thread: Thread, text: str) -> Message:
     )
 
 
-def test_switching_answers_with_the_pane_only_and_other_users_get_404(client, alice, bob, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_switching_answers_with_the_pane_only_and_other_users_get_404(client, alice, bob, assistant) -> None:
     t = Thread.objects.create(owner=alice, is_chat=True, title="Eggs")
     _ask(t, "how long to boil")
     client.force_login(alice)
@@ -63,7 +64,7 @@ def test_switching_answers_with_the_pane_only_and_other_users_get_404(client, al
     assert client.get(f"/c/{t.id}/export.md").status_code == 404
 
 
-def test_search_rename_and_delete_through_the_list(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_search_rename_and_delete_through_the_list(client_alice, alice, assistant) -> None:
     a = Thread.objects.create(owner=alice, is_chat=True, title="Bergen trip")
     b = Thread.objects.create(owner=alice, is_chat=True, title="Cooking")
     _ask(b, "sourdough starter")
@@ -82,7 +83,7 @@ def test_search_rename_and_delete_through_the_list(client_alice, alice, assistan
     assert shown.status_code == 204 and shown["HX-Redirect"] == "/"
 
 
-def test_regenerate_and_version_flip(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_regenerate_and_version_flip(client_alice, alice, assistant) -> None:
     t = conversations.current(alice)
     q = _ask(t, "question")
     first = _reply(t, "first answer", q, assistant)
@@ -108,7 +109,7 @@ def test_regenerate_and_version_flip(client_alice, alice, assistant) -> None:  #
     assert Message.objects.get(id=second.id).superseded is True
 
 
-def test_edit_resend_replaces_the_pair(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_edit_resend_replaces_the_pair(client_alice, alice, assistant) -> None:
     t = conversations.current(alice)
     q = _ask(t, "wrogn question")
     a = _reply(t, "answer", q, assistant)
@@ -120,7 +121,7 @@ def test_edit_resend_replaces_the_pair(client_alice, alice, assistant) -> None: 
     assert old.status_code == 409 or old.status_code == 400  # busy (a run is queued) or not the latest
 
 
-def test_feedback_is_saved_toggled_and_private(client, alice, bob, assistant, staff) -> None:  # type: ignore[no-untyped-def]
+def test_feedback_is_saved_toggled_and_private(client, alice, bob, assistant, staff) -> None:
     t = conversations.current(alice)
     a = _reply(t, "answer", _ask(t, "q"), assistant)
     client.force_login(alice)
@@ -136,7 +137,7 @@ def test_feedback_is_saved_toggled_and_private(client, alice, bob, assistant, st
     assert "Spot on" in listing and a.id in listing
 
 
-def test_export_downloads(client_alice, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_export_downloads(client_alice, alice, assistant) -> None:
     t = Thread.objects.create(owner=alice, is_chat=True, title="Trip: Bergen/Oslo")
     _ask(t, "hello")
     md = client_alice.get(f"/c/{t.id}/export.md")
@@ -146,7 +147,7 @@ def test_export_downloads(client_alice, alice, assistant) -> None:  # type: igno
     assert data["messages"][0]["text"] == "hello"
 
 
-def test_signed_out_htmx_request_gets_a_sign_in_again_fragment(client, alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_signed_out_htmx_request_gets_a_sign_in_again_fragment(client, alice, assistant) -> None:
     t = Thread.objects.create(owner=alice, is_chat=True)
     r = client.post(
         "/chat/send/",
@@ -162,7 +163,7 @@ def test_signed_out_htmx_request_gets_a_sign_in_again_fragment(client, alice, as
     assert client.post("/chat/send/", {"text": "x"}).status_code == 302  # a full page still redirects
 
 
-def test_a_stale_csrf_token_gets_a_reload_fragment(alice, assistant) -> None:  # type: ignore[no-untyped-def]
+def test_a_stale_csrf_token_gets_a_reload_fragment(alice, assistant) -> None:
     c = Client(enforce_csrf_checks=True)
     c.force_login(alice)
     r = c.post("/chat/send/", {"text": "hi"}, HTTP_X_CSRFTOKEN="stale", **HX)
@@ -171,7 +172,7 @@ def test_a_stale_csrf_token_gets_a_reload_fragment(alice, assistant) -> None:  #
     )
 
 
-def test_favicon(client, db) -> None:  # type: ignore[no-untyped-def]
+def test_favicon(client, db) -> None:
     assert client.get("/favicon.ico").status_code == 301
     page = client.get("/accounts/login/").content.decode()
     assert 'rel="icon"' in page

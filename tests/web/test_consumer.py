@@ -17,7 +17,7 @@ from django.test import Client
 from assistants_app.backends import fake
 from assistants_app.backends.base import BackendError
 from assistants_app.models import Assistant, Run
-from assistants_app.services import chat
+from assistants_app.services import chat, conversations
 from assistants_app.web import notices
 from assistants_app.web.consumers import ChatConsumer
 
@@ -278,9 +278,9 @@ async def test_function_tool_activity_is_shown(executor, alice) -> None:
 
 
 async def test_deleting_a_conversation_tells_the_tabs_showing_it(alice, assistant) -> None:
-    shown, _ = await send(alice, "in the first conversation")
-    shown = shown.thread
-    other = await sync_to_async(chat.conversations.start_new)(alice)
+    question, _ = await send(alice, "in the first conversation")
+    shown = question.thread
+    other = await sync_to_async(conversations.start_new)(alice)
     assert other.id != shown.id
     tab_a, tab_b = socket(alice, f"?tab=A&thread={shown.id}"), socket(alice, f"?tab=B&thread={other.id}")
     assert (await tab_a.connect())[0] and (await tab_b.connect())[0]

@@ -7,7 +7,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from assistants_app.web.fragments import EventRenderer, merge
+from assistants_app.web.fragments import merge
+from assistants_app.web.live import EventRenderer
 from assistants_app.web.rendering import markdown_to_html, sanitize
 
 
