@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from .wire import FOLLOW, WS, WS_FINAL, WS_TOKEN, Http, Result, _short, _tokens, read_sse
+from .wire import FOLLOW, WS, WS_FINAL, WS_FINAL_BODY, WS_TOKEN, Http, Result, _short, _tokens, read_sse
 
 
 # --- the phases -------------------------------------------------------------------------------------
@@ -168,7 +168,8 @@ async def ws_chat(
                         _tokens(r, found, t0)
                         r.received -= len(found)
                         for part in fr.split(WS_FINAL)[1:]:
-                            if tokens := WS_TOKEN.findall(part):
+                            body = WS_FINAL_BODY.search(part)
+                            if body and (tokens := WS_TOKEN.findall(body.group(1))):
                                 final = tokens
                     # The run is over when the run controls are redrawn without the progress marker.
                     last = fr.rfind(b'id="run-controls"')
