@@ -12,18 +12,21 @@ time-to-first-token) or the other way round:
 - "readers": the websocket consumers and stream.follow's fallback reads (SSE responses too).
 
 Each thread keeps its own connection; `shutdown` closes them (otherwise PostgreSQL sees leaked
-connections) and a later call starts the pool again.
+connections) and a later call starts the pool again. With PostgreSQL's connection pool
+(DB_POOL_SIZE) a call hands its connection back when it returns instead, as a request does at its
+end: otherwise these threads would hold up to 2 x SIZE of the pool's connections for good.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import close_old_connections, connections
 
 Pool = Literal["runs", "readers"]
 SIZE = 8
@@ -39,9 +42,26 @@ def _get_pool(name: Pool) -> ThreadPoolExecutor:
         return pool
 
 
+def pooled() -> bool:
+    """True when the default database hands out connections from Django's psycopg pool."""
+    return bool(connections["default"].settings_dict.get("OPTIONS", {}).get("pool"))
+
+
+def _returning[**P, R](fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            # CONN_MAX_AGE is 0 with a pool, so this puts the connection back (as request_finished does).
+            close_old_connections()
+
+    return call
+
+
 def db[**P, R](fn: Callable[P, R], *, pool: Pool = "runs") -> Callable[P, Coroutine[Any, Any, R]]:
     """`fn` as a coroutine function that runs it on one of `pool`'s threads."""
-    return sync_to_async(fn, thread_sensitive=False, executor=_get_pool(pool))
+    return sync_to_async(_returning(fn) if pooled() else fn, thread_sensitive=False, executor=_get_pool(pool))
 
 
 def shutdown(name: Pool | None = None) -> None:

@@ -214,8 +214,20 @@ class Run:
     def _profile(self, setup: Ours, base: dict[str, Any]) -> None:
         a = self.args
         pids = {f"{setup.name}-{g}": p[0] for g, p in setup.cpu_groups().items() if g in ("web", "worker")}
-        job = {**base, "mode": "v1", "n": a.profile_streams, "tokens": a.profile_tokens}
-        p = self.phase(setup, {**job, "prompt": prompt(a.profile_tokens, a.rate)}, profile_pids=pids)
+        if a.profile_mode == "runs":
+            # The short-run phase: where the CPU per run goes (thread + run creation to the reply's end).
+            job = {
+                **base,
+                "mode": "v1_runs",
+                "n": a.run_parallel,
+                "sends": max(1, a.runs // a.run_parallel),
+                "tokens": 5,
+                "prompt": prompt(5, a.rate),
+            }
+        else:
+            job = {**base, "mode": "v1", "n": a.profile_streams, "tokens": a.profile_tokens}
+            job["prompt"] = prompt(a.profile_tokens, a.rate)
+        p = self.phase(setup, job, profile_pids=pids)
         for label, rec in (p or {}).get("profiles", {}).items():
             path = Path(rec["raw"])
             if not path.exists():
@@ -285,6 +297,12 @@ def main() -> None:
     ap.add_argument("--run-parallel", type=int, default=10, help="short runs in flight at once")
     ap.add_argument("--burst", type=int, default=1000, help="chat sends at the same instant; 0 skips")
     ap.add_argument("--profile", default="", help="setups to profile with py-spy, e.g. embedded")
+    ap.add_argument(
+        "--profile-mode",
+        choices=("stream", "runs"),
+        default="stream",
+        help="profile --profile-streams long streams, or the short runs (--runs, --run-parallel)",
+    )
     ap.add_argument("--profile-streams", type=int, default=10)
     ap.add_argument("--profile-tokens", type=int, default=1000)
     ap.add_argument("--top", type=int, default=15, help="profile entries to show")

@@ -138,9 +138,27 @@ TEMPLATES = [
 # SQLite is the embedded default; DATABASE_URL (e.g. postgres://user:pw@host/db) is the production path.
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+# --- PostgreSQL connection pool (issue 13) ---
+# Django's native psycopg pool, per process: every request runs a sync view on a thread of its own,
+# so a burst of 1,000 sends would otherwise open 1,000 connections (PostgreSQL refuses past
+# max_connections). With the pool they wait up to DB_POOL_TIMEOUT for one of DB_POOL_SIZE
+# connections; a request that still gets none is answered "busy" (OperationalError), never 500.
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 20)
+DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 30.0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # pooled connections go back to the pool instead
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DB_POOL_SIZE),
+        "max_size": DB_POOL_SIZE,
+        "timeout": DB_POOL_TIMEOUT,
+    }
+# --- end PostgreSQL connection pool ---
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + IMMEDIATE transactions: the run executor thread writes while requests read and write,
     # and deferred transactions that upgrade to writes are what produce "database is locked".
+    # The same backend, with this process's write transactions queued on a lock before SQLite's
+    # (assistants_app/sqlite/base.py): a burst of sends no longer races SQLite's busy handler.
+    DATABASES["default"]["ENGINE"] = "assistants_app.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",

@@ -34,17 +34,20 @@ STEP = {
 
 
 def _frames(include: bool, monkeypatch: Any) -> list[dict[str, Any]]:
-    async def follow(run_id: str, after: str = ""):
-        yield RunEvent("1", "thread.run.step.delta", DELTA)
-        yield RunEvent("2", "thread.run.step.completed", STEP)
-        yield RunEvent("3", "thread.run.completed", {"id": run_id, "status": "completed"})
+    async def follow_batches(run_id: str, after: str = "", **kwargs: Any):
+        yield [RunEvent("1", "thread.run.step.delta", DELTA)]
+        yield [
+            RunEvent("2", "thread.run.step.completed", STEP),
+            RunEvent("3", "thread.run.completed", {"id": run_id, "status": "completed"}),
+        ]
 
-    monkeypatch.setattr(sse, "follow", follow)
+    monkeypatch.setattr(sse, "follow_batches", follow_batches)
 
     async def collect() -> list[bytes]:
         return [c async for c in sse.run_events("run_1", include_file_search_content=include)]
 
-    return [json.loads(c.split(b"data: ", 1)[1]) for c in asyncio.run(collect())[:-1]]
+    frames = b"".join(asyncio.run(collect())).split(b"\n\n")
+    return [json.loads(f.split(b"data: ", 1)[1]) for f in frames if f.startswith(b"event: thread.")]
 
 
 def test_the_stream_strips_deltas_too_unless_included(monkeypatch) -> None:

@@ -11,17 +11,17 @@ whatever happens to this connection: a client that disconnects stops its reader,
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from django.http import StreamingHttpResponse
 
 from assistants_app.errors import ErrorObject
-from assistants_app.runs.stream import follow
+from assistants_app.runs.events import RunEvent, dumps
+from assistants_app.runs.stream import follow_batches
 from assistants_app.serializers import without_file_search_content
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,33 @@ log = logging.getLogger(__name__)
 # A comment line now and then keeps proxies and load balancers from closing a quiet stream
 # (a run waiting in the queue, or a slow first token).
 KEEPALIVE_SECONDS = 15.0
+# How often the follower looks at a silent run (an idle tick each time: see follow_batches).
+CHECK_EVERY = 2.0
 DONE = b"event: done\ndata: [DONE]\n\n"
+KEEPALIVE = b": keep-alive\n\n"
+_EVENT_LINES: dict[str, bytes] = {}
+
+
+def _event_line(event: str) -> bytes:
+    line = _EVENT_LINES.get(event)
+    if line is None:
+        line = _EVENT_LINES[event] = f"event: {event}\ndata: ".encode()
+    return line
 
 
 def frame(event: str, data: dict[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return _event_line(event) + dumps(data) + b"\n\n"
+
+
+def _frame_event(ev: RunEvent, include_file_search_content: bool) -> bytes:
+    if not include_file_search_content:
+        data = ev.data if ev.event.startswith("thread.run.step.") else None
+        if data is not None:
+            stripped = without_file_search_content(ev.event, data)
+            if stripped is not data:
+                return frame(ev.event, stripped)
+    # The event's JSON as serialized once for every reader (RunEvent.json).
+    return _event_line(ev.event) + ev.json() + b"\n\n"
 
 
 def error_frame(message: str, code: str = "server_error") -> bytes:
@@ -48,39 +70,31 @@ async def run_events(
     prelude: Iterable[tuple[str, dict[str, Any]]] = (),
     include_file_search_content: bool = False,
 ) -> AsyncIterator[bytes]:
+    """The SSE body. Every event ready at once goes out as one chunk: one write through Django and
+    daphne for several events when the server is busy, one per event when it is not."""
     for name, data in prelude:
         yield frame(name, data)
-    events = follow(run_id, after).__aiter__()
-    pending: asyncio.Future[Any] | None = None
+    batches = follow_batches(run_id, after, check_every=CHECK_EVERY, idle_ticks=True)
+    last_write = time.monotonic()
     try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(events.__anext__())
-            # Wait without cancelling the read: cancelling it would close the follower.
-            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
-            if not done:
-                yield b": keep-alive\n\n"
+        async for batch in batches:
+            if not batch:
+                if time.monotonic() - last_write >= KEEPALIVE_SECONDS - CHECK_EVERY / 2:
+                    last_write = time.monotonic()
+                    yield KEEPALIVE
                 continue
-            try:
-                ev = pending.result()
-            except StopAsyncIteration:
-                break
-            finally:
-                pending = None
-            data = ev.data if include_file_search_content else without_file_search_content(ev.event, ev.data)
-            yield frame(ev.event, data)
-    except asyncio.CancelledError:
-        raise  # the client went away; the run goes on
+            if len(batch) == 1:
+                chunk = _frame_event(batch[0], include_file_search_content)
+            else:
+                chunk = b"".join(_frame_event(ev, include_file_search_content) for ev in batch)
+            last_write = time.monotonic()
+            yield chunk
     except Exception:
         log.exception("streaming run %s failed", run_id)
         yield error_frame("The server had an error while streaming this run; the run itself continues.")
     finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
-        with contextlib.suppress(BaseException):
-            await events.aclose()  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):
+            await batches.aclose()  # type: ignore[attr-defined]
     yield DONE
 
 

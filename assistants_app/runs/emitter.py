@@ -1,8 +1,9 @@
 """Publishing a run's events without blocking the engine, merging text deltas under back-pressure.
 
-`emit()` only appends to a list. A pump task publishes what has accumulated; while a publish is in
-flight (a Redis round trip), new deltas pile up and go out as one merged delta. When publishing is
-instant, every delta goes out alone, so merging adds no latency.
+To an in-process log (`EventLog.instant`) `emit()` publishes at once: appending to a list costs less
+than waking a task. Otherwise `emit()` only appends to a list, and a pump task publishes what has
+accumulated; while a publish is in flight (a Redis round trip), new deltas pile up and go out as one
+merged delta. When publishing is quick, every delta goes out alone, so merging adds no latency.
 """
 
 from __future__ import annotations
@@ -49,9 +50,18 @@ class Emitter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
-        self._task = asyncio.ensure_future(self._pump())
+        self._inline = getattr(event_log, "instant", False) and hasattr(event_log, "publish_many")
+        self._task: asyncio.Future[None] | None = (
+            None if self._inline else asyncio.ensure_future(self._pump())
+        )
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
+        if self._inline:
+            try:
+                self._log.publish_many(self._run_id, [(event, data)])  # type: ignore[attr-defined]
+            except Exception:
+                log.exception("publishing %s of run %s failed", event, self._run_id)
+            return
         self._pending.append((event, data))
         self._idle.clear()
         self._wake.set()
@@ -80,6 +90,8 @@ class Emitter:
     async def close(self) -> None:
         await self.flush()
         self._closed = True
+        if self._task is None:
+            return
         self._wake.set()
         try:
             await asyncio.wait_for(self._task, 5)

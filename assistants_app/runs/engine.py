@@ -26,10 +26,10 @@ from assistants_app.tools.function_endpoints.call import Endpoint, endpoints_of
 
 from . import state, tool_calls, vision
 from .annotations import final_content
-from .context import PromptTooLarge, build_prompt, count_tokens
+from .context import PromptTooLarge, build_prompt
 from .emitter import Emitter
 from .events import get_event_log
-from .outputs import Outputs, Round
+from .outputs import LeaseLost, Outputs, Round, TokenBudget
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,11 @@ class Execution:
     async def execute(self) -> None:
         try:
             await self._execute()
+        except LeaseLost:
+            self.lost = True
+            log.warning(
+                "run %s: lease lost before its output went out, leaving it to its new owner", self.run.id
+            )
         except RunCancelled:
             if self.lost or not await db(self._still_owned)():
                 log.warning("run %s: lease lost, leaving it to its new owner", self.run.id)
@@ -118,12 +123,12 @@ class Execution:
                 max_tokens=max_tokens,
                 response_format=self._response_format(),
             )
-            rnd = self._round = Round()
+            rnd = self._round = Round(prompt_tokens=prompt.prompt_tokens)
             try:
                 await self._race(self._stream(backend, request, rnd, hosted_by_name))
             except _LimitReached:
                 rnd.finish = "length"
-            self._add_usage(rnd, prompt.prompt_tokens)
+            self._account(rnd)
             if rnd.finish == "length":
                 await self._close_message(rnd, reason="max_tokens")
                 await self._finish_incomplete("max_completion_tokens")
@@ -182,25 +187,31 @@ class Execution:
     async def _stream(
         self, backend: Any, request: ChatRequest, rnd: Round, hosted_by_name: tool_calls.Hosted
     ) -> None:
-        limit = request.max_tokens
+        # The upstream is asked for at most max_tokens; the budget stops one that ignores it. Tokens
+        # are counted once per round (Round.count_generated), not per delta.
+        budget = TokenBudget(request.max_tokens) if request.max_tokens is not None else None
+        outputs = self.outputs
         stream = backend.stream(request)
+        outputs.start_marking_streamed()
         try:
             async for ev in stream:
+                rnd.started = True
                 if isinstance(ev, TextDelta):
                     if not ev.text:
                         continue
                     if rnd.message is None:
-                        await self.outputs.open_message(rnd)
-                    rnd.text += ev.text
-                    rnd.completion_tokens += count_tokens(ev.text)
-                    self.outputs.text_delta(rnd, ev.text)
-                    await self.outputs.maybe_checkpoint(rnd)
-                    if limit is not None and rnd.completion_tokens >= limit:
+                        await outputs.open_message(rnd)
+                    rnd.add_text(ev.text)
+                    outputs.text_delta(rnd, ev.text)
+                    outputs.maybe_checkpoint(rnd)
+                    if budget is not None and budget.add(ev.text):
                         raise _LimitReached
                 elif isinstance(ev, ToolCallDelta):
                     # Text before tool calls is its own message; close it so its step precedes the tool step.
                     await self._close_message(rnd)
                     await tool_calls.on_delta(self.outputs, rnd, ev, hosted_by_name)
+                    if budget is not None and ev.arguments and budget.add(ev.arguments):
+                        raise _LimitReached
                 elif isinstance(ev, Usage):
                     rnd.usage = ev
                 elif isinstance(ev, Finish):
@@ -248,8 +259,15 @@ class Execution:
             return None
         return rf  # type: ignore[no-any-return]
 
-    def _add_usage(self, rnd: Round, estimated_prompt: int) -> None:
-        prompt = rnd.usage.prompt_tokens if rnd.usage else estimated_prompt
+    def _account(self, rnd: Round | None, *, cut_short: bool = False) -> None:
+        """Add the round's usage to the run's, once: the upstream's figures when it sent them, else
+        our count of the prompt and of what was generated. A round cut short (cancelled, failed,
+        expired) counts only if the upstream had started answering: that is what it bills."""
+        if rnd is None or rnd.accounted or (cut_short and not rnd.started):
+            return
+        rnd.accounted = True
+        rnd.count_generated()
+        prompt = rnd.usage.prompt_tokens if rnd.usage else rnd.prompt_tokens
         completion = rnd.usage.completion_tokens if rnd.usage else rnd.completion_tokens
         self.usage["prompt_tokens"] += prompt
         self.usage["completion_tokens"] += completion
@@ -269,11 +287,13 @@ class Execution:
             await self._finish_cancelled()
 
     async def _finish_incomplete(self, reason: str) -> None:
+        self._account(self._round, cut_short=True)
         await self._close_open_messages("max_tokens")
         if await self._end(RunStatus.INCOMPLETE, {"incomplete_details": {"reason": reason}}) is None:
             await self._finish_cancelled()
 
     async def _finish_failed(self, code: str, message: str) -> None:
+        self._account(self._round, cut_short=True)
         # The technical detail is for the operator; chat users see plain words (services/chat_errors).
         log.warning("run %s failed: %s: %s", self.run.id, code, message)
         await self._close_open_messages("run_failed", error={"code": code, "message": message})
@@ -284,6 +304,7 @@ class Execution:
         )
 
     async def _finish_cancelled(self) -> None:
+        self._account(self._round, cut_short=True)
         await self._close_open_messages("run_cancelled")
         await db(state.transition)(
             self.run.id, RunStatus.CANCELLING, expected=[RunStatus.IN_PROGRESS], owner=self.owner
@@ -291,6 +312,7 @@ class Execution:
         await self._end(RunStatus.CANCELLED, {}, expected=[RunStatus.CANCELLING])
 
     async def _finish_expired(self) -> None:
+        self._account(self._round, cut_short=True)
         await self._close_open_messages("run_expired")
         await self._end(RunStatus.EXPIRED, {}, expected=[RunStatus.IN_PROGRESS, RunStatus.CANCELLING])
 

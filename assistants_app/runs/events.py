@@ -4,13 +4,16 @@ Every reader (the chat page's websocket, the SSE API, a late or reconnecting cli
 per-run log from a cursor. Two implementations:
 
 * `MemoryEventLog`: one process (the embedded default). Events are appended to a per-run list;
-  readers in any thread or event loop are woken with `call_soon_threadsafe`. Nothing is dropped:
-  a channel layer would drop deltas past its capacity (see docs), a list does not.
+  readers on the publisher's loop are woken directly, readers on other loops with one
+  `call_soon_threadsafe` per loop. Nothing is dropped: a channel layer would drop deltas past its
+  capacity (see docs), a list does not.
 * `RedisEventLog`: several processes. One Redis Stream per run (`XADD` / `XREAD BLOCK`), which
   gives ordering, durability and catch-up from an entry id without a home-made broker.
 
 A cursor is an opaque string: the position *after* the event it came with. `""` means "from the
-start". Logs are kept for RUN_EVENTS_RETENTION_SECONDS after the run's terminal event.
+start". Logs are kept for RUN_EVENTS_RETENTION_SECONDS after the run's terminal event. Each event is
+serialized once (`RunEvent.json`), not once per reader, and readers take what has accumulated as one
+batch (`read_batches`), so a busy server frames and writes several events at once.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 from django.conf import settings
 
 from assistants_app.models.run import TERMINAL_STATUSES
@@ -32,14 +35,48 @@ TERMINAL_RUN_EVENTS = frozenset(f"thread.run.{status}" for status in TERMINAL_ST
 STREAM_END_EVENTS = TERMINAL_RUN_EVENTS | {"thread.run.requires_action"}
 
 
-@dataclass(frozen=True, slots=True)
+def dumps(data: Any) -> bytes:
+    """Compact JSON. orjson, with the standard library for what it refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":")).encode()
+
+
 class RunEvent:
-    cursor: str
-    event: str
-    data: dict[str, Any]
+    """One event of a run's log. `json()` is serialized once, however many readers frame it: the
+    in-process log hands the same object to every reader, and a Redis reader keeps the bytes it read
+    (then `data` is parsed only if someone looks at it)."""
+
+    __slots__ = ("_data", "_json", "cursor", "event")
+
+    def __init__(
+        self, cursor: str, event: str, data: dict[str, Any] | None = None, *, raw: bytes | None = None
+    ) -> None:
+        self.cursor = cursor
+        self.event = event
+        self._data = data
+        self._json = raw
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = orjson.loads(self._json) if self._json is not None else {}
+        return self._data
+
+    def json(self) -> bytes:
+        if self._json is None:
+            self._json = dumps(self._data)
+        return self._json
+
+    def __repr__(self) -> str:
+        return f"RunEvent({self.cursor!r}, {self.event!r})"
 
 
 class EventLog(Protocol):
+    # True when apublish completes without waiting (in-process): the emitter then publishes inline.
+    instant: bool
+
     def publish(self, run_id: str, event: str, data: dict[str, Any]) -> str: ...
 
     async def apublish(self, run_id: str, items: list[tuple[str, dict[str, Any]]]) -> str: ...
@@ -52,24 +89,85 @@ class EventLog(Protocol):
         """Yield events after `after` as they come; stops after `idle_timeout` seconds without one."""
         ...
 
+    def read_batches(
+        self, run_id: str, after: str = "", *, idle_timeout: float | None = None
+    ) -> AsyncIterator[list[RunEvent]]:
+        """`read`, but everything available at once as one list (never empty)."""
+        ...
+
 
 # --------------------------------------------------------------------------------------------------
 class _MemoryRun:
     __slots__ = ("closed_at", "events", "lock", "waiters")
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[RunEvent] = []
         self.lock = threading.Lock()
-        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self.waiters: list[_Waiter] = []
         self.closed_at: float | None = None
 
 
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
+class _Waiter:
+    """A reader waiting for its run's next events, on its own event loop.
+
+    The idle timeout is one timer per idle period, not one per wake-up: the timer fires at the
+    deadline, and if events came meanwhile it re-arms itself for the new deadline."""
+
+    __slots__ = ("deadline", "fut", "loop", "timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.fut: asyncio.Future[bool] | None = None
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def wake(self) -> None:
+        fut = self.fut
+        if fut is not None and not fut.done():
+            fut.set_result(True)
+
+    def on_timer(self) -> None:
+        self.timer = None
+        fut = self.fut
+        if fut is None or fut.done():
+            return
+        if self.loop.time() >= self.deadline:
+            fut.set_result(False)
+        else:
+            self.timer = self.loop.call_at(self.deadline, self.on_timer)
+
+
+def _wake_all(waiters: list[_Waiter]) -> None:
+    for w in waiters:
+        w.wake()
+
+
+def _wake(waiters: list[_Waiter]) -> None:
+    """Wake readers: directly on this thread's loop, with one thread-safe call per other loop."""
+    try:
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    others: dict[asyncio.AbstractEventLoop, list[_Waiter]] = {}
+    for w in waiters:
+        if w.loop is here:
+            w.wake()
+        else:
+            others.setdefault(w.loop, []).append(w)
+    for loop, group in others.items():
+        try:
+            loop.call_soon_threadsafe(_wake_all, group)
+        except RuntimeError:  # the reader's loop is gone
+            pass
 
 
 class MemoryEventLog:
+    """In-process: one list of events per run. A reader on the publisher's own event loop (the
+    embedded executor runs on daphne's loop) is woken directly; readers on other loops get one
+    thread-safe call per loop, however many of them wait there."""
+
+    instant = True
+
     def __init__(self, retention: float | None = None) -> None:
         self._runs: dict[str, _MemoryRun] = {}
         self._lock = threading.Lock()
@@ -80,11 +178,13 @@ class MemoryEventLog:
         return self._retention if self._retention is not None else settings.RUN_EVENTS_RETENTION_SECONDS
 
     def _get(self, run_id: str) -> _MemoryRun:
-        with self._lock:
-            log = self._runs.get(run_id)
-            if log is None:
-                log = self._runs[run_id] = _MemoryRun()
-            return log
+        log = self._runs.get(run_id)
+        if log is None:
+            with self._lock:
+                log = self._runs.get(run_id)
+                if log is None:
+                    log = self._runs[run_id] = _MemoryRun()
+        return log
 
     def _sweep(self) -> None:
         cutoff = time.monotonic() - self.retention
@@ -96,22 +196,24 @@ class MemoryEventLog:
     def _append(self, run_id: str, items: list[tuple[str, dict[str, Any]]]) -> str:
         log = self._get(run_id)
         with log.lock:
-            log.events.extend(items)
-            if any(ev in TERMINAL_RUN_EVENTS for ev, _ in items):
-                log.closed_at = time.monotonic()
+            events = log.events
+            for event, data in items:
+                events.append(RunEvent(str(len(events) + 1), event, data))
+                if event in TERMINAL_RUN_EVENTS:
+                    log.closed_at = time.monotonic()
             waiters, log.waiters = log.waiters, []
-            cursor = str(len(log.events))
-        for loop, fut in waiters:
-            try:
-                loop.call_soon_threadsafe(_wake, fut)
-            except RuntimeError:  # the reader's loop is gone
-                pass
+            cursor = str(len(events))
+        if waiters:
+            _wake(waiters)
         if log.closed_at is not None:
             self._sweep()
         return cursor
 
     def publish(self, run_id: str, event: str, data: dict[str, Any]) -> str:
         return self._append(run_id, [(event, data)])
+
+    def publish_many(self, run_id: str, items: list[tuple[str, dict[str, Any]]]) -> str:
+        return self._append(run_id, items)
 
     async def apublish(self, run_id: str, items: list[tuple[str, dict[str, Any]]]) -> str:
         return self._append(run_id, items)
@@ -121,36 +223,55 @@ class MemoryEventLog:
         with log.lock:
             return str(len(log.events))
 
-    async def read(
+    async def read_batches(
         self, run_id: str, after: str = "", *, idle_timeout: float | None = None
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncIterator[list[RunEvent]]:
         log = self._get(run_id)
         pos = int(after or 0)
         loop = asyncio.get_running_loop()
-        while True:
-            fut: asyncio.Future[None] | None = None
-            with log.lock:
-                batch = log.events[pos:]
-                if not batch:
-                    fut = loop.create_future()
-                    log.waiters.append((loop, fut))
-            if fut is not None:
-                try:
-                    await asyncio.wait_for(fut, idle_timeout)
-                except TimeoutError:
-                    with log.lock:
-                        if (loop, fut) in log.waiters:
-                            log.waiters.remove((loop, fut))
+        waiter = _Waiter(loop)
+        if idle_timeout is not None:
+            waiter.deadline = loop.time() + idle_timeout
+        try:
+            while True:
+                with log.lock:
+                    batch = log.events[pos:]
+                    if not batch:
+                        waiter.fut = loop.create_future()
+                        log.waiters.append(waiter)
+                if batch:
+                    pos += len(batch)
+                    if idle_timeout is not None:
+                        waiter.deadline = loop.time() + idle_timeout
+                    yield batch
+                    continue
+                if idle_timeout is not None and waiter.timer is None:
+                    waiter.timer = loop.call_at(waiter.deadline, waiter.on_timer)
+                assert waiter.fut is not None
+                woken = await waiter.fut
+                waiter.fut = None
+                if not woken:
                     return
-                continue
-            for event, data in batch:
-                pos += 1
-                yield RunEvent(str(pos), event, data)
+        finally:
+            if waiter.timer is not None:
+                waiter.timer.cancel()
+            with log.lock:
+                if waiter in log.waiters:
+                    log.waiters.remove(waiter)
+
+    async def read(
+        self, run_id: str, after: str = "", *, idle_timeout: float | None = None
+    ) -> AsyncIterator[RunEvent]:
+        async for batch in self.read_batches(run_id, after, idle_timeout=idle_timeout):
+            for ev in batch:
+                yield ev
 
 
 # --------------------------------------------------------------------------------------------------
 class RedisEventLog:
     """One Redis Stream per run. Entry ids are the cursors."""
+
+    instant = False
 
     def __init__(self, url: str) -> None:
         import redis
@@ -181,7 +302,7 @@ class RedisEventLog:
 
     @staticmethod
     def _encode(event: str, data: dict[str, Any]) -> dict[Any, Any]:
-        return {"e": event, "d": json.dumps(data, separators=(",", ":"))}
+        return {"e": event, "d": dumps(data)}
 
     def publish(self, run_id: str, event: str, data: dict[str, Any]) -> str:
         key = self._key(run_id)
@@ -204,9 +325,9 @@ class RedisEventLog:
         entries = self._sync.xrevrange(self._key(run_id), count=1)
         return entries[0][0].decode() if entries else ""
 
-    async def read(
+    async def read_batches(
         self, run_id: str, after: str = "", *, idle_timeout: float | None = None
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncIterator[list[RunEvent]]:
         key = self._key(run_id)
         client = self._async()
         pos = after or "0-0"
@@ -221,11 +342,24 @@ class RedisEventLog:
             reply = await client.xread({key: pos}, count=1000, block=block_ms)
             if not reply:
                 continue
-            for entry_id, fields in reply[0][1]:
-                pos = entry_id.decode()
-                if deadline is not None:
-                    deadline = time.monotonic() + (idle_timeout or 0)
-                yield RunEvent(pos, fields[b"e"].decode(), json.loads(fields[b"d"]))
+            # The JSON stays as read: an SSE reader frames these bytes as they are (RunEvent.json).
+            batch = [
+                RunEvent(entry_id.decode(), fields[b"e"].decode(), raw=fields[b"d"])
+                for entry_id, fields in reply[0][1]
+            ]
+            if not batch:
+                continue
+            pos = batch[-1].cursor
+            if deadline is not None:
+                deadline = time.monotonic() + (idle_timeout or 0)
+            yield batch
+
+    async def read(
+        self, run_id: str, after: str = "", *, idle_timeout: float | None = None
+    ) -> AsyncIterator[RunEvent]:
+        async for batch in self.read_batches(run_id, after, idle_timeout=idle_timeout):
+            for ev in batch:
+                yield ev
 
 
 # --------------------------------------------------------------------------------------------------

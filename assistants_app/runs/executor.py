@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -221,8 +222,43 @@ def _release(worker_id: str, ids: list[str]) -> None:
     )
 
 
+class ReactorExecutor:
+    """The embedded executor of `manage.py serve`: an Executor on daphne's own event loop.
+
+    Runs and the requests that read them then share one loop: a delta published by a run wakes its
+    readers directly, where an executor on a thread of its own would wake the serving loop through
+    its self-pipe once per delta (a system call and an extra loop iteration, per token per reader).
+    Nothing the engine does blocks the loop: the database is reached through asyncdb.db's threads.
+    """
+
+    def __init__(self, concurrency: int | None = None) -> None:
+        self.executor = Executor(concurrency=concurrency)
+        self._task: asyncio.Future[None] | None = None
+
+    def install(self) -> ReactorExecutor:
+        """Start with daphne's reactor and stop before it does (call after importing daphne.server,
+        which installs the asyncio reactor)."""
+        from twisted.internet import reactor as installed
+
+        reactor: Any = installed  # its interfaces are zope declarations, not types mypy follows
+        reactor.callWhenRunning(self._start)
+        reactor.addSystemEventTrigger("before", "shutdown", self._stop)
+        return self
+
+    def _start(self) -> None:
+        self._task = asyncio.ensure_future(self.executor.run_forever())
+
+    def _stop(self) -> Any:
+        from twisted.internet.defer import Deferred
+
+        if self._task is None or self._task.done():
+            return None
+        self.executor.stop()
+        return Deferred.fromFuture(self._task)
+
+
 class ThreadedExecutor:
-    """The embedded executor: an Executor on its own event loop in a daemon thread."""
+    """An Executor on its own event loop in a daemon thread (tests; anything that is not daphne)."""
 
     def __init__(self, concurrency: int | None = None) -> None:
         self.executor = Executor(concurrency=concurrency)

@@ -10,6 +10,7 @@ services (cancelling a queued run) and lease recovery.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +21,13 @@ from django.utils import timezone
 from assistants_app.asyncdb import db
 from assistants_app.backends.base import Usage
 from assistants_app.models import Message, Run, RunStep
+from assistants_app.models.run import EXECUTING_STATUSES
 from assistants_app.serializers import message_obj, step_obj
 
 from .context import count_tokens
 from .emitter import Emitter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,19 +42,51 @@ class Call:
 class Round:
     """One model turn: the text it streamed, the tool calls it made, and their rows."""
 
-    text: str = ""
     calls: dict[int, Call] = field(default_factory=dict)
     finish: str | None = None
     usage: Usage | None = None
     message: Message | None = None
     message_step: RunStep | None = None
     tool_step: RunStep | None = None
-    completion_tokens: int = 0  # local count, for limits and when the upstream reports no usage
+    # The prompt's size as we counted it, for when the upstream reports no usage.
+    prompt_tokens: int = 0
+    # Whether the upstream sent anything, and whether this round's usage is in the run's already.
+    started: bool = False
+    accounted: bool = False
+    # What the model generated as counted with the tokenizer (`count_generated`), for when the
+    # upstream reports no usage: counted once per round, not per delta.
+    completion_tokens: int = 0
+    _parts: list[str] = field(default_factory=list)
+    _text: str = ""
+    _text_tokens: tuple[int, int] = (-1, 0)  # (length of the text counted, its tokens)
+
+    @property
+    def text(self) -> str:
+        if self._parts:
+            self._text += "".join(self._parts)
+            self._parts.clear()
+        return self._text
+
+    def add_text(self, text: str) -> None:
+        self._parts.append(text)
+
+    def text_tokens(self) -> int:
+        text = self.text
+        if self._text_tokens[0] != len(text):
+            self._text_tokens = (len(text), count_tokens(text))
+        return self._text_tokens[1]
+
+    def count_generated(self) -> int:
+        """Tokens the model generated in this round so far (text and tool-call arguments)."""
+        self.completion_tokens = self.text_tokens() + sum(
+            count_tokens(c.arguments) for c in self.calls.values()
+        )
+        return self.completion_tokens
 
     def step_usage(self) -> dict[str, int] | None:
         if self.usage is None and not self.completion_tokens:
             return None
-        prompt = self.usage.prompt_tokens if self.usage else 0
+        prompt = self.usage.prompt_tokens if self.usage else self.prompt_tokens
         completion = self.usage.completion_tokens if self.usage else self.completion_tokens
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
@@ -58,15 +94,39 @@ class Round:
         return self.message is not None and self.message.status == Message.Status.IN_PROGRESS
 
 
+class TokenBudget:
+    """Stops a round at `limit` generated tokens without tokenizing every delta.
+
+    A token is at least one UTF-8 byte, so the text not yet counted holds at most its byte length in
+    tokens: only when that bound could reach the limit is the uncounted text tokenized (and added to
+    what was counted before). Near the limit that happens more often, on ever shorter pieces."""
+
+    __slots__ = ("_bytes", "_counted", "_pieces", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counted = 0
+        self._pieces: list[str] = []
+        self._bytes = 0
+
+    def add(self, text: str) -> bool:
+        """Record generated `text`; True once the limit is reached."""
+        self._pieces.append(text)
+        self._bytes += len(text.encode())
+        if self._counted + self._bytes < self.limit:
+            return False
+        self._counted += count_tokens("".join(self._pieces))
+        self._pieces.clear()
+        self._bytes = 0
+        return self._counted >= self.limit
+
+
 def text_content(text: str) -> list[dict[str, Any]]:
     return [{"type": "text", "text": {"value": text, "annotations": []}}] if text else []
 
 
-def _mark_streamed(run: Run) -> None:
-    # From now on the run has published model output: it is never retried blindly (recovery.py).
-    if not run.streamed:
-        Run.objects.filter(id=run.id).update(streamed=True)
-        run.streamed = True
+class LeaseLost(Exception):
+    """The run is no longer this worker's: it must publish and write nothing more."""
 
 
 class Outputs:
@@ -76,9 +136,39 @@ class Outputs:
         self._last_checkpoint = 0.0
         self._persisting: asyncio.Future[None] | None = None
         self._pending_checkpoint: asyncio.Future[None] | None = None
+        self._marking: asyncio.Future[bool] | None = None
+
+    # --- before the first model output -----------------------------------------------------------
+    def start_marking_streamed(self) -> None:
+        """Start recording (fenced by the lease) that this run may publish model output.
+
+        Started when the model is asked, so that it is done by the first token: the first token
+        must not wait for it. Recovery retries a run only while `streamed` is false
+        (recovery.reap_lost), so nothing the model said may reach a reader before it is true.
+        """
+        if not self.run.streamed and self._marking is None:
+            self._marking = asyncio.ensure_future(db(self._mark_streamed)())
+
+    def _mark_streamed(self) -> bool:
+        return bool(
+            Run.objects.filter(
+                id=self.run.id, lease_owner=self.run.lease_owner, status__in=EXECUTING_STATUSES
+            ).update(streamed=True)
+        )
+
+    async def marked_streamed(self) -> None:
+        """Wait until the run is marked as streamed; raises LeaseLost if it is not ours any more."""
+        if self.run.streamed:
+            return
+        self.start_marking_streamed()
+        assert self._marking is not None
+        if not await self._marking:
+            raise LeaseLost
+        self.run.streamed = True
 
     # --- the assistant message ------------------------------------------------------------------
     async def open_message(self, rnd: Round) -> None:
+        await self.marked_streamed()
         now = timezone.now()
         msg = Message(
             thread_id=self.run.thread_id,
@@ -101,7 +191,6 @@ class Outputs:
         def create() -> None:
             msg.save(force_insert=True)
             step.save(force_insert=True)
-            _mark_streamed(self.run)
 
         # The ids are made here, so the events can go out before the rows are written. Anything
         # that touches the rows awaits `persisted`.
@@ -131,19 +220,26 @@ class Outputs:
             },
         )
 
-    async def maybe_checkpoint(self, rnd: Round) -> None:
+    def maybe_checkpoint(self, rnd: Round) -> None:
         """Save the streamed text at most every RUN_CHECKPOINT_SECONDS, and at the latest that long
-        after the last delta: text that arrived just before the upstream stalled is saved too."""
+        after the last delta: text that arrived just before the upstream stalled is saved too. One
+        task waits for the next checkpoint and writes it in the background; per delta this only
+        looks at that task."""
+        pending = self._pending_checkpoint
+        if pending is not None and not pending.done():
+            return
         wait = self._last_checkpoint + settings.RUN_CHECKPOINT_SECONDS - time.monotonic()
-        if wait <= 0:
-            await self._checkpoint(rnd)
-        elif self._pending_checkpoint is None or self._pending_checkpoint.done():
-            self._pending_checkpoint = asyncio.ensure_future(self._checkpoint_later(rnd, wait))
+        self._pending_checkpoint = asyncio.ensure_future(self._checkpoint_later(rnd, max(0.0, wait)))
 
     async def _checkpoint_later(self, rnd: Round, wait: float) -> None:
         await asyncio.sleep(wait)
-        if rnd.message_open():
+        if not rnd.message_open():
+            return
+        try:
             await self._checkpoint(rnd)
+        except Exception:
+            # A missed checkpoint loses nothing yet: the next one, or the message's end, writes it.
+            log.warning("run %s: checkpointing the streamed text failed", self.run.id, exc_info=True)
 
     async def _checkpoint(self, rnd: Round) -> None:
         self._last_checkpoint = time.monotonic()
@@ -167,7 +263,7 @@ class Outputs:
         await self.persisted()
         now = timezone.now()
         msg.content = content
-        msg.token_count = count_tokens(rnd.text) + 4
+        msg.token_count = rnd.text_tokens() + 4
         if reason is None:
             msg.status, msg.completed_at = Message.Status.COMPLETED, now
             end_step(step, "completed", now)
@@ -198,8 +294,9 @@ class Outputs:
 
     # --- tool steps -----------------------------------------------------------------------------
     async def open_tool_step(self, rnd: Round) -> None:
+        await self.marked_streamed()
+
         def create() -> RunStep:
-            _mark_streamed(self.run)
             return RunStep.objects.create(
                 run=self.run,
                 thread_id_ref=self.run.thread_id,
@@ -244,14 +341,20 @@ class Outputs:
         if rnd is not None and rnd.message_open():
             assert rnd.message is not None
             content, msg_id = text_content(rnd.text), rnd.message.id
-            tokens = count_tokens(rnd.text) + 4
+            tokens = rnd.text_tokens() + 4
             await db(lambda: Message.objects.filter(id=msg_id).update(content=content, token_count=tokens))()
-        for event, payload in await db(close_open_outputs)(self.run.id, reason, error):
+        # What the round generated before it was cut off is counted on its steps too.
+        usage = rnd.step_usage() if rnd is not None else None
+        steps = [s.id for s in (rnd.message_step, rnd.tool_step) if s is not None] if rnd and usage else []
+        closing = await db(close_open_outputs)(self.run.id, reason, error, dict.fromkeys(steps, usage))
+        for event, payload in closing:
             self.emitter.emit(event, payload)
 
     def cancel_pending(self) -> None:
         if self._pending_checkpoint is not None:
             self._pending_checkpoint.cancel()
+        if self._marking is not None and not self._marking.done():
+            self._marking.cancel()
 
 
 # How a message ended (incomplete_details.reason) decides how its step ended.
@@ -274,9 +377,13 @@ def end_step(step: RunStep, status: str, now: Any) -> None:
 
 
 def close_open_outputs(
-    run_id: str, reason: str, error: dict[str, Any] | None = None
+    run_id: str,
+    reason: str,
+    error: dict[str, Any] | None = None,
+    usage: dict[str, dict[str, int] | None] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Close a run's in-progress messages and steps; returns the events to publish."""
+    """Close a run's in-progress messages and steps (with `usage` by step id where known); returns
+    the events to publish."""
     now = timezone.now()
     events: list[tuple[str, dict[str, Any]]] = []
     for msg in Message.objects.filter(run_id=run_id, status=Message.Status.IN_PROGRESS):
@@ -292,6 +399,8 @@ def close_open_outputs(
         end_step(step, step_status, now)
         if step_status == "failed" and error:
             step.last_error = error
+        if usage and usage.get(step.id):
+            step.usage = usage[step.id]
         step.save()
         events.append((f"thread.run.step.{step_status}", step_obj(step)))
     return events

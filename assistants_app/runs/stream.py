@@ -12,14 +12,25 @@ from assistants_app.serializers import run_obj
 from .events import STREAM_END_EVENTS, RunEvent, get_event_log
 
 
-async def follow(
+def _until(batch: list[RunEvent], stop_on: Collection[str]) -> tuple[list[RunEvent], bool]:
+    """`batch` up to and including its first event in `stop_on`, and whether there was one."""
+    for i, ev in enumerate(batch):
+        if ev.event in stop_on:
+            return batch[: i + 1], True
+    return batch, False
+
+
+async def follow_batches(
     run_id: str,
     after: str = "",
     *,
     stop_on: Collection[str] = STREAM_END_EVENTS,
     check_every: float = 2.0,
-) -> AsyncIterator[RunEvent]:
-    """Yield the run's events after cursor `after`, up to and including the first in `stop_on`.
+    idle_ticks: bool = False,
+) -> AsyncIterator[list[RunEvent]]:
+    """The run's events after cursor `after`, up to and including the first in `stop_on`, in
+    batches: whatever the log had ready at once. With `idle_ticks`, an empty batch every
+    `check_every` seconds without an event (for keep-alives).
 
     The event log is the source; the database is the fallback when the log has nothing more to say
     (retention elapsed, a publisher crashed): a run that the database shows as finished ends the
@@ -28,10 +39,11 @@ async def follow(
     log = get_event_log()
     cursor = after
     while True:
-        async for ev in log.read(run_id, cursor, idle_timeout=check_every):
-            cursor = ev.cursor
-            yield ev
-            if ev.event in stop_on:
+        async for batch in log.read_batches(run_id, cursor, idle_timeout=check_every):
+            batch, stop = _until(batch, stop_on)
+            cursor = batch[-1].cursor
+            yield batch
+            if stop:
                 return
         run = await db(Run.objects.filter(id=run_id).first, pool="readers")()
         if run is None:
@@ -40,12 +52,28 @@ async def follow(
             run.status == RunStatus.REQUIRES_ACTION and "thread.run.requires_action" in stop_on
         )
         if not ended:
+            if idle_ticks:
+                yield []
             continue
         # Drain anything published between the idle timeout and the database read.
-        async for ev in log.read(run_id, cursor, idle_timeout=0.1):
-            cursor = ev.cursor
-            yield ev
-            if ev.event in stop_on:
+        async for batch in log.read_batches(run_id, cursor, idle_timeout=0.1):
+            batch, stop = _until(batch, stop_on)
+            cursor = batch[-1].cursor
+            yield batch
+            if stop:
                 return
-        yield RunEvent(cursor, f"thread.run.{run.status}", run_obj(run))
+        yield [RunEvent(cursor, f"thread.run.{run.status}", run_obj(run))]
         return
+
+
+async def follow(
+    run_id: str,
+    after: str = "",
+    *,
+    stop_on: Collection[str] = STREAM_END_EVENTS,
+    check_every: float = 2.0,
+) -> AsyncIterator[RunEvent]:
+    """`follow_batches`, one event at a time."""
+    async for batch in follow_batches(run_id, after, stop_on=stop_on, check_every=check_every):
+        for ev in batch:
+            yield ev

@@ -29,7 +29,6 @@ from assistants_app.tools import hosted
 from assistants_app.tools.function_endpoints import call as endpoint_call
 from assistants_app.tools.function_endpoints.call import Endpoint
 
-from .context import count_tokens
 from .outputs import Call, Outputs, Round
 
 Hosted = dict[str, hosted.HostedTool]
@@ -101,7 +100,6 @@ async def on_delta(outputs: Outputs, rnd: Round, ev: ToolCallDelta, hosted_by_na
         call.name += ev.name
     if ev.arguments:
         call.arguments += ev.arguments
-        rnd.completion_tokens += count_tokens(ev.arguments)
     impl = hosted_by_name.get(call.name)
     if impl is not None:
         if fresh or ev.name:

@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from .wire import FOLLOW, TOKEN, WS, WS_DELTA, Http, Result, _short, _tokens, read_sse
+from .wire import FOLLOW, WS, WS_FINAL, WS_FINAL_BODY, WS_TOKEN, Http, Result, _short, _tokens, read_sse
 
 
 # --- the phases -------------------------------------------------------------------------------------
@@ -156,14 +156,28 @@ async def ws_chat(
                 r.error = f"send: HTTP {status}: {_short(re.sub(rb'<[^>]+>', b' ', data).decode('utf-8', 'replace'))}"
                 continue
             ws.send_text(json.dumps({"follow": m.group(1).decode()}))
+            final: list[bytes] | None = None
             while not r.status:
                 for fr in await asyncio.wait_for(ws.frames(), job["timeout"]):
-                    for d in WS_DELTA.findall(fr):
-                        _tokens(r, TOKEN.findall(d), t0)
+                    # The growing block is re-rendered ~10 times a second (streaming Markdown), so
+                    # a token is "seen" (TTFT, last token) the first time it shows up in any
+                    # fragment, and "received" counts the reply's final render: a token lost or
+                    # doubled there is what the user is left with.
+                    found = WS_TOKEN.findall(fr)
+                    if found:
+                        _tokens(r, found, t0)
+                        r.received -= len(found)
+                        for part in fr.split(WS_FINAL)[1:]:
+                            body = WS_FINAL_BODY.search(part)
+                            if body and (tokens := WS_TOKEN.findall(body.group(1))):
+                                final = tokens
                     # The run is over when the run controls are redrawn without the progress marker.
                     last = fr.rfind(b'id="run-controls"')
                     if last >= 0 and b"data-run-active" not in fr[last : fr.find(b"</div>", last)]:
                         r.status = "ended"
+            r.received = len(final) if final is not None else len(r.seen)
+            if final is not None:
+                r.seen = {int(x) for x in final}
         except Exception as exc:
             r.error = r.error or f"{type(exc).__name__}: {exc}"
     return results

@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TOKEN = re.compile(rb" w(\d+)")
-WS_DELTA = re.compile(rb'<div hx-swap-oob="beforeend:#m-msg_\w+-body">(.*?)</div>', re.S)
+# Chat page tokens are inside rendered Markdown ("<p>w0 w1 …"): the first loses its space.
+WS_TOKEN = re.compile(rb"(?<![\w-])w(\d+)\b")
+# The reply's final render (the history view's bubble), appended to or replacing it in #messages;
+# its text is counted in the body only (the bubble also carries it for the copy button).
+WS_FINAL = b'<div hx-swap-oob="beforeend:#messages">'
+WS_FINAL_BODY = re.compile(rb'id="m-msg_\w+-body">(.*?)</div>', re.S)
 FOLLOW = re.compile(rb'"follow": "(run_\w+)"')
 TERMINAL = (
     b"thread.run.completed",

@@ -82,6 +82,8 @@ async def test_resume_from_cursor_neither_loses_nor_repeats(make_log) -> None:
 
 async def test_emitter_merges_deltas_only_under_backpressure() -> None:
     class SlowLog(MemoryEventLog):
+        instant = False  # publishing takes a round trip, as to Redis: the emitter's pump publishes
+
         async def apublish(self, run_id, items):
             await asyncio.sleep(0.05)
             return await super().apublish(run_id, items)

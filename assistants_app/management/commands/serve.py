@@ -30,11 +30,11 @@ class Command(BaseCommand):
         seconds = warmup.warm()
         self.stdout.write(f"Warmed up in {seconds:.2f} s")
 
-        executor = None
         if settings.RUN_EXECUTOR == "embedded":
-            from assistants_app.runs.executor import ThreadedExecutor
+            # On daphne's event loop (daphne.cli imported daphne.server, which installed it).
+            from assistants_app.runs.executor import ReactorExecutor
 
-            executor = ThreadedExecutor().start()
+            ReactorExecutor().install()
         self.stdout.write(f"Serving on http://{options['host']}:{options['port']}/ (Ctrl-C to stop)")
         try:
             # Daphne installs SIGINT/SIGTERM handlers and returns when its reactor stops.
@@ -50,8 +50,6 @@ class Command(BaseCommand):
                 ]
             )
         finally:
-            if executor is not None:
-                executor.stop()
             from assistants_app import asyncdb
 
             asyncdb.shutdown()
