@@ -46,8 +46,9 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy chatsite assistants_app tests
 
+# The quick engine benchmark; every other one (bench/bench_*.py) and its command is in docs/benchmarks.md.
 bench: venv
-	$(PY) -m bench.run_all
+	$(PY) -m bench.bench_engine
 
 clean:
 	rm -rf $(VENV) var
