@@ -63,7 +63,11 @@ if want 2; then
   if bash "$ROOT/scripts/services.sh" start && SERVICES_ENV="$(bash "$ROOT/scripts/services.sh" env)"; then
     eval "$SERVICES_ENV"
     echo "DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL"
-    TEST_DATABASE_URL="$DATABASE_URL" "$PYTEST" --only-stack-tests "$@"
+    # DB_POOL_SIZE=0 for the test process only: its threads (executor fixtures, consumers under
+    # WebsocketCommunicator, ORM calls from test code) never end a request, so a pool's connections
+    # are never handed back and 20 run out. The live servers, the production path, keep the pool
+    # (tests/support/live_server.py drops DB_POOL_SIZE from their environment).
+    DB_POOL_SIZE=0 TEST_DATABASE_URL="$DATABASE_URL" "$PYTEST" --only-stack-tests "$@"
     P2_RC=$?
     case $P2_RC in
       0) P2_RESULT="passed" ;;

@@ -7,7 +7,6 @@ killed (SIGKILL, power loss) is resolved within one lease period by whichever ex
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
@@ -17,7 +16,6 @@ from assistants_app.models import Run
 from assistants_app.models.run import EXECUTING_STATUSES, RunStatus
 
 from . import state
-from .events import get_event_log
 from .outputs import close_open_outputs
 
 log = logging.getLogger(__name__)
@@ -26,12 +24,6 @@ WORKER_LOST = (
     "The worker executing this run stopped before it finished (its lease expired); "
     "any partial output was kept."
 )
-
-
-def _publish(run_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
-    event_log = get_event_log()
-    for name, payload in events:
-        event_log.publish(run_id, name, payload)
 
 
 def expire_overdue() -> int:
@@ -43,8 +35,7 @@ def expire_overdue() -> int:
     )
     for run in overdue.only("id", "status"):
         outputs = close_open_outputs(run.id, "run_expired")
-        if state.transition(run.id, RunStatus.EXPIRED, expected=[run.status]) is not None:
-            _publish(run.id, outputs)
+        if state.end_with_outputs(run.id, RunStatus.EXPIRED, outputs, expected=[run.status]) is not None:
             count += 1
     return count
 
@@ -56,24 +47,24 @@ def reap_lost() -> int:
     for run in lost.only("id", "status", "streamed", "attempts"):
         if run.status == RunStatus.CANCELLING:
             outputs = close_open_outputs(run.id, "run_cancelled")
-            done = state.transition(run.id, RunStatus.CANCELLED, expected=[RunStatus.CANCELLING])
+            done = state.end_with_outputs(
+                run.id, RunStatus.CANCELLED, outputs, expected=[RunStatus.CANCELLING]
+            )
         elif not run.streamed and run.attempts < settings.RUN_MAX_ATTEMPTS:
             # Nothing reached any reader yet: running it again is invisible to clients.
-            outputs = []
             done = state.transition(run.id, RunStatus.QUEUED, expected=[RunStatus.IN_PROGRESS])
         else:
-            outputs = close_open_outputs(
-                run.id, "run_failed", {"code": "server_error", "message": WORKER_LOST}
-            )
-            done = state.transition(
+            error = {"code": "server_error", "message": WORKER_LOST}
+            outputs = close_open_outputs(run.id, "run_failed", error)
+            done = state.end_with_outputs(
                 run.id,
                 RunStatus.FAILED,
+                outputs,
                 expected=[RunStatus.IN_PROGRESS],
-                fields={"last_error": {"code": "server_error", "message": WORKER_LOST}},
+                fields={"last_error": error},
             )
         if done is not None:
             log.warning("recovered run %s (was %s) -> %s", run.id, run.status, done.status)
-            _publish(run.id, outputs)
             count += 1
     return count
 

@@ -115,6 +115,27 @@ def transition(
     return run
 
 
+def end_with_outputs(
+    run_id: str,
+    target: str,
+    outputs: list[tuple[str, dict[str, Any]]],
+    *,
+    expected: Iterable[str],
+    fields: dict[str, Any] | None = None,
+) -> Run | None:
+    """`transition` to an end for a run whose open messages and steps were just closed
+    (outputs.close_open_outputs): their events go out before the run's own, in OpenAI's order, since
+    readers stop at the run's terminal event and would otherwise never see its message end."""
+    with transaction.atomic():
+        run = transition(run_id, target, expected=expected, fields=fields, publish=False)
+        if run is None:
+            return None
+        log = get_event_log()
+        transaction.on_commit(lambda: [log.publish(run_id, e, d) for e, d in outputs])
+        publish_run_event(run)
+    return run
+
+
 def claim(run_id: str, worker_id: str) -> Run | None:
     """queued -> in_progress for one worker; exactly one of several racing workers wins."""
     now = timezone.now()

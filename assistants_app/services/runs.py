@@ -18,7 +18,6 @@ from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES, RunOrigin, RunStatus
 from assistants_app.runs import nudges, state
-from assistants_app.runs.events import get_event_log
 from assistants_app.runs.outputs import close_open_outputs
 
 from . import assistants, files, threads, tools, usage
@@ -238,10 +237,8 @@ def cancel_run(run: Run) -> Run:
         current = Run.objects.select_for_update().get(id=run.id)
         if current.status in (RunStatus.QUEUED, RunStatus.REQUIRES_ACTION):
             outputs = close_open_outputs(run.id, "run_cancelled")
-            done = state.transition(run.id, RunStatus.CANCELLED, expected=[current.status])
+            done = state.end_with_outputs(run.id, RunStatus.CANCELLED, outputs, expected=[current.status])
             if done is not None:
-                log = get_event_log()
-                transaction.on_commit(lambda: [log.publish(run.id, e, d) for e, d in outputs])
                 return done
         elif current.status == RunStatus.IN_PROGRESS:
             done = state.transition(run.id, RunStatus.CANCELLING, expected=[RunStatus.IN_PROGRESS])

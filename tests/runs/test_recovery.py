@@ -107,3 +107,54 @@ def test_thread_busy_while_run_active(queued_run):
         post_message(thread, role="user", content="again")
     with pytest.raises(errors.ThreadBusy):
         start_run(thread, Assistant.objects.get(id=queued_run.assistant_ref))
+
+
+def _event_names(run_id: str) -> list[str]:
+    """What a reader that stops at the run's terminal event gets."""
+    from assistants_app.runs.events import TERMINAL_RUN_EVENTS
+    from tests.support.helpers import collect_events
+
+    return [ev.event for ev in collect_events(run_id, until=TERMINAL_RUN_EVENTS)]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("ending", ["lease_lost", "cancelling", "expired"])
+def test_a_recovered_run_announces_its_message_end_before_its_own(queued_run, ending):
+    """A reader stops at the run's terminal event (the chat page's socket, SDK streams): the message
+    and step it closed must come before it, as OpenAI orders them. Before, a recovered run's
+    thread.run.failed came first, and a page that reconnected after a restart kept its reply
+    "streaming" forever (phase 2: the event log survives the restart)."""
+    from assistants_app.runs import recovery
+
+    _die_mid_run(queued_run, streamed=True, text="The answer is")
+    if ending == "cancelling":
+        Run.objects.filter(id=queued_run.id).update(status="cancelling")
+    if ending == "expired":
+        Run.objects.filter(id=queued_run.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+        assert recovery.expire_overdue() == 1
+    else:
+        assert recovery.reap_lost() == 1
+    names = _event_names(queued_run.id)
+    terminal = {
+        "lease_lost": "thread.run.failed",
+        "cancelling": "thread.run.cancelled",
+        "expired": "thread.run.expired",
+    }
+    step_end = {"lease_lost": "failed", "cancelling": "cancelled", "expired": "expired"}[ending]
+    assert names[-3:] == ["thread.message.incomplete", f"thread.run.step.{step_end}", terminal[ending]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancelling_a_waiting_run_ends_its_tool_step_before_the_run(queued_run):
+    assert state.claim(queued_run.id, "w") is not None
+    RunStep.objects.create(
+        run=queued_run,
+        thread_id_ref=queued_run.thread_id,
+        assistant_ref=queued_run.assistant_ref,
+        type="tool_calls",
+        step_details={"type": "tool_calls", "tool_calls": []},
+    )
+    action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": []}}
+    assert state.transition(queued_run.id, "requires_action", fields={"required_action": action}) is not None
+    cancel_run(Run.objects.get(id=queued_run.id))
+    assert _event_names(queued_run.id)[-2:] == ["thread.run.step.cancelled", "thread.run.cancelled"]

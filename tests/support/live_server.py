@@ -38,6 +38,7 @@ from tests.support import ROOT, live_db
 
 # Inherited variables that would point the server at shared services instead of its own files.
 _SCRUB = (
+    "DB_POOL_SIZE",  # scripts/test.sh turns the pool off for the test process, not for servers
     "DATABASE_URL",
     "REDIS_URL",
     "TEST_DATABASE_URL",
