@@ -60,6 +60,8 @@ def _restartable(module: Any) -> bool:
 @pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    # The default PBKDF2 costs seconds per user on these machines; no test is about the hash itself.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MODEL_BACKEND = "fake"
     settings.RUN_POLL_SECONDS = 0.05
     settings.RUN_LEASE_SECONDS = 5.0

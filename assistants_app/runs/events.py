@@ -161,7 +161,23 @@ def _wake(waiters: list[_Waiter]) -> None:
             pass
 
 
-class MemoryEventLog:
+class _Reader:
+    """`read`, one event at a time, from the log's own `read_batches`."""
+
+    def read_batches(
+        self, run_id: str, after: str = "", *, idle_timeout: float | None = None
+    ) -> AsyncIterator[list[RunEvent]]:
+        raise NotImplementedError
+
+    async def read(
+        self, run_id: str, after: str = "", *, idle_timeout: float | None = None
+    ) -> AsyncIterator[RunEvent]:
+        async for batch in self.read_batches(run_id, after, idle_timeout=idle_timeout):
+            for ev in batch:
+                yield ev
+
+
+class MemoryEventLog(_Reader):
     """In-process: one list of events per run. A reader on the publisher's own event loop (the
     embedded executor runs on daphne's loop) is woken directly; readers on other loops get one
     thread-safe call per loop, however many of them wait there."""
@@ -259,16 +275,9 @@ class MemoryEventLog:
                 if waiter in log.waiters:
                     log.waiters.remove(waiter)
 
-    async def read(
-        self, run_id: str, after: str = "", *, idle_timeout: float | None = None
-    ) -> AsyncIterator[RunEvent]:
-        async for batch in self.read_batches(run_id, after, idle_timeout=idle_timeout):
-            for ev in batch:
-                yield ev
-
 
 # --------------------------------------------------------------------------------------------------
-class RedisEventLog:
+class RedisEventLog(_Reader):
     """One Redis Stream per run. Entry ids are the cursors."""
 
     instant = False
@@ -353,13 +362,6 @@ class RedisEventLog:
             if deadline is not None:
                 deadline = time.monotonic() + (idle_timeout or 0)
             yield batch
-
-    async def read(
-        self, run_id: str, after: str = "", *, idle_timeout: float | None = None
-    ) -> AsyncIterator[RunEvent]:
-        async for batch in self.read_batches(run_id, after, idle_timeout=idle_timeout):
-            for ev in batch:
-                yield ev
 
 
 # --------------------------------------------------------------------------------------------------

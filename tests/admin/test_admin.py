@@ -36,11 +36,6 @@ KEY_RE = re.compile(r"sk-as-[A-Za-z0-9_-]{40}")
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _fresh_model_list():
     model_choices.clear_cache()
     yield

@@ -12,11 +12,6 @@ from tests.admin.test_admin import ADD_ASSISTANT, assistant_form
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _change_url(a: Assistant) -> str:
     return reverse("admin:assistants_app_assistant_change", args=[a.pk])
 

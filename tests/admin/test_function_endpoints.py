@@ -23,11 +23,6 @@ WEATHER = {
 BOOK = {"name": "book_table", "parameters": {"type": "object", "properties": {}}}
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def with_endpoints(*rows: dict[str, Any], initial: int = 0, **overrides: Any) -> dict[str, Any]:
     data = assistant_form(**overrides)
     data["function_endpoints-TOTAL_FORMS"] = str(len(rows))

@@ -17,11 +17,6 @@ from assistants_app.models import AccountApproval, Invitation
 from assistants_app.services import accounts
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def new_user(name: str) -> User:
     """What the sign-up form hands the service: an unsaved user with a password."""
     user = User(username=name, email=f"{name}@example.com")

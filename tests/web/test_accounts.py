@@ -21,11 +21,6 @@ from assistants_app.models import Assistant, Invitation
 PASSWORD = "a-Long-pass-987"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def assistant(db):
     return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)

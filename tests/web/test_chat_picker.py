@@ -16,11 +16,6 @@ HX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
 FILE_TOOLS = [{"type": "file_search"}, {"type": "code_interpreter"}]
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def default(db):
     return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True, tools=FILE_TOOLS)

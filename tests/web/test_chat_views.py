@@ -14,11 +14,6 @@ from assistants_app.services import conversations
 HX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def assistant(db):
     return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)

@@ -6,7 +6,6 @@ import asyncio
 import html
 import json
 import re
-import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -19,15 +18,10 @@ from assistants_app.backends.base import BackendError
 from assistants_app.models import Assistant, Run
 from assistants_app.services import chat, chat_errors, conversations
 from assistants_app.web import notices
-from assistants_app.web.consumers import ChatConsumer
+from tests.support.sockets import frames_until, socket
 
 # Also run in phase 2 (PostgreSQL + Redis streams + channels_redis): the production path of the socket.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -35,21 +29,9 @@ def assistant(transactional_db):
     return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
 
 
-def socket(user, query: str = "") -> WebsocketCommunicator:
-    comm = WebsocketCommunicator(ChatConsumer.as_asgi(), f"/ws/chat/{query}")
-    comm.scope["user"] = user
-    return comm
-
-
 async def read_until(comm: WebsocketCommunicator, done, within: float = 15) -> str:
     """Frames received until `done(all_text_so_far)` holds, joined."""
-    frames: list[str] = []
-    deadline = time.monotonic() + within
-    while not done("".join(frames)):
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"timed out; got {''.join(frames)[-2000:]}"
-        frames.append(await comm.receive_from(timeout=remaining))
-    return "".join(frames)
+    return "".join(await frames_until(comm, done, within))
 
 
 def streamed_text(frames: str, message_id: str) -> str:

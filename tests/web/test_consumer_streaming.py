@@ -10,7 +10,6 @@ from html.parser import HTMLParser
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from assistants_app.backends import fake
@@ -19,36 +18,15 @@ from assistants_app.models import Assistant, Run
 from assistants_app.runs import events
 from assistants_app.runs.recovery import WORKER_LOST
 from assistants_app.services import chat, conversations
-from assistants_app.web.consumers import ChatConsumer
 from tests.support import ROOT
+from tests.support.sockets import frames_until, socket
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
 def assistant(transactional_db):
     return Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True)
-
-
-def socket(user, query: str = "") -> WebsocketCommunicator:
-    comm = WebsocketCommunicator(ChatConsumer.as_asgi(), f"/ws/chat/{query}")
-    comm.scope["user"] = user
-    return comm
-
-
-async def frames_until(comm: WebsocketCommunicator, done, within: float = 15) -> list[str]:
-    frames: list[str] = []
-    deadline = time.monotonic() + within
-    while not done("".join(frames)):
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"timed out; got {''.join(frames)[-2000:]}"
-        frames.append(await comm.receive_from(timeout=remaining))
-    return frames
 
 
 def finished(text: str) -> bool:

@@ -17,7 +17,8 @@ from assistants_app.models import Assistant, FunctionEndpoint, Run
 from assistants_app.services import chat, chat_errors
 from tests.fakes.endpoint import FakeEndpoint
 from tests.support.helpers import wait_run
-from tests.web.test_consumer import _run_idle, read_until, socket
+from tests.support.sockets import socket
+from tests.web.test_consumer import _run_idle, read_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,12 +15,6 @@ from assistants_app.services import chat
 HX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # The default PBKDF2 costs seconds per user on these machines; these tests are not about it.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def assistant(db):
     return Assistant.objects.create(
