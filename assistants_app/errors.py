@@ -33,6 +33,18 @@ class InvalidRequest(ServiceError):
     pass
 
 
+class ServerBusy(ServiceError):
+    """The database could not be had in time: SQLite's write lock, or no connection free in the
+    PostgreSQL pool within DB_POOL_TIMEOUT. Nothing of the request was saved (its transaction, if
+    any, rolled back), so the same request later is safe."""
+
+    status = 503
+    type = "server_error"
+
+    def __init__(self) -> None:
+        super().__init__("The server is busy right now. Please try again in a moment.", code="server_busy")
+
+
 class NotFound(ServiceError):
     status = 404
 

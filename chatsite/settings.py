@@ -288,6 +288,8 @@ UPSTREAM_CONNECT_TIMEOUT: float = app_setting("UPSTREAM_CONNECT_TIMEOUT")
 UPSTREAM_STALL_TIMEOUT: float = app_setting("UPSTREAM_STALL_TIMEOUT")
 UPSTREAM_MAX_RETRIES: int = app_setting("UPSTREAM_MAX_RETRIES")
 UPSTREAM_RETRY_BASE_SECONDS: float = app_setting("UPSTREAM_RETRY_BASE_SECONDS")
+# Coalescing window for a streaming reply's reads (ms); the first token is never delayed.
+UPSTREAM_READ_INTERVAL_MS: int = app_setting("UPSTREAM_READ_INTERVAL_MS")
 # Context window used for truncation when the model is not in the built-in table.
 MODEL_CONTEXT_TOKENS: int = app_setting("MODEL_CONTEXT_TOKENS")
 TOKENIZER_ENCODING: str = app_setting("TOKENIZER_ENCODING")

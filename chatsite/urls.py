@@ -8,3 +8,6 @@ urlpatterns = [
     path("v1/", include("assistants_app.api.urls")),
     path("", include("assistants_app.web.urls")),
 ]
+
+# A database that cannot be had in time answers "busy" (503) in plain words, not a 500 page.
+handler500 = "assistants_app.web.errors.server_error"

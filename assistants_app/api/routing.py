@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
-from assistants_app.errors import InvalidRequest, ServiceError
+from assistants_app.errors import InvalidRequest, ServerBusy, ServiceError
 from assistants_app.server.bodies import accepts_uploads
 
 from . import ratelimit
@@ -130,6 +131,9 @@ def _handle(
         return error_response(PayloadTooLarge("The request body is too large."))
     except (SuspiciousOperation, MultiPartParserError) as exc:
         return error_response(InvalidRequest(f"Malformed request: {exc}"))
+    except OperationalError as exc:
+        log.warning("%s %s: database busy (%s): %s", request.method, request.path, request_id, exc)
+        return error_response(ServerBusy())
     except Exception:
         log.exception("%s %s failed (%s)", request.method, request.path, request_id)
         return error_response(ServerError())

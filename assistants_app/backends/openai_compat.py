@@ -24,7 +24,7 @@ import httpx2
 import openai
 
 from .base import BackendError, ChatRequest, StreamEvent
-from .openai_stream import ChunkMapper, SSEDecoder, decode_data
+from .openai_stream import ChunkMapper, SSEDecoder, decode_data, merge_text
 from .refusals import image_refusal
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ _TRANSPORT_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
 # After [DONE], how long the rest of the body (normally just the end of the chunked encoding) may
 # take to arrive so the connection can go back to the pool; the SDK waits the same.
 _DRAIN_SECONDS = 0.1
+# A body read that took longer than this waited for the network (a buffered one takes microseconds);
+# a wrong guess either way only moves when the next read happens.
+_WAITED_SECONDS = 0.001
 
 
 # --------------------------------------------------------------------------------------------------
@@ -123,6 +126,7 @@ class OpenAICompatBackend:
         max_retries: int = 3,
         retry_base: float = 0.5,
         max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
+        read_interval: float = 0.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key or PLACEHOLDER_API_KEY
@@ -131,6 +135,8 @@ class OpenAICompatBackend:
         self.max_retries = max(0, max_retries)
         self.retry_base = retry_base
         self.max_retry_delay = max_retry_delay
+        # Seconds between two reads of a stream's body once text flows (0: read as bytes arrive).
+        self.read_interval = max(0.0, read_interval)
 
     def __repr__(self) -> str:
         return f"OpenAICompatBackend({self.base_url!r})"  # never the key
@@ -202,17 +208,40 @@ class OpenAICompatBackend:
 
             decoder, mapper = SSEDecoder(), ChunkMapper()
             yielded = done = False
+            loop = asyncio.get_running_loop()
+            interval = self.read_interval
+            asked_at = loop.time()
             try:
                 async for data in body:
-                    for event, payload in decoder.feed(data):
-                        if payload.startswith(b"[DONE]"):
-                            done = True
-                            break
-                        for ev in mapper.feed(decode_data(event, payload)):
-                            yielded = True
-                            yield ev
+                    read_at = loop.time()
+                    # Served from what an earlier read buffered (h11 hands out one HTTP chunk at a
+                    # time) or waited for the network: only the latter starts a new window.
+                    waited = read_at - asked_at > _WAITED_SECONDS
+                    events: list[StreamEvent] = []
+                    failure: BackendError | None = None
+                    try:
+                        for event, payload in decoder.feed(data):
+                            if payload.startswith(b"[DONE]"):
+                                done = True
+                                break
+                            events.extend(mapper.feed(decode_data(event, payload)))
+                    except BackendError as err:
+                        failure = err  # after what came before it in this read
+                    for ev in merge_text(events):
+                        yielded = True
+                        yield ev
+                    if failure is not None:
+                        raise failure
                     if done:
                         break
+                    if interval and events and waited:
+                        # Let what the upstream sends meanwhile pile up and be relayed at once: per
+                        # token, each wake-up from here to the reader's socket costs more than the
+                        # token itself.
+                        wait = read_at + interval - loop.time()
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                    asked_at = loop.time()
             except httpx2.TimeoutException as err:
                 if mapper.finish is None:
                     error = self._timeout_error(err, streaming=True)
@@ -380,6 +409,7 @@ def backend_from_settings(base_url: str | None = None, api_key: str | None = Non
         stall_timeout=settings.UPSTREAM_STALL_TIMEOUT,
         max_retries=settings.UPSTREAM_MAX_RETRIES,
         retry_base=settings.UPSTREAM_RETRY_BASE_SECONDS,
+        read_interval=settings.UPSTREAM_READ_INTERVAL_MS / 1000,
     )
 
 

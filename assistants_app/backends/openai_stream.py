@@ -214,3 +214,17 @@ class ChunkMapper:
         if reason == "stop" and self.saw_tool_calls:
             reason = "tool_calls"
         return [*([self.usage] if self.usage else []), Finish(reason)]
+
+
+def merge_text(events: list[StreamEvent]) -> list[StreamEvent]:
+    """`events` with each run of consecutive TextDeltas joined into one: what one read brought in
+    is relayed as one delta, not one per chunk."""
+    if len(events) < 2:
+        return events
+    out: list[StreamEvent] = []
+    for ev in events:
+        if isinstance(ev, TextDelta) and out and isinstance(out[-1], TextDelta):
+            out[-1] = TextDelta(out[-1].text + ev.text)
+        else:
+            out.append(ev)
+    return out

@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import OperationalError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -246,10 +245,6 @@ def chat_send(request: HtmxHttpRequest) -> HttpResponse:
         )
     except chat.ChatError as exc:
         return feedback_response(request, exc.message, exc.status)
-    except OperationalError:
-        # SQLite's write lock under a burst of runs ("database is locked"): nothing was saved, and
-        # the user's text is still in the box, so saying so beats a 500 page.
-        return feedback_response(request, "The server is busy right now. Please send again in a moment.", 503)
     chat.attach_file_names([message])
     name, _ = _assistant_name()
     question = upsert(render_message(bubble(message), name))

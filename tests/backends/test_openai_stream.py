@@ -25,7 +25,7 @@ from assistants_app.backends.base import (
     Usage,
 )
 from assistants_app.backends.openai_compat import OpenAICompatBackend, close_clients
-from assistants_app.backends.openai_stream import ChunkMapper, SSEDecoder, decode_data
+from assistants_app.backends.openai_stream import ChunkMapper, SSEDecoder, decode_data, merge_text
 from tests.fakes.upstream import FakeUpstream, Reply, text
 
 
@@ -109,8 +109,10 @@ REQUEST = ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}])
 
 
 async def collect(up: FakeUpstream, *replies: Reply, max_retries: int = 2) -> list[StreamEvent]:
+    """The events, consecutive text deltas joined: how many deltas carry a text depends on how the
+    bytes were read (one read's text is one delta), which these tests do not control."""
     up.script(*replies)
-    return [e async for e in backend(up, max_retries).stream(REQUEST)]
+    return merge_text([e async for e in backend(up, max_retries).stream(REQUEST)])
 
 
 def feed_all(pieces: Sequence[bytes]) -> list[tuple[str | None, bytes]]:
@@ -218,7 +220,7 @@ def test_mapper_maps_text_tool_calls_usage_and_finish() -> None:
 # Over HTTP
 
 
-EXPECTED = [TextDelta("Hel"), TextDelta("lo"), Usage(5, 2), Finish("stop")]
+EXPECTED = [TextDelta("Hello"), Usage(5, 2), Finish("stop")]
 
 
 async def test_crlf_keep_alives_and_multi_line_data_over_http(up: FakeUpstream) -> None:
@@ -310,3 +312,47 @@ async def test_empty_body_is_retried_then_reported(up: FakeUpstream) -> None:
         await collect(up, Raw(b""), Raw(b": only a comment\n\n"), max_retries=1)
     assert "without a finish_reason" in info.value.message
     assert len(up.requests) == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# Coalescing: one read's text is one delta; UPSTREAM_READ_INTERVAL_MS spaces the reads
+
+
+def test_merge_text_joins_only_consecutive_text() -> None:
+    call = ToolCallDelta(0, "c1", "f", "{}")
+    events: list[StreamEvent] = [
+        TextDelta("a"),
+        TextDelta("b"),
+        call,
+        TextDelta("c"),
+        Usage(1, 2),
+        Finish("stop"),
+    ]
+    assert merge_text(events) == [TextDelta("ab"), call, TextDelta("c"), Usage(1, 2), Finish("stop")]
+    assert merge_text([TextDelta("x")]) == [TextDelta("x")]
+
+
+async def test_one_read_of_several_chunks_is_one_text_delta(up: FakeUpstream) -> None:
+    body = sse(chunk("Hel"), chunk("lo"), chunk(", "), chunk("you"), chunk(finish="stop"), "[DONE]")
+    up.script(Raw(body))  # one HTTP chunk: one read
+    events = [e async for e in backend(up).stream(REQUEST)]
+    assert events == [TextDelta("Hello, you"), Finish("stop")]
+
+
+async def test_read_interval_waits_between_reads_and_loses_nothing(up: FakeUpstream) -> None:
+    import asyncio
+    import itertools
+
+    chunks = [f"t{i} " for i in range(8)]
+    up.script(text(*chunks, delay=0.01))
+    paced = OpenAICompatBackend(up.base_url, "k", connect_timeout=2.0, stall_timeout=5.0, read_interval=0.2)
+    loop = asyncio.get_running_loop()
+    arrivals: list[tuple[float, str]] = []
+    async for ev in paced.stream(REQUEST):
+        if isinstance(ev, TextDelta):
+            arrivals.append((loop.time(), ev.text))
+    assert "".join(t for _, t in arrivals) == "".join(chunks)
+    # The upstream sends a chunk every 10 ms; after a read that waited for the network the next one
+    # comes no sooner than 0.2 s later, with what arrived meanwhile.
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(arrivals)]
+    assert max(gaps) >= 0.19
