@@ -89,6 +89,11 @@ class Execution:
         except Exception:
             log.exception("run %s crashed", self.run.id)
             await self._finish_failed("server_error", "The server had an error while processing the run.")
+        except asyncio.CancelledError:
+            # The executor is shutting down: keep the text streamed since the last checkpoint, which
+            # the recovery of this run (after the restart) then closes the message with.
+            await self.outputs.save_open_text(self._round)
+            raise
         finally:
             self.outputs.cancel_pending()
             await self.emitter.close()

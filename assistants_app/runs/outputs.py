@@ -28,6 +28,8 @@ from .context import count_tokens
 from .emitter import Emitter
 
 log = logging.getLogger(__name__)
+# How long a stopping executor waits to save a run's streamed text before giving up on it.
+SHUTDOWN_SAVE_SECONDS = 5.0
 
 
 @dataclass
@@ -240,6 +242,16 @@ class Outputs:
         except Exception:
             # A missed checkpoint loses nothing yet: the next one, or the message's end, writes it.
             log.warning("run %s: checkpointing the streamed text failed", self.run.id, exc_info=True)
+
+    async def save_open_text(self, rnd: Round | None) -> None:
+        """Checkpoint the open message's text now, if there is one (on shutdown, bounded)."""
+        if rnd is None or not rnd.message_open():
+            return
+        try:
+            async with asyncio.timeout(SHUTDOWN_SAVE_SECONDS):
+                await self._checkpoint(rnd)
+        except (Exception, asyncio.CancelledError):  # e.g. the message's insert was cancelled too
+            log.warning("run %s: saving the streamed text on shutdown failed", self.run.id, exc_info=True)
 
     async def _checkpoint(self, rnd: Round) -> None:
         self._last_checkpoint = time.monotonic()

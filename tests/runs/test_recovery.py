@@ -158,3 +158,30 @@ def test_cancelling_a_waiting_run_ends_its_tool_step_before_the_run(queued_run):
     assert state.transition(queued_run.id, "requires_action", fields={"required_action": action}) is not None
     cancel_run(Run.objects.get(id=queued_run.id))
     assert _event_names(queued_run.id)[-2:] == ["thread.run.step.cancelled", "thread.run.cancelled"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_shutdown_keeps_the_text_streamed_since_the_last_checkpoint(queued_run, settings) -> None:
+    """A graceful stop (deploy, Ctrl-C) cancels the run's task: the text that streamed after the last
+    checkpoint is saved first, so the recovery after the restart closes the message with all of it."""
+    import time
+
+    from assistants_app.backends.base import TextDelta
+    from assistants_app.runs.executor import ThreadedExecutor
+
+    settings.RUN_CHECKPOINT_SECONDS = 60  # no checkpoint would save it in time
+    fake.script(fake.Turn([TextDelta("The answer"), TextDelta(" is 42")], hang=True))
+    ex = ThreadedExecutor(concurrency=2).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not Message.objects.filter(run_id=queued_run.id).exists():
+            assert time.monotonic() < deadline, "the run never opened its message"
+            time.sleep(0.02)
+        time.sleep(0.3)  # both deltas are streamed; the turn now hangs
+        assert Message.objects.get(run_id=queued_run.id).text == ""  # only the checkpoint would save it
+    finally:
+        ex.stop()
+    msg = Message.objects.get(run_id=queued_run.id)
+    assert msg.status == "in_progress" and msg.text == "The answer is 42"
+    run = Run.objects.get(id=queued_run.id)
+    assert run.status == "in_progress" and run.lease_expires_at < timezone.now()  # released for recovery
