@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
@@ -123,6 +123,8 @@ def _handle(
             ctx.body = op.body.check(_parse_json(request), "")
         result = op.handler(ctx, **kwargs)
         if isinstance(result, HttpResponseBase):
+            if result.streaming:
+                _release_connection()
             return result
         return JsonResponse(result)
     except ServiceError as err:
@@ -137,6 +139,18 @@ def _handle(
     except Exception:
         log.exception("%s %s failed (%s)", request.method, request.path, request_id)
         return error_response(ServerError())
+
+
+def _release_connection() -> None:
+    """Give this request's database connection back now, not when its streaming response ends.
+
+    Django closes a request's connection at request_finished, which for a streaming response comes
+    after its last byte: every open /v1 stream held a pooled PostgreSQL connection for its whole
+    length, and streams beyond DB_POOL_SIZE made every other request wait DB_POOL_TIMEOUT. The stream
+    itself reads through asyncdb's threads, which return theirs after each call.
+    """
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 def view_for(ops: list[Operation]) -> Callable[..., HttpResponseBase]:

@@ -151,7 +151,7 @@ class Ours(Setup):
             self.port = free_port()
             serve = PROCS.start(
                 f"{self.name}-serve",
-                [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                self.serve_command(self.port),
                 env=env,
                 cwd=ROOT,
                 log=self.tmp / "serve.log",
@@ -239,6 +239,9 @@ class Ours(Setup):
         self.pids["redis"] = [int((sdir / "redis.pid").read_text().split()[0])]
         return env
 
+    def serve_command(self, port: int) -> list[str]:
+        return [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
+
 
 class Embedded(Ours):
     name = "embedded"
@@ -247,6 +250,21 @@ class Embedded(Ours):
 class Cross(Ours):
     name = "cross"
     cross = True
+
+
+class CrossUvicorn(Cross):
+    """The cross setup with uvicorn instead of daphne as the web server (the issue's "measure daphne
+    against another ASGI server"): runs execute in run_worker either way, so the web process only
+    reads the event log and writes SSE / websocket frames, which is what the two servers differ in.
+    uvicorn's defaults otherwise (asyncio loop, h11, the websockets library) as installed."""
+
+    name = "cross-uvicorn"
+
+    def serve_command(self, port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "uvicorn", "chatsite.asgi:application", "--host", "127.0.0.1",
+            "--port", str(port), "--no-access-log", "--log-level", "warning", "--lifespan", "off",
+        ]  # fmt: skip
 
 
 class LiteLLM(Setup):
@@ -342,4 +360,9 @@ class LiteLLM(Setup):
         }
 
 
-SETUPS: dict[str, type[Setup]] = {"embedded": Embedded, "cross": Cross, "litellm": LiteLLM}
+SETUPS: dict[str, type[Setup]] = {
+    "embedded": Embedded,
+    "cross": Cross,
+    "cross-uvicorn": CrossUvicorn,
+    "litellm": LiteLLM,
+}
