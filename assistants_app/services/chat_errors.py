@@ -57,6 +57,17 @@ def failure_words(run: dict[str, Any]) -> str:
     return _BY_CODE.get(str(error.get("code") or ""), GENERIC)
 
 
+def step_words(step: dict[str, Any]) -> str:
+    """What a failed tool step says on the chat page: the message that names the tools the chat
+    can't run (written for people), or nothing; the notice under the reply says the rest in plain
+    words, and the technical message stays for staff."""
+    if step.get("status") != "failed":
+        return ""
+    if failure_words(step) != NO_TOOL:
+        return ""
+    return str((step.get("last_error") or {}).get("message") or "")
+
+
 class ChatError(Exception):
     """A problem the user can fix or should know about; `message` is shown as is."""
 

@@ -20,7 +20,7 @@ from assistants_app.models.run import RunStatus
 from assistants_app.serializers import step_obj
 from assistants_app.services.chat import RETRYABLE_STATUSES
 from assistants_app.services.chat_decorations import Decorations, Image
-from assistants_app.services.chat_errors import failure_words
+from assistants_app.services.chat_errors import failure_words, step_words
 from assistants_app.services.versions import Pager
 
 from .rendering import content_text, markdown_to_html
@@ -272,8 +272,7 @@ def render_step(step: dict[str, Any]) -> str:
         for view in calls:
             if view["status"] == "waiting for a result":
                 view["status"] = "not answered"
-    error = (step.get("last_error") or {}).get("message", "") if step.get("status") == "failed" else ""
-    view = {"id": step["id"], "status": step.get("status", ""), "calls": calls, "error": error}
+    view = {"id": step["id"], "status": step.get("status", ""), "calls": calls, "error": step_words(step)}
     return render_to_string(f"{FRAGMENTS}#tool_step", {"step": view})
 
 

@@ -21,3 +21,22 @@ def test_other_server_errors_stay_generic() -> None:
     # Positive control: the rule matches the engine's sentence, not any server_error.
     assert chat_errors.failure_words(_failed("upstream returned 500")) == chat_errors.GENERIC
     assert chat_errors.failure_words(_failed("tool failed", "rate_limit_exceeded")) == chat_errors.BUSY
+
+
+def test_a_failed_tool_step_shows_only_words_written_for_people() -> None:
+    from assistants_app.web.fragments import render_step
+
+    technical = "The upstream model server failed (HTTP 502): upstream connect error at 10.0.0.7:8000"
+    step = {
+        "id": "step_1",
+        "status": "failed",
+        "last_error": {"code": "server_error", "message": technical},
+        "step_details": {"type": "tool_calls", "tool_calls": []},
+    }
+    assert chat_errors.step_words(step) == ""
+    assert "10.0.0.7" not in render_step(step) and "tool-error" not in render_step(step)
+    # The message that names the functions the chat can't run is for people: it stays.
+    step["last_error"] = {"code": "server_error", "message": unanswerable_message(["get_weather"])}
+    assert "get_weather" in chat_errors.step_words(step)
+    assert "tool-error" in render_step(step)
+    assert chat_errors.step_words({**step, "status": "completed"}) == ""
