@@ -202,15 +202,22 @@ def edit(thread: Thread, assistant: Assistant, message_id: str, text: str) -> Ch
         if not question.version_group:
             Message.objects.filter(id=question.id).update(version_group=root)
         attached = [a for a in question.attachments or [] if isinstance(a, dict) and a.get("file_id")]
-        # The edited question keeps the files the old one had, those that still exist.
+        images = [
+            p
+            for p in question.content or []
+            if isinstance(p, dict) and p.get("type") in ("image_file", "image_url")
+        ]
+        # The edited question keeps the files and images the old one had, those that still exist.
+        wanted = [a["file_id"] for a in attached] + [_image_file_id(p) for p in images]
         live = set(
             lookups.live_files(thread.owner)
-            .filter(id__in=[a["file_id"] for a in attached])
+            .filter(id__in=[w for w in wanted if w])
             .values_list("id", flat=True)
         )
+        kept = [p for p in images if p["type"] == "image_url" or _image_file_id(p) in live]
         fields = {
             "role": "user",
-            "content": text,
+            "content": [{"type": "text", "text": text}, *kept] if kept else text,
             "attachments": [a for a in attached if a["file_id"] in live],
         }
         threads.check_message(thread.owner, fields)
@@ -219,6 +226,11 @@ def edit(thread: Thread, assistant: Assistant, message_id: str, text: str) -> Ch
         new_question.version_group = root
         run = _start(thread, assistant, new_question)
         return Change(removed=_elements([question, *old], old_runs), run=run, question=new_question)
+
+
+def _image_file_id(part: dict[str, Any]) -> str:
+    spec = part.get("image_file") if part.get("type") == "image_file" else None
+    return str(spec.get("file_id") or "") if isinstance(spec, dict) else ""
 
 
 def continue_reply(thread: Thread, assistant: Assistant) -> Change:

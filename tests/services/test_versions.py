@@ -137,3 +137,38 @@ def test_edit_keeps_the_attachments_that_still_exist(alice, assistant) -> None:
     assert [a["file_id"] for a in Message.objects.get(id=change.question.id).attachments] == [kept.id]
     assert change.run is not None
     chat.stop(alice, change.run.id)
+
+
+def test_edit_keeps_the_images_that_still_exist(alice, assistant) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from assistants_app.services import files
+    from tests.support.images import png
+
+    thread = conversations.current(alice)
+    kept, gone = (
+        files.store_file(alice.id, SimpleUploadedFile(name, png()), filename=name, purpose="vision")
+        for name in ("a.png", "b.png")
+    )
+    linked = {"type": "image_url", "image_url": {"url": "https://example.com/c.png"}}
+    q = Message.objects.create(
+        thread=thread,
+        role="user",
+        content=[
+            {"type": "text", "text": {"value": "what is this?", "annotations": []}},
+            {"type": "image_file", "image_file": {"file_id": kept.id, "detail": "low"}},
+            {"type": "image_file", "image_file": {"file_id": gone.id}},
+            linked,
+        ],
+    )
+    files.delete_file(gone)
+    change = chat.edit(alice, thread, q.id, "and what colour is it?")
+    assert change.question is not None
+    edited = Message.objects.get(id=change.question.id)
+    assert edited.text == "and what colour is it?"
+    assert edited.content[1:] == [
+        {"type": "image_file", "image_file": {"file_id": kept.id, "detail": "low"}},
+        linked,
+    ]
+    assert change.run is not None
+    chat.stop(alice, change.run.id)
