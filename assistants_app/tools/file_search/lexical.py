@@ -47,6 +47,11 @@ MAX_QUERY_TERMS = 64
 # The "at least two terms" match grows with the square of the terms (see LexicalIndex.candidates).
 MAX_TWO_TERM_TERMS = 8
 
+# (database NAME, owner, stores, budget) -> (when counted, more chunks than the budget)
+_large_cache: dict[tuple[str, int, tuple[str, ...], int], tuple[float, bool]] = {}
+STORE_SIZE_TTL = 60.0
+STORE_SIZE_CACHE = 4096
+
 
 def query_terms(queries: Iterable[str]) -> list[str]:
     """Distinct lowercase word terms of the queries, stopwords removed (kept if nothing else is left)."""
@@ -122,11 +127,11 @@ class LexicalIndex:
     ) -> tuple[list[str], bool]:
         """(the terms to match, whether the stores are large enough to bound the query's cost)."""
         budget = lexical_budget()
-        if len(terms) <= 1 or budget <= 0:
+        if budget <= 0 or not self._stores_are_large(cursor, owner_id, vector_store_ids, budget):
             return terms, False
-        dfs = self._document_frequencies(cursor, terms, owner_id, vector_store_ids, budget)
+        dfs = self._document_frequencies(cursor, terms, budget) if len(terms) > 1 else None
         if dfs is None:
-            return terms, False
+            return terms, True
         kept: list[str] = []
         total = 0
         for t in sorted(terms, key=lambda t: (dfs.get(t, 0), t)):
@@ -135,6 +140,32 @@ class LexicalIndex:
             kept.append(t)
             total += dfs.get(t, 0)
         return kept, True
+
+    def _stores_are_large(
+        self, cursor: Any, owner_id: int, vector_store_ids: Sequence[str], budget: int
+    ) -> bool:
+        """More than `budget` chunks in the searched stores, counted at most once a minute.
+
+        From the (owner, vector_store) index, stopping at budget + 1 rows (a full count(*) read all
+        100k entries of a large store, ~4 ms; capped it is still ~1 ms on SQLite, ~2-3 ms on
+        PostgreSQL, hence the cache). A store that just grew is searched unpruned for a minute.
+        """
+        key = (str(self.conn.settings_dict.get("NAME")), owner_id, tuple(sorted(vector_store_ids)), budget)
+        now = time.monotonic()
+        cached = _large_cache.get(key)
+        if cached is not None and now - cached[0] <= STORE_SIZE_TTL:
+            return cached[1]
+        marks = ", ".join(["%s"] * len(vector_store_ids))
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {CHUNK_TABLE} WHERE owner_id = %s "
+            f"AND vector_store_id IN ({marks}) LIMIT %s) AS capped",
+            [owner_id, *vector_store_ids, budget + 1],
+        )
+        large = int(cursor.fetchone()[0]) > budget
+        if len(_large_cache) >= STORE_SIZE_CACHE:
+            _large_cache.clear()
+        _large_cache[key] = (now, large)
+        return large
 
     # --- what each database says differently ---------------------------------------------------
     def _ranked_sql(self, store_marks: str, file_clause: str) -> str:
@@ -146,10 +177,9 @@ class LexicalIndex:
         chunks containing at least two of the terms, scored exactly as by all of them."""
         raise NotImplementedError
 
-    def _document_frequencies(
-        self, cursor: Any, terms: list[str], owner_id: int, vector_store_ids: Sequence[str], budget: int
-    ) -> dict[str, int] | None:
-        """Each term's number of matching chunks, or None when the stores are too small to prune."""
+    def _document_frequencies(self, cursor: Any, terms: list[str], budget: int) -> dict[str, int] | None:
+        """Each term's number of chunks in the whole table (an upper bound of its number in the
+        searched stores), or None when there is no estimate."""
         raise NotImplementedError
 
 
@@ -277,40 +307,18 @@ class SqliteFts5(LexicalIndex):
             return ranked
         return super()._rank(cursor, terms, owner_id, vector_store_ids, limit, None, two_or_more)
 
-    def _document_frequencies(
-        self, cursor: Any, terms: list[str], owner_id: int, vector_store_ids: Sequence[str], budget: int
-    ) -> dict[str, int] | None:
-        """Table-wide counts in the text column, each capped at budget + 1 (no scan past it).
+    def _document_frequencies(self, cursor: Any, terms: list[str], budget: int) -> dict[str, int] | None:
+        """Counted in the text column of the whole table, not within the store scope.
 
-        An upper bound of the count within the searched stores, and what the ranked query's cost
-        follows (FTS5 reads a term's whole doclist, and bm25 counts it for the IDF). Counting inside
-        the store scope instead (an intersection with the scope's doclist per term) cost ~6 ms of a
-        query at 100k chunks; a capped table-wide count ~1 ms. Pruning needs no count past the
-        budget: a term above it is dropped unless it is the rarest one, kept alone either way.
+        What the ranked query's cost follows (FTS5 reads a term's whole doclist, and bm25 counts it
+        for the IDF), like PostgreSQL's table-wide statistics. Counting inside the scope (an
+        intersection with the scope's doclist per term) cost ~7 ms of a query at 100k chunks, the
+        table-wide counts ~2.5 ms.
         """
-        marks = ", ".join(["%s"] * len(vector_store_ids))
-        # From the (owner, vector_store) index, stopping at budget + 1 rows: a full count(*) read
-        # all 100k index entries of a large store (~4 ms).
-        cursor.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {CHUNK_TABLE} WHERE owner_id = %s "
-            f"AND vector_store_id IN ({marks}) LIMIT %s)",
-            [owner_id, *vector_store_ids, budget + 1],
-        )
-        if int(cursor.fetchone()[0]) <= budget:
-            return None
         dfs = {}
         for t in terms:
-            cursor.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s LIMIT %s)",
-                [f'text : "{t}"', budget + 1],
-            )
+            cursor.execute(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s", [f'text : "{t}"'])
             dfs[t] = int(cursor.fetchone()[0])
-        if min(dfs.values()) > budget:  # which term is the rarest needs the counts past the cap
-            for t in terms:
-                cursor.execute(
-                    f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s", [f'text : "{t}"']
-                )
-                dfs[t] = int(cursor.fetchone()[0])
         return dfs
 
 
@@ -343,11 +351,9 @@ class PostgresFullText(LexicalIndex):
             return [score, score]
         return [score, " | ".join(f"({a} & {b})" for a, b in itertools.combinations(terms, 2))]
 
-    def _document_frequencies(
-        self, cursor: Any, terms: list[str], owner_id: int, vector_store_ids: Sequence[str], budget: int
-    ) -> dict[str, int] | None:
+    def _document_frequencies(self, cursor: Any, terms: list[str], budget: int) -> dict[str, int] | None:
         """Estimated from ANALYZE's lexeme statistics (no scan at query time); None when the table
-        has not been analyzed or is small enough that pruning is pointless."""
+        has not been analyzed."""
         now = time.monotonic()
         db = str(self.conn.settings_dict.get("NAME"))
         cached = _pg_stats_cache.get(db)
@@ -366,7 +372,7 @@ class PostgresFullText(LexicalIndex):
             cached = (now, freq_of, float(reltuples or 0.0), floor)
             _pg_stats_cache[db] = cached
         _, freq_of, rows, floor = cached
-        if rows <= budget or not freq_of:
+        if not freq_of:
             return None
         cursor.execute(
             "SELECT t, tsvector_to_array(to_tsvector('english', t)) FROM unnest(%s::text[]) AS t", [terms]
