@@ -5,12 +5,16 @@
   Django's schema editor remakes it) are recreated, and the table rebuilt, once per process.
 - PostgreSQL: a stored generated tsvector column with a GIN index, ranked with ts_rank.
 
-Both filter every candidate on the owner and the requested vector stores, and prune query terms on
-large stores (`prune`): ranking cost is proportional to the rows matching any term (~8 us a row on
-SQLite), so a term in 30% of 100k chunks alone costs ~250 ms. Such terms carry little ranking
-signal (bm25's IDF of a term in half the rows is ~0), so when the searched stores are large, terms
-are kept from the rarest up while their summed document frequency stays within
-FILE_SEARCH_LEXICAL_BUDGET (the rarest term is always kept). Small stores are never pruned.
+Both filter every result on the owner and the requested vector stores. Ranking cost is
+proportional to the rows matching any term (~2 us a row on SQLite, ~3 on PostgreSQL), so on large
+stores (more chunks than FILE_SEARCH_LEXICAL_BUDGET) it is bounded twice:
+- `prune`: terms are kept from the rarest up while their summed document frequency (table-wide)
+  stays within the budget (the rarest term is always kept). Common terms carry little ranking
+  signal (bm25's IDF of a term in half the rows is ~0).
+- Only chunks containing at least two of the kept terms are ranked (when there are at least as
+  many as asked for, else any term), scored exactly as by all the terms. At 100k chunks that is
+  ~10x fewer rows, with topic recall@5 unchanged (docs/benchmarks.md): a chunk with one OR-ed term
+  rarely outranks those with two. Small stores are never pruned nor restricted.
 """
 
 from __future__ import annotations
@@ -129,7 +133,7 @@ class LexicalIndex:
         budget = lexical_budget()
         if budget <= 0 or not self._stores_are_large(cursor, owner_id, vector_store_ids, budget):
             return terms, False
-        dfs = self._document_frequencies(cursor, terms, budget) if len(terms) > 1 else None
+        dfs = self._document_frequencies(cursor, terms) if len(terms) > 1 else None
         if dfs is None:
             return terms, True
         kept: list[str] = []
@@ -144,11 +148,9 @@ class LexicalIndex:
     def _stores_are_large(
         self, cursor: Any, owner_id: int, vector_store_ids: Sequence[str], budget: int
     ) -> bool:
-        """More than `budget` chunks in the searched stores, counted at most once a minute.
-
-        From the (owner, vector_store) index, stopping at budget + 1 rows (a full count(*) read all
-        100k entries of a large store, ~4 ms; capped it is still ~1 ms on SQLite, ~2-3 ms on
-        PostgreSQL, hence the cache). A store that just grew is searched unpruned for a minute.
+        """More than `budget` chunks in the searched stores, counted at most once a minute: from the
+        (owner, vector_store) index, stopping at budget + 1 rows, it still costs ~1 ms on SQLite and
+        ~2-3 ms on PostgreSQL at 100k chunks. A store that just grew is searched unpruned for a minute.
         """
         key = (str(self.conn.settings_dict.get("NAME")), owner_id, tuple(sorted(vector_store_ids)), budget)
         now = time.monotonic()
@@ -177,7 +179,7 @@ class LexicalIndex:
         chunks containing at least two of the terms, scored exactly as by all of them."""
         raise NotImplementedError
 
-    def _document_frequencies(self, cursor: Any, terms: list[str], budget: int) -> dict[str, int] | None:
+    def _document_frequencies(self, cursor: Any, terms: list[str]) -> dict[str, int] | None:
         """Each term's number of chunks in the whole table (an upper bound of its number in the
         searched stores), or None when there is no estimate."""
         raise NotImplementedError
@@ -280,13 +282,11 @@ class SqliteFts5(LexicalIndex):
     ) -> list[tuple[int, float]]:
         """Ranked inside FTS5 alone, then checked exactly; the JOIN query whenever a check fails.
 
-        Joining the chunk table for owner_id/vector_store_id costs a B-tree lookup per matching row,
-        about half of the query at 100k chunks. The store scope in the MATCH already restricts the
-        rows to (a superset of) the exact set, so the top `limit` of that superset is ranked without
-        the join, then the few rows returned are checked against owner_id and vector_store_id. If
-        every one passes, they are also the top `limit` of the exact set (same scores, same rowid
-        tie-break); if any fails (another owner's store id, a scope collision), the exact JOIN query
-        answers instead. A file filter (vs_file_ids) always takes the JOIN query.
+        Joining the chunk table costs a B-tree lookup per matching row, half of the query at 100k
+        chunks. The store scope in the MATCH yields a superset of the exact rows, so its top `limit`
+        is ranked without the join and checked on owner_id and vector_store_id: if all pass, they
+        are the exact set's top `limit` too (same scores and rowid tie-break); if any fails
+        (another owner's store id, a scope collision), the JOIN query answers. So does a file filter.
         """
         if vs_file_ids is not None:
             return super()._rank(cursor, terms, owner_id, vector_store_ids, limit, vs_file_ids, two_or_more)
@@ -307,7 +307,7 @@ class SqliteFts5(LexicalIndex):
             return ranked
         return super()._rank(cursor, terms, owner_id, vector_store_ids, limit, None, two_or_more)
 
-    def _document_frequencies(self, cursor: Any, terms: list[str], budget: int) -> dict[str, int] | None:
+    def _document_frequencies(self, cursor: Any, terms: list[str]) -> dict[str, int] | None:
         """Counted in the text column of the whole table, not within the store scope.
 
         What the ranked query's cost follows (FTS5 reads a term's whole doclist, and bm25 counts it
@@ -351,7 +351,7 @@ class PostgresFullText(LexicalIndex):
             return [score, score]
         return [score, " | ".join(f"({a} & {b})" for a, b in itertools.combinations(terms, 2))]
 
-    def _document_frequencies(self, cursor: Any, terms: list[str], budget: int) -> dict[str, int] | None:
+    def _document_frequencies(self, cursor: Any, terms: list[str]) -> dict[str, int] | None:
         """Estimated from ANALYZE's lexeme statistics (no scan at query time); None when the table
         has not been analyzed."""
         now = time.monotonic()
