@@ -84,7 +84,7 @@ def test_large_stores_rank_two_term_chunks_when_there_are_enough(alice, settings
     store = make_store(alice, TWO_TERMS)
     index = for_alias()
     # Keep every term: this is about the match, not which terms pruning keeps.
-    monkeypatch.setattr(type(index), "_document_frequencies", lambda self, cursor, terms, budget: None)
+    monkeypatch.setattr(type(index), "_document_frequencies", lambda self, cursor, terms: None)
     names = dict(Chunk.objects.filter(vector_store=store).values_list("id", "file__filename"))
     terms = ["alpha", "beta", "gamma"]
 
