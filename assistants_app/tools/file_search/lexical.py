@@ -5,16 +5,21 @@
   Django's schema editor remakes it) are recreated, and the table rebuilt, once per process.
 - PostgreSQL: a stored generated tsvector column with a GIN index, ranked with ts_rank.
 
-Both filter every candidate on the owner and the requested vector stores, and prune query terms on
-large stores (`prune`): ranking cost is proportional to the rows matching any term (~8 us a row on
-SQLite), so a term in 30% of 100k chunks alone costs ~250 ms. Such terms carry little ranking
-signal (bm25's IDF of a term in half the rows is ~0), so when the searched stores are large, terms
-are kept from the rarest up while their summed document frequency stays within
-FILE_SEARCH_LEXICAL_BUDGET (the rarest term is always kept). Small stores are never pruned.
+Both filter every result on the owner and the requested vector stores. Ranking cost is
+proportional to the rows matching any term (~2 us a row on SQLite, ~3 on PostgreSQL), so on large
+stores (more chunks than FILE_SEARCH_LEXICAL_BUDGET) it is bounded twice:
+- `prune`: terms are kept from the rarest up while their summed document frequency (table-wide)
+  stays within the budget (the rarest term is always kept). Common terms carry little ranking
+  signal (bm25's IDF of a term in half the rows is ~0).
+- Only chunks containing at least two of the kept terms are ranked (when there are at least as
+  many as asked for, else any term), scored exactly as by all the terms. At 100k chunks that is
+  ~10x fewer rows, with topic recall@5 unchanged (docs/benchmarks.md): a chunk with one OR-ed term
+  rarely outranks those with two. Small stores are never pruned nor restricted.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
@@ -43,6 +48,13 @@ STOPWORDS = frozenset(
     use used using tell explain describe""".split()
 )
 MAX_QUERY_TERMS = 64
+# The "at least two terms" match grows with the square of the terms (see LexicalIndex.candidates).
+MAX_TWO_TERM_TERMS = 8
+
+# (database NAME, owner, stores, budget) -> (when counted, more chunks than the budget)
+_large_cache: dict[tuple[str, int, tuple[str, ...], int], tuple[float, bool]] = {}
+STORE_SIZE_TTL = 60.0
+STORE_SIZE_CACHE = 4096
 
 
 def query_terms(queries: Iterable[str]) -> list[str]:
@@ -86,25 +98,44 @@ class LexicalIndex:
         if not terms or not vector_store_ids or (vs_file_ids is not None and not vs_file_ids):
             return []
         self.ensure()
+        with self.conn.cursor() as cursor:
+            kept, large = self.prune(cursor, list(terms), owner_id, vector_store_ids)
+            if large and 2 <= len(kept) <= MAX_TWO_TERM_TERMS:
+                ranked = self._rank(cursor, kept, owner_id, vector_store_ids, limit, vs_file_ids, True)
+                if len(ranked) >= limit:
+                    return ranked
+            return self._rank(cursor, kept, owner_id, vector_store_ids, limit, vs_file_ids, False)
+
+    def _rank(
+        self,
+        cursor: Any,
+        terms: Sequence[str],
+        owner_id: int,
+        vector_store_ids: Sequence[str],
+        limit: int,
+        vs_file_ids: Sequence[int] | None,
+        two_or_more: bool,
+    ) -> list[tuple[int, float]]:
+        """The ranked query, filtered exactly by owner AND store (AND file) in its WHERE clause."""
         store_marks = ", ".join(["%s"] * len(vector_store_ids))
         file_clause = ""
         if vs_file_ids is not None:
             file_clause = f" AND c.vs_file_id IN ({', '.join(['%s'] * len(vs_file_ids))})"
-        with self.conn.cursor() as cursor:
-            kept = self.prune(cursor, list(terms), owner_id, vector_store_ids)
-            sql, query = self._ranked_sql(store_marks, file_clause), self._match(kept, vector_store_ids)
-            cursor.execute(sql, [query, owner_id, *vector_store_ids, *(vs_file_ids or []), limit])
-            return [(int(row[0]), float(row[1])) for row in cursor.fetchall()]
+        sql = self._ranked_sql(store_marks, file_clause)
+        query = self._match(terms, vector_store_ids, two_or_more)
+        cursor.execute(sql, [*query, owner_id, *vector_store_ids, *(vs_file_ids or []), limit])
+        return [(int(row[0]), float(row[1])) for row in cursor.fetchall()]
 
     def prune(
         self, cursor: Any, terms: list[str], owner_id: int, vector_store_ids: Sequence[str]
-    ) -> list[str]:
+    ) -> tuple[list[str], bool]:
+        """(the terms to match, whether the stores are large enough to bound the query's cost)."""
         budget = lexical_budget()
-        if len(terms) <= 1 or budget <= 0:
-            return terms
-        dfs = self._document_frequencies(cursor, terms, owner_id, vector_store_ids, budget)
+        if budget <= 0 or not self._stores_are_large(cursor, owner_id, vector_store_ids, budget):
+            return terms, False
+        dfs = self._document_frequencies(cursor, terms) if len(terms) > 1 else None
         if dfs is None:
-            return terms
+            return terms, True
         kept: list[str] = []
         total = 0
         for t in sorted(terms, key=lambda t: (dfs.get(t, 0), t)):
@@ -112,20 +143,45 @@ class LexicalIndex:
                 break
             kept.append(t)
             total += dfs.get(t, 0)
-        return kept
+        return kept, True
+
+    def _stores_are_large(
+        self, cursor: Any, owner_id: int, vector_store_ids: Sequence[str], budget: int
+    ) -> bool:
+        """More than `budget` chunks in the searched stores, counted at most once a minute: from the
+        (owner, vector_store) index, stopping at budget + 1 rows, it still costs ~1 ms on SQLite and
+        ~2-3 ms on PostgreSQL at 100k chunks. A store that just grew is searched unpruned for a minute.
+        """
+        key = (str(self.conn.settings_dict.get("NAME")), owner_id, tuple(sorted(vector_store_ids)), budget)
+        now = time.monotonic()
+        cached = _large_cache.get(key)
+        if cached is not None and now - cached[0] <= STORE_SIZE_TTL:
+            return cached[1]
+        marks = ", ".join(["%s"] * len(vector_store_ids))
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {CHUNK_TABLE} WHERE owner_id = %s "
+            f"AND vector_store_id IN ({marks}) LIMIT %s) AS capped",
+            [owner_id, *vector_store_ids, budget + 1],
+        )
+        large = int(cursor.fetchone()[0]) > budget
+        if len(_large_cache) >= STORE_SIZE_CACHE:
+            _large_cache.clear()
+        _large_cache[key] = (now, large)
+        return large
 
     # --- what each database says differently ---------------------------------------------------
     def _ranked_sql(self, store_marks: str, file_clause: str) -> str:
-        """SELECT chunk id, score: parameters (match query, owner, *stores, *files, limit)."""
+        """SELECT chunk id, score: parameters (*match query, owner, *stores, *files, limit)."""
         raise NotImplementedError
 
-    def _match(self, terms: Sequence[str], vector_store_ids: Sequence[str]) -> str:
+    def _match(self, terms: Sequence[str], vector_store_ids: Sequence[str], two_or_more: bool) -> list[str]:
+        """The parameters that stand for the query in _ranked_sql. `two_or_more`: match only the
+        chunks containing at least two of the terms, scored exactly as by all of them."""
         raise NotImplementedError
 
-    def _document_frequencies(
-        self, cursor: Any, terms: list[str], owner_id: int, vector_store_ids: Sequence[str], budget: int
-    ) -> dict[str, int] | None:
-        """Each term's number of matching chunks, or None when the stores are too small to prune."""
+    def _document_frequencies(self, cursor: Any, terms: list[str]) -> dict[str, int] | None:
+        """Each term's number of chunks in the whole table (an upper bound of its number in the
+        searched stores), or None when there is no estimate."""
         raise NotImplementedError
 
 
@@ -183,11 +239,20 @@ class SqliteFts5(LexicalIndex):
             f"{file_clause} ORDER BY score DESC, c.id LIMIT %s"
         )
 
-    def _match(self, terms: Sequence[str], vector_store_ids: Sequence[str]) -> str:
+    def _match(self, terms: Sequence[str], vector_store_ids: Sequence[str], two_or_more: bool) -> list[str]:
         # Each term quoted: query text can never become FTS5 syntax (NEAR, column filters, ...).
-        return (
-            f"{self.store_scope(vector_store_ids)} AND text : (" + " OR ".join(f'"{t}"' for t in terms) + ")"
-        )
+        quoted = [f'"{t}"' for t in terms]
+        match = "(" + " OR ".join(quoted) + ")"
+        if two_or_more:
+            # Any term, NOT "exactly one": (a OR b OR c) NOT ((a NOT (b OR c)) OR (b NOT (a OR c)) ...).
+            # FTS5 reports no instances for phrases of a sub-expression that did not match the row, and
+            # the right side of a NOT never matches a returned row, so bm25 scores each row exactly
+            # as the plain OR does (checked in tests/tools/file_search/test_lexical.py).
+            exactly_one = " OR ".join(
+                f"({q} NOT ({' OR '.join(o for o in quoted if o != q)}))" for q in quoted
+            )
+            match = f"({match} NOT ({exactly_one}))"
+        return [f"{self.store_scope(vector_store_ids)} AND text : {match}"]
 
     @staticmethod
     def store_scope(vector_store_ids: Sequence[str]) -> str:
@@ -205,23 +270,54 @@ class SqliteFts5(LexicalIndex):
             phrases.append('"' + " ".join(parts) + '"')
         return "vector_store_id : (" + " OR ".join(phrases) + ")"
 
-    def _document_frequencies(
-        self, cursor: Any, terms: list[str], owner_id: int, vector_store_ids: Sequence[str], budget: int
-    ) -> dict[str, int] | None:
-        marks = ", ".join(["%s"] * len(vector_store_ids))
-        # Answered from the (owner, vector_store) index.
+    def _rank(
+        self,
+        cursor: Any,
+        terms: Sequence[str],
+        owner_id: int,
+        vector_store_ids: Sequence[str],
+        limit: int,
+        vs_file_ids: Sequence[int] | None,
+        two_or_more: bool,
+    ) -> list[tuple[int, float]]:
+        """Ranked inside FTS5 alone, then checked exactly; the JOIN query whenever a check fails.
+
+        Joining the chunk table costs a B-tree lookup per matching row, half of the query at 100k
+        chunks. The store scope in the MATCH yields a superset of the exact rows, so its top `limit`
+        is ranked without the join and checked on owner_id and vector_store_id: if all pass, they
+        are the exact set's top `limit` too (same scores and rowid tie-break); if any fails
+        (another owner's store id, a scope collision), the JOIN query answers. So does a file filter.
+        """
+        if vs_file_ids is not None:
+            return super()._rank(cursor, terms, owner_id, vector_store_ids, limit, vs_file_ids, two_or_more)
         cursor.execute(
-            f"SELECT count(*) FROM {CHUNK_TABLE} WHERE owner_id = %s AND vector_store_id IN ({marks})",
-            [owner_id, *vector_store_ids],
+            f"SELECT rowid, -bm25({FTS_TABLE}, 1.0, 0.0) AS score FROM {FTS_TABLE} "
+            f"WHERE {FTS_TABLE} MATCH %s ORDER BY score DESC, rowid LIMIT %s",
+            [*self._match(terms, vector_store_ids, two_or_more), limit],
         )
-        if int(cursor.fetchone()[0]) <= budget:
-            return None
-        scope = self.store_scope(vector_store_ids)
+        ranked = [(int(row[0]), float(row[1])) for row in cursor.fetchall()]
+        if not ranked:
+            return ranked
+        cursor.execute(
+            f"SELECT count(*) FROM {CHUNK_TABLE} WHERE id IN ({', '.join(['%s'] * len(ranked))}) "
+            f"AND owner_id = %s AND vector_store_id IN ({', '.join(['%s'] * len(vector_store_ids))})",
+            [*(cid for cid, _ in ranked), owner_id, *vector_store_ids],
+        )
+        if int(cursor.fetchone()[0]) == len(ranked):
+            return ranked
+        return super()._rank(cursor, terms, owner_id, vector_store_ids, limit, None, two_or_more)
+
+    def _document_frequencies(self, cursor: Any, terms: list[str]) -> dict[str, int] | None:
+        """Counted in the text column of the whole table, not within the store scope.
+
+        What the ranked query's cost follows (FTS5 reads a term's whole doclist, and bm25 counts it
+        for the IDF), like PostgreSQL's table-wide statistics. Counting inside the scope (an
+        intersection with the scope's doclist per term) cost ~7 ms of a query at 100k chunks, the
+        table-wide counts ~2.5 ms.
+        """
         dfs = {}
         for t in terms:
-            cursor.execute(
-                f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s", [f'{scope} AND "{t}"']
-            )
+            cursor.execute(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s", [f'text : "{t}"'])
             dfs[t] = int(cursor.fetchone()[0])
         return dfs
 
@@ -240,21 +336,24 @@ class PostgresFullText(LexicalIndex):
         # the labeled passage in the top 5 for 85% of questions, ts_rank_cd for 46-49% (cover density
         # rewards terms close together, which OR-ed natural-language terms rarely are).
         return (
-            f"SELECT c.id, ts_rank(c.search_tsv, q, 1) AS score "
-            f"FROM {CHUNK_TABLE} c, to_tsquery('english', %s) q "
-            f"WHERE c.search_tsv @@ q AND c.owner_id = %s AND c.vector_store_id IN ({store_marks})"
+            f"SELECT c.id, ts_rank(c.search_tsv, to_tsquery('english', %s), 1) AS score "
+            f"FROM {CHUNK_TABLE} c WHERE c.search_tsv @@ to_tsquery('english', %s) "
+            f"AND c.owner_id = %s AND c.vector_store_id IN ({store_marks})"
             f"{file_clause} ORDER BY score DESC, c.id LIMIT %s"
         )
 
-    def _match(self, terms: Sequence[str], vector_store_ids: Sequence[str]) -> str:
-        # Terms are [^\W_]+ words, so joining them with | is always a valid to_tsquery expression.
-        return " | ".join(terms)
+    def _match(self, terms: Sequence[str], vector_store_ids: Sequence[str], two_or_more: bool) -> list[str]:
+        # Terms are [^\W_]+ words, so joining them with | and & is always a valid to_tsquery
+        # expression. Scored by all the terms (ts_rank of a row only counts the lexemes it has),
+        # matched by any of them or, with two_or_more, by any two: (a & b) | (a & c) | (b & c).
+        score = " | ".join(terms)
+        if not two_or_more:
+            return [score, score]
+        return [score, " | ".join(f"({a} & {b})" for a, b in itertools.combinations(terms, 2))]
 
-    def _document_frequencies(
-        self, cursor: Any, terms: list[str], owner_id: int, vector_store_ids: Sequence[str], budget: int
-    ) -> dict[str, int] | None:
+    def _document_frequencies(self, cursor: Any, terms: list[str]) -> dict[str, int] | None:
         """Estimated from ANALYZE's lexeme statistics (no scan at query time); None when the table
-        has not been analyzed or is small enough that pruning is pointless."""
+        has not been analyzed."""
         now = time.monotonic()
         db = str(self.conn.settings_dict.get("NAME"))
         cached = _pg_stats_cache.get(db)
@@ -273,7 +372,7 @@ class PostgresFullText(LexicalIndex):
             cached = (now, freq_of, float(reltuples or 0.0), floor)
             _pg_stats_cache[db] = cached
         _, freq_of, rows, floor = cached
-        if rows <= budget or not freq_of:
+        if not freq_of:
             return None
         cursor.execute(
             "SELECT t, tsvector_to_array(to_tsvector('english', t)) FROM unnest(%s::text[]) AS t", [terms]

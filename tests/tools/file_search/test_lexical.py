@@ -56,3 +56,50 @@ def test_no_module_branches_on_the_database_vendor() -> None:
     found = {p.name: lines for p in FILE_SEARCH.glob("*.py") if (lines := branches(p.read_text()))}
     assert found == {}
     assert branches('if conn.vendor == "sqlite": pass\n')  # positive control
+
+
+TWO_TERMS = {
+    "abg.txt": "Alpha beta gamma.",  # three terms: a naive (a AND b) OR ... match would count it twice
+    "ab.txt": "Alpha beta.",
+    "ag.txt": "Alpha gamma.",
+    "b.txt": "Beta alone, beta again.",
+    "d.txt": "Delta.",
+}
+
+
+def test_two_or_more_matches_chunks_with_two_terms_scored_as_by_all(alice) -> None:
+    store = make_store(alice, TWO_TERMS)
+    index = for_alias()
+    terms = ["alpha", "beta", "gamma"]
+    names = dict(Chunk.objects.filter(vector_store=store).values_list("id", "file__filename"))
+    with connection.cursor() as cur:
+        every = dict(index._rank(cur, terms, alice.pk, [store.id], 10, None, False))
+        two = dict(index._rank(cur, terms, alice.pk, [store.id], 10, None, True))
+    assert {names[c] for c in every} == {"abg.txt", "ab.txt", "ag.txt", "b.txt"}  # positive control
+    assert {names[c] for c in two} == {"abg.txt", "ab.txt", "ag.txt"}
+    assert all(two[c] == pytest.approx(every[c], rel=1e-6) for c in two)
+
+
+def test_large_stores_rank_two_term_chunks_when_there_are_enough(alice, settings, monkeypatch) -> None:
+    store = make_store(alice, TWO_TERMS)
+    index = for_alias()
+    # Keep every term: this is about the match, not which terms pruning keeps.
+    monkeypatch.setattr(type(index), "_document_frequencies", lambda self, cursor, terms: None)
+    names = dict(Chunk.objects.filter(vector_store=store).values_list("id", "file__filename"))
+    terms = ["alpha", "beta", "gamma"]
+
+    def found(limit: int) -> set[str]:
+        return {names[c] for c, _ in index.candidates(alice.pk, [store.id], terms, limit)}
+
+    settings.FILE_SEARCH_LEXICAL_BUDGET = 4  # 5 chunks: a large store
+    assert found(3) == {"abg.txt", "ab.txt", "ag.txt"}
+    assert found(4) == {"abg.txt", "ab.txt", "ag.txt", "b.txt"}  # fewer than 4 two-term chunks: any term
+    settings.FILE_SEARCH_LEXICAL_BUDGET = 5  # a small store: any term, best first
+    assert len(found(3)) == 3 and found(4) == {"abg.txt", "ab.txt", "ag.txt", "b.txt"}
+
+
+def test_another_owner_s_store_yields_nothing_even_when_the_index_matches_it(alice, bob) -> None:
+    theirs = make_store(bob, {"bees.md": "Worker bees perform a waggle dance."})
+    terms = lexical.query_terms(["waggle dance"])
+    assert for_alias().candidates(bob.pk, [theirs.id], terms, 10)  # positive control
+    assert for_alias().candidates(alice.pk, [theirs.id], terms, 10) == []

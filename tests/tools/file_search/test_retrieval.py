@@ -292,3 +292,18 @@ def test_large_stores_prune_common_query_terms(alice, settings):
     pruned = search(alice.pk, [store.id], query)
     # Only the rarest term ("zebra", in 1 chunk) was matched and scored.
     assert [r.filename for r in pruned] == ["zebra.txt"]
+
+
+def test_a_small_store_is_never_pruned_however_large_the_table(alice, bob, settings):
+    make_store(bob, {f"other{i}.txt": f"Common words are everywhere, number {i}." for i in range(6)})
+    store = make_store(alice, {"zebra.txt": "A zebra has common stripes.", "words.txt": "Common words."})
+    settings.FILE_SEARCH_LEXICAL_BUDGET = 3  # the table has 8 chunks, the store 2
+    if connection.vendor == "postgresql":
+        from assistants_app.tools.file_search import lexical
+
+        with connection.cursor() as cur:
+            cur.execute("ANALYZE assistants_app_chunk")
+        lexical._pg_stats_cache.clear()
+    found = search(alice.pk, [store.id], "zebra common words")
+    # Every term matched: pruning to the rarest ("zebra") would have left words.txt out.
+    assert {r.filename for r in found} == {"zebra.txt", "words.txt"}
