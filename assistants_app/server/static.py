@@ -45,5 +45,7 @@ class AsyncWhiteNoiseMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]  # 
         if static_file is None:
             response: Awaitable[HttpResponseBase] = self.get_response(request)
             return await response
-        served: HttpResponseBase = await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
+        served: HttpResponseBase = await sync_to_async(self.serve, thread_sensitive=False)(
+            static_file, request
+        )
         return served
