@@ -40,7 +40,9 @@ def test_more_open_streams_than_pooled_connections(live: LiveServer) -> None:
                     if not text:
                         started.wait()  # every stream is open and has its first word
                     text += "".join(
-                        p.text.value or "" for p in event.data.delta.content or [] if p.type == "text"
+                        p.text.value or ""
+                        for p in event.data.delta.content or []
+                        if p.type == "text" and p.text is not None
                     )
                 if event.event in ("thread.run.completed", "thread.run.failed"):
                     assert event.event == "thread.run.completed", event.data.last_error
