@@ -10,4 +10,4 @@ urlpatterns = [
 ]
 
 # A database that cannot be had in time answers "busy" (503) in plain words, not a 500 page.
-handler500 = "assistants_app.web.errors.server_error"
+handler500 = "chatsite.errors.server_error"
