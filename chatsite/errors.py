@@ -17,6 +17,7 @@ from django.views import defaults
 
 from assistants_app.api.errors import error_response
 from assistants_app.errors import ServerBusy
+from assistants_app.web.views import alert_fragment
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
@@ -26,11 +27,9 @@ def server_error(request: HttpRequest) -> HttpResponse:
     busy = ServerBusy()
     if request.path.startswith("/v1/"):
         return error_response(busy)
+    # By header: the exception may come before HtmxMiddleware has set request.htmx.
     if request.headers.get("HX-Request") == "true":
-        # The same fragment as the chat's other refusals: the page shows it and keeps the typed text.
-        return HttpResponse(
-            format_html('<p class="form-error" role="alert">{}</p>', busy.message), status=503
-        )
+        return alert_fragment(busy.message, 503)
     # No template, no session, no database: any of them may be what is busy.
     page = format_html(
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Busy</title></head>'

@@ -21,6 +21,7 @@ from django.db.models import Q
 from assistants_app.errors import ThreadBusy
 from assistants_app.models import Assistant, ChatAnswer, Message, Run, RunStep, Thread
 from assistants_app.models.run import RunOrigin
+from assistants_app.runs import vision
 
 from . import lookups, runs, threads
 
@@ -202,19 +203,15 @@ def edit(thread: Thread, assistant: Assistant, message_id: str, text: str) -> Ch
         if not question.version_group:
             Message.objects.filter(id=question.id).update(version_group=root)
         attached = [a for a in question.attachments or [] if isinstance(a, dict) and a.get("file_id")]
-        images = [
-            p
-            for p in question.content or []
-            if isinstance(p, dict) and p.get("type") in ("image_file", "image_url")
-        ]
+        images = vision.image_parts(question.content or [])
         # The edited question keeps the files and images the old one had, those that still exist.
-        wanted = [a["file_id"] for a in attached] + [_image_file_id(p) for p in images]
+        image_ids = [p["image_file"]["file_id"] for p in images if p["type"] == "image_file"]
         live = set(
             lookups.live_files(thread.owner)
-            .filter(id__in=[w for w in wanted if w])
+            .filter(id__in=[a["file_id"] for a in attached] + image_ids)
             .values_list("id", flat=True)
         )
-        kept = [p for p in images if p["type"] == "image_url" or _image_file_id(p) in live]
+        kept = [p for p in images if p["type"] == "image_url" or p["image_file"]["file_id"] in live]
         fields = {
             "role": "user",
             "content": [{"type": "text", "text": text}, *kept] if kept else text,
@@ -226,11 +223,6 @@ def edit(thread: Thread, assistant: Assistant, message_id: str, text: str) -> Ch
         new_question.version_group = root
         run = _start(thread, assistant, new_question)
         return Change(removed=_elements([question, *old], old_runs), run=run, question=new_question)
-
-
-def _image_file_id(part: dict[str, Any]) -> str:
-    spec = part.get("image_file") if part.get("type") == "image_file" else None
-    return str(spec.get("file_id") or "") if isinstance(spec, dict) else ""
 
 
 def continue_reply(thread: Thread, assistant: Assistant) -> Change:

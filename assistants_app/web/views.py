@@ -71,6 +71,11 @@ def feedback_response(request: HtmxHttpRequest, message: str, status: int) -> Ht
     if not request.htmx:
         messages.error(request, message)
         return redirect("chat")
+    return alert_fragment(message, status)
+
+
+def alert_fragment(message: str, status: int) -> HttpResponse:
+    """A refusal as the chat page shows it: it swaps this in and keeps the typed text."""
     return HttpResponse(format_html('<p class="form-error" role="alert">{}</p>', message), status=status)
 
 

@@ -89,13 +89,10 @@ def test_what_cannot_be_an_image_is_refused_when_posted(client: openai.OpenAI) -
     assert client.beta.threads.messages.list(thread.id).data == []
 
 
-def test_a_model_that_refuses_images_fails_the_run_clearly(
-    live: LiveServer, client: openai.OpenAI, assistant: Any
-) -> None:
-    said = "Invalid content type. image_url is only supported by certain models."
-    live.upstream.script(error(400, said))
-    run = client.beta.threads.create_and_run_poll(
-        assistant_id=assistant.id,
+def run_looking_at_a_cat(client: openai.OpenAI, assistant_id: str) -> Any:
+    """A thread whose one message asks to look at an image (by URL), run to its end."""
+    return client.beta.threads.create_and_run_poll(
+        assistant_id=assistant_id,
         thread={
             "messages": [
                 {
@@ -109,6 +106,14 @@ def test_a_model_that_refuses_images_fails_the_run_clearly(
         },
         poll_interval_ms=50,
     )
+
+
+def test_a_model_that_refuses_images_fails_the_run_clearly(
+    live: LiveServer, client: openai.OpenAI, assistant: Any
+) -> None:
+    said = "Invalid content type. image_url is only supported by certain models."
+    live.upstream.script(error(400, said))
+    run = run_looking_at_a_cat(client, assistant.id)
     assert run.status == "failed" and run.last_error is not None
     assert run.last_error.code == "invalid_prompt"
     assert run.last_error.message.startswith("The model gpt-4o does not accept images")
@@ -131,21 +136,7 @@ def test_an_assistant_set_not_to_take_images_fails_the_run_without_calling_the_m
     live.sql("UPDATE assistants_app_assistant SET accepts_images = 'no' WHERE id = ?", a.id)
     sent = len(live.upstream.requests)
     live.upstream.script(text("I see a cat."))  # what the model would say if it were asked
-    run = client.beta.threads.create_and_run_poll(
-        assistant_id=a.id,
-        thread={
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "look"},
-                        {"type": "image_url", "image_url": {"url": CAT}},
-                    ],
-                }
-            ]
-        },
-        poll_interval_ms=50,
-    )
+    run = run_looking_at_a_cat(client, a.id)
     assert run.status == "failed" and run.last_error is not None
     assert run.last_error.code == "invalid_prompt"
     assert run.last_error.message.startswith("The assistant 'Texts only' is set not to take images")
