@@ -246,6 +246,9 @@ def _index_text(sender: Any, instance: Message, created: bool, update_fields: An
         return
     if instance.status == Message.Status.IN_PROGRESS:
         return
+    # A thread never changes kind: when the saver had it at hand, an API thread costs no query.
+    if Message.thread.is_cached(instance) and not instance.thread.is_chat:
+        return
     text = instance.text.casefold()[:SEARCH_TEXT_CHARS]
     Message.objects.filter(id=instance.id, thread__is_chat=True).exclude(search_text=text).update(
         search_text=text

@@ -86,6 +86,23 @@ def test_search_finds_titles_and_message_text_of_this_user_only(alice, bob) -> N
     assert conversations.listing(alice, query="100%").entries == []  # LIKE wildcards are literal
 
 
+def test_api_threads_are_never_indexed_and_their_messages_cost_no_index_query(
+    alice, django_assert_num_queries
+) -> None:
+    api = Thread.objects.create(owner=alice, title="")
+    chat_thread = Thread.objects.create(owner=alice, is_chat=True)
+    with django_assert_num_queries(1):  # the INSERT; no search_text UPDATE
+        m = _msg(api, "nothing to see")
+    with django_assert_num_queries(2):  # the INSERT, then its search_text
+        c = _msg(chat_thread, "Something To Find")
+    assert Message.objects.get(id=m.id).search_text == ""
+    assert Message.objects.get(id=c.id).search_text == "something to find"
+    # Saved without the thread at hand (as the run engine saves replies): the UPDATE's join decides.
+    fresh = Message.objects.get(id=m.id)
+    fresh.save()
+    assert Message.objects.get(id=m.id).search_text == ""
+
+
 def test_search_sees_a_streamed_reply_once_it_is_final(executor, alice, assistant) -> None:
     fake.script(fake.text_turn("The capital ", "is Ouagadougou."))
     q, run = chat.send(alice, "capital of Burkina Faso?")
