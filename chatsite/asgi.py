@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets through Channels.
 
-TrustedProxies first (the client address and scheme, honoured from TRUSTED_PROXIES only), then the
+HTTP goes through Django's handler with the middleware chain in one trip to a thread
+(server/asgi_handler.py). TrustedProxies first (the client address and scheme, honoured from TRUSTED_PROXIES only), then the
 websocket origin check, which needs the scheme it settled.
 """
 
@@ -8,10 +9,14 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application() does
+
+from assistants_app.server.asgi_handler import OneTripASGIHandler  # noqa: E402
+
+django_asgi_app = OneTripASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
