@@ -1,8 +1,8 @@
 """ASGI entry point: HTTP through Django, websockets through Channels.
 
 HTTP goes through Django's handler with the middleware chain in one trip to a thread
-(server/asgi_handler.py). TrustedProxies first (the client address and scheme, honoured from TRUSTED_PROXIES only), then the
-websocket origin check, which needs the scheme it settled.
+(server/asgi_handler.py). TrustedProxies first (the client address and scheme, honoured from
+TRUSTED_PROXIES only), then the websocket origin check, which needs the scheme it settled.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ The claim itself stays state.claim's conditional UPDATE: this only orders the at
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 
@@ -41,19 +42,23 @@ WHERE q.place <= %s
 """
 
 
+@functools.cache
+def _in_turn_sql() -> str:
+    return _IN_TURN.format(
+        run=connection.ops.quote_name(Run._meta.db_table),
+        thread=connection.ops.quote_name(Thread._meta.db_table),
+        executing=", ".join(["%s"] * len(EXECUTING_STATUSES)),
+    )
+
+
 def queued_in_turn(limit: int, last_served: Mapping[int, float] | None = None) -> list[tuple[str, int]]:
     """Up to `limit` (run id, owner id) pairs of queued runs, in the order to try claiming them."""
     if limit <= 0:
         return []
     served = last_served or {}
-    sql = _IN_TURN.format(
-        run=connection.ops.quote_name(Run._meta.db_table),
-        thread=connection.ops.quote_name(Thread._meta.db_table),
-        executing=", ".join(["%s"] * len(EXECUTING_STATUSES)),
-    )
     # No owner can need more than `limit` places, so each owner's queue is cut there (in SQL).
     with connection.cursor() as cursor:
-        cursor.execute(sql, [str(RunStatus.QUEUED), *map(str, EXECUTING_STATUSES), limit])
+        cursor.execute(_in_turn_sql(), [str(RunStatus.QUEUED), *map(str, EXECUTING_STATUSES), limit])
         rows: list[tuple[str, int, int]] = cursor.fetchall()
     rows.sort(key=lambda row: (row[2], served.get(row[1], -math.inf), row[0]))
     return [(run_id, owner) for run_id, owner, _ in rows[:limit]]

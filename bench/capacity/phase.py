@@ -68,7 +68,7 @@ def run_phase(
         if _line(client, 600).strip() != b"ready":
             raise RuntimeError("client set-up failed")
         if profile_pids:
-            recs = profile.start(profile_pids, log_dir, rate=int(os.environ.get("BENCH_PROFILE_RATE", "100")))
+            recs = profile.start(profile_pids, log_dir)
             time.sleep(2.0)  # py-spy attaches
         load = os.getloadavg()[0]
         before = {g: cpu_seconds(p) for g, p in groups.items()}

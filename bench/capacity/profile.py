@@ -3,7 +3,8 @@
 py-spy (`pip install py-spy` into the project venv) reads the target's memory from outside; with
 --nonblocking it does not pause the target, so the profiled process runs at full speed. Only
 samples of threads that were running are recorded (py-spy's default: idle threads are skipped), so
-the percentages are shares of the server's CPU time.
+the percentages are shares of the server's CPU time. Samples per second: BENCH_PROFILE_RATE (default
+100; 700-1000 resolve short runs' frames).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Recording:
 MODES = {"active": [], "gil": ["--gil"]}
 
 
-def start(pids: dict[str, int], out_dir: Path, rate: int = 100) -> list[Recording]:
+def start(pids: dict[str, int], out_dir: Path, rate: int | None = None) -> list[Recording]:
+    rate = rate or int(os.environ.get("BENCH_PROFILE_RATE", "100"))
     out_dir.mkdir(parents=True, exist_ok=True)
     recs = []
     for label, pid in pids.items():
