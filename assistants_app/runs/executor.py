@@ -54,6 +54,7 @@ class Executor:
         self._stop: asyncio.Event | None = None
         # owner id -> when this executor last claimed one of their runs, least recent first.
         self._last_served: dict[int, float] = {}
+        self._recovered_at = time.monotonic()  # run_forever recovers at start-up
 
     # Thread-safe entry points (called from request threads, signal handlers, pub/sub listeners).
     def wake(self) -> None:
@@ -170,8 +171,14 @@ class Executor:
 
     async def _beat(self) -> None:
         ids = list(self.running)
-        held = await db(state.renew_leases)(self.worker_id, ids)
-        cancelling = await db(_cancelling_ids)(ids)
+        # Recovery (other workers' lost leases, expired runs) needs to run only a few times per
+        # lease period, not on every beat: that query was most of an idle server's CPU.
+        recover = time.monotonic() - self._recovered_at >= settings.RUN_LEASE_SECONDS / 3
+        if not ids and not recover:
+            return
+        held, cancelling = await db(_beat_sync)(self.worker_id, ids, recover)
+        if recover:
+            self._recovered_at = time.monotonic()
         for run_id in ids:
             if run_id not in self.running:
                 continue  # finished while we were asking
@@ -183,7 +190,6 @@ class Executor:
                     self._cancel_local(run_id)
             elif run_id in cancelling:
                 self._cancel_local(run_id)
-        await db(recovery.recover)()
 
     async def _shutdown(self) -> None:
         """Stop in-flight runs; release their leases so that a restart recovers them at once."""
@@ -203,6 +209,16 @@ def _warm_up() -> None:
 
     hosted.get("code_interpreter")
     count_tokens("warm up")
+
+
+def _beat_sync(worker_id: str, ids: list[str], recover: bool) -> tuple[set[str], set[str]]:
+    """A heartbeat's database work in one trip to a thread: renew the leases held, say which of
+    them are being cancelled, and (when due) recover what nobody will finish."""
+    held = state.renew_leases(worker_id, ids)
+    cancelling = _cancelling_ids(ids)
+    if recover:
+        recovery.recover()
+    return held, cancelling
 
 
 def _cancelling_ids(ids: list[str]) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -186,3 +187,40 @@ def test_shutdown_keeps_the_text_streamed_since_the_last_checkpoint(queued_run, 
     run = Run.objects.get(id=queued_run.id)
     assert run.status == "in_progress"
     assert run.lease_expires_at is not None and run.lease_expires_at < timezone.now()  # released for recovery
+
+
+def test_an_idle_executor_recovers_every_third_of_a_lease_not_every_beat(monkeypatch, settings) -> None:
+    """Recovery was an idle server's main cost once per second; a third of a lease period is enough."""
+    import asyncio
+
+    from assistants_app.runs import executor as executor_module
+    from assistants_app.runs import recovery
+
+    settings.RUN_LEASE_SECONDS = 30
+    calls: list[str] = []
+    real_beat_sync = executor_module._beat_sync
+
+    def recover() -> int:
+        calls.append("recover")
+        return 0
+
+    def beat_sync(*args: Any) -> tuple[set[str], set[str]]:
+        calls.append("trip")
+        return real_beat_sync(*args)
+
+    monkeypatch.setattr(recovery, "recover", recover)
+    monkeypatch.setattr(executor_module, "_beat_sync", beat_sync)
+    ex = executor_module.Executor(worker_id="w", concurrency=1)
+
+    asyncio.run(ex._beat())
+    assert calls == []  # just started (start-up recovered), nothing running: no trip to a thread
+
+    ex._recovered_at -= 9
+    asyncio.run(ex._beat())
+    assert calls == []  # 9 s < 10 s
+
+    ex._recovered_at -= 2
+    asyncio.run(ex._beat())
+    assert calls == ["trip", "recover"]
+    asyncio.run(ex._beat())
+    assert calls == ["trip", "recover"]  # the clock restarted

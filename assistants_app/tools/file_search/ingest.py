@@ -67,19 +67,17 @@ def _extend_lease(vs_file_id: int, worker_id: str) -> None:
         raise _ClaimLost
 
 
-def _fail_exhausted() -> int:
+def _fail_exhausted(ids: list[int]) -> int:
     """Files whose every attempt died (e.g. a worker killed by a pathological file) end as failed."""
+    if not ids:
+        return 0
     now = timezone.now()
-    exhausted = VectorStoreFile.objects.filter(
+    return VectorStoreFile.objects.filter(
         Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lt=now),
+        pk__in=ids,
         status=Status.IN_PROGRESS,
         attempts__gte=max_attempts(),
-    )
-    # Read first: an UPDATE takes SQLite's write lock even when it matches nothing, and every
-    # idle worker calls this once per poll.
-    if not exhausted.exists():
-        return 0
-    return exhausted.update(
+    ).update(
         status=Status.FAILED,
         claimed_by="",
         claim_expires_at=None,
@@ -92,13 +90,18 @@ def _fail_exhausted() -> int:
 
 def claim_and_ingest_pending(worker_id: str, limit: int = 4) -> int:
     """Claim and ingest up to `limit` pending files; returns how many this worker processed."""
-    _fail_exhausted()
     now = timezone.now()
-    candidates = list(
-        VectorStoreFile.objects.filter(_claimable(now))
+    # One read finds both the claimable and the exhausted files: every idle worker asks once per
+    # poll, and an UPDATE would take SQLite's write lock even when it matches nothing.
+    unclaimed = list(
+        VectorStoreFile.objects.filter(
+            Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lt=now), status=Status.IN_PROGRESS
+        )
         .order_by("id")
-        .values_list("id", flat=True)[: limit * 4]
+        .values_list("id", "attempts")[: limit * 4]
     )
+    _fail_exhausted([pk for pk, attempts in unclaimed if attempts >= max_attempts()])
+    candidates = [pk for pk, attempts in unclaimed if attempts < max_attempts()]
     done = 0
     for vs_file_id in candidates:
         if done >= limit:
