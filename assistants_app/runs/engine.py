@@ -59,6 +59,7 @@ class Execution:
         self.assistant: Assistant | None = None
         self.endpoints: dict[str, Endpoint] = {}  # the assistant's function endpoints, by function
         self._round: Round | None = None
+        self._steps: list[RunStep] | None = None  # the run's tool steps as _load read them
         # Outputs of hosted tools that belong in the next assistant message.
         self.tool_files: list[hosted.OutputFile] = []
         self.citations: list[hosted.Citation] = []
@@ -106,8 +107,12 @@ class Execution:
             self._check_deadlines()
             tools, hosted_by_name = tool_calls.tool_specs(self.run)
             # One trip to the database thread per round: each hop adds to time-to-first-token.
+            # The first round reuses the tool steps _load read; later rounds added steps of their own.
+            steps, self._steps = self._steps, None
             prompt = await db(
-                lambda tools=tools: build_prompt(self.run, tool_calls.tool_tail(self.run), tools)
+                lambda tools=tools, steps=steps: build_prompt(
+                    self.run, tool_calls.tool_tail(self.run, steps), tools
+                )
             )()
             refused = vision.assistant_refusal(self.assistant, self.run.model, prompt.messages)
             if refused is not None:
@@ -226,12 +231,11 @@ class Execution:
 
     def _load(self) -> tuple[Assistant | None, RunStep | None, dict[str, Endpoint]]:
         """The assistant, (after submit_tool_outputs) the waiting step, now completed, and the
-        assistant's function endpoints."""
+        assistant's function endpoints. The run's tool steps are kept for the first prompt."""
         assistant = Assistant.objects.filter(id=self.run.assistant_ref).first()
         endpoints = endpoints_of(self.run.assistant_ref)
-        step = RunStep.objects.filter(
-            run=self.run, type="tool_calls", status=RunStep.Status.IN_PROGRESS
-        ).first()
+        self._steps = tool_calls.tool_steps(self.run)
+        step = next((s for s in self._steps if s.status == RunStep.Status.IN_PROGRESS), None)
         calls = step.step_details.get("tool_calls", []) if step is not None else []
         if step is None or any(tool_calls.call_output(c) is None for c in calls):
             return assistant, None, endpoints

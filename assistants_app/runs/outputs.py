@@ -181,6 +181,8 @@ class Outputs:
             run=self.run,
             created_at=now,
         )
+        if Run.thread.is_cached(self.run):
+            msg.thread = self.run.thread  # saving it then costs no search-index query in an API thread
         step = RunStep(
             run=self.run,
             thread_id_ref=self.run.thread_id,

@@ -79,6 +79,7 @@ def transition(
     fields: dict[str, Any] | None = None,
     publish: bool = True,
     owner: str | None = None,
+    related: tuple[str, ...] = (),
 ) -> Run | None:
     """Move a run to `target` if it is currently in one of `expected`.
 
@@ -86,6 +87,7 @@ def transition(
     or the run moved on). Raises IllegalTransition for a transition the machine never allows.
     `owner` fences a worker: the update applies only while that worker still holds the run's lease,
     so a worker that stalled past its lease cannot overwrite what the run's new owner did.
+    `related`: relations loaded with the returned run (select_related).
     """
     sources = list(expected) if expected is not None else sources_for(target)
     bad = [s for s in sources if not is_allowed(s, target)]
@@ -109,7 +111,7 @@ def transition(
         updated = rows.update(**values)
         if updated != 1:
             return None
-        run = Run.objects.select_related(None).get(id=run_id)
+        run = Run.objects.select_related(*related).get(id=run_id) if related else Run.objects.get(id=run_id)
         if publish:
             publish_run_event(run)
     return run
@@ -149,6 +151,8 @@ def claim(run_id: str, worker_id: str) -> Run | None:
             "started_at": Coalesce(F("started_at"), Value(now)),
             "attempts": F("attempts") + 1,
         },
+        # With the thread at hand, the run's messages know their thread's kind without a query.
+        related=("thread",),
     )
 
 

@@ -231,10 +231,15 @@ async def _call_endpoints(
 
 
 # --- earlier rounds, as the model reads them back ----------------------------------------------
-def tool_tail(run: Run) -> list[dict[str, Any]]:
-    """This run's tool rounds in Chat Completions form, oldest first."""
+def tool_steps(run: Run) -> list[RunStep]:
+    return list(RunStep.objects.filter(run=run, type="tool_calls").order_by("id"))
+
+
+def tool_tail(run: Run, steps: list[RunStep] | None = None) -> list[dict[str, Any]]:
+    """This run's tool rounds in Chat Completions form, oldest first (from `steps`, the run's
+    tool_calls steps in order, when the caller has just read them)."""
     tail: list[dict[str, Any]] = []
-    for step in RunStep.objects.filter(run=run, type="tool_calls").order_by("id"):
+    for step in tool_steps(run) if steps is None else steps:
         calls = step.step_details.get("tool_calls", [])
         if not calls:
             continue

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from assistants_app.errors import InvalidRequest
+from assistants_app.lib import rowlock
 from assistants_app.models import Assistant, VectorStore, VectorStoreFile
 
 from . import files, tools
@@ -98,7 +99,7 @@ def save_staff_assistant(
         if assistant.is_default:
             # Lock the current default first so that two staff saving defaults at once serialize
             # here rather than one of them failing on the one-default constraint.
-            list(Assistant.objects.select_for_update().filter(is_default=True).exclude(pk=assistant.pk))
+            rowlock.lock(Assistant.objects.filter(is_default=True).exclude(pk=assistant.pk))
             Assistant.objects.filter(is_default=True).exclude(pk=assistant.pk).update(is_default=False)
         store = None
         if uploads:

@@ -24,6 +24,7 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 
 from assistants_app.errors import InvalidRequest
+from assistants_app.lib import rowlock
 from assistants_app.models import File, Message, Thread, VectorStore
 
 from . import lookups, runs, threads, vector_stores
@@ -70,7 +71,7 @@ def current(user: Any, *, create: bool = True) -> Thread | None:
     with transaction.atomic():
         # Two first visits at once (two tabs) must not make two conversations: the user's row lock
         # (an IMMEDIATE transaction on SQLite) orders them, and the second sees the first's.
-        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        rowlock.lock(get_user_model().objects.filter(pk=user.pk))
         thread = _recent(_chat_threads(user)).first()
         return thread or threads.create_thread(user, is_chat=True)
 
@@ -78,7 +79,7 @@ def current(user: Any, *, create: bool = True) -> Thread | None:
 def start_new(user: Any) -> Thread:
     """A fresh conversation on top of the list; an empty one the user already has is reused."""
     with transaction.atomic():
-        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        rowlock.lock(get_user_model().objects.filter(pk=user.pk))
         empty = (
             _chat_threads(user)
             .filter(~Exists(Message.objects.filter(thread_id=OuterRef("id"))))

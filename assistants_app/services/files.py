@@ -34,6 +34,7 @@ from django.db.models.signals import post_delete, pre_delete
 from django.utils import timezone
 
 from assistants_app.errors import ServiceError
+from assistants_app.lib import rowlock
 from assistants_app.lib.sniff import SNIFF_BYTES, sniff_content_type
 from assistants_app.models import File, Thread
 
@@ -119,7 +120,7 @@ def store_file(
     row.data.save(row.id, content, save=False)
     try:
         with transaction.atomic():
-            get_user_model().objects.select_for_update().filter(pk=row.owner_id).first()
+            rowlock.lock(get_user_model().objects.filter(pk=row.owner_id))
             check_quota(row.owner_id, row.bytes)
             row.save()
     except BaseException:

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from assistants_app.errors import InvalidRequest, ThreadBusy, TooManyActiveRuns
+from assistants_app.lib import rowlock
 from assistants_app.models import Assistant, File, Message, Run, RunStep, Thread
 from assistants_app.models.run import ACTIVE_STATUSES, RunOrigin, RunStatus
 from assistants_app.runs import nudges, state
@@ -173,7 +174,7 @@ def check_run_quota(owner_id: Any, *, lock: bool = False) -> None:
     if limit <= 0:
         return
     if lock:
-        get_user_model().objects.select_for_update().filter(pk=owner_id).first()
+        rowlock.lock(get_user_model().objects.filter(pk=owner_id))
     active = Run.objects.filter(thread__owner_id=owner_id, status__in=ACTIVE_STATUSES).count()
     if active >= limit:
         raise TooManyActiveRuns(limit)

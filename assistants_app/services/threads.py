@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from assistants_app.errors import InvalidRequest, ThreadBusy
+from assistants_app.lib import rowlock
 from assistants_app.models import File, Message, Run, Thread
 from assistants_app.runs import vision
 from assistants_app.runs.context import message_tokens
@@ -27,7 +28,7 @@ def lock_idle(thread: Thread) -> None:
     or delete on the same thread waits and then sees this one's outcome. (The partial unique index
     "one_active_run_per_thread" still backs this up: see runs.start.)
     """
-    Thread.objects.select_for_update().filter(id=thread.id).first()
+    rowlock.lock(Thread.objects.filter(id=thread.id))
     run = lookups.active_run(thread)
     if run is not None:
         raise ThreadBusy(thread.id, run.id)

@@ -117,3 +117,13 @@ def test_ids_sort_bytewise_on_postgresql(db, postgres) -> None:
         rows = cur.fetchall()
     assert len(rows) >= 8
     assert all(collation == "C" for _, _, collation in rows), rows
+
+
+def test_a_claimed_run_comes_with_its_thread(make_run, django_assert_num_queries) -> None:
+    """The engine saves the run's messages with the thread at hand, so an API thread's reply costs no
+    search-index query; claiming loads it in the same SELECT as the run."""
+    run = make_run("queued")
+    claimed = state.claim(run.id, "w1")
+    assert claimed is not None
+    with django_assert_num_queries(0):
+        assert claimed.thread.is_chat is False
