@@ -183,8 +183,9 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
         msg = chat.message(message_id)
         if msg is None:
             return [], ""
-        ops = self._rendered([msg])
-        name = chat_decorations.decorations(self.user, [msg]).assistant_names.get(msg.assistant_id or "")
+        deco = chat_decorations.decorations(self.user, [msg])  # once: five queries
+        ops: list[Op] = [upsert(render_message(bubble(msg, deco), self.renderer.assistant_name))]
+        name = deco.assistant_names.get(msg.assistant_id or "")
         who = name or self.renderer.assistant_name
         # strip_tags leaves entities: unescape so that the announcement (escaped once, below) reads
         # "<b>" where the reply shows "<b>", not "&lt;b&gt;".

@@ -7,6 +7,7 @@ import json
 import re
 import time
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -17,7 +18,7 @@ from assistants_app.backends.base import TextDelta
 from assistants_app.models import Assistant, Run
 from assistants_app.runs import events
 from assistants_app.runs.recovery import WORKER_LOST
-from assistants_app.services import chat, conversations
+from assistants_app.services import chat, chat_decorations, conversations
 from tests.support import ROOT
 from tests.support.sockets import frames_until, socket
 
@@ -203,3 +204,26 @@ async def test_another_tab_drops_the_version_a_regenerate_replaced(alice, assist
     assert '<div hx-swap-oob="delete:#m-msg_old1"></div>' in frames and "<script>" not in frames
     await sync_to_async(chat.stop, thread_sensitive=False)(alice, run.id)
     await tab.disconnect()
+
+
+async def test_a_finished_reply_reads_its_decorations_once(executor, alice, assistant, monkeypatch) -> None:
+    """Rendering the final reply and naming its assistant for the announcement share one read of the
+    reply's decorations (five queries), not one each."""
+    real = chat_decorations.decorations
+    seen: list[list[str]] = []
+
+    def counting(user: Any, msgs: list[Any]) -> Any:
+        seen.append([m.id for m in msgs])
+        return real(user, msgs)
+
+    monkeypatch.setattr(chat_decorations, "decorations", counting)
+    fake.script(fake.text_turn("Short ", "answer."))
+    comm = socket(alice, "?tab=t")
+    assert (await comm.connect())[0]
+    _, run = await send(alice, "hi")
+    await comm.send_to(text_data=json.dumps({"follow": run.id}))
+    text = "".join(await frames_until(comm, finished))
+    assert "Helper replied: Short answer." in text
+    reply = await sync_to_async(lambda: Run.objects.get(id=run.id).messages.get(role="assistant").id)()
+    assert sum(reply in ids for ids in seen) == 1, seen
+    await comm.disconnect()
