@@ -25,6 +25,7 @@ import openai
 
 from .base import BackendError, ChatRequest, StreamEvent
 from .openai_stream import ChunkMapper, SSEDecoder, decode_data, merge_text
+from .pacing import paced_transport, stream_of
 from .refusals import image_refusal
 
 logger = logging.getLogger(__name__)
@@ -46,9 +47,9 @@ _TRANSPORT_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
 # After [DONE], how long the rest of the body (normally just the end of the chunked encoding) may
 # take to arrive so the connection can go back to the pool; the SDK waits the same.
 _DRAIN_SECONDS = 0.1
-# A body read that took longer than this waited for the network (a buffered one takes microseconds);
-# a wrong guess either way only moves when the next read happens.
-_WAITED_SECONDS = 0.001
+# The SDK's default pool size (openai._constants.DEFAULT_CONNECTION_LIMITS): with a transport of
+# our own, httpx no longer applies the client's limits, so the transport is given them.
+_CONNECTION_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -83,6 +84,11 @@ def build_client(
             api_key=key[1],
             max_retries=0,
             timeout=_timeout(connect_timeout, stall_timeout),
+            # The SDK's own default client, but reading through pacing.py's network streams.
+            http_client=openai.DefaultAsyncHttpxClient(
+                transport=paced_transport(limits=_CONNECTION_LIMITS),
+                timeout=_timeout(connect_timeout, stall_timeout),
+            ),
         )
         cache[key] = client
     return client
@@ -208,15 +214,14 @@ class OpenAICompatBackend:
 
             decoder, mapper = SSEDecoder(), ChunkMapper()
             yielded = done = False
-            loop = asyncio.get_running_loop()
-            interval = self.read_interval
-            asked_at = loop.time()
+            # Once something went out, the connection is read at most once per interval (pacing.py);
+            # the first event is never delayed.
+            paced = stream_of(api_response.http_response) if self.read_interval else None
+            if paced is not None:
+                # Before the body's close hands the connection back to the pool (LIFO).
+                stack.callback(paced.unpace)
             try:
                 async for data in body:
-                    read_at = loop.time()
-                    # Served from what an earlier read buffered (h11 hands out one HTTP chunk at a
-                    # time) or waited for the network: only the latter starts a new window.
-                    waited = read_at - asked_at > _WAITED_SECONDS
                     events: list[StreamEvent] = []
                     failure: BackendError | None = None
                     try:
@@ -234,14 +239,8 @@ class OpenAICompatBackend:
                         raise failure
                     if done:
                         break
-                    if interval and events and waited:
-                        # Let what the upstream sends meanwhile pile up and be relayed at once: per
-                        # token, each wake-up from here to the reader's socket costs more than the
-                        # token itself.
-                        wait = read_at + interval - loop.time()
-                        if wait > 0:
-                            await asyncio.sleep(wait)
-                    asked_at = loop.time()
+                    if yielded and paced is not None and not paced.paced:
+                        paced.pace(self.read_interval)
             except httpx2.TimeoutException as err:
                 if mapper.finish is None:
                     error = self._timeout_error(err, streaming=True)
@@ -256,6 +255,8 @@ class OpenAICompatBackend:
                     )
                     raise (error if yielded else _Retry(error)) from err
             if done:
+                if paced is not None:
+                    paced.unpace()  # the rest is only the body's end: no reason to wait for it
                 await _drain(body)
 
         if mapper.finish is None:

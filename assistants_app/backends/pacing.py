@@ -1,0 +1,118 @@
+"""Reading a streaming reply's socket at most once per interval (UPSTREAM_READ_INTERVAL_MS).
+
+A model server writes each token as its own small HTTP chunk. Read as they come, every token costs
+this server a wake-up on the upstream socket, a parse, an event and a write to each reader's socket,
+and on these machines a wake-up alone costs more CPU than everything else a token needs. So once a
+reply's text flows, its connection is read at most once per interval: the tokens that arrived
+meanwhile wait in the kernel's socket buffer and come in with one read, are parsed together and
+reach the readers as one write.
+
+This is done below httpx, in the network stream that the connection pool reads (httpcore's
+pluggable network backend), not by sleeping in the consumer: a consumer can only ask for the next
+chunk, so it cannot tell "the buffer is drained" from "wait for the network", and would wake up once
+per token anyway. The backend turns pacing on for one response's connection after the first text
+(which is never delayed) and off when the response ends, so a connection back in the pool is never
+paced for the next request.
+"""
+
+# The `timeout` parameters are httpcore's network-stream interface, passed through as they are.
+# ruff: noqa: ASYNC109
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore2
+import httpx2
+
+
+class PacedStream(httpcore2.AsyncNetworkStream):
+    """A network stream whose reads can be spaced: `pace(interval)` until `unpace()`."""
+
+    def __init__(self, inner: httpcore2.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._interval = 0.0
+        self._next_read = 0.0  # event-loop time before which no read goes to the socket
+
+    def pace(self, interval: float) -> None:
+        """From now on, read the socket at most once per `interval` seconds (0: as data comes)."""
+        self._interval = max(0.0, interval)
+        if self._interval:
+            self._next_read = asyncio.get_running_loop().time() + self._interval
+
+    def unpace(self) -> None:
+        self._interval = 0.0
+        self._next_read = 0.0
+
+    @property
+    def paced(self) -> bool:
+        return self._interval > 0
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._interval:
+            wait = self._next_read - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        data = await self._inner.read(max_bytes, timeout)
+        if self._interval:
+            self._next_read = asyncio.get_running_loop().time() + self._interval
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.AsyncNetworkStream:
+        return PacedStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class PacedBackend(httpcore2.AsyncNetworkBackend):
+    """The connection pool's network backend, handing out PacedStreams (unpaced until told)."""
+
+    def __init__(self, inner: httpcore2.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        return PacedStream(await self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore2.AsyncNetworkStream:
+        return PacedStream(await self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def paced_transport(**kwargs: Any) -> httpx2.AsyncHTTPTransport:
+    """httpx's own transport, its pool reading through PacedBackend. (httpx does not take a network
+    backend as an argument; its pool does, and keeps it in `_network_backend`.)"""
+    transport = httpx2.AsyncHTTPTransport(**kwargs)
+    pool = transport._pool
+    inner = getattr(pool, "_network_backend", None)
+    if not isinstance(inner, httpcore2.AsyncNetworkBackend):
+        raise RuntimeError(f"httpcore2's pool changed: no _network_backend on {type(pool).__name__}")
+    pool._network_backend = PacedBackend(inner)
+    return transport
+
+
+def stream_of(response: httpx2.Response) -> PacedStream | None:
+    """The PacedStream a response is read from, if it is one (httpcore names it in the extensions)."""
+    stream = response.extensions.get("network_stream")
+    return stream if isinstance(stream, PacedStream) else None

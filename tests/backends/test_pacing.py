@@ -1,0 +1,105 @@
+"""backends/pacing.py: once text flows, a reply's connection is read at most once per interval, so the
+tokens that arrived meanwhile come in with one read (one wake-up, one parse, one write per reader)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpcore2
+import pytest
+
+from assistants_app.backends import openai_compat, pacing
+from assistants_app.backends.base import ChatRequest, TextDelta
+from assistants_app.backends.openai_compat import OpenAICompatBackend, close_clients
+from tests.fakes.upstream import FakeUpstream, text
+
+REQUEST = ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}])
+
+
+class _Inner(httpcore2.AsyncNetworkStream):
+    def __init__(self) -> None:
+        self.reads: list[float] = []
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        self.reads.append(asyncio.get_running_loop().time())
+        return b"x"
+
+    async def start_tls(self, ssl_context: Any, server_hostname: Any = None, timeout: Any = None) -> Any:  # noqa: ASYNC109
+        return _Inner()
+
+
+async def test_a_paced_stream_spaces_its_reads_until_unpaced() -> None:
+    inner = _Inner()
+    stream = pacing.PacedStream(inner)
+    loop = asyncio.get_running_loop()
+    for _ in range(3):
+        await stream.read(100)
+    assert inner.reads[-1] - inner.reads[0] < 0.03  # unpaced: as fast as asked
+    paced_at = loop.time()
+    stream.pace(0.05)
+    for _ in range(3):
+        await stream.read(100)
+    first, *rest = inner.reads[3:]
+    assert first - paced_at >= 0.045  # the window starts when pacing starts
+    assert all(b - a >= 0.045 for a, b in zip([first, *rest], rest, strict=False))
+    stream.unpace()
+    t = loop.time()
+    await stream.read(100)
+    assert inner.reads[-1] - t < 0.03
+    assert isinstance(await stream.start_tls(None), pacing.PacedStream)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def up() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture(autouse=True)
+async def _close_cached_clients() -> AsyncIterator[None]:
+    yield
+    await close_clients()
+
+
+async def _arrivals(backend: OpenAICompatBackend) -> tuple[float, list[tuple[float, str]]]:
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    out = [(loop.time(), ev.text) async for ev in backend.stream(REQUEST) if isinstance(ev, TextDelta)]
+    return asked, out
+
+
+async def test_a_reply_is_read_once_per_interval_its_first_text_at_once(up: FakeUpstream) -> None:
+    chunks = [f"t{i} " for i in range(30)]
+    up.script(text(*chunks, delay=0.01), text("again", delay=0.01))
+    backend = OpenAICompatBackend(up.base_url, "k", connect_timeout=2.0, stall_timeout=5.0, read_interval=0.1)
+    asked, arrivals = await _arrivals(backend)
+    assert "".join(t for _, t in arrivals) == "".join(chunks)  # nothing lost, in order
+    assert arrivals[0][0] - asked < 0.09  # the first text is never held
+    # 30 chunks over ~0.3 s: with one read per 0.1 s, a handful of reads carry them (a delta per
+    # HTTP chunk of a read, all relayed in the same step), not one wake-up per chunk.
+    reads = {round(t, 2) for t, _ in arrivals[1:]}
+    assert len(reads) <= 6, sorted(reads)
+    # The connection went back to the pool unpaced: the next reply's first text is not held.
+    asked, arrivals = await _arrivals(backend)
+    assert [t for _, t in arrivals] and arrivals[0][0] - asked < 0.09
+
+
+async def test_the_shared_client_reads_through_paced_streams(up: FakeUpstream) -> None:
+    up.script(text("hello"))
+    client = openai_compat.build_client(up.base_url, "k")
+    async with client.chat.completions.with_streaming_response.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+    ) as response:
+        assert pacing.stream_of(response.http_response) is not None
+        async for _ in response.iter_bytes():
+            pass
+
+
+async def test_no_interval_no_pacing(up: FakeUpstream) -> None:
+    chunks = [f"t{i} " for i in range(10)]
+    up.script(text(*chunks, delay=0.01))
+    backend = OpenAICompatBackend(up.base_url, "k", connect_timeout=2.0, stall_timeout=5.0, read_interval=0)
+    _, arrivals = await _arrivals(backend)
+    assert len(arrivals) >= 8  # a delta per chunk, as they come
