@@ -79,15 +79,15 @@ def build_client(
         cache = _loopless_clients
     client = cache.get(key)
     if client is None or client.is_closed():
+        timeout = _timeout(connect_timeout, stall_timeout)
         client = openai.AsyncOpenAI(
             base_url=key[0],
             api_key=key[1],
             max_retries=0,
-            timeout=_timeout(connect_timeout, stall_timeout),
+            timeout=timeout,
             # The SDK's own default client, but reading through pacing.py's network streams.
             http_client=openai.DefaultAsyncHttpxClient(
-                transport=paced_transport(limits=_CONNECTION_LIMITS),
-                timeout=_timeout(connect_timeout, stall_timeout),
+                transport=paced_transport(limits=_CONNECTION_LIMITS), timeout=timeout
             ),
         )
         cache[key] = client

@@ -29,7 +29,7 @@ WORKER_LOST = (
 
 
 def _candidates(now: datetime) -> tuple[list[Run], list[Run]]:
-    """(overdue, lost) in one SELECT: every idle executor asks this on each heartbeat.
+    """(overdue, lost) in one SELECT: every executor asks this every third of a lease, idle or not.
 
     Overdue: past expires_at while waiting (queued, requires_action) or while its worker is lost.
     Lost: executing, lease run out, not yet due to expire."""

@@ -173,8 +173,9 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
         """The run's outcome from its rows, for when its event log is gone (retention, restart)."""
         return self._rendered(chat.run_messages(run_id))
 
-    def _rendered(self, msgs: list[Message]) -> list[Op]:
-        deco = chat_decorations.decorations(self.user, msgs)
+    def _rendered(self, msgs: list[Message], deco: chat_decorations.Decorations | None = None) -> list[Op]:
+        if deco is None:
+            deco = chat_decorations.decorations(self.user, msgs)
         return [upsert(render_message(bubble(m, deco), self.renderer.assistant_name)) for m in msgs]
 
     def _final_message(self, message_id: str) -> tuple[list[Op], str]:
@@ -184,7 +185,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
         if msg is None:
             return [], ""
         deco = chat_decorations.decorations(self.user, [msg])  # once: five queries
-        ops: list[Op] = [upsert(render_message(bubble(msg, deco), self.renderer.assistant_name))]
+        ops = self._rendered([msg], deco)
         name = deco.assistant_names.get(msg.assistant_id or "")
         who = name or self.renderer.assistant_name
         # strip_tags leaves entities: unescape so that the announcement (escaped once, below) reads

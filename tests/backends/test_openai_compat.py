@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import httpx2
 import openai
@@ -23,22 +22,9 @@ from assistants_app.backends.base import (
 from assistants_app.backends.openai_compat import (
     OpenAICompatBackend,
     backend_from_settings,
-    close_clients,
     fetch_models,
 )
 from tests.fakes.upstream import FakeUpstream, error, hang, length, malformed, text, tool_calls
-
-
-@pytest.fixture
-def up() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as upstream:
-        yield upstream
-
-
-@pytest.fixture(autouse=True)
-async def _close_cached_clients() -> AsyncIterator[None]:
-    yield
-    await close_clients()
 
 
 def make_backend(

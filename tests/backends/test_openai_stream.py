@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from assistants_app.backends.base import (
     ToolCallDelta,
     Usage,
 )
-from assistants_app.backends.openai_compat import OpenAICompatBackend, close_clients
+from assistants_app.backends.openai_compat import OpenAICompatBackend
 from assistants_app.backends.openai_stream import ChunkMapper, SSEDecoder, decode_data, merge_text
 from tests.fakes.upstream import FakeUpstream, Reply, text
 
@@ -85,18 +85,6 @@ class Raw(Reply):
             h.close_connection = True
             return
         h.end_chunks()
-
-
-@pytest.fixture
-def up() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as upstream:
-        yield upstream
-
-
-@pytest.fixture(autouse=True)
-async def _close_cached_clients() -> AsyncIterator[None]:
-    yield
-    await close_clients()
 
 
 def backend(up: FakeUpstream, max_retries: int = 2) -> OpenAICompatBackend:

@@ -4,15 +4,13 @@ tokens that arrived meanwhile come in with one read (one wake-up, one parse, one
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpcore2
-import pytest
 
 from assistants_app.backends import openai_compat, pacing
 from assistants_app.backends.base import ChatRequest, TextDelta
-from assistants_app.backends.openai_compat import OpenAICompatBackend, close_clients
+from assistants_app.backends.openai_compat import OpenAICompatBackend
 from tests.fakes.upstream import FakeUpstream, text
 
 REQUEST = ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}])
@@ -49,18 +47,6 @@ async def test_a_paced_stream_spaces_its_reads_until_unpaced() -> None:
     await stream.read(100)
     assert inner.reads[-1] - t < 0.03
     assert isinstance(await stream.start_tls(None), pacing.PacedStream)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def up() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as upstream:
-        yield upstream
-
-
-@pytest.fixture(autouse=True)
-async def _close_cached_clients() -> AsyncIterator[None]:
-    yield
-    await close_clients()
 
 
 async def _arrivals(backend: OpenAICompatBackend) -> tuple[float, list[tuple[float, str]]]:

@@ -43,10 +43,13 @@ def max_attempts() -> int:
     return int(settings.FILE_SEARCH_MAX_ATTEMPTS)
 
 
+def _unclaimed(now: datetime) -> Q:
+    """Pending files that no live claim holds."""
+    return Q(status=Status.IN_PROGRESS) & (Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lt=now))
+
+
 def _claimable(now: datetime) -> Q:
-    return Q(status=Status.IN_PROGRESS, attempts__lt=max_attempts()) & (
-        Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lt=now)
-    )
+    return _unclaimed(now) & Q(attempts__lt=max_attempts())
 
 
 def _claim(vs_file_id: int, worker_id: str) -> bool:
@@ -72,12 +75,7 @@ def _fail_exhausted(ids: list[int]) -> int:
     if not ids:
         return 0
     now = timezone.now()
-    return VectorStoreFile.objects.filter(
-        Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lt=now),
-        pk__in=ids,
-        status=Status.IN_PROGRESS,
-        attempts__gte=max_attempts(),
-    ).update(
+    return VectorStoreFile.objects.filter(_unclaimed(now), pk__in=ids, attempts__gte=max_attempts()).update(
         status=Status.FAILED,
         claimed_by="",
         claim_expires_at=None,
@@ -94,14 +92,13 @@ def claim_and_ingest_pending(worker_id: str, limit: int = 4) -> int:
     # One read finds both the claimable and the exhausted files: every idle worker asks once per
     # poll, and an UPDATE would take SQLite's write lock even when it matches nothing.
     unclaimed = list(
-        VectorStoreFile.objects.filter(
-            Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lt=now), status=Status.IN_PROGRESS
-        )
+        VectorStoreFile.objects.filter(_unclaimed(now))
         .order_by("id")
         .values_list("id", "attempts")[: limit * 4]
     )
-    _fail_exhausted([pk for pk, attempts in unclaimed if attempts >= max_attempts()])
-    candidates = [pk for pk, attempts in unclaimed if attempts < max_attempts()]
+    most = max_attempts()
+    _fail_exhausted([pk for pk, attempts in unclaimed if attempts >= most])
+    candidates = [pk for pk, attempts in unclaimed if attempts < most]
     done = 0
     for vs_file_id in candidates:
         if done >= limit:
