@@ -64,10 +64,8 @@ class Monitor:
         next_disk = 0.0
         while True:
             await asyncio.sleep(POLL_SECONDS)
-            if self.cg is not None:
-                if self.cg.oom_killed():
-                    self.reason = "memory"
-                elif self.cg.cpu_seconds() - self.cpu_start > self.limits.cpu_seconds:
+            if self.cg is not None and not self.oom_killed():
+                if self.cg.cpu_seconds() - self.cpu_start > self.limits.cpu_seconds:
                     self.reason = "cpu"
             if self.reason is None and time.monotonic() >= next_disk:
                 found = await asyncio.to_thread(wd.scan, self.fd, max_entries=self.max_entries)
@@ -78,6 +76,15 @@ class Monitor:
             if self.reason is not None:
                 kill()  # the sandbox's pid 1: its pid namespace dies with it; close() sweeps the cgroup
                 return
+
+    def oom_killed(self) -> bool:
+        """Whether the OOM killer acted in the cgroup (then the reason is "memory").
+
+        Also asked once more when the code has finished: on cgroup v1 the kernel kills only one
+        process, and the code can finish between two polls with its session's state part gone."""
+        if self.reason is None and self.cg is not None and self.cg.oom_killed():
+            self.reason = "memory"
+        return self.reason == "memory"
 
 
 def roll_back(fd: int, before: wd.Scan) -> int:

@@ -299,6 +299,9 @@ class Session:
                 killed_by_us = True
                 self._kill_process()
             completed = done.done() and not killed_by_us and monitor.reason is None and self.persistent
+            if completed and monitor.oom_killed():  # after the last poll: the session is not intact
+                completed = False
+                self._kill_process()
             if completed:
                 ch.read_output(_DRAIN_READS)
                 self._freeze()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from assistants_app.tools.code_interpreter import cgroups, sessions
+from assistants_app.tools.code_interpreter import cgroups, outcome, sessions
 from assistants_app.tools.code_interpreter.sandbox import Limits
 from tests.tools.code_interpreter.test_sessions import _problem, make_pool, make_root, run, until
 
@@ -58,6 +58,23 @@ async def test_memory_bounds_the_whole_session_not_each_execution(
     third = await run(pool, "t", _HOLD.format(mb=200), root, lim)
     assert third.memory_exceeded and third.killed_reason == "Memory limit of 512 MiB exceeded"
     assert third.session_ended is not None and "t" not in pool
+
+
+async def test_an_oom_kill_between_two_polls_still_ends_the_session(
+    pool: sessions.SessionPool, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The monitor never polls during these executions: what ends the session is the check when the
+    # code has finished (on cgroup v1 the kernel killed one holder and the code finished normally).
+    monkeypatch.setattr(outcome, "POLL_SECONDS", 600)
+    lim = Limits(memory_bytes=512 * MiB, cpu_seconds=20, wall_seconds=60)
+    for n in (1, 2):
+        assert (await run(pool, "t", _HOLD.format(mb=200), root, lim)).logs == f"holding {n}\n"
+    third = await run(pool, "t", _HOLD.format(mb=200), root, lim)
+    assert third.memory_exceeded and third.killed_reason == "Memory limit of 512 MiB exceeded"
+    assert third.exit_code is None
+    assert third.session_ended is not None and "t" not in pool
+    fresh = await run(pool, "t", "print(len(globals().get('held', [])))", root, lim)
+    assert fresh.fresh_session and fresh.logs == "0\n"
 
 
 async def test_nothing_runs_between_executions(pool: sessions.SessionPool, root: Path) -> None:
