@@ -43,10 +43,13 @@ from bench.capacity.procs import PROCS, cpu_seconds, install_cleanup  # noqa: E4
 Reader = Callable[[str, int, float], Awaitable[int]]
 
 
+HISTORY: list[dict[str, Any]] = []  # --history: earlier turns sent before the last user message
+
+
 def _body(tokens: int, rate: float) -> dict[str, Any]:
     return {
         "model": "bench",
-        "messages": [{"role": "user", "content": f"tokens={tokens} rate={rate:g}"}],
+        "messages": [*HISTORY, {"role": "user", "content": f"tokens={tokens} rate={rate:g}"}],
         "stream": True,
         "stream_options": {"include_usage": True},
     }
@@ -152,8 +155,16 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=20000, help="chunks per cell in burst mode (at least)")
     ap.add_argument("--short", type=int, default=500, help="streams in the short mode")
     ap.add_argument("--modes", default="burst,paced,short")
+    ap.add_argument(
+        "--history", type=int, default=0, help="earlier messages (~60 words each) in every request"
+    )
     ap.add_argument("--paths", default="backend,sdk,httpx")
     args = ap.parse_args()
+    words = " ".join(["history"] * 60)
+    HISTORY.extend(
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"{i}: {words}"}
+        for i in range(args.history)
+    )
 
     import django
 

@@ -87,6 +87,36 @@ async def test_sends_only_the_fields_that_are_set(up: FakeUpstream) -> None:
     assert sent["response_format"] == fmt
 
 
+async def test_the_prompt_goes_out_exactly_as_built(up: FakeUpstream) -> None:
+    # The request skips the SDK's argument transform (_open_stream): every shape a prompt can have
+    # must still reach the upstream unchanged.
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"},
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "ünïcødé ✓"},
+    ]
+    await collect(make_backend(up), ChatRequest(model="fake-model", messages=messages, temperature=0.5))
+    sent = up.requests[0]
+    assert sent["messages"] == messages
+    assert sent["temperature"] == 0.5 and sent["model"] == "fake-model"
+
+
 async def test_parallel_tool_call_deltas_reassemble(up: FakeUpstream) -> None:
     weather = json.dumps({"city": "Oslo", "unit": "celsius"})
     time_args = json.dumps({"tz": "Europe/Oslo"})
