@@ -144,6 +144,8 @@ class Run:
         setup = SETUPS[name](self.upstream_url, a)
         ws_users = sum(a.streams) if "ws" in a.paths else 0
         n_users = ws_users + a.run_parallel + 2 + (a.burst if name != "litellm" else 0)
+        if "sse" not in a.paths and name_in(name, a.profile):
+            n_users += max(a.run_parallel, a.profile_streams)  # the chat phase profiled
         self.calibration[name] = calibrate.probe()
         print(
             f"# {name}: starting ({setup.tmp}); calibration {self.calibration[name]}",
@@ -198,7 +200,7 @@ class Run:
                 chunk, users = users[: a.run_parallel], users[a.run_parallel :]
                 self._run(setup, "chat websocket", self.phase(setup, {**many, "mode": "ws", "users": chunk}))
         if name_in(setup.name, a.profile):
-            self._profile(setup, base)
+            users = self._profile(setup, base, users)
         if a.burst:
             chunk = users[: a.burst]
             before = self._run_counts(setup)
@@ -211,22 +213,29 @@ class Run:
                 db = "PostgreSQL" if setup.cross else "SQLite"
                 self.bursts.append({"setup": setup.name, "database": db, "phase": p, "runs": runs})
 
-    def _profile(self, setup: Ours, base: dict[str, Any]) -> None:
+    def _profile(
+        self, setup: Ours, base: dict[str, Any], users: list[dict[str, str]]
+    ) -> list[dict[str, str]]:
+        """Profile the /v1 path, or the chat websocket when --paths is only ws; returns the users
+        left for the phases after it."""
         a = self.args
         pids = {f"{setup.name}-{g}": p[0] for g, p in setup.cpu_groups().items() if g in ("web", "worker")}
+        chat = "sse" not in a.paths
         if a.profile_mode == "runs":
             # The short-run phase: where the CPU per run goes (thread + run creation to the reply's end).
             job = {
                 **base,
-                "mode": "v1_runs",
+                "mode": "ws" if chat else "v1_runs",
                 "n": a.run_parallel,
                 "sends": max(1, a.runs // a.run_parallel),
                 "tokens": 5,
                 "prompt": prompt(5, a.rate),
             }
         else:
-            job = {**base, "mode": "v1", "n": a.profile_streams, "tokens": a.profile_tokens}
+            job = {**base, "mode": "ws" if chat else "v1", "n": a.profile_streams, "tokens": a.profile_tokens}
             job["prompt"] = prompt(a.profile_tokens, a.rate)
+        if chat:
+            job["users"], users = users[: job["n"]], users[job["n"] :]
         p = self.phase(setup, job, profile_pids=pids)
         for label, rec in (p or {}).get("profiles", {}).items():
             path = Path(rec["raw"])
@@ -241,6 +250,7 @@ class Run:
             t["phase"] = {k: p[k] for k in ("server_cpu_total", "delivered", "wall", "load")}  # type: ignore[index]
             self.profiles[label] = t
             (self.log_dir / path.name).write_bytes(path.read_bytes())
+        return users
 
     def _run_counts(self, setup: Ours) -> dict[str, int]:
         out = subprocess.run(

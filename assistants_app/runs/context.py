@@ -129,7 +129,9 @@ def build_prompt(run: Run, tail: list[dict[str, Any]], tools: list[dict[str, Any
         Message.objects.filter(thread_id=run.thread_id, superseded=False)
         .exclude(run_id=run.id, role="assistant")
         .order_by("-id")
-        .only("id", "role", "content", "token_count")
+        # Tuples, not model instances: a long conversation is read whole for every run, and a
+        # model instance per row (init, signals) cost more than the query itself.
+        .values_list("id", "role", "content", "token_count")
     )
     before: str | None = None
     done = False
@@ -138,20 +140,18 @@ def build_prompt(run: Run, tail: list[dict[str, Any]], tools: list[dict[str, Any
         page = list((qs.filter(id__lt=before) if before else qs)[:PAGE])
         if not page:
             break
-        for msg in page:
+        for _id, role, content, token_count in page:
             if max_count is not None and len(history) >= max_count:
                 truncated, done = True, True
                 break
-            cost = msg.token_count or message_tokens(msg.content)
+            cost = token_count or message_tokens(content)
             if cost > remaining:
                 truncated, done = True, True
                 break
             remaining -= cost
-            parts = images.parts(msg.role, msg.content)
-            history.append(
-                {"role": msg.role, "content": message_text(msg.content) if parts is None else parts}
-            )
-        before = page[-1].id
+            parts = images.parts(role, content)
+            history.append({"role": role, "content": message_text(content) if parts is None else parts})
+        before = page[-1][0]
         if len(page) < PAGE:
             break
     if not history and not tail:
