@@ -60,7 +60,8 @@ def readers(base_url: str) -> dict[str, Callable[[], Reader]]:
     import httpx2
 
     from assistants_app.backends.base import ChatRequest, TextDelta
-    from assistants_app.backends.openai_compat import OpenAICompatBackend, build_client
+    from assistants_app.backends.client import build_client
+    from assistants_app.backends.openai_compat import OpenAICompatBackend
 
     def backend() -> Reader:
         be = OpenAICompatBackend(base_url, "bench", max_retries=0)

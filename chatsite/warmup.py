@@ -51,7 +51,7 @@ def _warm_model_client() -> None:
     import openai
     from openai.types.chat import ChatCompletionChunk
 
-    from assistants_app.backends import openai_compat  # noqa: F401
+    from assistants_app.backends import openai_compat  # noqa: F401  (and its client module)
 
     client = openai.AsyncOpenAI(base_url="http://127.0.0.1:9/v1", api_key="warm-up", max_retries=0)
     client.chat.completions  # noqa: B018  (imports the resource modules)

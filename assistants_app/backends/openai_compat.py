@@ -1,8 +1,8 @@
 """The backend for any OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM, llama.cpp, ...).
 
-This is the only module that builds an `openai.AsyncOpenAI` client. Retrying is done here, not by the
-SDK, because only this code knows whether text has already reached the caller: a retry after that
-would show the user the start of the answer twice.
+Its requests go through the one shared `openai.AsyncOpenAI` client (client.py). Retrying is done
+here, not by the SDK, because only this code knows whether text has already reached the caller: a
+retry after that would show the user the start of the answer twice.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import logging
 import random
 import ssl
 import time
-import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -22,22 +21,19 @@ from typing import Any
 import anyio
 import httpx2
 import openai
-from openai._constants import RAW_RESPONSE_HEADER
 
 from .base import BackendError, ChatRequest, StreamEvent
+from .client import PLACEHOLDER_API_KEY, build_client, client_timeout, open_stream
 from .openai_stream import ChunkMapper, SSEDecoder, decode_data, merge_text
-from .pacing import paced_transport, stream_of
+from .pacing import stream_of
 from .refusals import image_refusal
 
 logger = logging.getLogger(__name__)
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-# Local servers (Ollama, llama.cpp) ignore the key, but the SDK refuses an empty one.
-PLACEHOLDER_API_KEY = "not-needed"
 # An upstream asking us to wait longer than this is treated as if it asked for this long: a run that
 # sleeps for minutes looks hung to the user, and the caller can retry the whole run later.
 DEFAULT_MAX_RETRY_DELAY = 20.0
-LIST_MODELS_TIMEOUT = 5.0
 
 # Statuses worth another attempt. 408/409 are transient too (the SDK retries them for the same reason).
 _RETRY_STATUSES = frozenset({408, 409, 429})
@@ -48,65 +44,6 @@ _TRANSPORT_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
 # After [DONE], how long the rest of the body (normally just the end of the chunked encoding) may
 # take to arrive so the connection can go back to the pool; the SDK waits the same.
 _DRAIN_SECONDS = 0.1
-# The SDK's default pool size (openai._constants.DEFAULT_CONNECTION_LIMITS): with a transport of
-# our own, httpx no longer applies the client's limits, so the transport is given them.
-_CONNECTION_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
-
-
-# --------------------------------------------------------------------------------------------------
-# Clients
-
-
-# httpx connection pools belong to the event loop that opened them, so clients are cached per loop
-# (weakly, so a finished loop's clients go away with it) and then per (base_url, api_key).
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], openai.AsyncOpenAI]] = (
-    weakref.WeakKeyDictionary()
-)
-_loopless_clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
-
-
-def build_client(
-    base_url: str, api_key: str, *, connect_timeout: float = 10.0, stall_timeout: float = 60.0
-) -> openai.AsyncOpenAI:
-    """Return the shared `AsyncOpenAI` client for (base_url, api_key) on the running event loop.
-
-    The timeouts given here are only the client's defaults, used by whoever builds it first; the
-    backend passes its own timeouts with every request. The SDK's retries are off: see the module doc.
-    """
-    key = (base_url.rstrip("/"), api_key or PLACEHOLDER_API_KEY)
-    try:
-        cache = _clients.setdefault(asyncio.get_running_loop(), {})
-    except RuntimeError:
-        cache = _loopless_clients
-    client = cache.get(key)
-    if client is None or client.is_closed():
-        timeout = _timeout(connect_timeout, stall_timeout)
-        client = openai.AsyncOpenAI(
-            base_url=key[0],
-            api_key=key[1],
-            max_retries=0,
-            timeout=timeout,
-            # The SDK's own default client, but reading through pacing.py's network streams.
-            http_client=openai.DefaultAsyncHttpxClient(
-                transport=paced_transport(limits=_CONNECTION_LIMITS), timeout=timeout
-            ),
-        )
-        cache[key] = client
-    return client
-
-
-async def close_clients() -> None:
-    """Close the clients cached for the running event loop (for shutdown and test teardown)."""
-    cache = _clients.pop(asyncio.get_running_loop(), {})
-    for client in cache.values():
-        await client.close()
-
-
-def _timeout(connect_timeout: float, stall_timeout: float) -> httpx2.Timeout:
-    # `read` bounds the silence between two reads, which is exactly "the stream stalled".
-    return httpx2.Timeout(
-        connect=connect_timeout, read=stall_timeout, write=stall_timeout, pool=connect_timeout
-    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,7 +81,7 @@ class OpenAICompatBackend:
         self.max_retry_delay = max_retry_delay
         # Seconds between two reads of a stream's body once text flows (0: read as bytes arrive).
         self.read_interval = max(0.0, read_interval)
-        self._timeout = _timeout(connect_timeout, stall_timeout)
+        self._timeout = client_timeout(connect_timeout, stall_timeout)
 
     def __repr__(self) -> str:
         return f"OpenAICompatBackend({self.base_url!r})"  # never the key
@@ -196,7 +133,7 @@ class OpenAICompatBackend:
     ) -> AsyncGenerator[StreamEvent, None]:
         async with contextlib.AsyncExitStack() as stack:
             try:
-                response = await _open_stream(client, params, self._timeout)
+                response = await open_stream(client, params, self._timeout)
             except openai.APIStatusError as err:
                 raise self._status_error(err, params) from err
             except openai.APITimeoutError as err:
@@ -313,29 +250,6 @@ class OpenAICompatBackend:
         )
 
 
-async def _open_stream(
-    client: openai.AsyncOpenAI, params: dict[str, Any], timeouts: httpx2.Timeout
-) -> httpx2.Response:
-    """POST /chat/completions through the SDK and return the response with its body unread.
-
-    What `chat.completions.with_streaming_response.create()` does, minus its first step: the SDK
-    walks the arguments against its TypedDicts to rename aliased keys and convert iterables
-    (`async_maybe_transform`), which costs ~0.13 ms per message of the prompt (bench_backend
-    --history): ~3 ms per run in a 20-message conversation. `_params` already builds plain JSON in
-    the wire's names, so that walk changes nothing. The SDK still builds the request (headers, auth,
-    base_url), sends it, and raises its typed errors on a 4xx/5xx after reading the error body.
-    """
-    response = await client.post(
-        "/chat/completions",
-        body=params,
-        cast_to=httpx2.Response,
-        # The header the SDK's own streaming-response wrapper sets: send with stream=True, so the
-        # body is left unread for us (see openai_stream for why we parse it ourselves).
-        options={"timeout": timeouts, "headers": {RAW_RESPONSE_HEADER: "stream"}},
-    )
-    return response
-
-
 async def _drain(body: AsyncIterator[bytes]) -> None:
     with contextlib.suppress(TimeoutError, *_TRANSPORT_ERRORS):
         async with asyncio.timeout(_DRAIN_SECONDS):
@@ -432,29 +346,3 @@ def backend_from_settings(base_url: str | None = None, api_key: str | None = Non
         retry_base=settings.UPSTREAM_RETRY_BASE_SECONDS,
         read_interval=settings.UPSTREAM_READ_INTERVAL_MS / 1000,
     )
-
-
-async def fetch_models(
-    base_url: str, api_key: str, http_timeout: float = LIST_MODELS_TIMEOUT
-) -> list[dict[str, Any]]:
-    """The upstream's GET /models as OpenAI model objects ({id, object, created, owned_by}), in its
-    order. Raises what the SDK raises when the upstream cannot answer."""
-    client = build_client(base_url, api_key)
-    page = await client.models.list(timeout=http_timeout)
-    models = []
-    for m in page.data:
-        model_id = getattr(m, "id", None)
-        if not isinstance(model_id, str) or not model_id:
-            continue
-        # Local servers leave these out or send other types (llama.cpp: created as a float).
-        created = getattr(m, "created", None)
-        owned_by = getattr(m, "owned_by", None)
-        models.append(
-            {
-                "id": model_id,
-                "object": "model",
-                "created": int(created) if isinstance(created, (int, float)) else 0,
-                "owned_by": owned_by if isinstance(owned_by, str) and owned_by else "system",
-            }
-        )
-    return models

@@ -2,7 +2,7 @@
 
 The endpoints asked are the default one (OPENAI_BASE_URL / OPENAI_API_KEY) and the own endpoints of
 the caller's assistants (backends.endpoint_for): the ones the caller's runs can reach. Each is asked
-GET {base_url}/models through the backend's one client factory (openai_compat.fetch_models) with a
+GET {base_url}/models through the backend's one client factory (backends/client.py, fetch_models) with a
 deadline, all at once, on a thread and event loop of their own, so that a request never waits on a
 slow or dead upstream for longer than the deadline. An endpoint that fails is skipped (and logged),
 never an error for the list. Answers are remembered for MODELS_CACHE_SECONDS per endpoint (a failure
@@ -122,7 +122,7 @@ def _ask(wanted: list[Endpoint], timeout: float) -> dict[Endpoint, list[ModelObj
     result: dict[Endpoint, list[ModelObject] | None] = {}
 
     async def one(endpoint: Endpoint) -> None:
-        from assistants_app.backends.openai_compat import fetch_models
+        from assistants_app.backends.client import fetch_models
 
         try:
             result[endpoint] = await asyncio.wait_for(fetch_models(*endpoint, http_timeout=timeout), timeout)
@@ -130,7 +130,7 @@ def _ask(wanted: list[Endpoint], timeout: float) -> dict[Endpoint, list[ModelObj
             log.warning("could not list the models of %s: %s", endpoint[0], str(err) or type(err).__name__)
 
     async def all_of_them() -> None:
-        from assistants_app.backends.openai_compat import close_clients
+        from assistants_app.backends.client import close_clients
 
         try:
             await asyncio.gather(*(one(endpoint) for endpoint in wanted))

@@ -262,7 +262,7 @@ def test_making_an_assistant_default_undefaults_the_other(staff_client) -> None:
 
 
 def test_model_field_offers_the_backends_models(staff_client, settings, monkeypatch) -> None:
-    from assistants_app.backends import openai_compat
+    from assistants_app.backends import client
 
     settings.MODEL_BACKEND = "openai"
     settings.OPENAI_BASE_URL = "http://models.test/v1"
@@ -272,7 +272,7 @@ def test_model_field_offers_the_backends_models(staff_client, settings, monkeypa
         assert base_url == "http://models.test/v1"
         return [{"id": m, "object": "model", "created": 0, "owned_by": "o"} for m in ("qwen2", "llama3")]
 
-    monkeypatch.setattr(openai_compat, "fetch_models", listed)
+    monkeypatch.setattr(client, "fetch_models", listed)
     page = staff_client.get(ADD_ASSISTANT).content.decode()
     assert re.search(r'<select name="model"[^>]*>', page) and '<option value="qwen2">' in page
 
@@ -283,7 +283,7 @@ def test_model_field_offers_the_backends_models(staff_client, settings, monkeypa
         return ["never"]
 
     model_choices.clear_cache()
-    monkeypatch.setattr(openai_compat, "fetch_models", hangs)
+    monkeypatch.setattr(client, "fetch_models", hangs)
     started = time.monotonic()
     page = staff_client.get(ADD_ASSISTANT).content.decode()
     assert time.monotonic() - started < 3

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from assistants_app.backends.openai_compat import close_clients
+from assistants_app.backends.client import close_clients
 from tests.fakes.upstream import FakeUpstream
 
 

@@ -19,11 +19,8 @@ from assistants_app.backends.base import (
     ToolCallDelta,
     Usage,
 )
-from assistants_app.backends.openai_compat import (
-    OpenAICompatBackend,
-    backend_from_settings,
-    fetch_models,
-)
+from assistants_app.backends.client import fetch_models
+from assistants_app.backends.openai_compat import OpenAICompatBackend, backend_from_settings
 from tests.fakes.upstream import FakeUpstream, error, hang, length, malformed, text, tool_calls
 
 

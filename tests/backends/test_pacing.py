@@ -8,7 +8,8 @@ from typing import Any
 
 import httpcore2
 
-from assistants_app.backends import openai_compat, pacing
+from assistants_app.backends import client as client_module
+from assistants_app.backends import pacing
 from assistants_app.backends.base import ChatRequest, TextDelta
 from assistants_app.backends.openai_compat import OpenAICompatBackend
 from tests.fakes.upstream import FakeUpstream, text
@@ -74,7 +75,7 @@ async def test_a_reply_is_read_once_per_interval_its_first_text_at_once(up: Fake
 
 async def test_the_shared_client_reads_through_paced_streams(up: FakeUpstream) -> None:
     up.script(text("hello"))
-    client = openai_compat.build_client(up.base_url, "k")
+    client = client_module.build_client(up.base_url, "k")
     async with client.chat.completions.with_streaming_response.create(
         model="m", messages=[{"role": "user", "content": "hi"}], stream=True
     ) as response:
