@@ -70,7 +70,8 @@ def check_quota(user_id: Any, size: int) -> None:
     """Raise StorageQuotaExceeded if `size` more bytes would not fit (no lock: store_file checks
     again under the lock; callers use this to refuse several files before storing any)."""
     quota = quota_bytes()
-    if quota:
+    # Nothing to store (a message without files): nothing to refuse, and no SUM query per send.
+    if quota and size > 0:
         used = used_bytes(user_id)
         if used + size > quota:
             raise StorageQuotaExceeded(used=used, quota=quota, size=size)
