@@ -101,6 +101,18 @@ def test_chat_upload_over_the_quota_is_refused_in_plain_words(client, alice, set
     assert File.objects.count() == 1 and Message.objects.count() == 0
 
 
+def test_a_user_over_the_quota_can_still_send_text(client, alice, settings) -> None:
+    # The quota is about stored files: a lowered quota must not silence a user's chat.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.USER_STORAGE_QUOTA_BYTES = 1_000
+    Assistant.objects.create(name="Helper", model="gpt-4o", is_default=True, tools=[{"type": "file_search"}])
+    _file(alice, b"a" * 2000)
+    client.force_login(alice)
+    response = client.post("/chat/send/", {"text": "hello"}, **HX)
+    assert response.status_code == 200
+    assert Message.objects.filter(role="user").count() == 1
+
+
 # --- deletion ----------------------------------------------------------------------------------------
 def test_deleting_a_thread_removes_its_workdir_and_its_outputs_only(
     client, alice, workdirs, host_dir, django_capture_on_commit_callbacks
