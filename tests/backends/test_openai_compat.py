@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx2
 import openai
@@ -87,7 +88,7 @@ async def test_sends_only_the_fields_that_are_set(up: FakeUpstream) -> None:
 async def test_the_prompt_goes_out_exactly_as_built(up: FakeUpstream) -> None:
     # The request skips the SDK's argument transform (_open_stream): every shape a prompt can have
     # must still reach the upstream unchanged.
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "Be brief."},
         {
             "role": "user",
