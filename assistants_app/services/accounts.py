@@ -12,6 +12,7 @@ their session, the API refuses their keys (api/auth.py), the admin's key form do
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,14 +21,18 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
+from django.core.cache import cache
+from django.core.mail import send_mass_mail
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from assistants_app.models import AccountApproval, Invitation
+
+log = logging.getLogger(__name__)
 
 MODES = ("open", "approval", "closed")
 INVITATION_DAYS = 7
@@ -38,6 +43,11 @@ WAITING = (
     "Your account was created and is waiting for an administrator's approval. "
     "You can log in once it has been approved."
 )
+
+# However many sign up (a crowd, or a bot), the approvers get at most one mail per this many seconds;
+# the admin's index shows the live count meanwhile.
+APPROVAL_NOTICE_SECONDS = 600
+_NOTICE_KEY = "accounts:approval-notice"
 
 # Django's mail backends that deliver nowhere: they print, keep in memory, drop, or write to files.
 _MAIL_GOES_NOWHERE = (
@@ -130,12 +140,13 @@ def _claim_first_account() -> bool:
     return _no_accounts()  # again, under the lock: a concurrent first sign-up has committed by now
 
 
-def sign_up(user: User, invitation_token: str | None = None) -> SignedUp:
+def sign_up(user: User, invitation_token: str | None = None, *, site: str = "") -> SignedUp:
     """Create `user` (unsaved, as the sign-up form built it: username, e-mail, password hash).
 
     The first account of an installation becomes staff and superuser (what `manage.py bootstrap`
     makes of ADMIN_USERNAME); an invited one is active in every mode, using up its invitation; in
-    `approval` mode any other waits, inactive, for staff to approve it.
+    `approval` mode any other waits, inactive, for staff to approve it, and the approvers are told
+    (`tell_approvers`; `site` is the server's address as the person signing up reached it).
     """
     ticket = admission(invitation_token)
     try:
@@ -151,6 +162,8 @@ def sign_up(user: User, invitation_token: str | None = None) -> SignedUp:
     except IntegrityError as exc:
         # Two sign-ups with one username at once: the form's uniqueness check passed for both.
         raise SignUpRefused("That username was taken a moment ago. Please choose another.", 409) from exc
+    if not user.is_active:
+        tell_approvers(site)
     return SignedUp(user, active=user.is_active, administrator=first)
 
 
@@ -234,6 +247,48 @@ def is_waiting(user: User) -> bool:
     except AccountApproval.DoesNotExist:
         return False
     return not user.is_active and approval.approved_at is None
+
+
+def approvers() -> QuerySet[User]:
+    """Active staff who may approve sign-ups (change users in the admin) and have an e-mail address."""
+    may = Q(is_superuser=True)
+    perm = Permission.objects.filter(codename="change_user", content_type__app_label="auth").first()
+    if perm is not None:
+        may |= Q(user_permissions=perm) | Q(groups__permissions=perm)
+    return get_user_model().objects.filter(may, is_active=True, is_staff=True).exclude(email="").distinct()
+
+
+def waiting_list_path() -> str:
+    return f"{reverse('admin:auth_user_changelist')}?approval=waiting"
+
+
+def tell_approvers(site: str = "") -> int:
+    """Mail the approvers that sign-ups are waiting (at most once per APPROVAL_NOTICE_SECONDS);
+    returns how many were mailed. A mail server that fails loses the mail, never the sign-up."""
+    if not cache.add(_NOTICE_KEY, True, timeout=APPROVAL_NOTICE_SECONDS):
+        return 0
+    waiting = waiting_for_approval().count()
+    to = sorted(set(approvers().values_list("email", flat=True)))
+    if not waiting or not to:
+        return 0
+    subject = (
+        "A sign-up is waiting for your approval"
+        if waiting == 1
+        else f"{waiting} sign-ups are waiting for your approval"
+    )
+    body = (
+        f"{subject} on the assistants server.\n\n"
+        f"Approve or ignore them in the admin: {site.rstrip('/')}{waiting_list_path()}\n\n"
+        f"You get at most one of these mails every {APPROVAL_NOTICE_SECONDS // 60} minutes; "
+        "the admin's front page shows how many are waiting."
+    )
+    # One message per approver: staff addresses are not shown to each other.
+    try:
+        send_mass_mail([(subject, body, None, [address]) for address in to])
+    except Exception:
+        log.warning("could not mail the approvers about waiting sign-ups", exc_info=True)
+        return 0
+    return len(to)
 
 
 def approve(users: Iterable[User], by: Any) -> int:

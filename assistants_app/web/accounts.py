@@ -51,7 +51,9 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            done = accounts.sign_up(form.save(commit=False), token or None)
+            done = accounts.sign_up(
+                form.save(commit=False), token or None, site=request.build_absolute_uri("/")
+            )
         except accounts.SignUpRefused as exc:
             return _refused(request, exc)
         if not done.active:

@@ -101,6 +101,62 @@ def test_approval_mode_queues_the_user_until_staff_approve_in_the_admin(
     assert client.get("/").status_code == 200
 
 
+def test_approvers_get_one_mail_per_window_and_the_count_on_the_admin_index(
+    client, settings, staff_browser, assistant
+) -> None:
+    from django.contrib.auth.models import Permission
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.CHAT_SIGNUP = "approval"
+    helper = User.objects.create_user("helper", "helper@example.com", "x", is_staff=True)
+    helper.user_permissions.add(Permission.objects.get(codename="change_user"))
+    User.objects.create_user("viewer", "viewer@example.com", "x", is_staff=True)  # may not approve
+    User.objects.create_superuser("nomail", "", "x")  # nowhere to write to
+
+    assert staff_browser.get("/admin/").content.count(b"waiting for approval") == 0
+    assert sign_up(client, "carol").status_code == 302
+    assert sorted(m.to[0] for m in mail.outbox) == ["helper@example.com", "staff@example.com"]
+    assert all(len(m.to) == 1 for m in mail.outbox)  # approvers do not see each other's address
+    notice = mail.outbox[0]
+    assert notice.subject == "A sign-up is waiting for your approval"
+    assert "http://testserver/admin/auth/user/?approval=waiting" in notice.body
+
+    # A crowd of sign-ups is one mail per window, however many there are; the index counts them.
+    assert sign_up(Client(), "dave").status_code == 302
+    assert len(mail.outbox) == 2
+    index = staff_browser.get("/admin/").content.decode()
+    assert "2 sign-ups are waiting for approval." in index
+    assert 'href="/admin/auth/user/?approval=waiting"' in index
+    viewer = Client()
+    viewer.force_login(User.objects.get(username="viewer"))
+    assert b"waiting for approval" not in viewer.get("/admin/").content
+
+    waiting = User.objects.filter(username__in=["carol", "dave"]).values_list("pk", flat=True)
+    staff_browser.post("/admin/auth/user/", {"action": "approve_selected", "_selected_action": list(waiting)})
+    assert b"waiting for approval." not in staff_browser.get("/admin/").content
+
+    cache.clear()  # the window is over
+    assert sign_up(Client(), "erin").status_code == 302
+    assert len(mail.outbox) == 4 and mail.outbox[-1].subject == "A sign-up is waiting for your approval"
+
+
+def test_a_failing_mail_server_loses_the_notice_not_the_sign_up(client, settings, staff, monkeypatch) -> None:
+    from django.core.cache import cache
+
+    from assistants_app.services import accounts
+
+    def refuse(*args: object, **kwargs: object) -> int:
+        raise ConnectionRefusedError("no SMTP server")
+
+    cache.clear()
+    settings.CHAT_SIGNUP = "approval"
+    monkeypatch.setattr(accounts, "send_mass_mail", refuse)
+    response = sign_up(client, "carol")
+    assert response.status_code == 302 and response["Location"] == "/accounts/signup/waiting/"
+    assert User.objects.filter(username="carol", is_active=False).exists()
+
+
 # --- closed, and invitations -------------------------------------------------------------------------
 def test_closed_mode_says_so_and_offers_no_sign_up_link(client, settings, alice) -> None:
     settings.CHAT_SIGNUP = "closed"
