@@ -253,18 +253,12 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
             return
         self._last_flush = planned
         ids = self.renderer.take_dirty()
-        if not ids:
-            return
-        if self.renderer.light(ids):
-            self._send_partials(self.renderer.partials(ids))
-        else:
+        if ids:
             self._rendering = asyncio.ensure_future(self._render_partials(ids))
 
     async def _render_partials(self, ids: list[str]) -> None:
         # Off the event loop: highlighting a long code block must not stall every other socket.
-        self._send_partials(await asyncio.to_thread(self.renderer.partials, ids))
-
-    def _send_partials(self, rendered: list[tuple[str, list[Op]]]) -> None:
+        rendered = await asyncio.to_thread(self.renderer.partials, ids)
         for msg_id, ops in rendered:
             if self.renderer.is_live(msg_id):  # not finished meanwhile (its final render is out)
                 for op in ops:

@@ -33,14 +33,6 @@ from .fragments import (
 )
 from .rendering import LiveMarkdown
 
-# A growing reply part up to this long, with no code fence (highlighting is what costs), renders on
-# the event loop: prose takes ~0.1 ms, less than the hop to a thread that `partials` otherwise costs
-# (web/consumers.py), and the worst text we found ("[[[[…", ~7.5 µs a character in markdown-it)
-# stays under 5 ms, the interpreter's GIL switch interval, which bounds how long a render in a
-# thread can hold the loop up anyway.
-LIGHT_RENDER_CHARS = 600
-_FENCES = ("```", "~~~")
-
 
 class EventRenderer:
     """Turns one run's events into ops. One per socket: it remembers which tool calls it has drawn."""
@@ -100,17 +92,6 @@ class EventRenderer:
         """The replies that grew since the last call (their partial render is due)."""
         ids, self._dirty = self._dirty, []
         return ids
-
-    def light(self, message_ids: list[str]) -> bool:
-        """Whether rendering these replies' growing parts is cheap enough for the event loop."""
-        for msg_id in message_ids:
-            live = self._live.get(msg_id)
-            if live is None:
-                continue
-            pending = live.pending
-            if len(pending) > LIGHT_RENDER_CHARS or any(fence in pending for fence in _FENCES):
-                return False
-        return True
 
     def partials(self, message_ids: list[str]) -> list[tuple[str, list[Op]]]:
         """The partial renders of these replies. Pure, so the consumer runs it off its event loop

@@ -207,15 +207,10 @@ class LiveMarkdown:
     def append(self, text: str) -> None:
         self.text += text
 
-    @property
-    def pending(self) -> str:
-        """The text the next render parses: from the first block that is not final yet."""
-        return self.text[self._done :]
-
     def render(self) -> tuple[str, str]:
         """(HTML of blocks that became final, HTML of the block still growing)."""
         md = _md()
-        rest = self.pending
+        rest = self.text[self._done :]
         tokens = md.parse(rest, self._env)
         starts = [i for i, t in enumerate(tokens) if t.level == 0 and t.nesting >= 0 and t.map]
         done_html = ""

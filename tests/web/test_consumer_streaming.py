@@ -102,41 +102,6 @@ async def test_partial_renders_are_bounded_and_the_last_equals_the_history_view(
     await comm.disconnect()
 
 
-async def test_prose_renders_on_the_loop_and_code_or_long_blocks_in_a_thread(
-    executor, alice, assistant, settings, monkeypatch
-) -> None:
-    import asyncio
-
-    from assistants_app.web.live import LIGHT_RENDER_CHARS
-
-    settings.CHAT_RENDER_INTERVAL_MS = 50
-    in_thread: list[str] = []
-    to_thread = asyncio.to_thread
-
-    async def counted(fn: Any, *args: Any) -> Any:
-        in_thread.append(fn.__name__)
-        return await to_thread(fn, *args)
-
-    monkeypatch.setattr(asyncio, "to_thread", counted)
-    long_paragraph = "word " * (LIGHT_RENDER_CHARS // 5 + 10)
-    prose = ["Short ", "prose ", "only.\n\n"]
-    fake.script(
-        fake.text_turn(*prose, delay=0.08),
-        fake.text_turn("Code:\n\n```py\n", "x = 1\n", "```\n", delay=0.08),
-        fake.text_turn(long_paragraph, " and more", delay=0.08),
-    )
-    comm = socket(alice, "?tab=t")
-    assert (await comm.connect())[0]
-    for question, expect_thread in (("prose", False), ("code", True), ("long", True)):
-        in_thread.clear()
-        _, run = await send(alice, question)
-        await comm.send_to(text_data=json.dumps({"follow": run.id}))
-        frames = await frames_until(comm, finished)
-        assert any(PARTIAL.search(f) for f in frames)
-        assert ("partials" in in_thread) is expect_thread, (question, in_thread)
-    await comm.disconnect()
-
-
 @pytest.mark.parametrize(
     "hostile",
     [
