@@ -1,4 +1,4 @@
-"""Request bodies and query strings of every /v1 endpoint, declared with validation.py's field types:
+"""Request bodies and query strings of every /v1 endpoint, declared with validation/'s field types:
 validated by routing.py and published by openapi.py from these same objects."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from assistants_app.api.validation import (
     Query,
     Str,
     Tagged,
-    _type_error,
     check_json_text,
     list_query,
+    type_error,
 )
 from assistants_app.errors import InvalidRequest
 from assistants_app.lib import filters
@@ -318,7 +318,7 @@ class Attributes(Metadata):
         elif isinstance(item, float) and not math.isfinite(item):
             raise InvalidRequest(f"Invalid '{sub}': not a finite number.", param=sub)
         elif not isinstance(item, bool | int | float):
-            raise _type_error(sub, "a string, number or boolean", item)
+            raise type_error(sub, "a string, number or boolean", item)
 
     def value_schema(self) -> dict[str, Any]:
         return {

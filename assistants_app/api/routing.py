@@ -1,6 +1,6 @@
 """One table of operations drives the URL patterns, request validation and the OpenAPI document.
 
-A view here only authenticates, validates (request_specs.py, with validation.py), calls the operation's handler and renders its
+A view here only authenticates, validates (request_specs.py, with validation/), calls the operation's handler and renders its
 result; every failure becomes an OpenAI error object (errors.py), never an HTML page.
 """
 

@@ -1,14 +1,4 @@
-"""Declarative request validation that also writes the OpenAPI schema.
-
-Each endpoint's body and query string are described once with these field types. `check()` turns a
-bad value into an OpenAI-style 400 naming the exact parameter (`metadata.modified_today`,
-`tools[0].function.name`); `schema()` emits the JSON Schema that openapi.py publishes. Because both
-come from the same object, the published description cannot drift from what the server enforces.
-
-Unknown keys are always rejected (never silently ignored): a client that sends a parameter this
-server does not implement learns so at once instead of getting a quietly different behaviour.
-`null` means "not given" for every optional field, as in OpenAI's API.
-"""
+"""The field types of request bodies: each checks a value and writes its own JSON Schema."""
 
 from __future__ import annotations
 
@@ -17,76 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from assistants_app.errors import InvalidRequest
-from assistants_app.lib.jsontypes import JSON_TYPE_NAMES, type_message
+from assistants_app.lib.jsontypes import JSON_TYPE_NAMES
 
-
-def _type_error(path: str, expected: str, value: Any) -> InvalidRequest:
-    return InvalidRequest(type_message(path, expected, value), param=path)
-
-
-def check_text(value: str, path: str) -> str:
-    """Text every database can store: PostgreSQL refuses NUL characters (in text and jsonb alike),
-    and a lone surrogate (JSON "\\ud800") is not encodable as UTF-8. Either would otherwise be a 500."""
-    if "\x00" in value:
-        raise InvalidRequest(f"Invalid '{path}': strings must not contain NUL characters.", param=path)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidRequest(
-            f"Invalid '{path}': not valid Unicode (unpaired surrogate).", param=path
-        ) from None
-    return value
-
-
-# Deeper JSON is refused with a 400: json.loads and every recursive walk over the value (here, the
-# JSON encoder, jsonschema) would otherwise raise RecursionError, a 500. No real schema or payload
-# comes near it (OpenAI's structured outputs allow 10 levels of nesting).
-MAX_JSON_DEPTH = 64
-
-
-def too_deep(path: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"Invalid '{path or 'body'}': JSON nested more than {MAX_JSON_DEPTH} levels deep.",
-        param=path or None,
-        code="nested_too_deeply",
-    )
-
-
-def check_depth(value: Any, path: str = "") -> None:
-    """Raise a 400 for JSON nested deeper than MAX_JSON_DEPTH; iterative, so any depth is safe.
-
-    The error names `path` or, for a whole body, the top-level parameter that holds the deep value.
-    """
-    stack: list[tuple[Any, int, str]] = [(value, 0, path)]
-    while stack:
-        item, depth, where = stack.pop()
-        if isinstance(item, dict | list):
-            if depth >= MAX_JSON_DEPTH:
-                raise too_deep(where)
-            pairs = item.items() if isinstance(item, dict) else enumerate(item)
-            for key, child in pairs:
-                top = where or (str(key) if isinstance(item, dict) else f"[{key}]")
-                stack.append((child, depth + 1, top))
-
-
-def check_json_text(value: Any, path: str) -> None:
-    # Iterative (an explicit stack), so that no nesting depth can exhaust Python's recursion limit.
-    check_depth(value, path)
-    stack: list[tuple[Any, str]] = [(value, path)]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, str):
-            check_text(item, where)
-        elif isinstance(item, dict):
-            for k, v in item.items():
-                check_text(k, where)
-                stack.append((v, join(where, k)))
-        elif isinstance(item, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
-
-
-def join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+from .values import check_json_text, check_text, join, type_error
 
 
 class Field:
@@ -117,7 +40,7 @@ class Field:
         if value is None:
             if self.nullable:
                 return None
-            raise _type_error(path, f"{self.expected()}", value)
+            raise type_error(path, f"{self.expected()}", value)
         return self.check(value, path)
 
     def expected(self) -> str:
@@ -151,7 +74,7 @@ class Str(Field):
 
     def check(self, value: Any, path: str) -> str:
         if not isinstance(value, str):
-            raise _type_error(path, "a string", value)
+            raise type_error(path, "a string", value)
         check_text(value, path)
         if self.enum is not None and value not in self.enum:
             options = ", ".join(f"'{e}'" for e in self.enum)
@@ -207,7 +130,7 @@ class Num(Field):
         # bool is an int in Python but not in JSON.
         ok = isinstance(value, int) if self.integer else isinstance(value, int | float)
         if isinstance(value, bool) or not ok:
-            raise _type_error(path, "an integer" if self.integer else "a number", value)
+            raise type_error(path, "an integer" if self.integer else "a number", value)
         if isinstance(value, float) and value != value:  # NaN
             raise InvalidRequest(f"Invalid '{path}': not a number.", param=path)
         if self.minimum is not None and value < self.minimum:
@@ -248,7 +171,7 @@ class Bool(Field):
 
     def check(self, value: Any, path: str) -> bool:
         if not isinstance(value, bool):
-            raise _type_error(path, "a boolean", value)
+            raise type_error(path, "a boolean", value)
         return value
 
     def base_schema(self) -> dict[str, Any]:
@@ -262,7 +185,7 @@ class AnyObject(Field):
 
     def check(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise _type_error(path, "an object", value)
+            raise type_error(path, "an object", value)
         check_json_text(value, path)
         return value
 
@@ -279,7 +202,7 @@ class Metadata(Field):
 
     def check(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise _type_error(path, "an object", value)
+            raise type_error(path, "an object", value)
         if len(value) > self.MAX_PAIRS:
             raise InvalidRequest(
                 f"Invalid '{path}': too many properties. Expected an object with at most {self.MAX_PAIRS} "
@@ -301,7 +224,7 @@ class Metadata(Field):
 
     def check_value(self, item: Any, sub: str) -> None:
         if not isinstance(item, str):
-            raise _type_error(sub, "a string", item)
+            raise type_error(sub, "a string", item)
         self.check_string(item, sub)
 
     def check_string(self, item: str, sub: str) -> None:
@@ -335,7 +258,7 @@ class Arr(Field):
 
     def check(self, value: Any, path: str) -> list[Any]:
         if not isinstance(value, list):
-            raise _type_error(path, "an array", value)
+            raise type_error(path, "an array", value)
         if self.max_items is not None and len(value) > self.max_items:
             raise InvalidRequest(
                 f"Invalid '{path}': array too long. Expected an array with maximum length {self.max_items}, "
@@ -354,7 +277,7 @@ class Arr(Field):
         for i, v in enumerate(value):
             sub = f"{path}[{i}]"
             if v is None:
-                raise _type_error(sub, self.item.expected(), v)
+                raise type_error(sub, self.item.expected(), v)
             out.append(self.item.check(v, sub))
         return out
 
@@ -378,7 +301,7 @@ class Obj(Field):
 
     def check(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise _type_error(path or "body", "an object", value)
+            raise type_error(path or "body", "an object", value)
         unknown = [k for k in value if k not in self.fields]
         if unknown:
             raise InvalidRequest(
@@ -424,7 +347,7 @@ class Tagged(Field):
 
     def check(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise _type_error(path, "an object", value)
+            raise type_error(path, "an object", value)
         tag = value.get("type")
         variant = self.variants.get(tag) if isinstance(tag, str) else None
         if variant is None:
@@ -450,7 +373,7 @@ class Either(Field):
         if isinstance(value, str):
             return self.string.check(value, path)
         if self.other.json_type and not isinstance(value, dict if self.other.json_type == "object" else list):
-            raise _type_error(path, f"a string or {self.other.expected()}", value)
+            raise type_error(path, f"a string or {self.other.expected()}", value)
         return self.other.check(value, path)
 
     def expected(self) -> str:
@@ -458,81 +381,3 @@ class Either(Field):
 
     def base_schema(self) -> dict[str, Any]:
         return {"anyOf": [self.string.base_schema(), self.other.base_schema()]}
-
-
-# --- query strings --------------------------------------------------------------------------------
-class Query:
-    """Query-string parameters: strings on the wire, converted and checked like body fields."""
-
-    def __init__(self, fields: Mapping[str, Field], *, arrays: tuple[str, ...] = ()) -> None:
-        self.fields = dict(fields)
-        # Names sent as repeated `name[]=…` (the SDK's bracket encoding), e.g. include[].
-        self.arrays = arrays
-
-    def check(self, query: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key in query.keys():
-            name = key[:-2] if key.endswith("[]") else key
-            if name not in self.fields or (key.endswith("[]") != (name in self.arrays)):
-                raise InvalidRequest(
-                    f"Unrecognized query parameter: {key}", param=key, code="unknown_parameter"
-                )
-        for name, field in self.fields.items():
-            if name in self.arrays:
-                values = query.getlist(f"{name}[]")
-                if values:
-                    out[name] = field.check(values, name)
-                continue
-            raw = query.get(name)
-            if raw is None:
-                if field.required:
-                    raise InvalidRequest(f"Missing required parameter: '{name}'.", param=name)
-                continue
-            out[name] = field.check(_convert(field, raw, name), name)
-        return out
-
-    def parameters(self) -> list[dict[str, Any]]:
-        params = []
-        for name, field in self.fields.items():
-            params.append(
-                {
-                    "name": f"{name}[]" if name in self.arrays else name,
-                    "in": "query",
-                    "required": field.required,
-                    "schema": field.base_schema(),
-                    **({"description": field.description} if field.description else {}),
-                }
-            )
-        return params
-
-
-def _convert(field: Field, raw: str, name: str) -> Any:
-    if isinstance(field, Num):
-        try:
-            return int(raw) if field.integer else float(raw)
-        except ValueError:
-            raise InvalidRequest(
-                f"Invalid '{name}': expected {'an integer' if field.integer else 'a number'}, got '{raw[:40]}'.",
-                param=name,
-            ) from None
-    if isinstance(field, Bool):
-        if raw not in ("true", "false"):
-            raise InvalidRequest(f"Invalid '{name}': expected true or false.", param=name)
-        return raw == "true"
-    return raw
-
-
-def list_query(
-    *, max_limit: int = 100, default_limit: int = 20, before: bool = True, **extra: Field
-) -> Query:
-    fields: dict[str, Field] = {
-        "limit": Int(minimum=1, maximum=max_limit, description=f"1 to {max_limit}, default {default_limit}"),
-        "order": Str(enum=("asc", "desc"), description="Sort by created_at; default desc"),
-        "after": Str(max_len=64, description="A cursor: the id of the last object of the previous page"),
-    }
-    if before:
-        fields["before"] = Str(
-            max_len=64, description="A cursor: the id of the first object of the next page"
-        )
-    fields.update(extra)
-    return Query(fields)
