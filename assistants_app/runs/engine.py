@@ -29,7 +29,8 @@ from .annotations import final_content
 from .context import PromptTooLarge, build_prompt
 from .emitter import Emitter
 from .events import get_event_log
-from .outputs import LeaseLost, Outputs, Round, TokenBudget
+from .outputs import LeaseLost, Outputs
+from .rounds import Round, TokenBudget
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,8 @@ from assistants_app.tools import hosted
 from assistants_app.tools.function_endpoints import call as endpoint_call
 from assistants_app.tools.function_endpoints.call import Endpoint
 
-from .outputs import Call, Outputs, Round
+from .outputs import Outputs
+from .rounds import Call, Round
 
 Hosted = dict[str, hosted.HostedTool]
 Endpoints = Mapping[str, Endpoint]
