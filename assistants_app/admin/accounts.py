@@ -1,5 +1,6 @@
-"""Accounts in the admin: users (approve waiting sign-ups; Django's own "Reset password" form sets
-a password when no mail can be sent) and invitations (a one-time sign-up link, shown once)."""
+"""Accounts in the admin: users (approve waiting sign-ups; a user's own limits, such as a daily token
+budget; Django's own "Reset password" form sets a password when no mail can be sent) and invitations
+(a one-time sign-up link, shown once)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from assistants_app.models import Invitation
+from assistants_app.models import Invitation, UserLimits
 from assistants_app.services import accounts
 
 
@@ -34,12 +35,22 @@ class AwaitingApprovalFilter(admin.SimpleListFilter):
 admin.site.unregister(User)
 
 
+class LimitsInline(admin.StackedInline[UserLimits, User]):
+    model = UserLimits
+    can_delete = True
+    max_num = 1
+    extra = 1
+    verbose_name = "limits"
+    verbose_name_plural = "limits (instead of the server's)"
+
+
 @admin.register(User)
 class AccountAdmin(UserAdmin[User]):
     list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active", "approval")
     list_filter = (AwaitingApprovalFilter, "is_staff", "is_superuser", "is_active", "groups")
     actions = ("approve_selected",)
     list_select_related = ("approval",)
+    inlines = (LimitsInline,)
 
     @admin.display(description="approval")
     def approval(self, obj: User) -> str:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from .accounts import AccountApproval, Invitation
+from .accounts import AccountApproval, Invitation, UserLimits
 from .assistant import Assistant
 from .chat import ChatAnswer, Feedback
 from .chunks import Chunk
@@ -24,6 +24,7 @@ __all__ = [
     "Run",
     "RunStep",
     "Thread",
+    "UserLimits",
     "VectorStore",
     "VectorStoreFile",
     "VectorStoreFileBatch",

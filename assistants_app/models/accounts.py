@@ -49,3 +49,26 @@ class AccountApproval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({'approved' if self.approved_at else 'waiting'})"
+
+
+class UserLimits(models.Model):
+    """What staff set for one user instead of the server-wide limits (services/usage.py applies it)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="limits"
+    )
+    daily_token_budget = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Tokens this user's runs may use per UTC day, chat and API together. Empty: the server's "
+            "USER_DAILY_TOKEN_BUDGET; 0: no budget for this user."
+        ),
+    )
+
+    class Meta:
+        verbose_name = "limits"
+        verbose_name_plural = "limits"
+
+    def __str__(self) -> str:
+        return f"Limits of {self.user}"

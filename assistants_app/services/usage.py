@@ -1,5 +1,6 @@
 """Token usage: what runs used, summed per user, assistant or day for the staff admin, and the
-optional per-user daily token budget that runs.start enforces (API and chat alike).
+optional daily token budget per user (server-wide, or set for one user by staff) that runs.start
+enforces (API and chat alike).
 
 Usage is read from Run.usage (written by the engine, including for runs cut short). A day is a UTC
 calendar day: the budget renews at midnight UTC, whatever the server's TIME_ZONE.
@@ -18,7 +19,7 @@ from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.utils import timezone
 
 from assistants_app.errors import TokenBudgetExhausted
-from assistants_app.models import Assistant, Run
+from assistants_app.models import Assistant, Run, UserLimits
 
 Grouping = Literal["user", "assistant", "day"]
 
@@ -39,15 +40,20 @@ def used_today(owner_id: Any, *, now: datetime | None = None) -> int:
     return int(rows.aggregate(n=_tokens("total_tokens"))["n"])
 
 
-def daily_budget() -> int:
-    """USER_DAILY_TOKEN_BUDGET: tokens per user and UTC day, 0 for none."""
+def daily_budget(owner_id: Any = None) -> int:
+    """Tokens per UTC day for `owner_id`, 0 for none: what staff set for that user (UserLimits),
+    else USER_DAILY_TOKEN_BUDGET. Without an owner, the server-wide budget."""
+    if owner_id is not None:
+        own = UserLimits.objects.filter(user_id=owner_id).values_list("daily_token_budget", flat=True).first()
+        if own is not None:
+            return int(own)
     return max(0, int(settings.USER_DAILY_TOKEN_BUDGET))
 
 
 def check_budget(owner_id: Any, *, now: datetime | None = None) -> None:
-    """Refuse a new run once the owner's runs today used USER_DAILY_TOKEN_BUDGET tokens (0: no
+    """Refuse a new run once the owner's runs today used their daily budget (daily_budget; 0: no
     budget). Checked when a run starts: runs already under way when it is reached finish."""
-    budget = daily_budget()
+    budget = daily_budget(owner_id)
     if not budget:
         return
     used = used_today(owner_id, now=now)

@@ -53,6 +53,63 @@ def test_a_user_over_the_budget_cannot_start_a_run_and_others_can(settings, alic
     start_run(create_thread(bob), bob_assistant)  # another user's budget is their own
 
 
+def test_staff_set_a_users_own_budget_instead_of_the_servers(settings, alice, bob, assistant) -> None:
+    from assistants_app.models import UserLimits
+
+    settings.USER_DAILY_TOKEN_BUDGET = 1000
+    finished_run(alice, assistant, 1500)
+    with pytest.raises(TokenBudgetExhausted):
+        start_run(create_thread(alice), assistant)
+    limits = UserLimits.objects.create(user=alice, daily_token_budget=2000)  # more for alice
+    start_run(create_thread(alice), assistant)
+    finished_run(alice, assistant, 500)
+    with pytest.raises(TokenBudgetExhausted) as exc:
+        start_run(create_thread(alice), assistant)
+    assert (exc.value.budget, exc.value.used) == (2000, 2000)
+    limits.daily_token_budget = 0  # none for alice
+    limits.save()
+    start_run(create_thread(alice), assistant)
+    limits.daily_token_budget = None  # back to the server's
+    limits.save()
+    with pytest.raises(TokenBudgetExhausted):
+        start_run(create_thread(alice), assistant)
+
+    # Less for bob than the server's, and with no server budget at all.
+    bob_assistant = Assistant.objects.create(owner=bob, model="m")
+    settings.USER_DAILY_TOKEN_BUDGET = 0
+    UserLimits.objects.create(user=bob, daily_token_budget=100)
+    finished_run(bob, bob_assistant, 100)
+    with pytest.raises(TokenBudgetExhausted) as exc:
+        start_run(create_thread(bob), bob_assistant)
+    assert exc.value.budget == 100
+    assert usage.daily_budget() == 0 and usage.daily_budget(bob.pk) == 100
+
+
+def test_staff_set_a_users_budget_on_the_users_admin_page(staff_client, alice, settings) -> None:
+    from assistants_app.models import UserLimits
+
+    page = staff_client.get(f"/admin/auth/user/{alice.pk}/change/").content.decode()
+    assert 'name="limits-0-daily_token_budget"' in page
+    assert "USER_DAILY_TOKEN_BUDGET" in page  # the field's help says what empty means
+    form = {
+        "username": "alice",
+        "email": alice.email,
+        "is_active": "on",
+        "date_joined_0": "2026-12-01",
+        "date_joined_1": "10:00:00",
+        "limits-TOTAL_FORMS": "1",
+        "limits-INITIAL_FORMS": "0",
+        "limits-MIN_NUM_FORMS": "0",
+        "limits-MAX_NUM_FORMS": "1",
+        "limits-0-daily_token_budget": "5000",
+        "limits-0-user": str(alice.pk),
+    }
+    response = staff_client.post(f"/admin/auth/user/{alice.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert UserLimits.objects.get(user=alice).daily_token_budget == 5000
+    assert usage.daily_budget(alice.pk) == 5000
+
+
 def test_the_budget_renews_at_midnight_utc(settings, alice, assistant) -> None:
     settings.USER_DAILY_TOKEN_BUDGET = 1000
     yesterday = usage.day_start() - timedelta(seconds=1)
