@@ -151,8 +151,9 @@ def claim(run_id: str, worker_id: str) -> Run | None:
             "started_at": Coalesce(F("started_at"), Value(now)),
             "attempts": F("attempts") + 1,
         },
-        # With the thread at hand, the run's messages know their thread's kind without a query.
-        related=("thread",),
+        # With the thread at hand, the run's messages know their thread's kind without a query; the
+        # assistant is the execution's first read (engine._load).
+        related=("thread", "assistant"),
     )
 
 
