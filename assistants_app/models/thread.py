@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from assistants_app.ids import IdField, new_message_id, new_thread_id
+
+# How much of a chat message's text conversation search looks at (Message.search_text).
+SEARCH_TEXT_CHARS = 20_000
 
 
 class Thread(models.Model):
@@ -74,8 +79,28 @@ class Message(models.Model):
     def __str__(self) -> str:
         return self.id
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A chat message's search text is written by the same statement as its text when the thread
+        # is at hand (an insert, a reply's final text); otherwise services/conversations.py's
+        # post_save receiver writes it with one more UPDATE.
+        update_fields = kwargs.get("update_fields")
+        if (
+            (update_fields is None or "content" in update_fields)
+            and self.status != Message.Status.IN_PROGRESS
+            and Message.thread.is_cached(self)
+            and self.thread.is_chat
+        ):
+            self.search_text = self.index_text()
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "search_text"}
+        super().save(*args, **kwargs)
+
     @property
     def text(self) -> str:
         return "".join(
             part.get("text", {}).get("value", "") for part in self.content if part.get("type") == "text"
         )
+
+    def index_text(self) -> str:
+        """What `search_text` holds for this message in a chat thread."""
+        return self.text.casefold()[:SEARCH_TEXT_CHARS]

@@ -33,7 +33,6 @@ LIST_PAGE = 50
 TITLE_CHARS = 80
 MAX_TITLE_CHARS = 200
 MAX_QUERY_CHARS = 200
-SEARCH_TEXT_CHARS = 20_000
 
 
 class NotYours(Exception):
@@ -247,10 +246,11 @@ def _index_text(sender: Any, instance: Message, created: bool, update_fields: An
         return
     if instance.status == Message.Status.IN_PROGRESS:
         return
-    # A thread never changes kind: when the saver had it at hand, an API thread costs no query.
-    if Message.thread.is_cached(instance) and not instance.thread.is_chat:
+    # A thread never changes kind: when the saver had it at hand, an API thread costs no query, and
+    # a chat thread's message wrote its search text itself (Message.save).
+    if Message.thread.is_cached(instance):
         return
-    text = instance.text.casefold()[:SEARCH_TEXT_CHARS]
+    text = instance.index_text()
     Message.objects.filter(id=instance.id, thread__is_chat=True).exclude(search_text=text).update(
         search_text=text
     )

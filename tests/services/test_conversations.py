@@ -93,14 +93,24 @@ def test_api_threads_are_never_indexed_and_their_messages_cost_no_index_query(
     chat_thread = Thread.objects.create(owner=alice, is_chat=True)
     with django_assert_num_queries(1):  # the INSERT; no search_text UPDATE
         m = _msg(api, "nothing to see")
-    with django_assert_num_queries(2):  # the INSERT, then its search_text
+    with django_assert_num_queries(1):  # the INSERT, search_text in it
         c = _msg(chat_thread, "Something To Find")
     assert Message.objects.get(id=m.id).search_text == ""
     assert Message.objects.get(id=c.id).search_text == "something to find"
-    # Saved without the thread at hand (as the run engine saves replies): the UPDATE's join decides.
+    # Saved without the thread at hand: the receiver's UPDATE, whose join decides.
     fresh = Message.objects.get(id=m.id)
     fresh.save()
     assert Message.objects.get(id=m.id).search_text == ""
+    fresh = Message.objects.get(id=c.id)
+    fresh.content = [{"type": "text", "text": {"value": "Changed Words", "annotations": []}}]
+    with django_assert_num_queries(2):  # the UPDATE, then the receiver's
+        fresh.save(update_fields=["content"])
+    assert Message.objects.get(id=c.id).search_text == "changed words"
+    # With the thread at hand, a final reply's text and its search text are one UPDATE.
+    c.content = [{"type": "text", "text": {"value": "Final Reply", "annotations": []}}]
+    with django_assert_num_queries(1):
+        c.save(update_fields=["content"])
+    assert Message.objects.get(id=c.id).search_text == "final reply"
 
 
 def test_search_sees_a_streamed_reply_once_it_is_final(executor, alice, assistant) -> None:
