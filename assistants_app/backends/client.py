@@ -86,7 +86,7 @@ async def open_stream(
     What `chat.completions.with_streaming_response.create()` does, minus its first step: the SDK
     walks the arguments against its TypedDicts to rename aliased keys and convert iterables
     (`async_maybe_transform`), which costs ~0.13 ms per message of the prompt (bench_backend
-    --history): ~3 ms per run in a 20-message conversation. `_params` already builds plain JSON in
+    --history): ~3 ms per run in a 20-message conversation. openai_compat._params builds plain JSON in
     the wire's names, so that walk changes nothing. The SDK still builds the request (headers, auth,
     base_url), sends it, and raises its typed errors on a 4xx/5xx after reading the error body.
     """
