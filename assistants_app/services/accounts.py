@@ -264,7 +264,16 @@ def waiting_list_path() -> str:
 
 def tell_approvers(site: str = "") -> int:
     """Mail the approvers that sign-ups are waiting (at most once per APPROVAL_NOTICE_SECONDS);
-    returns how many were mailed. A mail server that fails loses the mail, never the sign-up."""
+    returns how many were mailed. A mail server or cache that fails loses the mail, never the
+    sign-up (which has been committed by now)."""
+    try:
+        return _tell_approvers(site)
+    except Exception:
+        log.warning("could not mail the approvers about waiting sign-ups", exc_info=True)
+        return 0
+
+
+def _tell_approvers(site: str) -> int:
     if not cache.add(_NOTICE_KEY, True, timeout=APPROVAL_NOTICE_SECONDS):
         return 0
     waiting = waiting_for_approval().count()
@@ -283,11 +292,7 @@ def tell_approvers(site: str = "") -> int:
         "the admin's front page shows how many are waiting."
     )
     # One message per approver: staff addresses are not shown to each other.
-    try:
-        send_mass_mail([(subject, body, None, [address]) for address in to])
-    except Exception:
-        log.warning("could not mail the approvers about waiting sign-ups", exc_info=True)
-        return 0
+    send_mass_mail([(subject, body, None, [address]) for address in to])
     return len(to)
 
 

@@ -155,6 +155,11 @@ def test_a_failing_mail_server_loses_the_notice_not_the_sign_up(client, settings
     response = sign_up(client, "carol")
     assert response.status_code == 302 and response["Location"] == "/accounts/signup/waiting/"
     assert User.objects.filter(username="carol", is_active=False).exists()
+    # Nor a cache that is down (Redis in production).
+    monkeypatch.setattr(cache, "add", refuse)
+    response = sign_up(Client(), "dave")
+    assert response.status_code == 302 and response["Location"] == "/accounts/signup/waiting/"
+    assert User.objects.filter(username="dave", is_active=False).exists()
 
 
 # --- closed, and invitations -------------------------------------------------------------------------
