@@ -53,6 +53,13 @@ def get(user: Any, thread_id: str) -> Thread:
     thread = _chat_threads(user).filter(id=thread_id).first()
     if thread is None:
         raise NotYours(thread_id)
+    return _owned_by(thread, user)
+
+
+def _owned_by(thread: Thread, user: Any) -> Thread:
+    # It was selected by this owner: whoever reads thread.owner next (checking a message's files,
+    # say) needs no query for it.
+    thread.owner = user
     return thread
 
 
@@ -66,7 +73,7 @@ def current(user: Any, *, create: bool = True) -> Thread | None:
     """The user's most recent conversation; the first visit creates it."""
     thread = _recent(_chat_threads(user)).first()
     if thread is not None or not create:
-        return thread
+        return _owned_by(thread, user) if thread is not None else None
     with transaction.atomic():
         # Two first visits at once (two tabs) must not make two conversations: the user's row lock
         # (an IMMEDIATE transaction on SQLite) orders them, and the second sees the first's.

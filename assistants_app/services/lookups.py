@@ -25,7 +25,10 @@ def get_assistant(user: Any, assistant_id: str, *, param: str | None = None) -> 
 
 
 def get_thread(user: Any, thread_id: str) -> Thread:
-    return one(Thread.objects.filter(id=thread_id, owner=user), "thread", thread_id)
+    thread = one(Thread.objects.filter(id=thread_id, owner=user), "thread", thread_id)
+    # Selected by its owner: checking a new message's files (thread.owner) then costs no query.
+    thread.owner = user
+    return thread
 
 
 def get_message(user: Any, thread_id: str, message_id: str) -> Message:

@@ -171,3 +171,21 @@ def test_favicon(client, db) -> None:
     assert client.get("/favicon.ico").status_code == 301
     page = client.get("/accounts/login/").content.decode()
     assert 'rel="icon"' in page
+
+
+def test_a_send_reads_the_user_row_once(client_alice, assistant, alice) -> None:
+    # The session's user is the conversation's owner: checking the message must not load it again.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first = client_alice.post("/chat/send/", {"text": "first"}, **HX)
+    assert first.status_code == 200
+    Run.objects.update(status="completed")
+    thread = Thread.objects.get(owner=alice)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client_alice.post("/chat/send/", {"text": "again", "thread": thread.id}, **HX)
+    assert response.status_code == 200
+    # The session's, by the auth middleware (PostgreSQL also locks the row: FOR UPDATE, its pk only).
+    sql = [q["sql"] for q in ctx.captured_queries]
+    user_reads = [s for s in sql if 'FROM "auth_user"' in s and "FOR UPDATE" not in s]
+    assert len(user_reads) == 1, user_reads
