@@ -10,10 +10,9 @@ class AssistantsAppConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks
-        from .services import conversations, files
+        from .services import files
         from .tools.code_interpreter import cleanup
 
         files.connect()
-        conversations.connect()
         cleanup.connect()
         checks.register()

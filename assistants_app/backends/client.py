@@ -90,7 +90,7 @@ async def open_stream(
     the wire's names, so that walk changes nothing. The SDK still builds the request (headers, auth,
     base_url), sends it, and raises its typed errors on a 4xx/5xx after reading the error body.
     """
-    response = await client.post(
+    return await client.post(
         "/chat/completions",
         body=params,
         cast_to=httpx2.Response,
@@ -98,7 +98,6 @@ async def open_stream(
         # body is left unread for us (see openai_stream for why we parse it ourselves).
         options={"timeout": timeouts, "headers": {RAW_RESPONSE_HEADER: "stream"}},
     )
-    return response
 
 
 async def fetch_models(

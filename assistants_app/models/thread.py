@@ -80,20 +80,27 @@ class Message(models.Model):
         return self.id
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        # A chat message's search text is written by the same statement as its text when the thread
-        # is at hand (an insert, a reply's final text); otherwise services/conversations.py's
-        # post_save receiver writes it with one more UPDATE.
+        """Keeps `search_text` of chat messages (conversation search): on insert, and when a
+        reply's final text is saved. The engine's checkpoints are queryset updates and skip this:
+        only final text is indexed."""
         update_fields = kwargs.get("update_fields")
-        if (
-            (update_fields is None or "content" in update_fields)
-            and self.status != Message.Status.IN_PROGRESS
-            and Message.thread.is_cached(self)
-            and self.thread.is_chat
-        ):
+        indexed = (update_fields is None or "content" in update_fields) and (
+            self.status != Message.Status.IN_PROGRESS
+        )
+        # A thread never changes kind. With it at hand, an API thread's message costs nothing and a
+        # chat thread's carries its search text in the same statement as its text.
+        known = indexed and Message.thread.is_cached(self)
+        if known and self.thread.is_chat:
             self.search_text = self.index_text()
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "search_text"}
         super().save(*args, **kwargs)
+        if indexed and not known:
+            # Without it, one more UPDATE, whose join decides.
+            text = self.index_text()
+            Message.objects.filter(id=self.id, thread__is_chat=True).exclude(search_text=text).update(
+                search_text=text
+            )
 
     @property
     def text(self) -> str:

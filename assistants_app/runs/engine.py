@@ -233,10 +233,7 @@ class Execution:
     def _load(self) -> tuple[Assistant | None, RunStep | None, dict[str, Endpoint]]:
         """The assistant, (after submit_tool_outputs) the waiting step, now completed, and the
         assistant's function endpoints. The run's tool steps are kept for the first prompt."""
-        if Run.assistant.is_cached(self.run):  # loaded by the claim (None: deleted since)
-            assistant = self.run.assistant
-        else:
-            assistant = Assistant.objects.filter(id=self.run.assistant_ref).first()
+        assistant = self.run.assistant  # loaded by the claim (None: deleted since)
         endpoints = endpoints_of(self.run.assistant_ref)
         self._steps = tool_calls.tool_steps(self.run)
         step = next((s for s in self._steps if s.status == RunStep.Status.IN_PROGRESS), None)

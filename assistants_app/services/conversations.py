@@ -3,7 +3,7 @@
 The returning user lands on their most recent conversation (created on the first visit); "New
 conversation" starts another without hiding the old ones (an empty one is reused rather than piling
 up blank entries). Titles come from the first question at once. Search looks at titles and at
-`Message.search_text`, a lower-cased copy of each chat message's text kept by a signal.
+`Message.search_text`, a lower-cased copy of each chat message's text kept by `Message.save`.
 
 Search is a substring match (`LIKE '%…%'`) bounded to the user's chat threads: it reads every
 message of that user, which is milliseconds for thousands of messages and grows linearly; a
@@ -20,7 +20,6 @@ from typing import Any, Literal, overload
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.db.models.signals import post_save
 from django.utils import timezone
 
 from assistants_app.errors import InvalidRequest
@@ -53,14 +52,7 @@ def get(user: Any, thread_id: str) -> Thread:
     thread = _chat_threads(user).filter(id=thread_id).first()
     if thread is None:
         raise NotYours(thread_id)
-    return _owned_by(thread, user)
-
-
-def _owned_by(thread: Thread, user: Any) -> Thread:
-    # It was selected by this owner: whoever reads thread.owner next (checking a message's files,
-    # say) needs no query for it.
-    thread.owner = user
-    return thread
+    return lookups.owned_by(thread, user)
 
 
 @overload
@@ -72,8 +64,10 @@ def current(user: Any, *, create: bool) -> Thread | None: ...
 def current(user: Any, *, create: bool = True) -> Thread | None:
     """The user's most recent conversation; the first visit creates it."""
     thread = _recent(_chat_threads(user)).first()
-    if thread is not None or not create:
-        return _owned_by(thread, user) if thread is not None else None
+    if thread is not None:
+        return lookups.owned_by(thread, user)
+    if not create:
+        return None
     with transaction.atomic():
         # Two first visits at once (two tabs) must not make two conversations: the user's row lock
         # (an IMMEDIATE transaction on SQLite) orders them, and the second sees the first's.
@@ -244,25 +238,3 @@ def listing(user: Any, *, query: str = "", after: str = "", limit: int = LIST_PA
     entries = [Entry(t.id, t.title or "New conversation", t.last_activity_at) for t in rows]
     cursor = f"{rows[-1].last_activity_at.isoformat()}|{rows[-1].id}" if more and rows else None
     return ListPage(entries, cursor, query)
-
-
-def _index_text(sender: Any, instance: Message, created: bool, update_fields: Any, **kwargs: Any) -> None:
-    """Keep `search_text` of chat messages: on insert, and when a reply's final text is saved
-    (the engine's checkpoints use queryset updates, which do not come here: only final text does)."""
-    if update_fields is not None and "content" not in update_fields:
-        return
-    if instance.status == Message.Status.IN_PROGRESS:
-        return
-    # A thread never changes kind: when the saver had it at hand, an API thread costs no query, and
-    # a chat thread's message wrote its search text itself (Message.save).
-    if Message.thread.is_cached(instance):
-        return
-    text = instance.index_text()
-    Message.objects.filter(id=instance.id, thread__is_chat=True).exclude(search_text=text).update(
-        search_text=text
-    )
-
-
-def connect() -> None:
-    """Called from AppConfig.ready()."""
-    post_save.connect(_index_text, sender=Message, dispatch_uid="chat.search_text")

@@ -25,8 +25,12 @@ def get_assistant(user: Any, assistant_id: str, *, param: str | None = None) -> 
 
 
 def get_thread(user: Any, thread_id: str) -> Thread:
-    thread = one(Thread.objects.filter(id=thread_id, owner=user), "thread", thread_id)
-    # Selected by its owner: checking a new message's files (thread.owner) then costs no query.
+    return owned_by(one(Thread.objects.filter(id=thread_id, owner=user), "thread", thread_id), user)
+
+
+def owned_by(thread: Thread, user: Any) -> Thread:
+    """`thread`, selected by its owner `user`, carrying it: whoever reads thread.owner next
+    (checking a new message's files, say) needs no query for it."""
     thread.owner = user
     return thread
 
