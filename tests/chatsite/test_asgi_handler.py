@@ -6,12 +6,18 @@ dozen loop <-> thread round trips per request, most of the ~3 ms of server CPU e
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+import threading
 from typing import Any
 
 import pytest
 from asgiref.sync import SyncToAsync
 from channels.testing import HttpCommunicator
 from django.core.handlers.asgi import ASGIHandler
+from django.core.signals import request_started
+from django.db import connections
+from django.db.backends.signals import connection_created
 
 from assistants_app.server.asgi_handler import OneTripASGIHandler
 from chatsite.asgi import application
@@ -31,9 +37,10 @@ def trips(monkeypatch) -> list[str]:
     return seen
 
 
-async def _get(app: Any, path: str) -> dict[str, Any]:
-    comm = HttpCommunicator(app, "GET", path, headers=[(b"host", b"localhost")])
+async def _get(app: Any, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+    comm = HttpCommunicator(app, "GET", path, headers=[(b"host", b"localhost"), *(headers or [])])
     response: dict[str, Any] = await comm.get_response(timeout=10)
+    await comm.wait(timeout=10)  # the handler's end too (response.close, the thread given back)
     return response
 
 
@@ -62,3 +69,68 @@ async def test_pages_with_sessions_and_csrf_still_work(trips) -> None:
     assert response["status"] == 200
     cookies = [v for k, v in response["headers"] if k.lower() == b"set-cookie"]
     assert any(c.startswith(b"csrftoken=") for c in cookies)
+
+
+@pytest.fixture
+def request_threads() -> Any:
+    """The thread each request's request_started receivers ran on (the request's own thread)."""
+    seen: list[threading.Thread] = []
+
+    def record(**kwargs: Any) -> None:
+        seen.append(threading.current_thread())
+
+    request_started.connect(record, dispatch_uid="test-request-threads")
+    yield seen
+    request_started.disconnect(dispatch_uid="test-request-threads")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_requests_one_after_another_reuse_one_thread(request_threads) -> None:
+    handler = OneTripASGIHandler()
+    for _ in range(3):
+        assert (await _get(handler, "/v1/no-such-path"))["status"] == 404
+    assert len(request_threads) == 3
+    assert len(set(request_threads)) == 1  # Django's own handler starts a thread per request
+    assert handler.threads.idle() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_requests_at_the_same_time_each_have_their_own_thread(request_threads) -> None:
+    handler = OneTripASGIHandler()
+    handler.threads.keep = 1
+    both_in = threading.Barrier(2, timeout=5)  # broken (and the test fails) if they shared a thread
+
+    def wait_for_the_other(**kwargs: Any) -> None:
+        both_in.wait()
+
+    request_started.connect(wait_for_the_other, dispatch_uid="test-both-in")
+    try:
+        first, second = await asyncio.gather(
+            _get(handler, "/v1/no-such-path"), _get(handler, "/v1/no-such-path")
+        )
+    finally:
+        request_started.disconnect(dispatch_uid="test-both-in")
+    assert first["status"] == second["status"] == 404
+    assert len(set(request_threads)) == 2
+    assert handler.threads.idle() == 1  # the thread beyond `keep` ended with its request
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_lent_thread_keeps_no_database_connection_between_requests() -> None:
+    handler = OneTripASGIHandler()
+    opened: list[object] = []
+    connection_created.connect(
+        lambda **kw: opened.append(kw["connection"]), weak=False, dispatch_uid="t-open"
+    )
+    try:
+        # an unknown key: looked up in the database
+        response = await _get(
+            handler, "/v1/assistants", [(b"authorization", b"Bearer sk-" + secrets.token_hex(24).encode())]
+        )
+    finally:
+        connection_created.disconnect(dispatch_uid="t-open")
+    assert response["status"] == 401
+    assert opened  # the request did use a connection of its own thread
+    (executor,) = handler.threads._idle
+    # CONN_MAX_AGE=0: request_finished closed it on the request's thread, as under a threaded WSGI server
+    assert executor.submit(lambda: connections["default"].connection).result() is None
