@@ -234,8 +234,11 @@ class Execution:
         """The assistant, (after submit_tool_outputs) the waiting step, now completed, and the
         assistant's function endpoints. The run's tool steps are kept for the first prompt."""
         assistant = self.run.assistant  # loaded by the claim (None: deleted since)
-        endpoints = endpoints_of(self.run.assistant_ref)
-        self._steps = tool_calls.tool_steps(self.run)
+        # Endpoints answer function calls only; a run's tool steps are all written by its own
+        # executions, so on its first claim there are none to read.
+        functions = any(t.get("type") == "function" for t in self.run.tools or [])
+        endpoints = endpoints_of(self.run.assistant_ref) if functions else {}
+        self._steps = tool_calls.tool_steps(self.run) if self.run.attempts > 1 else []
         step = next((s for s in self._steps if s.status == RunStep.Status.IN_PROGRESS), None)
         calls = step.step_details.get("tool_calls", []) if step is not None else []
         if step is None or any(tool_calls.call_output(c) is None for c in calls):

@@ -204,7 +204,7 @@ class Outputs:
                 "incomplete_details",
             ]
             msg.save(update_fields=fields)
-            step.save()
+            step.save(update_fields=["status", "usage", *_STEP_STAMP.values()])
 
         await db(save)()
         completed = msg.status == Message.Status.COMPLETED

@@ -106,13 +106,22 @@ def _choice_context(thread: Thread) -> dict[str, Any]:
     return {"choice": choice, "assistant_name": choice.name, "setup_error": ""}
 
 
-def picker_fragments(request: HtmxHttpRequest, thread: Thread, *, oob: bool, error: str = "") -> str:
+def picker_fragments(
+    request: HtmxHttpRequest,
+    thread: Thread,
+    *,
+    oob: bool,
+    error: str = "",
+    picked: dict[str, Any] | None = None,
+) -> str:
     """The picker (out of band if `oob`) and the attach control with its note (always out of band),
     as they are now: after a pick, and with every reply (an assistant staff stopped offering shows
-    here as soon as the conversation falls back)."""
+    here as soon as the conversation falls back). `picked`: _choice_context(thread), if the caller
+    has just made it."""
     from django.template.loader import render_to_string
 
-    context = {**_choice_context(thread), "thread": thread, "oob": oob, "swap": True, "picker_error": error}
+    picked = picked or _choice_context(thread)
+    context = {**picked, "thread": thread, "oob": oob, "swap": True, "picker_error": error}
     context.update(max_upload_bytes=settings.FILE_UPLOAD_MAX_BYTES, accept=_accept())
     return "".join(
         render_to_string(f"chat/page.html#{name}", context, request=request)
@@ -251,9 +260,11 @@ def chat_send(request: HtmxHttpRequest) -> HttpResponse:
     except chat.ChatError as exc:
         return feedback_response(request, exc.message, exc.status)
     chat.attach_file_names([message])
-    name, _ = _assistant_name()
-    question = upsert(render_message(bubble(message), name))
-    return run_started(request, thread, run.id, question, picker_fragments(request, thread, oob=True))
+    picked = _choice_context(thread)  # one read of the offered assistants for the question and the picker
+    question = upsert(render_message(bubble(message), picked["assistant_name"]))
+    return run_started(
+        request, thread, run.id, question, picker_fragments(request, thread, oob=True, picked=picked)
+    )
 
 
 @chat_login_required

@@ -15,6 +15,8 @@ from assistants_app import errors
 from assistants_app.backends import fake
 from assistants_app.models import Assistant, FunctionEndpoint, RunStep
 from assistants_app.models.run import RunOrigin
+from assistants_app.runs import state
+from assistants_app.runs.engine import Execution
 from assistants_app.runs.events import get_event_log
 from assistants_app.services.runs import start_run, submit_tool_outputs
 from assistants_app.services.threads import create_thread, post_message
@@ -166,3 +168,27 @@ def test_a_chat_run_uses_endpoints(executor, assistant, thread, ep) -> None:
     run = start_run(thread, assistant, origin=RunOrigin.CHAT)
     assert names(collect_events(run.id))[-1] == "thread.run.completed"
     assert len(ep.requests) == 1
+
+
+def test_a_first_claim_without_functions_loads_with_no_query(
+    alice, event_log, django_assert_num_queries
+) -> None:
+    # Endpoints only answer function calls, and a run's tool steps are all its own executions': the
+    # first execution of a run without functions has nothing to read (two SELECTs less per run).
+    plain = Assistant.objects.create(owner=alice, model="gpt-4o")
+    run = start_run(create_thread(alice), plain)
+    claimed = state.claim(run.id, "w1")
+    assert claimed is not None and claimed.attempts == 1
+    with django_assert_num_queries(0):
+        loaded, answered, endpoints = Execution(claimed)._load()
+    assert loaded == plain and answered is None and endpoints == {}
+
+
+def test_a_run_with_functions_loads_its_endpoints(
+    assistant, thread, event_log, django_assert_num_queries
+) -> None:
+    claimed = state.claim(start_run(thread, assistant).id, "w1")
+    assert claimed is not None
+    with django_assert_num_queries(1):
+        _, _, endpoints = Execution(claimed)._load()
+    assert list(endpoints) == ["get_weather"]

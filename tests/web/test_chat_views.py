@@ -189,3 +189,17 @@ def test_a_send_reads_the_user_row_once(client_alice, assistant, alice) -> None:
     sql = [q["sql"] for q in ctx.captured_queries]
     user_reads = [s for s in sql if 'FROM "auth_user"' in s and "FOR UPDATE" not in s]
     assert len(user_reads) == 1, user_reads
+
+
+def test_a_send_reads_the_offered_assistants_twice(client_alice, assistant, alice) -> None:
+    # Once to start the run with the conversation's assistant, once for the question and the picker
+    # the response carries (it was three: the question's header read the default assistant again).
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        response = client_alice.post("/chat/send/", {"text": "hello"}, **HX)
+    assert response.status_code == 200
+    assert b'id="assistant-picker"' in response.content
+    reads = [q["sql"] for q in ctx.captured_queries if 'FROM "assistants_app_assistant"' in q["sql"]]
+    assert len(reads) == 2, reads
