@@ -27,7 +27,6 @@ from django.utils import timezone
 from assistants_app import asyncdb
 from assistants_app.asyncdb import db
 from assistants_app.models import Run
-from assistants_app.models.run import RunStatus
 from assistants_app.tools import hosted
 
 from . import fairness, nudges, recovery, state
@@ -55,6 +54,7 @@ class Executor:
         # owner id -> when this executor last claimed one of their runs, least recent first.
         self._last_served: dict[int, float] = {}
         self._recovered_at = time.monotonic()  # run_forever recovers at start-up
+        self._renewed_at = 0.0
 
     # Thread-safe entry points (called from request threads, signal handlers, pub/sub listeners).
     def wake(self) -> None:
@@ -173,10 +173,17 @@ class Executor:
         ids = list(self.running)
         # Recovery (other workers' lost leases, expired runs) needs to run only a few times per
         # lease period, not on every beat: that query was most of an idle server's CPU.
-        recover = time.monotonic() - self._recovered_at >= settings.RUN_LEASE_SECONDS / 3
+        now = time.monotonic()
+        recover = now - self._recovered_at >= settings.RUN_LEASE_SECONDS / 3
         if not ids and not recover:
             return
-        held, cancelling = await db(_beat_sync)(self.worker_id, ids, recover)
+        # A claim leases a run for RUN_LEASE_SECONDS: renewing every third of that keeps the lease
+        # with room to spare. Every beat still asks which runs are ours and which are being
+        # cancelled (one SELECT): a cancel from a process without Redis is seen within a beat.
+        renew = bool(ids) and now - self._renewed_at >= settings.RUN_LEASE_SECONDS / 3
+        held, cancelling = await db(_beat_sync)(self.worker_id, ids, renew, recover)
+        if renew:
+            self._renewed_at = now
         if recover:
             self._recovered_at = time.monotonic()
         for run_id in ids:
@@ -211,20 +218,16 @@ def _warm_up() -> None:
     count_tokens("warm up")
 
 
-def _beat_sync(worker_id: str, ids: list[str], recover: bool) -> tuple[set[str], set[str]]:
-    """A heartbeat's database work in one trip to a thread: renew the leases held, say which of
-    them are being cancelled, and (when due) recover what nobody will finish."""
-    held = state.renew_leases(worker_id, ids)
-    cancelling = _cancelling_ids(ids)
+def _beat_sync(worker_id: str, ids: list[str], renew: bool, recover: bool) -> tuple[set[str], set[str]]:
+    """A heartbeat's database work in one trip to a thread: renew the leases held (when due), say
+    which runs are still held and which of them are being cancelled, and (when due) recover what
+    nobody will finish."""
+    if renew:
+        state.renew_leases(worker_id, ids)
+    held, cancelling = state.held_leases(worker_id, ids)
     if recover:
         recovery.recover()
     return held, cancelling
-
-
-def _cancelling_ids(ids: list[str]) -> set[str]:
-    if not ids:
-        return set()
-    return set(Run.objects.filter(id__in=ids, status=RunStatus.CANCELLING).values_list("id", flat=True))
 
 
 def _lease_lost(run_id: str, worker_id: str) -> bool:

@@ -157,17 +157,28 @@ def claim(run_id: str, worker_id: str) -> Run | None:
     )
 
 
-def renew_leases(worker_id: str, run_ids: Iterable[str]) -> set[str]:
-    """Extend this worker's leases; returns the ids it still holds (others were taken or ended)."""
+def renew_leases(worker_id: str, run_ids: Iterable[str]) -> None:
+    """Extend this worker's leases on those of `run_ids` it still holds."""
     ids = list(run_ids)
     if not ids:
-        return set()
+        return
     until = timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS)
     Run.objects.filter(id__in=ids, lease_owner=worker_id, status__in=EXECUTING_STATUSES).update(
         lease_expires_at=until
     )
-    return set(
-        Run.objects.filter(id__in=ids, lease_owner=worker_id, status__in=EXECUTING_STATUSES).values_list(
-            "id", flat=True
-        )
-    )
+
+
+def held_leases(worker_id: str, run_ids: Iterable[str]) -> tuple[set[str], set[str]]:
+    """Which of `run_ids` this worker still holds (others were taken or ended), and which of those
+    are being cancelled: one SELECT."""
+    ids = list(run_ids)
+    if not ids:
+        return set(), set()
+    rows = Run.objects.filter(id__in=ids, lease_owner=worker_id, status__in=EXECUTING_STATUSES)
+    held: set[str] = set()
+    cancelling: set[str] = set()
+    for run_id, status in rows.values_list("id", "status"):
+        held.add(run_id)
+        if status == S.CANCELLING:
+            cancelling.add(run_id)
+    return held, cancelling

@@ -224,3 +224,49 @@ def test_an_idle_executor_recovers_every_third_of_a_lease_not_every_beat(monkeyp
     assert calls == ["trip", "recover"]
     asyncio.run(ex._beat())
     assert calls == ["trip", "recover"]  # the clock restarted
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_executor_renews_leases_every_third_of_a_lease_and_sees_cancels_every_beat(
+    queued_run, monkeypatch, settings
+) -> None:
+    """A beat was three queries a second while anything ran (renew, which are held, which are
+    cancelling); the lease needs renewing only every third of its length."""
+    import asyncio
+
+    from assistants_app.runs import executor as executor_module
+
+    settings.RUN_LEASE_SECONDS = 30
+    claimed = state.claim(queued_run.id, "w")
+    assert claimed is not None and claimed.lease_expires_at is not None
+    renewals: list[list[str]] = []
+    real_renew = state.renew_leases
+
+    def renew(worker_id: str, ids: list[str]) -> None:
+        renewals.append(list(ids))
+        real_renew(worker_id, ids)
+
+    monkeypatch.setattr(state, "renew_leases", renew)
+    ex = executor_module.Executor(worker_id="w", concurrency=1)
+    ex.running[claimed.id] = (None, None)  # type: ignore[assignment]
+    cancelled: list[str] = []
+    monkeypatch.setattr(ex, "_cancel_local", cancelled.append)
+
+    asyncio.run(ex._beat())
+    assert renewals == [[claimed.id]]  # the first beat renews
+    renewed = Run.objects.get(id=claimed.id).lease_expires_at
+    assert renewed is not None and renewed > claimed.lease_expires_at
+    asyncio.run(ex._beat())
+    assert renewals == [[claimed.id]]  # a second later: not yet due
+    ex._renewed_at -= 11
+    asyncio.run(ex._beat())
+    assert len(renewals) == 2
+
+    Run.objects.filter(id=claimed.id).update(status="cancelling")  # cancelled from another process
+    asyncio.run(ex._beat())
+    assert cancelled == [claimed.id]  # seen on the next beat, with no renewal due
+    assert len(renewals) == 2
+
+    Run.objects.filter(id=claimed.id).update(lease_owner="w2")  # reaped and taken by another worker
+    asyncio.run(ex._beat())
+    assert ex.executions == {} and cancelled == [claimed.id]  # not held any more: no cancel of its run
