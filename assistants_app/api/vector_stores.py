@@ -1,6 +1,6 @@
 """/v1/vector_stores: stores, their files (attach, list, attributes, content), file batches and search.
 
-Request shapes are in request_specs.py, response schemas in response_schemas.py, the use cases in
+Request shapes are in vector_store_specs.py, response schemas in response_schemas.py, the use cases in
 services/vector_stores.py.
 """
 
@@ -20,7 +20,7 @@ from assistants_app.serializers import vector_store_file_batch_obj, vector_store
 from assistants_app.services import vector_store_files as vs_files
 from assistants_app.services import vector_stores as svc
 
-from . import request_specs
+from . import vector_store_specs
 from .pagination import page
 from .routing import Ctx, Operation
 
@@ -176,7 +176,7 @@ OPERATIONS = [
         "createVectorStore",
         "Create a vector store",
         "VectorStore",
-        body=request_specs.VECTOR_STORE_CREATE,
+        body=vector_store_specs.VECTOR_STORE_CREATE,
         tags=T,
     ),
     Operation(
@@ -186,7 +186,7 @@ OPERATIONS = [
         "listVectorStores",
         "List vector stores",
         "VectorStoreList",
-        query=request_specs.VECTOR_STORE_LIST_QUERY,
+        query=vector_store_specs.VECTOR_STORE_LIST_QUERY,
         tags=T,
     ),
     Operation("GET", ITEM, retrieve, "getVectorStore", "Retrieve a vector store", "VectorStore", tags=T),
@@ -197,7 +197,7 @@ OPERATIONS = [
         "modifyVectorStore",
         "Modify a vector store",
         "VectorStore",
-        body=request_specs.VECTOR_STORE_UPDATE,
+        body=vector_store_specs.VECTOR_STORE_UPDATE,
         tags=T,
     ),
     Operation(
@@ -216,7 +216,7 @@ OPERATIONS = [
         "searchVectorStore",
         "Search a vector store",
         "VectorStoreSearchResults",
-        body=request_specs.VECTOR_STORE_SEARCH,
+        body=vector_store_specs.VECTOR_STORE_SEARCH,
         tags=T,
     ),
     Operation(
@@ -226,7 +226,7 @@ OPERATIONS = [
         "createVectorStoreFile",
         "Attach a file to a vector store",
         "VectorStoreFile",
-        body=request_specs.VECTOR_STORE_FILE_CREATE,
+        body=vector_store_specs.VECTOR_STORE_FILE_CREATE,
         tags=T,
     ),
     Operation(
@@ -236,7 +236,7 @@ OPERATIONS = [
         "listVectorStoreFiles",
         "List a vector store's files",
         "VectorStoreFileList",
-        query=request_specs.VECTOR_STORE_FILE_LIST_QUERY,
+        query=vector_store_specs.VECTOR_STORE_FILE_LIST_QUERY,
         tags=T,
     ),
     Operation(
@@ -256,7 +256,7 @@ OPERATIONS = [
         "updateVectorStoreFileAttributes",
         "Update a vector store file's attributes",
         "VectorStoreFile",
-        body=request_specs.VECTOR_STORE_FILE_UPDATE,
+        body=vector_store_specs.VECTOR_STORE_FILE_UPDATE,
         tags=T,
     ),
     Operation(
@@ -284,7 +284,7 @@ OPERATIONS = [
         "createVectorStoreFileBatch",
         "Attach files to a vector store as a batch",
         "VectorStoreFileBatch",
-        body=request_specs.VECTOR_STORE_BATCH_CREATE,
+        body=vector_store_specs.VECTOR_STORE_BATCH_CREATE,
         tags=T,
     ),
     Operation(
@@ -313,7 +313,7 @@ OPERATIONS = [
         "listFilesInVectorStoreBatch",
         "List the files of a batch",
         "VectorStoreFileList",
-        query=request_specs.VECTOR_STORE_FILE_LIST_QUERY,
+        query=vector_store_specs.VECTOR_STORE_FILE_LIST_QUERY,
         tags=T,
     ),
 ]
