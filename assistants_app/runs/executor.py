@@ -55,6 +55,9 @@ class Executor:
         self._last_served: dict[int, float] = {}
         self._recovered_at = time.monotonic()  # run_forever recovers at start-up
         self._renewed_at = 0.0
+        # Whether the last look at the queue may have left runs behind for want of a free slot: only
+        # then does a run's end look again at once (else a nudge or the next poll does).
+        self._backlog = True
 
     # Thread-safe entry points (called from request threads, signal handlers, pub/sub listeners).
     def wake(self) -> None:
@@ -116,10 +119,14 @@ class Executor:
     async def _claim_some(self) -> None:
         free = self.concurrency - len(self.running)
         if free <= 0:
+            self._backlog = True
             return
-        candidates = await db(fairness.queued_in_turn)(free * 2, dict(self._last_served))
+        limit = free * 2
+        candidates = await db(fairness.queued_in_turn)(limit, dict(self._last_served))
+        self._backlog = len(candidates) >= limit  # maybe more queued than were listed
         for run_id, owner in candidates:
             if len(self.running) >= self.concurrency:
+                self._backlog = True  # the rest of the candidates still wait
                 break
             run = await db(state.claim)(run_id, self.worker_id)
             if run is None:
@@ -143,8 +150,8 @@ class Executor:
         finally:
             self.running.pop(run.id, None)
             self.executions.pop(run.id, None)
-            if self._wake:
-                self._wake.set()
+            if self._wake and self._backlog:
+                self._wake.set()  # a slot is free for a run that is waiting
             await db(close_old_connections)()
 
     async def _ingest_files(self) -> None:

@@ -7,6 +7,7 @@ Claim order is asserted, never timing. Marked `engine`, so phase 2 runs them on 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from django.test import Client
@@ -100,6 +101,42 @@ def test_real_executor_claims_fairly(alice, bob, transactional_db, event_log, no
         ex.stop()
     started = sorted(Run.objects.filter(id__in=[r.id for r in [*flood, b_run]]), key=lambda r: r.started_at)  # type: ignore[arg-type, return-value]
     assert [r.id for r in started].index(b_run.id) <= 1
+
+
+def test_a_run_ending_looks_at_the_queue_only_when_runs_were_left_waiting(
+    alice, transactional_db, event_log, no_cap, settings, monkeypatch
+) -> None:
+    """Each run's end used to cost a fair-order query even with nothing queued; now only a look that
+    left runs behind (no free slot) makes the next run end look again. Polls are off here (60 s), so
+    a run left waiting that no run end picked up would time out."""
+    from assistants_app.runs.executor import ThreadedExecutor
+
+    settings.RUN_POLL_SECONDS = 60
+    looks: list[int] = []
+    real = fairness.queued_in_turn
+
+    def counted(limit: int, served: object = None) -> list[tuple[str, int]]:
+        found = real(limit, served)  # type: ignore[arg-type]
+        looks.append(len(found))
+        return found
+
+    monkeypatch.setattr(fairness, "queued_in_turn", counted)
+    assistant = Assistant.objects.create(owner=alice, model="m")
+    ex = ThreadedExecutor(concurrency=1).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not looks and time.monotonic() < deadline:  # the start-up look
+            time.sleep(0.02)
+        (alone,) = _queue(alice, assistant, 1)  # its nudge makes the executor look
+        wait_run(alone.id, ("completed",))
+        time.sleep(0.3)
+        assert len(looks) == 2, looks  # start-up, the nudge: not the run's end
+
+        backlog = _queue(alice, assistant, 3)  # one slot: two of them wait for a run to end
+        for run in backlog:
+            wait_run(run.id, ("completed",))
+    finally:
+        ex.stop()
 
 
 # --- the per-user cap ---------------------------------------------------------------------------------
