@@ -105,3 +105,17 @@ def test_building_prompt_on_a_large_thread_reads_only_pages(thread, alice, setti
     assert prompt.truncated and prompt.messages[-1]["content"].startswith("message 19999 ")
     assert len(ctx.captured_queries) <= 3
     assert all("LIMIT" in q["sql"] for q in ctx.captured_queries)
+
+
+def test_the_history_reads_every_stored_content_as_it_was_saved(thread, alice) -> None:
+    # The history is parsed from its JSON text (orjson), not by JSONField: non-ASCII text and every
+    # part comes back as stored.
+    text = [{"type": "text", "text": {"value": "née ✓ 漢字 \u2028", "annotations": []}}]
+    both = [*text, {"type": "text", "text": {"value": "second part", "annotations": []}}]
+    Message.objects.create(thread=thread, role="user", content=text)
+    Message.objects.create(thread=thread, role="assistant", content=both)
+    prompt = build_prompt(_run(thread, alice), [], [])
+    assert [m["content"] for m in prompt.messages[1:]] == [
+        "née ✓ 漢字 \u2028",
+        "née ✓ 漢字 \u2028\nsecond part",
+    ]
