@@ -101,7 +101,10 @@ class Execution:
             await self.emitter.close()
 
     async def _execute(self) -> None:
-        self.assistant, answered, self.endpoints = await db(self._load)()
+        # A first execution without functions has nothing to read: no trip to a thread before the
+        # prompt, one hop less before the first token.
+        loaded = self._load() if self._loads_from_memory() else await db(self._load)()
+        self.assistant, answered, self.endpoints = loaded
         if answered is not None:
             self.emitter.emit("thread.run.step.completed", step_obj(answered))
         for _ in range(settings.RUN_MAX_TOOL_ROUNDS):
@@ -230,14 +233,21 @@ class Execution:
         finally:
             await stream.aclose()
 
+    def _has_functions(self) -> bool:
+        return any(t.get("type") == "function" for t in self.run.tools or [])
+
+    def _loads_from_memory(self) -> bool:
+        """Whether `_load` makes no query: the claim brought the assistant, and there are neither
+        endpoints nor tool steps to read."""
+        return Run.assistant.is_cached(self.run) and not self._has_functions() and self.run.attempts <= 1
+
     def _load(self) -> tuple[Assistant | None, RunStep | None, dict[str, Endpoint]]:
         """The assistant, (after submit_tool_outputs) the waiting step, now completed, and the
         assistant's function endpoints. The run's tool steps are kept for the first prompt."""
         assistant = self.run.assistant  # loaded by the claim (None: deleted since)
         # Endpoints answer function calls only; a run's tool steps are all written by its own
         # executions, so on its first claim there are none to read.
-        functions = any(t.get("type") == "function" for t in self.run.tools or [])
-        endpoints = endpoints_of(self.run.assistant_ref) if functions else {}
+        endpoints = endpoints_of(self.run.assistant_ref) if self._has_functions() else {}
         self._steps = tool_calls.tool_steps(self.run) if self.run.attempts > 1 else []
         step = next((s for s in self._steps if s.status == RunStep.Status.IN_PROGRESS), None)
         calls = step.step_details.get("tool_calls", []) if step is not None else []

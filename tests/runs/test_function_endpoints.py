@@ -13,7 +13,7 @@ import pytest
 
 from assistants_app import errors
 from assistants_app.backends import fake
-from assistants_app.models import Assistant, FunctionEndpoint, RunStep
+from assistants_app.models import Assistant, FunctionEndpoint, Run, RunStep
 from assistants_app.models.run import RunOrigin
 from assistants_app.runs import state
 from assistants_app.runs.engine import Execution
@@ -179,9 +179,16 @@ def test_a_first_claim_without_functions_loads_with_no_query(
     run = start_run(create_thread(alice), plain)
     claimed = state.claim(run.id, "w1")
     assert claimed is not None and claimed.attempts == 1
+    execution = Execution(claimed)
+    assert execution._loads_from_memory()  # so the engine calls it on the loop, without a thread trip
     with django_assert_num_queries(0):
-        loaded, answered, endpoints = Execution(claimed)._load()
+        loaded, answered, endpoints = execution._load()
     assert loaded == plain and answered is None and endpoints == {}
+    # A second execution (after submit_tool_outputs, or a retry) reads its steps on a thread.
+    claimed.attempts = 2
+    assert not execution._loads_from_memory()
+    # A run read without the claim's join would query for its assistant: that goes to a thread too.
+    assert not Execution(Run.objects.get(id=run.id))._loads_from_memory()
 
 
 def test_a_run_with_functions_loads_its_endpoints(
@@ -189,6 +196,8 @@ def test_a_run_with_functions_loads_its_endpoints(
 ) -> None:
     claimed = state.claim(start_run(thread, assistant).id, "w1")
     assert claimed is not None
+    execution = Execution(claimed)
+    assert not execution._loads_from_memory()
     with django_assert_num_queries(1):
-        _, _, endpoints = Execution(claimed)._load()
+        _, _, endpoints = execution._load()
     assert list(endpoints) == ["get_weather"]
