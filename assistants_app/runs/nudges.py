@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -47,11 +49,18 @@ def _publisher(url: str) -> Any:
         return client
 
 
+def _origin() -> str:
+    """This process, as its nudges say: its own listeners skip them (its executors were told
+    directly), so a run started here does not wake them twice. Read per call: a forked child has
+    its own pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _redis_publish(message: dict[str, str]) -> None:
     if not settings.REDIS_URL:
         return
     try:
-        _publisher(settings.REDIS_URL).publish(CHANNEL, json.dumps(message))
+        _publisher(settings.REDIS_URL).publish(CHANNEL, json.dumps({**message, "from": _origin()}))
     except Exception:
         log.warning("could not publish %s to Redis", message, exc_info=True)
 
@@ -87,6 +96,8 @@ async def listen(executor: Executor) -> None:
                 if message.get("type") != "message":
                     continue
                 data = json.loads(message["data"])
+                if data.get("from") == _origin():
+                    continue
                 if data.get("type") == "queued":
                     executor.wake()
                 elif data.get("type") == "cancel":

@@ -51,10 +51,50 @@ def test_other_processes_hear_through_redis(settings, redis_url) -> None:
         message = None
         while message is None and time.monotonic() < deadline:
             message = pubsub.get_message(timeout=0.5)
-        assert message is not None and json.loads(message["data"]) == {"type": "cancel", "run_id": "run_2"}
+        assert message is not None
+        assert json.loads(message["data"]) == {"type": "cancel", "run_id": "run_2", "from": nudges._origin()}
     finally:
         pubsub.close()
         client.close()
+
+
+def test_a_process_does_not_wake_its_own_executors_twice(settings, redis_url) -> None:
+    """Its executors were told directly: the Redis copy of its own nudge (which every run start in
+    the production setup used to cost, as a second look at the queue) is skipped; other
+    processes' nudges still wake them."""
+    import asyncio
+
+    import redis
+
+    settings.REDIS_URL = redis_url
+    ex = _Executor()
+
+    client = redis.Redis.from_url(redis_url)
+
+    def subscribers() -> int:
+        return int(client.pubsub_numsub(nudges.CHANNEL)[0][1])
+
+    async def scenario() -> None:
+        others = subscribers()  # other tests' servers may listen too
+        listener = asyncio.ensure_future(nudges.listen(ex))  # type: ignore[arg-type]
+        try:
+            deadline = time.monotonic() + 5
+            while subscribers() <= others and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            nudges.notify_queued()  # from this process: only the direct wake (no executor registered here)
+            client.publish(nudges.CHANNEL, json.dumps({"type": "queued", "from": "elsewhere:1"}))
+            client.publish(nudges.CHANNEL, json.dumps({"type": "cancel", "run_id": "run_9"}))  # older senders
+            while (ex.woken, ex.cancelled) != (1, ["run_9"]) and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)  # time for anything else to arrive
+        finally:
+            listener.cancel()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        client.close()
+    assert (ex.woken, ex.cancelled) == (1, ["run_9"])
 
 
 def _private_event_log_access(source: str) -> list[int]:
