@@ -112,6 +112,9 @@ def test_a_run_ending_looks_at_the_queue_only_when_runs_were_left_waiting(
     from assistants_app.runs.executor import ThreadedExecutor
 
     settings.RUN_POLL_SECONDS = 60
+    # Nudges from this process only: another process's (through Redis) would add looks this test
+    # does not expect. test_nudges covers the Redis side.
+    settings.REDIS_URL = ""
     looks: list[int] = []
     real = fairness.queued_in_turn
 
