@@ -233,22 +233,25 @@ class Execution:
         finally:
             await stream.aclose()
 
-    def _has_functions(self) -> bool:
-        return any(t.get("type") == "function" for t in self.run.tools or [])
+    def _to_read(self) -> tuple[bool, bool]:
+        """What `_load` must read: (function endpoints, tool steps). Endpoints answer function
+        calls only; a run's tool steps are all written by its own executions, so on its first
+        claim there are none."""
+        functions = any(t.get("type") == "function" for t in self.run.tools or [])
+        return functions, self.run.attempts > 1
 
     def _loads_from_memory(self) -> bool:
-        """Whether `_load` makes no query: the claim brought the assistant, and there are neither
-        endpoints nor tool steps to read."""
-        return Run.assistant.is_cached(self.run) and not self._has_functions() and self.run.attempts <= 1
+        """Whether `_load` makes no query: the claim brought the assistant, and there is nothing
+        else to read."""
+        return Run.assistant.is_cached(self.run) and not any(self._to_read())
 
     def _load(self) -> tuple[Assistant | None, RunStep | None, dict[str, Endpoint]]:
         """The assistant, (after submit_tool_outputs) the waiting step, now completed, and the
         assistant's function endpoints. The run's tool steps are kept for the first prompt."""
         assistant = self.run.assistant  # loaded by the claim (None: deleted since)
-        # Endpoints answer function calls only; a run's tool steps are all written by its own
-        # executions, so on its first claim there are none to read.
-        endpoints = endpoints_of(self.run.assistant_ref) if self._has_functions() else {}
-        self._steps = tool_calls.tool_steps(self.run) if self.run.attempts > 1 else []
+        read_endpoints, read_steps = self._to_read()
+        endpoints = endpoints_of(self.run.assistant_ref) if read_endpoints else {}
+        self._steps = tool_calls.tool_steps(self.run) if read_steps else []
         step = next((s for s in self._steps if s.status == RunStep.Status.IN_PROGRESS), None)
         calls = step.step_details.get("tool_calls", []) if step is not None else []
         if step is None or any(tool_calls.call_output(c) is None for c in calls):

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Value
+from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -157,28 +157,22 @@ def claim(run_id: str, worker_id: str) -> Run | None:
     )
 
 
+def _held(worker_id: str, ids: list[str]) -> QuerySet[Run]:
+    return Run.objects.filter(id__in=ids, lease_owner=worker_id, status__in=EXECUTING_STATUSES)
+
+
 def renew_leases(worker_id: str, run_ids: Iterable[str]) -> None:
     """Extend this worker's leases on those of `run_ids` it still holds."""
     ids = list(run_ids)
-    if not ids:
-        return
-    until = timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS)
-    Run.objects.filter(id__in=ids, lease_owner=worker_id, status__in=EXECUTING_STATUSES).update(
-        lease_expires_at=until
-    )
+    if ids:
+        _held(worker_id, ids).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS)
+        )
 
 
 def held_leases(worker_id: str, run_ids: Iterable[str]) -> tuple[set[str], set[str]]:
     """Which of `run_ids` this worker still holds (others were taken or ended), and which of those
     are being cancelled: one SELECT."""
     ids = list(run_ids)
-    if not ids:
-        return set(), set()
-    rows = Run.objects.filter(id__in=ids, lease_owner=worker_id, status__in=EXECUTING_STATUSES)
-    held: set[str] = set()
-    cancelling: set[str] = set()
-    for run_id, status in rows.values_list("id", "status"):
-        held.add(run_id)
-        if status == S.CANCELLING:
-            cancelling.add(run_id)
-    return held, cancelling
+    rows = list(_held(worker_id, ids).values_list("id", "status")) if ids else []
+    return {run_id for run_id, _ in rows}, {run_id for run_id, status in rows if status == S.CANCELLING}

@@ -97,13 +97,13 @@ def test_api_threads_are_never_indexed_and_their_messages_cost_no_index_query(
         c = _msg(chat_thread, "Something To Find")
     assert Message.objects.get(id=m.id).search_text == ""
     assert Message.objects.get(id=c.id).search_text == "something to find"
-    # Saved without the thread at hand: the receiver's UPDATE, whose join decides.
+    # Saved without the thread at hand: Message.save's second UPDATE, whose join decides.
     fresh = Message.objects.get(id=m.id)
     fresh.save()
     assert Message.objects.get(id=m.id).search_text == ""
     fresh = Message.objects.get(id=c.id)
     fresh.content = [{"type": "text", "text": {"value": "Changed Words", "annotations": []}}]
-    with django_assert_num_queries(2):  # the UPDATE, then the receiver's
+    with django_assert_num_queries(2):  # the UPDATE, then the search_text one
         fresh.save(update_fields=["content"])
     assert Message.objects.get(id=c.id).search_text == "changed words"
     # With the thread at hand, a final reply's text and its search text are one UPDATE.
