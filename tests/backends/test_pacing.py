@@ -41,13 +41,45 @@ async def test_a_paced_stream_spaces_its_reads_until_unpaced() -> None:
     for _ in range(3):
         await stream.read(100)
     first, *rest = inner.reads[3:]
-    assert first - paced_at >= 0.045  # the window starts when pacing starts
+    assert first >= pacing.next_tick(paced_at, 0.05) - 0.001  # the first paced read waits for a tick
     assert all(b - a >= 0.045 for a, b in zip([first, *rest], rest, strict=False))
     stream.unpace()
     t = loop.time()
     await stream.read(100)
     assert inner.reads[-1] - t < 0.03
     assert isinstance(await stream.start_tls(None), pacing.PacedStream)  # type: ignore[arg-type]
+
+
+async def test_paced_streams_read_on_the_same_ticks() -> None:
+    """Streams paced at different moments read together: one wake-up per tick for all of them, not
+    one per stream."""
+    loop = asyncio.get_running_loop()
+    inners = [_Inner() for _ in range(3)]
+    streams = [pacing.PacedStream(inner) for inner in inners]
+
+    async def reads(stream: pacing.PacedStream, offset: float) -> None:
+        await asyncio.sleep(offset)
+        stream.pace(0.05)
+        for _ in range(3):
+            await stream.read(100)
+
+    await asyncio.gather(*(reads(s, i * 0.015) for i, s in enumerate(streams)))
+    first, *others = inners
+    for other in others:
+        assert [round(a - b, 3) for a, b in zip(first.reads, other.reads, strict=True)] == [0.0] * 3
+    assert not pacing._TICKS.get(loop)  # a fired tick is forgotten
+
+
+async def test_a_cancelled_read_leaves_the_others_on_the_tick() -> None:
+    a, b = pacing.PacedStream(_Inner()), pacing.PacedStream(_Inner())
+    a.pace(0.05)
+    b.pace(0.05)
+    first = asyncio.ensure_future(a.read(100))
+    second = asyncio.ensure_future(b.read(100))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await second == b"x"
+    assert first.cancelled()
 
 
 async def _arrivals(backend: OpenAICompatBackend) -> tuple[float, list[tuple[float, str]]]:
