@@ -3,8 +3,7 @@ and closing whatever a run leaves open when it ends.
 
 A message's rows are created when its first token arrives, but its events go out before the rows
 are written (`Outputs.open_message`): the first token does not wait for two inserts. Its text is
-checkpointed every RUN_CHECKPOINT_SECONDS, not per token, together with the other runs on the loop
-(runs/checkpoints.py). `close_open_outputs` is shared with the
+checkpointed every RUN_CHECKPOINT_SECONDS, not per token. `close_open_outputs` is shared with the
 services (cancelling a queued run) and lease recovery.
 """
 
@@ -12,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from assistants_app.asyncdb import db
@@ -21,7 +22,6 @@ from assistants_app.models import Message, Run, RunStep
 from assistants_app.models.run import EXECUTING_STATUSES
 from assistants_app.serializers import message_obj, step_obj
 
-from . import checkpoints
 from .emitter import Emitter
 from .rounds import Round
 
@@ -42,10 +42,9 @@ class Outputs:
     def __init__(self, run: Run, emitter: Emitter) -> None:
         self.run = run
         self.emitter = emitter
+        self._last_checkpoint = 0.0
         self._persisting: asyncio.Future[None] | None = None
-        self._checkpoints: checkpoints.Checkpoints | None = None
-        self._checkpoint_due = False
-        self._checkpoint_round: Round | None = None
+        self._pending_checkpoint: asyncio.Future[None] | None = None
         self._marking: asyncio.Future[bool] | None = None
 
     # --- before the first model output -----------------------------------------------------------
@@ -113,6 +112,7 @@ class Outputs:
         self.emitter.emit("thread.run.step.in_progress", step_payload)
         self.emitter.emit("thread.message.created", msg_payload)
         self.emitter.emit("thread.message.in_progress", msg_payload)
+        self._last_checkpoint = time.monotonic()
 
     async def persisted(self) -> None:
         if self._persisting is not None:
@@ -132,28 +132,25 @@ class Outputs:
         )
 
     def maybe_checkpoint(self, rnd: Round) -> None:
-        """Have the streamed text saved at the next checkpoint (runs/checkpoints.py: every
-        RUN_CHECKPOINT_SECONDS at most, and at the latest that long after the last delta, written
-        together with the other runs' on this loop). Per delta this only looks at a flag."""
-        if self._checkpoint_due:
+        """Save the streamed text at most every RUN_CHECKPOINT_SECONDS, and at the latest that long
+        after the last delta: text that arrived just before the upstream stalled is saved too. One
+        task waits for the next checkpoint and writes it in the background; per delta this only
+        looks at that task."""
+        pending = self._pending_checkpoint
+        if pending is not None and not pending.done():
             return
-        assert rnd.message is not None
-        if self._checkpoints is None:
-            self._checkpoints = checkpoints.for_loop()
-        self._checkpoint_due = True
-        self._checkpoint_round = rnd
-        self._checkpoints.request(rnd.message.id, self._checkpoint_content, self._persisting)
+        wait = self._last_checkpoint + settings.RUN_CHECKPOINT_SECONDS - time.monotonic()
+        self._pending_checkpoint = asyncio.ensure_future(self._checkpoint_later(rnd, max(0.0, wait)))
 
-    def _checkpoint_content(self) -> list[dict[str, Any]] | None:
-        self._checkpoint_due = False
-        rnd = self._checkpoint_round
-        return text_content(rnd.text) if rnd is not None and rnd.message_open() else None
-
-    async def _settle_checkpoint(self, rnd: Round) -> None:
-        """Before a message's final write: no checkpoint of it may commit after that write."""
-        if self._checkpoints is not None and rnd.message is not None:
-            self._checkpoint_due = False
-            await self._checkpoints.settled(rnd.message.id)
+    async def _checkpoint_later(self, rnd: Round, wait: float) -> None:
+        await asyncio.sleep(wait)
+        if not rnd.message_open():
+            return
+        try:
+            await self._checkpoint(rnd)
+        except Exception:
+            # A missed checkpoint loses nothing yet: the next one, or the message's end, writes it.
+            log.warning("run %s: checkpointing the streamed text failed", self.run.id, exc_info=True)
 
     async def save_open_text(self, rnd: Round | None) -> None:
         """Checkpoint the open message's text now, if there is one (on shutdown, bounded)."""
@@ -166,10 +163,15 @@ class Outputs:
             log.warning("run %s: saving the streamed text on shutdown failed", self.run.id, exc_info=True)
 
     async def _checkpoint(self, rnd: Round) -> None:
+        self._last_checkpoint = time.monotonic()
         assert rnd.message is not None
         await self.persisted()
-        await self._settle_checkpoint(rnd)
-        await db(checkpoints.save_contents)([(rnd.message.id, text_content(rnd.text))])
+        content, msg_id = text_content(rnd.text), rnd.message.id
+        await db(
+            lambda: Message.objects.filter(id=msg_id, status=Message.Status.IN_PROGRESS).update(
+                content=content
+            )
+        )()
 
     async def close_message(
         self, rnd: Round, content: list[dict[str, Any]], *, reason: str | None = None
@@ -180,7 +182,6 @@ class Outputs:
         msg, step = rnd.message, rnd.message_step
         assert msg is not None and step is not None
         await self.persisted()
-        await self._settle_checkpoint(rnd)
         now = timezone.now()
         msg.content = content
         msg.token_count = rnd.text_tokens() + 4
@@ -260,7 +261,6 @@ class Outputs:
         the run is still this worker's."""
         if rnd is not None and rnd.message_open():
             assert rnd.message is not None
-            await self._settle_checkpoint(rnd)
             content, msg_id = text_content(rnd.text), rnd.message.id
             tokens = rnd.text_tokens() + 4
             await db(lambda: Message.objects.filter(id=msg_id).update(content=content, token_count=tokens))()
@@ -272,10 +272,8 @@ class Outputs:
             self.emitter.emit(event, payload)
 
     def cancel_pending(self) -> None:
-        rnd = self._checkpoint_round
-        if self._checkpoints is not None and rnd is not None and rnd.message is not None:
-            self._checkpoints.discard(rnd.message.id)
-            self._checkpoint_due = False
+        if self._pending_checkpoint is not None:
+            self._pending_checkpoint.cancel()
         if self._marking is not None and not self._marking.done():
             self._marking.cancel()
 
