@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import anyio
 import httpcore2
+import pytest
 
 from assistants_app.backends import client as client_module
 from assistants_app.backends import pacing
@@ -122,3 +124,38 @@ async def test_no_interval_no_pacing(up: FakeUpstream) -> None:
     backend = OpenAICompatBackend(up.base_url, "k", connect_timeout=2.0, stall_timeout=5.0, read_interval=0)
     _, arrivals = await _arrivals(backend)
     assert len(arrivals) >= 8  # a delta per chunk, as they come
+
+
+async def test_reads_go_to_the_byte_stream_with_httpcores_errors(monkeypatch) -> None:
+    """A read on httpcore's anyio stream skips its per-read `fail_after` scope (most of a paced
+    read's CPU) and still times out and ends as httpcore's own read does."""
+    accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put(writer)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    inner = await httpcore2.AnyIOBackend().connect_tcp("127.0.0.1", port, timeout=5)
+    stream = pacing.PacedStream(inner)
+    writer = await accepted.get()
+
+    def no_scope(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the read entered anyio's fail_after")
+
+    monkeypatch.setattr(anyio, "fail_after", no_scope)
+    writer.write(b"hello")
+    await writer.drain()
+    assert await stream.read(100, timeout=5) == b"hello"
+    with pytest.raises(httpcore2.ReadTimeout):
+        await stream.read(100, timeout=0.05)
+    writer.write(b"after the timeout")  # a timed-out read loses nothing that comes later
+    await writer.drain()
+    assert await stream.read(100, timeout=5) == b"after the timeout"
+    writer.close()
+    assert await stream.read(100, timeout=5) == b""  # the peer closed: the end of the stream
+    await stream.aclose()
+    with pytest.raises(httpcore2.ReadError):
+        await stream.read(100)
+    server.close()
+    await server.wait_closed()
