@@ -7,9 +7,10 @@ from html.parser import HTMLParser
 
 import pytest
 
+from assistants_app.web import rendering
 from assistants_app.web.fragments import merge
 from assistants_app.web.live import EventRenderer
-from assistants_app.web.rendering import markdown_to_html, sanitize
+from assistants_app.web.rendering import LiveMarkdown, markdown_to_html, sanitize
 
 
 @pytest.mark.parametrize(
@@ -82,6 +83,45 @@ def test_tables_and_code_blocks_are_kept() -> None:
     assert '<pre><code class="language-python">' in html
     text = re.sub(r"<[^>]+>", "", html)  # Pygments wraps tokens in spans
     assert "if x &lt; 1 and y &gt; 2:" in text and "print('&lt;b&gt;')" in text
+
+
+def _code(html: str) -> str:
+    return html[html.index("<code") : html.index("</code>")]
+
+
+def test_a_growing_code_block_is_plain_until_it_is_final() -> None:
+    """Highlighting the growing block at every partial render cost ~15 ms a render per streaming
+    block: it is highlighted once, when a later block begins, and by the final render."""
+    live = LiveMarkdown()
+    live.append("```python\nif x < 1:\n")
+    done, tail = live.render()
+    assert done == ""
+    assert '<code class="language-python">' in tail and "<span" not in _code(tail)
+    assert "if x &lt; 1:" in tail
+    live.append("    y = 2\n")
+    assert "<span" not in _code(live.render()[1])
+    live.append("```\n\nDone.")
+    done, tail = live.render()
+    assert '<code class="language-python">' in done and '<span class="k">if</span>' in done
+    assert tail == "<p>Done.</p>\n"
+    assert '<span class="k">if</span>' in markdown_to_html(live.text)
+
+
+def test_lexers_are_looked_up_once_per_language(monkeypatch) -> None:
+    calls: list[str] = []
+    real = rendering.get_lexer_by_name  # type: ignore[attr-defined]
+
+    def counting(name: str):
+        calls.append(name)
+        return real(name)
+
+    monkeypatch.setattr(rendering, "get_lexer_by_name", counting)
+    rendering._lexer.cache_clear()
+    for _ in range(3):
+        assert '<span class="n">x</span>' in markdown_to_html("```Python\nx = 1\n```\n\n```python\nx\n```")
+        assert "<span" not in _code(markdown_to_html("```no-such-language\nx = 1\n```"))
+    assert calls == ["python", "no-such-language"]
+    rendering._lexer.cache_clear()
 
 
 def test_inline_formatting_lists_and_quotes() -> None:
