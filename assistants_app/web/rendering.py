@@ -10,16 +10,20 @@ and get a language label and a copy button; citation markers (【n†file】) be
 While a reply streams, `LiveMarkdown` renders it a block at a time (web/consumers.py bounds the
 rate); the final render is `markdown_to_html`, the same as the history view's.
 
-A code block that is still growing is shown as plain text (with its language label and class) and
-highlighted once it is final: when a later block begins, or by the final render. The growing block is rendered again at every partial render, and
-Pygments plus sanitizing its spans cost ~15 ms per render of a 1,000-character Python block on these
-machines (`bench/bench_render.py`): every streaming code block kept ~15% of a core busy, growing with
-the block. Lexers are looked up once per language: Pygments' lookup alone was ~1 ms per block.
+A code block that is still growing is rendered again at every partial render, and highlighting it
+whole each time (Pygments, then sanitizing its spans) cost ~15 ms a render of a 1,000-character
+Python block on these machines (`bench/bench_render.py`): every streaming code block kept ~15% of a
+core busy, more as it grew. So a growing block is highlighted up to its last complete line, and that
+highlight is reused, with the lines after it as plain text, until they are more than a quarter of it
+(at least STREAM_PLAIN_CHARS): the block is highlighted O(log n) times instead of at every render,
+its newest lines show plain for a moment, and blocks that are final are highlighted whole. Lexers
+are looked up once per language: Pygments' lookup alone was ~1 ms per block.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from functools import lru_cache
 from typing import Any
 
@@ -61,6 +65,8 @@ _CLASSES = {
     "a": {"cite-chip"},
 }
 MAX_HIGHLIGHT_CHARS = 50_000
+# Plain text a growing code block may end with before its highlight is redone (see the docstring).
+STREAM_PLAIN_CHARS = 64
 _LANG = re.compile(r"[A-Za-z0-9_+#.-]{1,32}")
 _FORMATTER = HtmlFormatter(nowrap=True)
 # 【4:0†notes.txt】, the markers file search tells the model to write.
@@ -84,16 +90,34 @@ def _lexer(lang: str) -> Lexer | None:
         return None
 
 
+def _growing(code: str, lexer: Lexer, env: EnvType) -> str:
+    """A streaming block: its last highlight, then the rest as plain text. The highlight is
+    sanitized once, when it is made, and stands in the render as a marker (`LiveMarkdown.render`
+    puts it back after sanitizing the rest), so the block's spans are not sanitized again at every
+    render either: that was most of what was left of its cost."""
+    slots: list[str] = env["growing_slots"]
+    cache: dict[int, tuple[str, str]] = env["growing_code"]
+    slot = len(slots)
+    prefix, html = cache.get(slot, ("", ""))
+    rest = code[len(prefix) :]
+    if not prefix or not code.startswith(prefix) or len(rest) > max(STREAM_PLAIN_CHARS, len(prefix) // 4):
+        cut = code.rfind("\n") + 1  # complete lines only: a line's last token may still grow
+        prefix, rest = code[:cut], code[cut:]
+        html = sanitize(highlight(prefix, lexer, _FORMATTER)) if prefix else ""
+        cache[slot] = (prefix, html)
+    slots.append(html)
+    return f"{env['growing_nonce']}{slot}x{escapeHtml(rest)}"
+
+
 def _fence(self: RendererHTML, tokens: list[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
     token = tokens[idx]
     info = (token.info or "").strip().split(" ", 1)[0]
     lang = info if _LANG.fullmatch(info) else ""
     code = token.content
     body = escapeHtml(code)
-    if lang and len(code) <= MAX_HIGHLIGHT_CHARS and not env.get("streaming"):
-        lexer = _lexer(lang.lower())
-        if lexer is not None:
-            body = highlight(code, lexer, _FORMATTER)
+    lexer = _lexer(lang.lower()) if lang and len(code) <= MAX_HIGHLIGHT_CHARS else None
+    if lexer is not None:
+        body = _growing(code, lexer, env) if env.get("streaming") else highlight(code, lexer, _FORMATTER)
     cls = f' class="language-{escapeHtml(lang)}"' if lang else ""
     return (
         '<div class="code-block"><div class="code-head">'
@@ -217,6 +241,14 @@ class LiveMarkdown:
         self.text = ""
         self._done = 0  # characters of `text` rendered as final blocks
         self._env: dict[str, Any] = {"citation_anchors": {}}
+        # The growing block's renders: the same anchors, its code blocks' last highlights (`_growing`),
+        # and the markers that stand for them, which the model cannot guess.
+        self._streaming_env: dict[str, Any] = {
+            "citation_anchors": self._env["citation_anchors"],
+            "streaming": True,
+            "growing_code": {},
+            "growing_nonce": f"hl{secrets.token_hex(16)}n",
+        }
 
     def append(self, text: str) -> None:
         self.text += text
@@ -236,7 +268,11 @@ class LiveMarkdown:
             done_html = sanitize(md.renderer.render(tokens[:cut_token], md.options, self._env))
             self._done += offset
             tokens = tokens[cut_token:]
-        tail_html = sanitize(md.renderer.render(tokens, md.options, {**self._env, "streaming": True}))
+        env = self._streaming_env
+        env["growing_slots"] = []
+        tail_html = sanitize(md.renderer.render(tokens, md.options, env))
+        for slot, html in enumerate(env["growing_slots"]):
+            tail_html = tail_html.replace(f"{env['growing_nonce']}{slot}x", html, 1)
         return done_html, tail_html
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 
@@ -89,22 +90,39 @@ def _code(html: str) -> str:
     return html[html.index("<code") : html.index("</code>")]
 
 
-def test_a_growing_code_block_is_plain_until_it_is_final() -> None:
-    """Highlighting the growing block at every partial render cost ~15 ms a render per streaming
-    block: it is highlighted once, when a later block begins, and by the final render."""
+def test_a_growing_code_block_reuses_its_highlight_and_is_highlighted_whole_once_final(monkeypatch) -> None:
+    """Highlighting the growing block whole at every partial render cost ~15 ms a render: its last
+    highlight is reused, the lines after it plain, until they are more than a quarter of it."""
+    calls: list[str] = []
+    real = rendering.highlight  # type: ignore[attr-defined]
+
+    def counting(code: str, lexer: Any, formatter: Any) -> str:
+        calls.append(code)
+        return real(code, lexer, formatter)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(rendering, "highlight", counting)
     live = LiveMarkdown()
     live.append("```python\nif x < 1:\n")
     done, tail = live.render()
     assert done == ""
-    assert '<code class="language-python">' in tail and "<span" not in _code(tail)
-    assert "if x &lt; 1:" in tail
-    live.append("    y = 2\n")
-    assert "<span" not in _code(live.render()[1])
-    live.append("```\n\nDone.")
+    assert '<code class="language-python"><span class="k">if</span>' in tail
+    live.append("    y = 2")  # an unfinished line: plain after the highlight so far
+    tail = live.render()[1]
+    assert '<span class="k">if</span>' in tail and tail.count('<span class="k">') == 1
+    assert _code(tail).endswith("\n    y = 2")
+    assert len(calls) == 1
+    for i in range(200):
+        live.append(f"\nz{i} = '<b>'")
+        tail = live.render()[1]
+    assert 3 <= len(calls) <= 25  # O(log n) highlights for 200 renders
+    assert "<b>" not in tail and "&lt;b&gt;" in tail
+    plain = _code(tail)[_code(tail).rfind("</span>") :]
+    assert len(plain) <= max(rendering.STREAM_PLAIN_CHARS, len(calls[-1]) // 4) + 40
+    live.append("\n```\n\nDone.")
     done, tail = live.render()
-    assert '<code class="language-python">' in done and '<span class="k">if</span>' in done
+    assert '<span class="n">y</span>' in done and '<span class="n">z199</span>' in done  # whole, once final
     assert tail == "<p>Done.</p>\n"
-    assert '<span class="k">if</span>' in markdown_to_html(live.text)
+    assert "hl" not in re.sub(r"<[^>]+>", "", done)  # no marker left behind
 
 
 def test_lexers_are_looked_up_once_per_language(monkeypatch) -> None:
