@@ -35,9 +35,8 @@ from assistants_app.runs.stream import follow
 from assistants_app.services import chat, chat_decorations
 
 from . import notices
-from .fragments import Op, bubble, merge, render_message, run_controls, run_notice, upsert
+from .fragments import Bubble, Op, bubble, merge, render_message, run_controls, run_notice, upsert
 from .live import EventRenderer
-from .rendering import markdown_to_html
 
 if TYPE_CHECKING:
     from assistants_app.models import Message
@@ -176,7 +175,10 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
     def _rendered(self, msgs: list[Message], deco: chat_decorations.Decorations | None = None) -> list[Op]:
         if deco is None:
             deco = chat_decorations.decorations(self.user, msgs)
-        return [upsert(render_message(bubble(m, deco), self.renderer.assistant_name)) for m in msgs]
+        return [self._op(bubble(m, deco)) for m in msgs]
+
+    def _op(self, view: Bubble) -> Op:
+        return upsert(render_message(view, self.renderer.assistant_name))
 
     def _final_message(self, message_id: str) -> tuple[list[Op], str]:
         """A finished reply rendered from its row (the history view's rendering), and its words for
@@ -185,12 +187,14 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
         if msg is None:
             return [], ""
         deco = chat_decorations.decorations(self.user, [msg])  # once: five queries
-        ops = self._rendered([msg], deco)
+        view = bubble(msg, deco)
+        ops = [self._op(view)]
         name = deco.assistant_names.get(msg.assistant_id or "")
         who = name or self.renderer.assistant_name
-        # strip_tags leaves entities: unescape so that the announcement (escaped once, below) reads
-        # "<b>" where the reply shows "<b>", not "&lt;b&gt;".
-        words = Truncator(" ".join(unescape(strip_tags(markdown_to_html(msg.text))).split())).chars(300)
+        # The words are the reply's rendered text (rendered once: a long reply's Markdown costs
+        # milliseconds). strip_tags leaves entities: unescape so that the announcement (escaped
+        # once, below) reads "<b>" where the reply shows "<b>", not "&lt;b&gt;".
+        words = Truncator(" ".join(unescape(strip_tags(view.html)).split())).chars(300)
         return ops, f"{who} replied: {words}" if words else f"{who} replied."
 
     async def _follower(self) -> None:

@@ -19,6 +19,7 @@ from assistants_app.models import Assistant, Run
 from assistants_app.runs import events
 from assistants_app.runs.recovery import WORKER_LOST
 from assistants_app.services import chat, chat_decorations, conversations
+from assistants_app.web import rendering
 from tests.support import ROOT
 from tests.support.sockets import frames_until, socket
 
@@ -208,7 +209,7 @@ async def test_another_tab_drops_the_version_a_regenerate_replaced(alice, assist
 
 async def test_a_finished_reply_reads_its_decorations_once(executor, alice, assistant, monkeypatch) -> None:
     """Rendering the final reply and naming its assistant for the announcement share one read of the
-    reply's decorations (five queries), not one each."""
+    reply's decorations (five queries), not one each, and one render of its Markdown."""
     real = chat_decorations.decorations
     seen: list[list[str]] = []
 
@@ -217,6 +218,15 @@ async def test_a_finished_reply_reads_its_decorations_once(executor, alice, assi
         return real(user, msgs)
 
     monkeypatch.setattr(chat_decorations, "decorations", counting)
+    rendered: list[str] = []
+    md = rendering._md()  # every whole render (markdown_to_html) goes through its render()
+    real_render = md.render
+
+    def counting_render(text: str, env: Any = None) -> str:
+        rendered.append(text)
+        return str(real_render(text, env))
+
+    monkeypatch.setattr(md, "render", counting_render)
     fake.script(fake.text_turn("Short ", "answer."))
     comm = socket(alice, "?tab=t")
     assert (await comm.connect())[0]
@@ -226,4 +236,5 @@ async def test_a_finished_reply_reads_its_decorations_once(executor, alice, assi
     assert "Helper replied: Short answer." in text
     reply = await sync_to_async(lambda: Run.objects.get(id=run.id).messages.get(role="assistant").id)()
     assert sum(reply in ids for ids in seen) == 1, seen
+    assert rendered.count("Short answer.") == 1, rendered
     await comm.disconnect()
