@@ -257,12 +257,20 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ha
             return
         self._last_flush = planned
         ids = self.renderer.take_dirty()
-        if ids:
+        if not ids:
+            return
+        if self.renderer.cheap(ids):
+            # A short render costs about what a trip to a thread does: that trip, per socket and
+            # interval, was the largest single cost of a streaming chat (docs/benchmarks.md).
+            self._post_partials(self.renderer.partials(ids))
+        else:
             self._rendering = asyncio.ensure_future(self._render_partials(ids))
 
     async def _render_partials(self, ids: list[str]) -> None:
         # Off the event loop: highlighting a long code block must not stall every other socket.
-        rendered = await asyncio.to_thread(self.renderer.partials, ids)
+        self._post_partials(await asyncio.to_thread(self.renderer.partials, ids))
+
+    def _post_partials(self, rendered: list[tuple[str, list[Op]]]) -> None:
         for msg_id, ops in rendered:
             if self.renderer.is_live(msg_id):  # not finished meanwhile (its final render is out)
                 for op in ops:

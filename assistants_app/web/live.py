@@ -94,8 +94,9 @@ class EventRenderer:
         return ids
 
     def partials(self, message_ids: list[str]) -> list[tuple[str, list[Op]]]:
-        """The partial renders of these replies. Pure, so the consumer runs it off its event loop
-        (a long code block costs milliseconds to highlight); one call at a time per renderer."""
+        """The partial renders of these replies. Pure, so the consumer can run it off its event loop
+        when it is not `cheap` (a long code block costs milliseconds to highlight); one call at a
+        time per renderer."""
         out: list[tuple[str, list[Op]]] = []
         for msg_id in message_ids:
             live = self._live.get(msg_id)
@@ -108,6 +109,10 @@ class EventRenderer:
             ops.append(f'<div hx-swap-oob="innerHTML:#m-{msg_id}-tail">{tail}</div>')
             out.append((msg_id, ops))
         return out
+
+    def cheap(self, message_ids: list[str]) -> bool:
+        """Whether the partial renders of these replies are cheap enough for the event loop."""
+        return all(live.cheap() for msg_id in message_ids if (live := self._live.get(msg_id)) is not None)
 
     def flush(self) -> list[Op]:
         """The partial renders of the replies that grew since the last flush."""

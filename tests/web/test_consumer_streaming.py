@@ -3,6 +3,7 @@ ending with exactly the history view's rendering; a reconnecting page learns how
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -237,4 +238,36 @@ async def test_a_finished_reply_reads_its_decorations_once(executor, alice, assi
     reply = await sync_to_async(lambda: Run.objects.get(id=run.id).messages.get(role="assistant").id)()
     assert sum(reply in ids for ids in seen) == 1, seen
     assert rendered.count("Short answer.") == 1, rendered
+    await comm.disconnect()
+
+
+async def test_short_partial_renders_stay_on_the_loop_and_code_goes_to_a_thread(
+    executor, alice, assistant, monkeypatch, settings
+) -> None:
+    """A trip to a thread per socket and interval was the largest single cost of a streaming chat:
+    a short render is made on the event loop; one with a code block (a highlight can take
+    milliseconds) still goes to a thread."""
+    settings.CHAT_RENDER_INTERVAL_MS = 50
+    threaded: list[str] = []
+    real = asyncio.to_thread
+
+    async def counting(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        threaded.append(getattr(fn, "__name__", ""))
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    comm = socket(alice, "?tab=t")
+    assert (await comm.connect())[0]
+    for chunks in (
+        ["A short ", "plain ", "reply ", "in ", "parts."],
+        ["```python\n", "x = 1\n", "y = 2\n", "```"],
+    ):
+        fake.script(fake.text_turn(*chunks, delay=0.08))
+        _, run = await send(alice, "hi")
+        await comm.send_to(text_data=json.dumps({"follow": run.id}))
+        frames = await frames_until(comm, finished)
+        assert len(PARTIAL.findall("".join(frames))) >= 2
+        if chunks[0] == "A short ":
+            assert "partials" not in threaded, threaded
+    assert "partials" in threaded
     await comm.disconnect()
