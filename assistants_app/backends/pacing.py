@@ -109,9 +109,7 @@ class PacedStream(httpcore2.AsyncNetworkStream):
         if stream is None:
             return await self._inner.read(max_bytes, timeout)
         try:
-            if timeout is None:
-                return await stream.receive(max_bytes)
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout):  # None: no deadline, no timer
                 return await stream.receive(max_bytes)
         except anyio.EndOfStream:
             return b""

@@ -251,6 +251,7 @@ class LiveMarkdown:
             "streaming": True,
             "growing_code": {},
             "growing_nonce": f"hl{secrets.token_hex(16)}n",
+            "growing_slots": [],  # this render's highlights, in the order of their markers
         }
 
     def append(self, text: str) -> None:
@@ -278,7 +279,7 @@ class LiveMarkdown:
             self._done += offset
             tokens = tokens[cut_token:]
         env = self._streaming_env
-        env["growing_slots"] = []
+        env["growing_slots"].clear()
         tail_html = sanitize(md.renderer.render(tokens, md.options, env))
         for slot, html in enumerate(env["growing_slots"]):
             tail_html = tail_html.replace(f"{env['growing_nonce']}{slot}x", html, 1)
