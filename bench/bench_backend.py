@@ -9,7 +9,10 @@ streams `tokens` pre-encoded content chunks per request. Paths read the same str
 - `backend`: `OpenAICompatBackend.stream()`, the code under test, to its last event;
 - `sdk`: `client.chat.completions.create(stream=True)` iterated chunk by chunk (a pydantic
   `ChatCompletionChunk` per chunk: what the backend did before it read the stream itself);
-- `httpx`: the same HTTP response read with `aiter_bytes()` and thrown away (the floor: HTTP only).
+- `aiohttp`: the same HTTP response read with `aiter_bytes()` through the SDK's aiohttp client (what
+  the backend uses) and thrown away: the floor, HTTP only;
+- `httpx`: the same with a plain `httpx2.AsyncClient` (httpcore and h11: the backend's HTTP before
+  the tenth session).
 
 Modes: `burst` sends each stream's chunks all at once (few reads, many chunks each: the parsing cost);
 `paced` sends them at `--rate` per stream and second, so most reads carry one chunk, as with a real
@@ -43,6 +46,7 @@ from bench.capacity.procs import PROCS, cpu_seconds, install_cleanup  # noqa: E4
 Reader = Callable[[str, int, float], Awaitable[int]]
 
 
+READ_INTERVAL = 0.0  # --read-interval-ms: the backend's pacing (UPSTREAM_READ_INTERVAL_MS)
 HISTORY: list[dict[str, Any]] = []  # --history: earlier turns sent before the last user message
 
 
@@ -64,7 +68,7 @@ def readers(base_url: str) -> dict[str, Callable[[], Reader]]:
     from assistants_app.backends.openai_compat import OpenAICompatBackend
 
     def backend() -> Reader:
-        be = OpenAICompatBackend(base_url, "bench", max_retries=0)
+        be = OpenAICompatBackend(base_url, "bench", max_retries=0, read_interval=READ_INTERVAL)
 
         async def read(_: str, tokens: int, rate: float) -> int:
             body = _body(tokens, rate)
@@ -90,9 +94,7 @@ def readers(base_url: str) -> dict[str, Callable[[], Reader]]:
 
         return read
 
-    def httpx() -> Reader:
-        client = httpx2.AsyncClient(timeout=60, limits=httpx2.Limits(max_connections=1000))
-
+    def floor(client: httpx2.AsyncClient) -> Reader:
         async def read(_: str, tokens: int, rate: float) -> int:
             url = f"{base_url}/chat/completions"
             async with client.stream("POST", url, json=_body(tokens, rate)) as response:
@@ -102,7 +104,15 @@ def readers(base_url: str) -> dict[str, Callable[[], Reader]]:
 
         return read
 
-    return {"backend": backend, "sdk": sdk, "httpx": httpx}
+    def aiohttp() -> Reader:
+        import openai
+
+        return floor(openai.DefaultAioHttpClient(timeout=60, limits=httpx2.Limits(max_connections=1000)))
+
+    def httpx() -> Reader:
+        return floor(httpx2.AsyncClient(timeout=60, limits=httpx2.Limits(max_connections=1000)))
+
+    return {"backend": backend, "sdk": sdk, "aiohttp": aiohttp, "httpx": httpx}
 
 
 async def measure(read: Reader, streams: int, tokens: int, rate: float, repeats: int) -> dict[str, float]:
@@ -159,8 +169,13 @@ def main() -> None:
     ap.add_argument(
         "--history", type=int, default=0, help="earlier messages (~60 words each) in every request"
     )
-    ap.add_argument("--paths", default="backend,sdk,httpx")
+    ap.add_argument(
+        "--read-interval-ms", type=float, default=0, help="the backend path's UPSTREAM_READ_INTERVAL_MS"
+    )
+    ap.add_argument("--paths", default="backend,sdk,aiohttp,httpx")
     args = ap.parse_args()
+    global READ_INTERVAL
+    READ_INTERVAL = args.read_interval_ms / 1000
     words = " ".join(["history"] * 60)
     HISTORY.extend(
         {"role": "user" if i % 2 == 0 else "assistant", "content": f"{i}: {words}"}

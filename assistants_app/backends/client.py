@@ -1,36 +1,43 @@
 """The one place an `openai.AsyncOpenAI` client is built, and the requests made through it.
 
-Clients are shared per event loop and upstream, and read their responses through pacing.py's network
-streams. The backend (openai_compat) streams completions with `open_stream`; the admin lists an
-upstream's models with `fetch_models`.
+Clients are shared per event loop and upstream. Their HTTP goes through aiohttp, with the SDK's own
+aiohttp client (`openai.DefaultAioHttpClient`, the `openai[aiohttp]` extra): aiohttp parses a
+response in C and hands over everything that arrived in one read, where httpx's HTTP/1.1 stack
+(httpcore and h11, in Python) cost ~100 µs of CPU per streamed chunk, about 40% of what this server
+spent per token (docs/benchmarks.md, tenth session). The backend (openai_compat) streams completions
+with `open_stream`; the admin lists an upstream's models with `fetch_models`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import Any
 
 import httpx2
 import openai
 from openai._constants import RAW_RESPONSE_HEADER
 
-from .pacing import paced_transport
-
 # Local servers (Ollama, llama.cpp) ignore the key, but the SDK refuses an empty one.
 PLACEHOLDER_API_KEY = "not-needed"
 LIST_MODELS_TIMEOUT = 5.0
-# The SDK's default pool size (openai._constants.DEFAULT_CONNECTION_LIMITS): with a transport of
-# our own, httpx no longer applies the client's limits, so the transport is given them.
+# The SDK's default pool size (openai._constants.DEFAULT_CONNECTION_LIMITS), for aiohttp's connector.
 _CONNECTION_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
-# httpx connection pools belong to the event loop that opened them, so clients are cached per loop
+# Connection pools belong to the event loop that opened them, so clients are cached per loop
 # (weakly, so a finished loop's clients go away with it) and then per (base_url, api_key).
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], openai.AsyncOpenAI]] = (
     weakref.WeakKeyDictionary()
 )
 _loopless_clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
+# Set inside `private_clients()`: the clients of that block, not shared with the rest of the loop.
+_private: ContextVar[dict[tuple[str, str], openai.AsyncOpenAI] | None] = ContextVar(
+    "private_clients", default=None
+)
 
 
 def build_client(
@@ -43,10 +50,12 @@ def build_client(
     (openai_compat's module doc says why).
     """
     key = (base_url.rstrip("/"), api_key or PLACEHOLDER_API_KEY)
-    try:
-        cache = _clients.setdefault(asyncio.get_running_loop(), {})
-    except RuntimeError:
-        cache = _loopless_clients
+    cache = _private.get()
+    if cache is None:
+        try:
+            cache = _clients.setdefault(asyncio.get_running_loop(), {})
+        except RuntimeError:
+            cache = _loopless_clients
     client = cache.get(key)
     if client is None or client.is_closed():
         timeout = client_timeout(connect_timeout, stall_timeout)
@@ -55,20 +64,36 @@ def build_client(
             api_key=key[1],
             max_retries=0,
             timeout=timeout,
-            # The SDK's own default client, but reading through pacing.py's network streams.
-            http_client=openai.DefaultAsyncHttpxClient(
-                transport=paced_transport(limits=_CONNECTION_LIMITS), timeout=timeout
-            ),
+            http_client=openai.DefaultAioHttpClient(timeout=timeout, limits=_CONNECTION_LIMITS),
         )
         cache[key] = client
     return client
 
 
 async def close_clients() -> None:
-    """Close the clients cached for the running event loop (for shutdown and test teardown)."""
+    """Close the clients cached for the running event loop (for shutdown and test teardown).
+
+    aiohttp's sessions must be closed on their loop: one left to the garbage collector logs an
+    "Unclosed client session" error (and its sockets stay open until then)."""
     cache = _clients.pop(asyncio.get_running_loop(), {})
     for client in cache.values():
         await client.close()
+
+
+@contextlib.asynccontextmanager
+async def private_clients() -> AsyncIterator[None]:
+    """Within the block (and the tasks it starts), `build_client` gives clients of the block's
+    own, closed at its end. For code whose event loop may end with it (`asyncio.run`, or
+    `async_to_sync` from a thread outside any loop), without closing the clients that other work on
+    a long-lived loop shares."""
+    cache: dict[tuple[str, str], openai.AsyncOpenAI] = {}
+    token = _private.set(cache)
+    try:
+        yield
+    finally:
+        _private.reset(token)
+        for client in cache.values():
+            await client.close()
 
 
 def client_timeout(connect_timeout: float, stall_timeout: float) -> httpx2.Timeout:

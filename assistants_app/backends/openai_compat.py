@@ -18,14 +18,14 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-import anyio
+import aiohttp
 import httpx2
 import openai
 
 from .base import BackendError, ChatRequest, StreamEvent
 from .client import PLACEHOLDER_API_KEY, build_client, client_timeout, open_stream
 from .openai_stream import ChunkMapper, SSEDecoder, decode_data, merge_text
-from .pacing import stream_of
+from .pacing import wait_for_next_tick
 from .refusals import image_refusal
 
 logger = logging.getLogger(__name__)
@@ -38,9 +38,9 @@ DEFAULT_MAX_RETRY_DELAY = 20.0
 # Statuses worth another attempt. 408/409 are transient too (the SDK retries them for the same reason).
 _RETRY_STATUSES = frozenset({408, 409, 429})
 _INVALID_PROMPT_STATUSES = frozenset({400, 404, 413, 422})
-# What a dropped connection raises while the body is read: httpx's errors, plus the TLS failures
-# httpx does not wrap (the same set the SDK maps to APIConnectionError).
-_TRANSPORT_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
+# What a dropped connection raises while the body is read: httpx's errors (the SDK's aiohttp transport
+# maps aiohttp's to them), aiohttp's that it leaves as they are, and TLS failures.
+_TRANSPORT_ERRORS = (httpx2.RequestError, aiohttp.ClientError, ssl.SSLError)
 # After [DONE], how long the rest of the body (normally just the end of the chunked encoding) may
 # take to arrive so the connection can go back to the pool; the SDK waits the same.
 _DRAIN_SECONDS = 0.1
@@ -137,6 +137,8 @@ class OpenAICompatBackend:
             except openai.APIStatusError as err:
                 raise self._status_error(err, params) from err
             except openai.APITimeoutError as err:
+                if not _timed_out(err.__cause__):
+                    raise _Retry(self._connection_error()) from err
                 raise _Retry(self._timeout_error(err.__cause__, streaming=False)) from err
             except openai.APIConnectionError as err:
                 raise _Retry(self._connection_error()) from err
@@ -148,12 +150,6 @@ class OpenAICompatBackend:
 
             decoder, mapper = SSEDecoder(), ChunkMapper()
             yielded = done = False
-            # Once something went out, the connection is read at most once per interval (pacing.py);
-            # the first event is never delayed.
-            paced = stream_of(response) if self.read_interval else None
-            if paced is not None:
-                # Before the body's close hands the connection back to the pool (LIFO).
-                stack.callback(paced.unpace)
             try:
                 async for data in body:
                     events: list[StreamEvent] = []
@@ -173,24 +169,20 @@ class OpenAICompatBackend:
                         raise failure
                     if done:
                         break
-                    if yielded and paced is not None and not paced.paced:
-                        paced.pace(self.read_interval)
+                    if yielded and self.read_interval:
+                        # Once something went out, the body is read once per tick (pacing.py); the
+                        # first event is never delayed.
+                        await wait_for_next_tick(self.read_interval)
             except httpx2.TimeoutException as err:
                 if mapper.finish is None:
-                    error = self._timeout_error(err, streaming=True)
+                    error = self._timeout_error(err, streaming=True) if _timed_out(err) else _dropped_error()
                     raise (error if yielded else _Retry(error)) from err
                 # The answer was complete; only the tail ([DONE]) never came. Keep the answer.
             except _TRANSPORT_ERRORS as err:
                 if mapper.finish is None:
-                    error = BackendError(
-                        "server_error",
-                        "The upstream model server dropped the connection mid-answer.",
-                        retryable=True,
-                    )
+                    error = _dropped_error()
                     raise (error if yielded else _Retry(error)) from err
             if done:
-                if paced is not None:
-                    paced.unpace()  # the rest is only the body's end: no reason to wait for it
                 await _drain(body)
 
         if mapper.finish is None:
@@ -248,6 +240,22 @@ class OpenAICompatBackend:
             f"Could not connect to the upstream model server at {self.base_url}.",
             retryable=True,
         )
+
+
+def _dropped_error() -> BackendError:
+    return BackendError(
+        "server_error", "The upstream model server dropped the connection mid-answer.", retryable=True
+    )
+
+
+def _timed_out(err: BaseException | None) -> bool:
+    """Whether an httpx timeout really was one. The SDK's aiohttp transport maps every aiohttp
+    connection error to httpx's ConnectTimeout, a refused connection or a server that hung up
+    included: the aiohttp error it came from (its cause) says which it was."""
+    cause = err.__cause__ if err is not None else None
+    if isinstance(cause, aiohttp.ClientError):
+        return isinstance(cause, aiohttp.ServerTimeoutError)
+    return True
 
 
 async def _drain(body: AsyncIterator[bytes]) -> None:

@@ -52,6 +52,15 @@ def count_tokens(text: str) -> int:
     return len(_encoding().encode(text, disallowed_special=()))
 
 
+def first_tokens(text: str, n: int) -> str:
+    """The start of `text` that its first `n` tokens make (a character split by the cut is dropped)."""
+    enc = _encoding()
+    tokens = enc.encode(text, disallowed_special=())
+    if len(tokens) <= n:
+        return text
+    return enc.decode_bytes(tokens[: max(0, n)]).decode("utf-8", errors="ignore")
+
+
 def context_window(model: str) -> int:
     if settings.MODEL_CONTEXT_TOKENS:
         return settings.MODEL_CONTEXT_TOKENS

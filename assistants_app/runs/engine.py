@@ -211,14 +211,14 @@ class Execution:
             async for ev in stream:
                 rnd.started = True
                 if isinstance(ev, TextDelta):
-                    if not ev.text:
-                        continue
-                    if rnd.message is None:
-                        await outputs.open_message(rnd)
-                    rnd.add_text(ev.text)
-                    outputs.text_delta(rnd, ev.text)
-                    outputs.maybe_checkpoint(rnd)
-                    if budget is not None and budget.add(ev.text):
+                    text = budget.take(ev.text) if budget is not None else ev.text
+                    if text:
+                        if rnd.message is None:
+                            await outputs.open_message(rnd)
+                        rnd.add_text(text)
+                        outputs.text_delta(rnd, text)
+                        outputs.maybe_checkpoint(rnd)
+                    if budget is not None and budget.exhausted:
                         raise _LimitReached
                 elif isinstance(ev, ToolCallDelta):
                     # Text before tool calls is its own message; close it so its step precedes the tool step.

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from assistants_app import asyncdb
 from assistants_app.asyncdb import db
+from assistants_app.backends.client import close_clients
 from assistants_app.models import Run
 from assistants_app.tools import hosted
 
@@ -115,6 +116,7 @@ class Executor:
             ingest.cancel()
             await self._shutdown()
             await hosted.shutdown()  # after the runs: ends code-interpreter sessions
+            await close_clients()  # the upstream connections of this loop's runs
 
     async def _claim_some(self) -> None:
         free = self.concurrency - len(self.running)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from assistants_app.backends.base import Usage
 from assistants_app.models import Message, RunStep
 
-from .context import count_tokens
+from .context import count_tokens, first_tokens
 
 
 @dataclass
@@ -80,7 +80,9 @@ class TokenBudget:
 
     A token is at least one UTF-8 byte, so the text not yet counted holds at most its byte length in
     tokens: only when that bound could reach the limit is the uncounted text tokenized (and added to
-    what was counted before). Near the limit that happens more often, on ever shorter pieces."""
+    what was counted before). Near the limit that happens more often, on ever shorter pieces. A
+    delta can carry many tokens (all that arrived in one read), so the one that crosses the limit is
+    cut at it."""
 
     __slots__ = ("_bytes", "_counted", "_pieces", "limit")
 
@@ -90,8 +92,13 @@ class TokenBudget:
         self._pieces: list[str] = []
         self._bytes = 0
 
+    @property
+    def exhausted(self) -> bool:
+        return self._counted >= self.limit
+
     def add(self, text: str) -> bool:
-        """Record generated `text`; True once the limit is reached."""
+        """Record generated `text` whole (tool-call arguments are not cut); True once the limit is
+        reached."""
         self._pieces.append(text)
         self._bytes += len(text.encode())
         if self._counted + self._bytes < self.limit:
@@ -99,4 +106,25 @@ class TokenBudget:
         self._counted += count_tokens("".join(self._pieces))
         self._pieces.clear()
         self._bytes = 0
-        return self._counted >= self.limit
+        return self.exhausted
+
+    def take(self, text: str) -> str:
+        """Record generated `text` and return the part of it within the limit: all of it until the
+        limit is reached (then `exhausted`)."""
+        if self.exhausted:
+            return ""
+        before = "".join(self._pieces)  # counted by its byte length only: under the room left
+        self._pieces.append(text)
+        self._bytes += len(text.encode())
+        if self._counted + self._bytes < self.limit:
+            return text
+        pending, room = before + text, self.limit - self._counted
+        self._pieces.clear()
+        self._bytes = 0
+        tokens = count_tokens(pending)
+        if tokens <= room:
+            self._counted += tokens
+            return text
+        self._counted = self.limit
+        kept = first_tokens(pending, room)
+        return kept[len(before) :] if kept.startswith(before) else ""

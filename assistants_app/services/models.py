@@ -130,12 +130,10 @@ def _ask(wanted: list[Endpoint], timeout: float) -> dict[Endpoint, list[ModelObj
             log.warning("could not list the models of %s: %s", endpoint[0], str(err) or type(err).__name__)
 
     async def all_of_them() -> None:
-        from assistants_app.backends.client import close_clients
+        from assistants_app.backends.client import private_clients
 
-        try:
+        async with private_clients():
             await asyncio.gather(*(one(endpoint) for endpoint in wanted))
-        finally:
-            await close_clients()
 
     # A thread of its own: the caller may be a sync view running under an event loop (ASGI), where
     # asyncio.run() is not allowed; a daemon thread also cannot keep a stuck request alive.

@@ -25,6 +25,7 @@ from django.conf import settings
 
 from assistants_app.backends import BackendError, get_backend
 from assistants_app.backends.base import ChatRequest, TextDelta
+from assistants_app.backends.client import private_clients
 from assistants_app.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ def rewrite_queries(queries: list[str]) -> list[str]:
         ) from None
 
     async def all_of_them() -> list[str | None]:
-        async with asyncio.timeout(float(settings.VECTOR_STORE_REWRITE_TIMEOUT)):
+        # Called from a search's thread, this may run on a loop of its own that ends with the call.
+        async with private_clients(), asyncio.timeout(float(settings.VECTOR_STORE_REWRITE_TIMEOUT)):
             return list(await asyncio.gather(*(_rewrite(backend, q) for q in queries)))
 
     try:

@@ -49,13 +49,11 @@ async def collect(backend: OpenAICompatBackend, req: ChatRequest | None = None) 
 async def test_streams_text_in_order_then_usage_then_finish(up: FakeUpstream) -> None:
     up.script(text("Hel", "lo", ", world", usage=(11, 3)))
     events = await collect(make_backend(up))
-    assert events == [
-        TextDelta("Hel"),
-        TextDelta("lo"),
-        TextDelta(", world"),
-        Usage(prompt_tokens=11, completion_tokens=3),
-        Finish("stop"),
-    ]
+    # Chunks that arrive together come out as one delta (aiohttp hands over all it has): the text
+    # and the order of the events are what is promised, not where one delta ends.
+    texts = [e.text for e in events if isinstance(e, TextDelta)]
+    assert "".join(texts) == "Hello, world"
+    assert events[len(texts) :] == [Usage(prompt_tokens=11, completion_tokens=3), Finish("stop")]
     sent = up.requests[0]
     assert sent["stream"] is True
     assert sent["stream_options"] == {"include_usage": True}
@@ -146,7 +144,7 @@ async def test_length_finish(up: FakeUpstream) -> None:
 async def test_500_then_success_is_retried_once(up: FakeUpstream) -> None:
     up.script(error(500, "boom"), text("only", " once"))
     events = await collect(make_backend(up))
-    assert [e.text for e in events if isinstance(e, TextDelta)] == ["only", " once"]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "only once"
     assert len(up.requests) == 2
 
 
@@ -237,7 +235,8 @@ async def test_error_object_mid_stream_is_server_error_with_upstream_message(up:
 async def test_aclose_mid_stream_closes_the_upstream_connection(up: FakeUpstream) -> None:
     up.script(hang(after=["first", " second"]))
     stream = make_backend(up).stream(request())
-    assert await anext(stream) == TextDelta("first")
+    first = await anext(stream)
+    assert isinstance(first, TextDelta) and first.text.startswith("first")
     await stream.aclose()
     assert await asyncio.to_thread(up.wait_closed_early, 1, 2.0)
     assert up.closed_early == 1
