@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from assistants_app.backends import client as client_module
 from tests.fakes.upstream import FakeUpstream, text
 
 
-async def _read(client, up: FakeUpstream) -> bytes:  # type: ignore[no-untyped-def]
+async def _read(client: Any, up: FakeUpstream) -> bytes:
     up.script(text("hello"))
     async with client.chat.completions.with_streaming_response.create(
         model="m", messages=[{"role": "user", "content": "hi"}], stream=True
