@@ -46,6 +46,7 @@ from bench.capacity.procs import PROCS, cpu_seconds, install_cleanup  # noqa: E4
 Reader = Callable[[str, int, float], Awaitable[int]]
 
 
+OPEN: list[Any] = []  # the floor paths' clients, closed at the end (aiohttp's must be)
 READ_INTERVAL = 0.0  # --read-interval-ms: the backend's pacing (UPSTREAM_READ_INTERVAL_MS)
 HISTORY: list[dict[str, Any]] = []  # --history: earlier turns sent before the last user message
 
@@ -76,7 +77,7 @@ def readers(base_url: str) -> dict[str, Callable[[], Reader]]:
             n = 0
             async for ev in be.stream(req):
                 if type(ev) is TextDelta:
-                    n += 1
+                    n += ev.text.count(" w")  # chunks that arrived together come as one delta
             return n
 
         return read
@@ -89,12 +90,14 @@ def readers(base_url: str) -> dict[str, Callable[[], Reader]]:
             stream: Any = await client.chat.completions.create(**_body(tokens, rate))
             async for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
-                    n += 1
+                    n += chunk.choices[0].delta.content.count(" w")
             return n
 
         return read
 
     def floor(client: httpx2.AsyncClient) -> Reader:
+        OPEN.append(client)
+
         async def read(_: str, tokens: int, rate: float) -> int:
             url = f"{base_url}/chat/completions"
             async with client.stream("POST", url, json=_body(tokens, rate)) as response:
@@ -155,6 +158,11 @@ async def main_async(args: argparse.Namespace, base_url: str) -> list[dict[str, 
                     file=sys.stderr,
                 )
                 rows.append(row)
+    from assistants_app.backends.client import close_clients
+
+    await close_clients()
+    for client in OPEN:
+        await client.aclose()
     return rows
 
 

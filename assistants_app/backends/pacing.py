@@ -1,21 +1,21 @@
 """Reading a streaming reply's body at most once per interval (UPSTREAM_READ_INTERVAL_MS).
 
 A model server writes each token as its own small HTTP chunk. Read as they come, every token costs
-this server a wake-up of the task that reads the reply, a parse, an event and a write to each
-reader's socket. So once a reply's text flows, the backend waits for the next tick before it asks
-for more of the body: the tokens that arrived meanwhile are taken in one read, parsed together and
-reach the readers as one write. The first text is never delayed, and a token waits at most one
-interval.
+this server a wake-up on the upstream socket, a parse, an event and a write to each reader's socket,
+and on these machines a wake-up alone costs more CPU than everything else a token needs. So once a
+reply's text flows, its connection is read at most once per interval: the tokens that arrived
+meanwhile wait in the kernel's socket buffer, come in with one read, are parsed together and reach
+the readers as one write. The first text is never delayed, and a token waits at most one interval.
 
-Waiting in the reader works because the body comes from aiohttp (client.py): its connection's
-protocol takes in what the socket delivers and keeps it, decoded from the chunked encoding by
-aiohttp's C parser, and one read hands over everything kept so far. (httpx's HTTP/1.1 stack gave
-one HTTP chunk per read, so it had to be paced below, in its network stream.)
+The body comes from aiohttp (client.py), whose connection protocol reads the socket whenever it is
+readable. Between two ticks `hold` pauses that protocol (aiohttp's own flow control, which takes
+the socket out of the event loop's selector), and resumes it on the tick; aiohttp's C parser then
+decodes everything the socket had, and the next read of the body hands it all over at once.
 
 Every paced reply of an event loop reads on the same ticks: multiples of the interval on the loop's
 clock, one timer per tick for all of them. With reads spaced per reply from its own first text, 50
 replies meant up to 500 separate wake-ups a second at a 100 ms interval; on the shared grid the loop
-wakes once per tick and finds every reply's data ready in the same step.
+wakes once per tick and finds every reply's socket ready in the same step.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from __future__ import annotations
 import asyncio
 import math
 import weakref
+
+import aiohttp
+import httpx2
+from aiohttp.client_proto import ResponseHandler
 
 # Per event loop, the tick deadlines someone waits for, each with the one event its timer sets.
 _TICKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, asyncio.Event]] = (
@@ -54,3 +58,26 @@ async def wait_for_next_tick(interval: float) -> None:
 def _fire(ticks: dict[float, asyncio.Event], deadline: float, event: asyncio.Event) -> None:
     ticks.pop(deadline, None)
     event.set()
+
+
+def protocol_of(response: httpx2.Response) -> ResponseHandler | None:
+    """The aiohttp protocol that reads `response`'s body, if the SDK's aiohttp transport made it
+    (httpx wraps the transport's stream; the SDK's stream keeps aiohttp's response)."""
+    stream = getattr(response.stream, "_stream", response.stream)
+    aio = getattr(stream, "_aiohttp_response", None)
+    connection = aio.connection if isinstance(aio, aiohttp.ClientResponse) else None
+    protocol = connection.protocol if connection is not None else None
+    return protocol if isinstance(protocol, ResponseHandler) else None
+
+
+async def hold(protocol: ResponseHandler | None, interval: float) -> None:
+    """Until the next tick, leave what arrives for `protocol` in the socket's buffer."""
+    if protocol is None or not protocol.connected:
+        await wait_for_next_tick(interval)
+        return
+    protocol.pause_reading()
+    try:
+        await wait_for_next_tick(interval)
+    finally:
+        if protocol.connected:
+            protocol.resume_reading()

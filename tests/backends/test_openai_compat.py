@@ -22,7 +22,7 @@ from assistants_app.backends.base import (
 )
 from assistants_app.backends.client import fetch_models
 from assistants_app.backends.openai_compat import OpenAICompatBackend, backend_from_settings
-from tests.fakes.upstream import FakeUpstream, error, hang, length, malformed, text, tool_calls
+from tests.fakes.upstream import FakeUpstream, error, hang, hang_up, length, malformed, text, tool_calls
 
 
 def make_backend(
@@ -265,7 +265,21 @@ async def test_unreachable_upstream_is_server_error() -> None:
     with pytest.raises(BackendError) as info:
         await collect(backend)
     assert info.value.code == "server_error"
-    assert "connect" in info.value.message
+    # Refused at once: not a timeout, whatever the HTTP client's error mapping calls it.
+    assert info.value.message == f"Could not connect to the upstream model server at {base_url}."
+
+
+async def test_a_server_that_hangs_up_before_answering_is_retried_then_a_connection_error(
+    up: FakeUpstream,
+) -> None:
+    up.script(hang_up(), text("back"))
+    events = await collect(make_backend(up))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "back"
+    up.script(hang_up(), hang_up())
+    with pytest.raises(BackendError) as info:
+        await collect(make_backend(up, max_retries=1))
+    assert info.value.retryable and "stalled" not in info.value.message
+    assert info.value.message == f"Could not connect to the upstream model server at {up.base_url}."
 
 
 async def test_unscripted_requests_echo(up: FakeUpstream) -> None:

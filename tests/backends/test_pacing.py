@@ -7,6 +7,8 @@ import asyncio
 import itertools
 
 import aiohttp
+import pytest
+from aiohttp.client_proto import ResponseHandler
 
 from assistants_app.backends import client as client_module
 from assistants_app.backends import pacing
@@ -23,11 +25,12 @@ async def test_replies_paced_at_different_moments_wake_on_the_same_ticks() -> No
     woke: list[list[float]] = [[], [], []]
 
     async def reads(i: int) -> None:
-        await asyncio.sleep(i * 0.015)
+        await asyncio.sleep(i * 0.01)
         for _ in range(3):
             await pacing.wait_for_next_tick(0.05)
             woke[i].append(loop.time())
 
+    await pacing.wait_for_next_tick(0.05)  # start just after a tick: all three begin before the next
     await asyncio.gather(*(reads(i) for i in range(3)))
     first, *others = woke
     for other in others:
@@ -53,7 +56,23 @@ async def _arrivals(backend: OpenAICompatBackend) -> tuple[float, list[tuple[flo
     return asked, out
 
 
-async def test_a_reply_is_read_once_per_interval_its_first_text_at_once(up: FakeUpstream) -> None:
+def _count_socket_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    reads: list[int] = []
+    data_received = ResponseHandler.data_received
+
+    def counted(self: ResponseHandler, data: bytes) -> None:
+        if data:  # b"" is aiohttp resuming its parser, not a read of the socket
+            reads.append(len(data))
+        data_received(self, data)
+
+    monkeypatch.setattr(ResponseHandler, "data_received", counted)
+    return reads
+
+
+async def test_a_reply_is_read_once_per_interval_its_first_text_at_once(
+    up: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = _count_socket_reads(monkeypatch)
     chunks = [f"t{i} " for i in range(30)]
     up.script(text(*chunks, delay=0.01), text("again", delay=0.01))
     backend = OpenAICompatBackend(up.base_url, "k", connect_timeout=2.0, stall_timeout=5.0, read_interval=0.1)
@@ -61,27 +80,31 @@ async def test_a_reply_is_read_once_per_interval_its_first_text_at_once(up: Fake
     assert "".join(t for _, t in arrivals) == "".join(chunks)  # nothing lost, in order
     assert arrivals[0][0] - asked < 0.09  # the first text is never held
     # 30 chunks over ~0.3 s: with one read per 0.1 s, a handful of reads carry them, each relayed as
-    # one delta, not one wake-up per chunk.
+    # one delta; and the socket itself is read once per tick (paused between), not once per chunk.
     assert len(arrivals) <= 6, arrivals
+    assert len(reads) <= 10, reads
     # The next reply on the same backend starts unpaced: its first text is not held either.
     asked, arrivals = await _arrivals(backend)
     assert [t for _, t in arrivals] and arrivals[0][0] - asked < 0.09
 
 
-async def test_no_interval_no_pacing(up: FakeUpstream) -> None:
+async def test_no_interval_no_pacing(up: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = _count_socket_reads(monkeypatch)
     chunks = [f"t{i} " for i in range(10)]
     up.script(text(*chunks, delay=0.01))
     backend = OpenAICompatBackend(up.base_url, "k", connect_timeout=2.0, stall_timeout=5.0, read_interval=0)
     _, arrivals = await _arrivals(backend)
     assert len(arrivals) >= 8  # a delta per chunk, as they come
+    assert len(reads) >= 8
 
 
 async def test_the_shared_client_speaks_http_through_aiohttp(up: FakeUpstream) -> None:
-    up.script(text("hello"))
+    up.script(text("hello", " world", delay=0.2))  # still streaming when looked at
     client = client_module.build_client(up.base_url, "k")
     async with client.chat.completions.with_streaming_response.create(
         model="m", messages=[{"role": "user", "content": "hi"}], stream=True
     ) as response:
+        assert pacing.protocol_of(response.http_response) is not None  # what `hold` pauses
         body = b"".join([chunk async for chunk in response.iter_bytes()])
     assert b"hello" in body
     session = client._client._transport.client  # type: ignore[attr-defined]

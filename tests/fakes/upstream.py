@@ -186,6 +186,17 @@ class _Malformed(Reply):
             h.close_connection = True
 
 
+@dataclass(frozen=True)
+class _HangUp(Reply):
+    def serve(self, h: _Handler, body: dict[str, Any]) -> None:
+        h.close_connection = True  # read the request, answer nothing, close the socket
+
+
+def hang_up() -> Reply:
+    """Read the request and close the connection without a response (a server that died)."""
+    return _HangUp()
+
+
 def text(*chunks: str, delay: float = 0.0, usage: tuple[int, int] | None = None) -> Reply:
     """Stream `chunks` as content deltas, then finish_reason "stop".
 
