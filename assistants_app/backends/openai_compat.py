@@ -25,7 +25,7 @@ import openai
 from .base import BackendError, ChatRequest, StreamEvent
 from .client import PLACEHOLDER_API_KEY, build_client, client_timeout, open_stream
 from .openai_stream import ChunkMapper, SSEDecoder, decode_data, merge_text
-from .pacing import hold, protocol_of
+from .pacing import aiohttp_response_of, hold
 from .refusals import image_refusal
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class OpenAICompatBackend:
 
             decoder, mapper = SSEDecoder(), ChunkMapper()
             yielded = done = False
-            protocol = protocol_of(response) if self.read_interval else None
+            aio = aiohttp_response_of(response) if self.read_interval else None
             try:
                 async for data in body:
                     events: list[StreamEvent] = []
@@ -173,7 +173,7 @@ class OpenAICompatBackend:
                     if yielded and self.read_interval:
                         # Once something went out, the body is read once per tick (pacing.py); the
                         # first event is never delayed.
-                        await hold(protocol, self.read_interval)
+                        await hold(aio, self.read_interval)
             except httpx2.TimeoutException as err:
                 if mapper.finish is None:
                     error = self._timeout_error(err, streaming=True) if _timed_out(err) else _dropped_error()

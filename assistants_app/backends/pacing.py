@@ -60,24 +60,30 @@ def _fire(ticks: dict[float, asyncio.Event], deadline: float, event: asyncio.Eve
     event.set()
 
 
-def protocol_of(response: httpx2.Response) -> ResponseHandler | None:
-    """The aiohttp protocol that reads `response`'s body, if the SDK's aiohttp transport made it
-    (httpx wraps the transport's stream; the SDK's stream keeps aiohttp's response)."""
+def aiohttp_response_of(response: httpx2.Response) -> aiohttp.ClientResponse | None:
+    """The aiohttp response under `response`, if the SDK's aiohttp transport made it (httpx wraps
+    the transport's stream; the SDK's stream keeps aiohttp's response)."""
     stream = getattr(response.stream, "_stream", response.stream)
     aio = getattr(stream, "_aiohttp_response", None)
-    connection = aio.connection if isinstance(aio, aiohttp.ClientResponse) else None
+    return aio if isinstance(aio, aiohttp.ClientResponse) else None
+
+
+async def hold(aio: aiohttp.ClientResponse | None, interval: float) -> None:
+    """Until the next tick, leave what arrives for `aio`'s body in the socket's buffer.
+
+    Only while the body is still coming: once aiohttp has received all of it, the response gives
+    its connection back to the pool (`connection` is then None), and that protocol is no longer
+    this response's to pause."""
+    connection = aio.connection if aio is not None else None
     protocol = connection.protocol if connection is not None else None
-    return protocol if isinstance(protocol, ResponseHandler) else None
-
-
-async def hold(protocol: ResponseHandler | None, interval: float) -> None:
-    """Until the next tick, leave what arrives for `protocol` in the socket's buffer."""
-    if protocol is None or not protocol.connected:
+    if not isinstance(protocol, ResponseHandler) or not protocol.connected:
         await wait_for_next_tick(interval)
         return
     protocol.pause_reading()
     try:
         await wait_for_next_tick(interval)
     finally:
+        # Paused, it received nothing meanwhile, so the body cannot have ended and the connection
+        # is still this response's, unless it was closed.
         if protocol.connected:
             protocol.resume_reading()

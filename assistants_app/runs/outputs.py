@@ -20,6 +20,7 @@ from django.utils import timezone
 from assistants_app.asyncdb import db
 from assistants_app.models import Message, Run, RunStep
 from assistants_app.models.run import EXECUTING_STATUSES
+from assistants_app.models.thread import checkpoint_content
 from assistants_app.serializers import message_obj, step_obj
 
 from .emitter import Emitter
@@ -167,11 +168,7 @@ class Outputs:
         assert rnd.message is not None
         await self.persisted()
         content, msg_id = text_content(rnd.text), rnd.message.id
-        await db(
-            lambda: Message.objects.filter(id=msg_id, status=Message.Status.IN_PROGRESS).update(
-                content=content
-            )
-        )()
+        await db(checkpoint_content)(msg_id, content)
 
     async def close_message(
         self, rnd: Round, content: list[dict[str, Any]], *, reason: str | None = None
