@@ -52,7 +52,7 @@ DEFAULTS: Final[dict[str, str | int | float | bool]] = {
     "UPSTREAM_MAX_RETRIES": 3,
     "UPSTREAM_RETRY_BASE_SECONDS": 0.5,
     # Once a reply's text flows, its stream is read at most once per this many ms, so the tokens
-    # that arrived meanwhile travel as one delta (0: every chunk on its own). The chat page renders
+    # that arrived meanwhile travel as one delta (0: read as data comes). The chat page renders
     # every CHAT_RENDER_INTERVAL_MS (100) anyway; 100 rather than 50 cost /v1 11-27% less CPU per
     # token (docs/benchmarks.md, seventh session).
     "UPSTREAM_READ_INTERVAL_MS": 100,

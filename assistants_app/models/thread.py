@@ -131,9 +131,14 @@ def checkpoint_content(message_id: str, content: list[dict[str, Any]]) -> int:
     if sql is None:
         q = connection.ops.quote_name
         meta = Message._meta
+
+        def col(name: str) -> str:
+            field = meta.get_field(name)
+            assert isinstance(field, models.Field)
+            return q(str(field.column))
+
         sql = _CHECKPOINT_SQL[alias] = (
-            f"UPDATE {q(meta.db_table)} SET {q(meta.get_field('content').column)} = %s "
-            f"WHERE {q(meta.pk.column)} = %s AND {q(meta.get_field('status').column)} = %s"
+            f"UPDATE {q(meta.db_table)} SET {col('content')} = %s WHERE {col('id')} = %s AND {col('status')} = %s"
         )
     value = Message._meta.get_field("content").get_db_prep_save(content, connection)
     with connection.cursor() as cursor:
