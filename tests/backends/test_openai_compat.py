@@ -20,9 +20,10 @@ from assistants_app.backends.base import (
     ToolCallDelta,
     Usage,
 )
-from assistants_app.backends.client import fetch_models
+from assistants_app.backends.client import close_clients, fetch_models
 from assistants_app.backends.openai_compat import OpenAICompatBackend, backend_from_settings
 from tests.fakes.upstream import FakeUpstream, error, hang, hang_up, length, malformed, text, tool_calls
+from tests.support.tls import tls_contexts
 
 
 def make_backend(
@@ -280,6 +281,25 @@ async def test_a_server_that_hangs_up_before_answering_is_retried_then_a_connect
         await collect(make_backend(up, max_retries=1))
     assert info.value.retryable and "stalled" not in info.value.message
     assert info.value.message == f"Could not connect to the upstream model server at {up.base_url}."
+
+
+async def test_an_https_upstream_is_verified_against_the_configured_cas(tmp_path, monkeypatch) -> None:
+    """The way to OpenAI itself: TLS through aiohttp, with the CAs the SDK's default client would
+    trust (SSL_CERT_FILE here); a certificate no CA vouches for is refused, in plain words."""
+    server_ctx, _, ca_pem = tls_contexts("127.0.0.1")
+    (tmp_path / "ca.pem").write_bytes(ca_pem)
+    with FakeUpstream(tls=server_ctx) as up:
+        assert up.base_url.startswith("https://")
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+        up.script(text("over", " TLS"))
+        events = await collect(make_backend(up))
+        assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "over TLS"
+        await close_clients()
+        monkeypatch.delenv("SSL_CERT_FILE")  # the system's CAs only: they never signed this one
+        up.script(text("never"))
+        with pytest.raises(BackendError) as info:
+            await collect(make_backend(up, max_retries=0))
+        assert info.value.message == f"Could not connect to the upstream model server at {up.base_url}."
 
 
 async def test_unscripted_requests_echo(up: FakeUpstream) -> None:

@@ -20,6 +20,7 @@ import math
 import secrets
 import select
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -452,8 +453,12 @@ class _Server(ThreadingHTTPServer):
 class FakeUpstream:
     """A real HTTP server imitating an OpenAI-compatible Chat Completions API. See the module docstring."""
 
-    def __init__(self, model_ids: Sequence[str] = ("fake-model",)) -> None:
+    def __init__(
+        self, model_ids: Sequence[str] = ("fake-model",), *, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """`tls`: serve https with this server-side context."""
         self.model_ids = list(model_ids)
+        self._tls = tls
         self._lock = threading.Lock()
         self._closed_cond = threading.Condition(self._lock)
         self._queue: deque[Reply] = deque()
@@ -471,6 +476,8 @@ class FakeUpstream:
     def start(self) -> Self:
         self._stopping.clear()
         self._server = _Server(self)
+        if self._tls is not None:
+            self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -514,7 +521,7 @@ class FakeUpstream:
         if self._server is None:
             raise RuntimeError("FakeUpstream is not running: use it as a context manager or call start()")
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return f"{'https' if self._tls else 'http'}://{host!s}:{port}/v1"
 
     def script(self, *replies: Reply) -> None:
         """Queue replies, consumed one per chat completion request, first in first out."""

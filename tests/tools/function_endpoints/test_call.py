@@ -4,16 +4,14 @@ reads back, and the guards (addresses, pinning, redirects, timeouts, size caps).
 from __future__ import annotations
 
 import json
-import ssl
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from assistants_app.tools.function_endpoints import guard
 from assistants_app.tools.function_endpoints.call import Endpoint, call
 from tests.fakes.endpoint import FakeEndpoint
+from tests.support.tls import tls_contexts
 
 
 @pytest.fixture
@@ -202,66 +200,11 @@ def test_the_allow_list_setting_is_parsed_strictly() -> None:
 
 
 # --- https ----------------------------------------------------------------------------------------------
-def _tls_contexts(name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A throwaway CA and a certificate for `name`: (the server's context, a client context trusting
-    only that CA)."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(2)
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    with tempfile.TemporaryDirectory() as tmp:
-        cert_file, key_file = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-        cert_file.write_bytes(leaf.public_bytes(pem))
-        key_file.write_bytes(
-            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        )
-        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        server.load_cert_chain(cert_file, key_file)
-    client = ssl.create_default_context(cadata=ca.public_bytes(pem).decode())
-    return server, client
-
-
 @pytest.fixture
 def tls_ep(settings, monkeypatch) -> Iterator[FakeEndpoint]:
     """An https endpoint for weather.example.test (resolved, by the guard, to 127.0.0.1)."""
     settings.FUNCTION_ENDPOINTS_ALLOWED_PRIVATE = "127.0.0.1"
-    server_ctx, client_ctx = _tls_contexts("weather.example.test")
+    server_ctx, client_ctx, _ = tls_contexts("weather.example.test")
 
     async def resolve(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
