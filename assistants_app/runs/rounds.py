@@ -96,16 +96,24 @@ class TokenBudget:
     def exhausted(self) -> bool:
         return self._counted >= self.limit
 
-    def add(self, text: str) -> bool:
-        """Record generated `text` whole (tool-call arguments are not cut); True once the limit is
-        reached."""
+    def _record(self, text: str) -> str | None:
+        """Add `text` to what is not counted yet; once that could reach the limit, return all of it
+        (no longer pending: the caller counts it)."""
         self._pieces.append(text)
         self._bytes += len(text.encode())
         if self._counted + self._bytes < self.limit:
-            return False
-        self._counted += count_tokens("".join(self._pieces))
+            return None
+        pending = "".join(self._pieces)
         self._pieces.clear()
         self._bytes = 0
+        return pending
+
+    def add(self, text: str) -> bool:
+        """Record generated `text` whole (tool-call arguments are not cut); True once the limit is
+        reached."""
+        pending = self._record(text)
+        if pending is not None:
+            self._counted += count_tokens(pending)
         return self.exhausted
 
     def take(self, text: str) -> str:
@@ -113,18 +121,15 @@ class TokenBudget:
         limit is reached (then `exhausted`)."""
         if self.exhausted:
             return ""
-        before = "".join(self._pieces)  # counted by its byte length only: under the room left
-        self._pieces.append(text)
-        self._bytes += len(text.encode())
-        if self._counted + self._bytes < self.limit:
+        pending = self._record(text)
+        if pending is None:
             return text
-        pending, room = before + text, self.limit - self._counted
-        self._pieces.clear()
-        self._bytes = 0
+        room = self.limit - self._counted
         tokens = count_tokens(pending)
         if tokens <= room:
             self._counted += tokens
             return text
         self._counted = self.limit
+        before = pending[: len(pending) - len(text)]  # earlier deltas, already passed on whole
         kept = first_tokens(pending, room)
         return kept[len(before) :] if kept.startswith(before) else ""
