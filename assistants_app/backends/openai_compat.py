@@ -137,8 +137,6 @@ class OpenAICompatBackend:
             except openai.APIStatusError as err:
                 raise self._status_error(err, params) from err
             except openai.APITimeoutError as err:
-                if not _timed_out(err.__cause__):
-                    raise _Retry(self._connection_error()) from err
                 raise _Retry(self._timeout_error(err.__cause__, streaming=False)) from err
             except openai.APIConnectionError as err:
                 raise _Retry(self._connection_error()) from err
@@ -176,7 +174,7 @@ class OpenAICompatBackend:
                         await hold(aio, self.read_interval)
             except httpx2.TimeoutException as err:
                 if mapper.finish is None:
-                    error = self._timeout_error(err, streaming=True) if _timed_out(err) else _dropped_error()
+                    error = self._timeout_error(err, streaming=True)
                     raise (error if yielded else _Retry(error)) from err
                 # The answer was complete; only the tail ([DONE]) never came. Keep the answer.
             except _TRANSPORT_ERRORS as err:
@@ -228,6 +226,8 @@ class OpenAICompatBackend:
         return BackendError("server_error", f"The upstream model server answered HTTP {status}: {detail}")
 
     def _timeout_error(self, cause: BaseException | None, *, streaming: bool) -> BackendError:
+        if not _timed_out(cause):  # a refused or dropped connection that httpx calls a timeout
+            return _dropped_error() if streaming else self._connection_error()
         if isinstance(cause, httpx2.ConnectTimeout):
             message = f"Could not connect to the upstream model server at {self.base_url} within {self.connect_timeout:g}s."
         else:
